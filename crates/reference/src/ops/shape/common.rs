@@ -147,12 +147,6 @@ pub fn elem_order(data: &Data) -> Result<Box<dyn Fn(usize, usize) -> Ordering + 
     })
 }
 
-/// Whether elements `i` and `j` of `data` are equal (NaN equal to NaN).
-pub fn elem_eq(data: &Data) -> Result<Box<dyn Fn(usize, usize) -> bool + '_>, OpError> {
-    let ord = elem_order(data)?;
-    Ok(Box::new(move |i, j| ord(i, j) == Ordering::Equal))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,14 +4,24 @@
 mod common;
 mod concat;
 mod constant;
+mod depth_space;
 mod expand;
 mod gather;
 mod identity;
+mod nonzero;
+mod onehot;
+mod pad;
+mod range;
 mod reshape;
+mod reverse_sequence;
+mod scatter;
 mod shape_of;
 mod slice;
 mod split;
+mod topk;
 mod transpose;
+mod trilu;
+mod unique;
 
 use crate::Registry;
 
@@ -33,6 +43,22 @@ pub fn register(r: &mut Registry) {
     r.tensor("Gather", 1..=21, gather::gather);
     r.tensor("GatherElements", 11..=21, gather::gather_elements);
     r.tensor("GatherND", 11..=21, gather::gather_nd);
+    r.tensor("ScatterElements", 11..=21, scatter::scatter_elements);
+    r.tensor("Scatter", 9..=10, scatter::scatter_elements);
+    r.tensor("ScatterND", 11..=21, scatter::scatter_nd);
     r.tensor("Expand", 8..=21, expand::expand);
     r.tensor("Tile", 1..=21, expand::tile);
+    r.tensor("Pad", 1..=21, pad::pad);
+    r.tensor("CenterCropPad", 18..=21, pad::center_crop_pad);
+    r.tensor("Range", 11..=21, range::range);
+    r.tensor("Trilu", 14..=21, trilu::trilu);
+    r.tensor("EyeLike", 9..=21, trilu::eye_like);
+    r.tensor("OneHot", 9..=21, onehot::one_hot);
+    r.tensor("TopK", 1..=21, topk::top_k);
+    r.tensor("NonZero", 9..=21, nonzero::non_zero);
+    r.tensor("Compress", 9..=21, nonzero::compress);
+    r.tensor("Unique", 11..=21, unique::unique);
+    r.tensor("SpaceToDepth", 1..=21, depth_space::space_to_depth);
+    r.tensor("DepthToSpace", 1..=21, depth_space::depth_to_space);
+    r.tensor("ReverseSequence", 10..=21, reverse_sequence::reverse_sequence);
 }
