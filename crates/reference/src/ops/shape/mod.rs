@@ -13,6 +13,7 @@ mod onehot;
 mod pad;
 mod range;
 mod reshape;
+mod resize;
 mod reverse_sequence;
 mod scatter;
 mod shape_of;
@@ -60,5 +61,7 @@ pub fn register(r: &mut Registry) {
     r.tensor("Unique", 11..=21, unique::unique);
     r.tensor("SpaceToDepth", 1..=21, depth_space::space_to_depth);
     r.tensor("DepthToSpace", 1..=21, depth_space::depth_to_space);
+    r.tensor("Resize", 10..=21, resize::resize);
+    r.tensor("Upsample", 7..=9, resize::upsample);
     r.tensor("ReverseSequence", 10..=21, reverse_sequence::reverse_sequence);
 }
