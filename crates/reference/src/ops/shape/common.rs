@@ -20,7 +20,9 @@ pub fn take(data: &Data, idx: &[usize]) -> Result<Data, OpError> {
         Data::I4(v) => Ok(Data::I4(pick(v, idx)?)),
         Data::U4(v) => Ok(Data::U4(pick(v, idx)?)),
         Data::String(v) => Ok(Data::String(pick(v, idx)?)),
-        other => with_elem!(other, v => pick_elem(v, idx), o => bail!("cannot move elements of {}", o.dtype())),
+        other => {
+            with_elem!(other, v => pick_elem(v, idx), o => bail!("cannot move elements of {}", o.dtype()))
+        }
     }
 }
 
@@ -41,7 +43,9 @@ pub fn concat(parts: &[&Data]) -> Result<Data, OpError> {
         Data::I4(_) => Data::I4(cat(parts, |d| if let Data::I4(v) = d { Some(v.as_slice()) } else { None })),
         Data::U4(_) => Data::U4(cat(parts, |d| if let Data::U4(v) = d { Some(v.as_slice()) } else { None })),
         Data::String(_) => Data::String(cat(parts, |d| if let Data::String(v) = d { Some(v.as_slice()) } else { None })),
-        other => with_elem!(other, v => cat_elem(parts, v), o => bail!("cannot concatenate {}", o.dtype())),
+        other => {
+            with_elem!(other, v => cat_elem(parts, v), o => bail!("cannot concatenate {}", o.dtype()))
+        }
     })
 }
 
@@ -102,11 +106,19 @@ pub fn checked_shape(dims: &[i64]) -> Result<Vec<usize>, OpError> {
     Ok(dims.iter().map(|&d| d as usize).collect())
 }
 
+/// Maps a possibly negative axis into `0..rank`; a scalar has no axis.
+pub fn axis(a: i64, rank: usize) -> Result<usize, OpError> {
+    if rank == 0 {
+        bail!("axis {a} given for a scalar, which has no axes");
+    }
+    crate::util::axis(a, rank)
+}
+
 /// Normalises a list of possibly negative axes for `rank`, refusing duplicates.
 pub fn axes_list(axes: &[i64], rank: usize) -> Result<Vec<usize>, OpError> {
     let mut out = Vec::with_capacity(axes.len());
     for &a in axes {
-        let ax = crate::util::axis(a, rank)?;
+        let ax = axis(a, rank)?;
         if out.contains(&ax) {
             bail!("axis {a} is repeated in {axes:?}");
         }
@@ -143,7 +155,9 @@ pub fn elem_order(data: &Data) -> Result<Box<dyn Fn(usize, usize) -> Ordering + 
         Data::I4(v) => Box::new(move |i, j| v[i].cmp(&v[j])),
         Data::U4(v) => Box::new(move |i, j| v[i].cmp(&v[j])),
         Data::String(v) => Box::new(move |i, j| v[i].cmp(&v[j])),
-        other => with_elem!(other, v => by_value(v), o => bail!("cannot order {} elements", o.dtype())),
+        other => {
+            with_elem!(other, v => by_value(v), o => bail!("cannot order {} elements", o.dtype()))
+        }
     })
 }
 

@@ -1,7 +1,7 @@
 //! Concat.
 
-use super::common::{concat as concat_data, take};
-use crate::util::axis;
+use super::common::{axis, concat as concat_data, take};
+
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::Tensor;
 

@@ -7,7 +7,10 @@ use kiln_tensor::Tensor;
 
 fn dims4(x: &Tensor, b: i64) -> Result<([usize; 4], usize), OpError> {
     let [n, c, h, w] = *x.shape() else { bail!("input must be 4-D (N, C, H, W), got {:?}", x.shape()) };
-    let b = usize::try_from(b).ok().filter(|&b| b > 0).ok_or_else(|| OpError::Invalid(format!("attribute 'blocksize' must be positive, got {b}")))?;
+    let b = usize::try_from(b)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| OpError::Invalid(format!("attribute 'blocksize' must be positive, got {b}")))?;
     Ok(([n, c, h, w], b))
 }
 

@@ -1,7 +1,7 @@
 //! Expand and Tile.
 
-use super::common::{gather_flat, index_map};
-use crate::util::{axis, broadcast_index, broadcast_shapes, ints, opt, req, strides};
+use super::common::{axis, gather_flat, index_map};
+use crate::util::{broadcast_index, broadcast_shapes, ints, opt, req, strides};
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::Tensor;
 

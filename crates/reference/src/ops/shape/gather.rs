@@ -1,7 +1,7 @@
 //! Gather, GatherElements and GatherND.
 
-use super::common::{gather_flat, index_map, wrap_index};
-use crate::util::{axis, ints, req, strides};
+use super::common::{axis, gather_flat, index_map, wrap_index};
+use crate::util::{ints, req, strides};
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::Tensor;
 
@@ -102,7 +102,10 @@ impl NdPlan {
             bail!("data {data:?} and indices {ind:?} must have rank 1 or more");
         }
         let m = ind[q - 1];
-        let b = usize::try_from(b).ok().filter(|&b| b < q && b < r).ok_or_else(|| OpError::Invalid(format!("attribute 'batch_dims' must be in [0, {}), got {b}", q.min(r))))?;
+        let b = usize::try_from(b)
+            .ok()
+            .filter(|&b| b < q && b < r)
+            .ok_or_else(|| OpError::Invalid(format!("attribute 'batch_dims' must be in [0, {}), got {b}", q.min(r))))?;
         if m + b > r {
             bail!("index rows of length {m} with {b} batch dims exceed the data rank {r}");
         }

@@ -1,7 +1,7 @@
 //! NonZero and Compress.
 
-use super::common::gather_flat;
-use crate::util::{axis, req};
+use super::common::{axis, gather_flat};
+use crate::util::req;
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::{Data, Tensor};
 

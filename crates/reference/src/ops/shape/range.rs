@@ -19,7 +19,10 @@ pub fn range(_ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Op
         }
         let (diff, step) = (limit as i128 - start as i128, delta as i128);
         let n = if diff != 0 && (diff > 0) == (step > 0) { (diff.abs() + step.abs() - 1) / step.abs() } else { 0 };
-        let n = usize::try_from(n).ok().filter(|&n| n <= kiln_tensor::MAX_ELEMENTS).ok_or_else(|| OpError::Invalid(format!("range of {n} elements is too large")))?;
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= kiln_tensor::MAX_ELEMENTS)
+            .ok_or_else(|| OpError::Invalid(format!("range of {n} elements is too large")))?;
         let v: Vec<i64> = (0..n as i64).map(|i| start.wrapping_add(i.wrapping_mul(delta))).collect();
         Tensor::from_vec(vec![n], v)?.cast(dtype)?.into_data()
     } else {
@@ -29,7 +32,7 @@ pub fn range(_ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Op
             bail!("delta must be finite and non-zero, got {delta}");
         }
         let n = ((limit - start) / delta).ceil().max(0.0);
-        if !(n <= kiln_tensor::MAX_ELEMENTS as f64) {
+        if !(0.0..=kiln_tensor::MAX_ELEMENTS as f64).contains(&n) {
             bail!("range of {n} elements is too large");
         }
         let v: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * delta).collect();

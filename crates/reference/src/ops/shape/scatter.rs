@@ -1,8 +1,8 @@
 //! ScatterElements (and its deprecated alias Scatter) and ScatterND, with reductions.
 
-use super::common::{concat, for_each_index, take, wrap_index};
+use super::common::{axis, concat, for_each_index, take, wrap_index};
 use super::gather::NdPlan;
-use crate::util::{axis, ints, req, strides};
+use crate::util::{ints, req, strides};
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::{Elem, Tensor, with_elem};
 use std::cmp::Ordering;
@@ -111,8 +111,20 @@ impl Reduce {
             Reduce::Add => T::from_i64(a.to_i64().wrapping_add(b.to_i64())),
             Reduce::Mul if float => T::from_f64(a.to_f64() * b.to_f64()),
             Reduce::Mul => T::from_i64(a.to_i64().wrapping_mul(b.to_i64())),
-            Reduce::Max => if b.partial_cmp(&a) == Some(Ordering::Greater) { b } else { a },
-            Reduce::Min => if b.partial_cmp(&a) == Some(Ordering::Less) { b } else { a },
+            Reduce::Max => {
+                if b.partial_cmp(&a) == Some(Ordering::Greater) {
+                    b
+                } else {
+                    a
+                }
+            }
+            Reduce::Min => {
+                if b.partial_cmp(&a) == Some(Ordering::Less) {
+                    b
+                } else {
+                    a
+                }
+            }
         }
     }
 }

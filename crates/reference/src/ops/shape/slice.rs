@@ -33,7 +33,9 @@ pub fn slice(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpE
             bail!("slice step for axis {ax} must not be 0");
         }
         let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
-        let (b, e) = if s > 0 {
+        let (b, e) = if d == 0 {
+            (0, 0)
+        } else if s > 0 {
             (norm(starts[k]).clamp(0, d), norm(ends[k]).clamp(0, d))
         } else {
             (norm(starts[k]).clamp(0, d - 1), norm(ends[k]).clamp(-1, d - 1))

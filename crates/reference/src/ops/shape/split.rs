@@ -1,7 +1,7 @@
 //! Split.
 
-use super::common::gather_flat;
-use crate::util::{axis, ints, opt, req};
+use super::common::{axis, gather_flat};
+use crate::util::{ints, opt, req};
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::Tensor;
 
@@ -35,11 +35,13 @@ pub fn split(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpE
                 bail!("axis {ax} of size {dim} cannot be split into {n} equal parts");
             };
             let mut left = dim;
-            (0..n).map(|_| {
-                let s = part.min(left);
-                left -= s;
-                s
-            }).collect()
+            (0..n)
+                .map(|_| {
+                    let s = part.min(left);
+                    left -= s;
+                    s
+                })
+                .collect()
         }
     };
     let mut out = Vec::with_capacity(sizes.len());

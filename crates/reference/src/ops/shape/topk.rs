@@ -1,7 +1,7 @@
 //! TopK.
 
-use super::common::{elem_order, take};
-use crate::util::{axis, opt, req};
+use super::common::{axis, elem_order, take};
+use crate::util::{opt, req};
 use crate::{OpCtx, OpError, bail};
 use kiln_tensor::Tensor;
 

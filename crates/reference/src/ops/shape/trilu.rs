@@ -38,7 +38,9 @@ pub fn eye_like(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
     let x = req(inputs, 0)?;
     let [rows, cols] = *x.shape() else { bail!("EyeLike needs a 2-D input, got {:?}", x.shape()) };
     let dtype = match ctx.node.attr_int("dtype") {
-        Some(code) => DType::from_onnx(code as i32).ok_or_else(|| OpError::Invalid(format!("attribute 'dtype' {code} is not a supported type")))?,
+        Some(code) => {
+            DType::from_onnx(code as i32).ok_or_else(|| OpError::Invalid(format!("attribute 'dtype' {code} is not a supported type")))?
+        }
         None => x.dtype(),
     };
     let k = ctx.attr_i("k", 0);

@@ -1,7 +1,7 @@
 //! Unique.
 
-use super::common::{elem_order, gather_flat};
-use crate::util::{axis, req};
+use super::common::{axis, elem_order, gather_flat};
+use crate::util::req;
 use crate::{OpCtx, OpError};
 use kiln_tensor::Tensor;
 use std::cmp::Ordering;

@@ -31,7 +31,8 @@ pub fn resize(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Op
         Some(a) => axes_list(a, rank)?,
         None => (0..rank).collect(),
     };
-    let transform = if legacy { Transform::Asymmetric } else { Transform::parse(ctx.attr_s("coordinate_transformation_mode", "half_pixel"))? };
+    let transform =
+        if legacy { Transform::Asymmetric } else { Transform::parse(ctx.attr_s("coordinate_transformation_mode", "half_pixel"))? };
     let rounding = if legacy { Rounding::Floor } else { Rounding::parse(ctx.attr_s("nearest_mode", "round_prefer_floor"))? };
     let mode = mode(ctx.attr_s("mode", "nearest"), rounding, ctx)?;
     let roi = match roi {
@@ -73,7 +74,9 @@ pub fn upsample(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
     let x = req(inputs, 0)?;
     let scales: Vec<f64> = match opt(inputs, 1) {
         Some(s) => s.to_f64_vec()?,
-        None => ctx.attr_floats("scales").ok_or_else(|| OpError::Invalid("Upsample needs scales".into()))?.iter().map(|&v| v as f64).collect(),
+        None => {
+            ctx.attr_floats("scales").ok_or_else(|| OpError::Invalid("Upsample needs scales".into()))?.iter().map(|&v| v as f64).collect()
+        }
     };
     if scales.len() != x.rank() || scales.iter().any(|&v| !(v >= 1.0 && v.is_finite())) {
         bail!("scales {scales:?} must hold one scale of at least 1 per axis (rank {})", x.rank());
@@ -96,7 +99,9 @@ fn mode(name: &str, rounding: Rounding, ctx: &OpCtx) -> Result<Mode, OpError> {
     Ok(match name {
         "nearest" => Mode::Nearest(rounding),
         "linear" | "bilinear" | "trilinear" => Mode::Linear,
-        "cubic" | "bicubic" => Mode::Cubic { a: ctx.attr_f("cubic_coeff_a", -0.75) as f64, exclude_outside: ctx.attr_i("exclude_outside", 0) != 0 },
+        "cubic" | "bicubic" => {
+            Mode::Cubic { a: ctx.attr_f("cubic_coeff_a", -0.75) as f64, exclude_outside: ctx.attr_i("exclude_outside", 0) != 0 }
+        }
         m => bail!("attribute 'mode' must be nearest, linear or cubic, got '{m}'"),
     })
 }

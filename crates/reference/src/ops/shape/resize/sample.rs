@@ -2,9 +2,9 @@
 //! weight), applied one axis at a time.
 
 use super::coords::{Axis, Rounding, Transform};
+use crate::OpError;
 use crate::ops::shape::common::{for_each_index, gather_or_fill};
 use crate::util::strides;
-use crate::OpError;
 use kiln_tensor::{Data, Tensor};
 
 /// Where one output position of one axis reads: weighted input positions, or nothing
