@@ -24,6 +24,9 @@ mod transpose;
 mod trilu;
 mod unique;
 
+#[cfg(test)]
+mod tests;
+
 use crate::Registry;
 
 pub fn register(r: &mut Registry) {
