@@ -30,5 +30,7 @@ pub fn dropout(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, O
         return Err(OpError::Unsupported("Dropout in training mode with a ratio above zero is random".into()));
     }
     let mask = Tensor::new(x.shape().to_vec(), Data::Bool(vec![true; x.len()]))?;
+    // Before opset 10 the mask had the input's type.
+    let mask = if ctx.opset() < 10 { mask.cast(x.dtype())? } else { mask };
     Ok(vec![x.clone(), mask])
 }

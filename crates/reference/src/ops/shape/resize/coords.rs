@@ -41,7 +41,8 @@ pub struct Axis {
 
 impl Axis {
     /// The input coordinate that output position `x` reads. The resized length in the
-    /// formulas is `scale * input`, unrounded (it equals the output length given sizes).
+    /// formulas is `scale * input`, unrounded (it equals the output length given sizes),
+    /// except for tf_crop_and_resize, whose output covers only the region of interest.
     pub fn source(&self, x: usize, t: Transform) -> f64 {
         let (x, scale) = (x as f64, self.scale);
         let len_in = self.input as f64;
@@ -62,7 +63,7 @@ impl Axis {
             Transform::TfCropAndResize => {
                 let (start, end) = self.roi;
                 if self.output > 1 {
-                    start * (len_in - 1.0) + x * (end - start) * (len_in - 1.0) / (len_out - 1.0)
+                    start * (len_in - 1.0) + x * (end - start) * (len_in - 1.0) / (self.output as f64 - 1.0)
                 } else {
                     0.5 * (start + end) * (len_in - 1.0)
                 }

@@ -58,7 +58,9 @@ pub fn resize(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Op
             for (&a, &v) in axes.iter().zip(&s) {
                 let p = &mut plan[a];
                 p.scale = v;
-                p.output = out_len(p.input as f64 * v)?;
+                // tf_crop_and_resize scales the region of interest, not the whole axis.
+                let span = if transform == Transform::TfCropAndResize { p.roi.1 - p.roi.0 } else { 1.0 };
+                p.output = out_len(p.input as f64 * span * v)?;
             }
         }
         (None, Some(s)) => sized(&mut plan, &axes, &ints(s)?, ctx.attr_s("keep_aspect_ratio_policy", "stretch"))?,
