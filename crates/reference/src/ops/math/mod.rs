@@ -119,3 +119,6 @@ pub fn register(r: &mut Registry) {
     r.tensor("LRN", 1..=21, lpnorm::lrn);
     r.tensor("CumSum", 11..=21, cumsum::cumsum);
 }
+
+#[cfg(test)]
+mod tests;

@@ -43,14 +43,17 @@ fn moments(xs: &[f64], idx: impl Iterator<Item = usize> + Clone) -> (f64, f64) {
 /// BatchNormalization. Inference uses the given mean/var; training mode (attribute from
 /// opset 14, or extra outputs requested before it) uses the batch's statistics and also
 /// returns the updated running mean and variance (then the batch mean and variance).
+/// Before opset 9, `spatial=0` gives every activation (C, D1, ...) its own parameters.
 pub fn batch_norm(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Out {
     let x = req(inputs, 0)?;
     let (c, spatial) = channels(x)?;
-    let scale = param(req(inputs, 1)?, c, "scale")?;
-    let bias = param(req(inputs, 2)?, c, "B")?;
+    let per_activation = ctx.opset() < 9 && ctx.attr_i("spatial", 1) == 0;
+    let n = if per_activation { c * spatial } else { c };
+    let scale = param(req(inputs, 1)?, n, "scale")?;
+    let bias = param(req(inputs, 2)?, n, "B")?;
     let mean_t = req(inputs, 3)?;
-    let mean = param(mean_t, c, "input_mean")?;
-    let var = param(req(inputs, 4)?, c, "input_var")?;
+    let mean = param(mean_t, n, "input_mean")?;
+    let var = param(req(inputs, 4)?, n, "input_var")?;
     let eps = ctx.attr_f("epsilon", 1e-5) as f64;
     let momentum = ctx.attr_f("momentum", 0.9) as f64;
     let training = if ctx.opset() >= 14 {
@@ -60,9 +63,10 @@ pub fn batch_norm(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Out {
     };
     let xs = x.to_f64_vec()?;
     let (use_mean, use_var) = if training {
-        let axes: Vec<usize> = (0..x.rank()).filter(|&a| a != 1).collect();
+        // Statistics over every axis but the channel (or, per activation, over the batch).
+        let axes: Vec<usize> = if per_activation { vec![0] } else { (0..x.rank()).filter(|&a| a != 1).collect() };
         let plan = ReducePlan::new(x.shape(), &axes);
-        (0..c).map(|ch| moments(&xs, plan.group(ch).iter().copied())).unzip()
+        (0..n).map(|p| moments(&xs, plan.group(p).iter().copied())).unzip()
     } else {
         (mean.clone(), var.clone())
     };
@@ -70,18 +74,18 @@ pub fn batch_norm(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Out {
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            let ch = (i / spatial.max(1)) % c.max(1);
-            (v - use_mean[ch]) / (use_var[ch] + eps).sqrt() * scale[ch] + bias[ch]
+            let p = if per_activation { i % n.max(1) } else { (i / spatial.max(1)) % c.max(1) };
+            (v - use_mean[p]) / (use_var[p] + eps).sqrt() * scale[p] + bias[p]
         })
         .collect();
     let mut out = vec![floats(x.dtype(), x.shape().to_vec(), &y)?];
     if training {
         let run = |old: &[f64], cur: &[f64]| -> Vec<f64> { old.iter().zip(cur).map(|(o, n)| o * momentum + n * (1.0 - momentum)).collect() };
-        let md = mean_t.dtype();
-        out.push(floats(md, vec![c], &run(&mean, &use_mean))?);
-        out.push(floats(md, vec![c], &run(&var, &use_var))?);
-        out.push(floats(md, vec![c], &use_mean)?);
-        out.push(floats(md, vec![c], &use_var)?);
+        let (md, shape) = (mean_t.dtype(), mean_t.shape().to_vec());
+        out.push(floats(md, shape.clone(), &run(&mean, &use_mean))?);
+        out.push(floats(md, shape.clone(), &run(&var, &use_var))?);
+        out.push(floats(md, shape.clone(), &use_mean)?);
+        out.push(floats(md, shape, &use_var)?);
     }
     Ok(out)
 }
