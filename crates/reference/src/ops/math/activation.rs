@@ -75,10 +75,18 @@ pub fn gelu(ctx: &OpCtx, i: &[Option<&Tensor>]) -> Out {
     }
 }
 
-/// PRelu: `slope` broadcasts to X (unidirectionally).
-pub fn prelu(_: &OpCtx, i: &[Option<&Tensor>]) -> Out {
+/// PRelu: `slope` broadcasts to X (unidirectionally). Before opset 7 a 1-D slope holds one
+/// value per channel (axis 1), so it is aligned there.
+pub fn prelu(ctx: &OpCtx, i: &[Option<&Tensor>]) -> Out {
     let (x, slope) = (req(i, 0)?, req(i, 1)?);
-    let y = num_binary(x, slope, |v, s| if v < 0.0 { s * v } else { v }, |v, s| Ok(if v < 0 { s * v } else { v }))?;
+    let slope = if ctx.opset() < 7 && slope.rank() == 1 && x.rank() > 2 && x.shape()[1] == slope.len() {
+        let mut shape = vec![slope.len()];
+        shape.resize(x.rank() - 1, 1);
+        std::borrow::Cow::Owned(slope.clone().reshape(shape)?)
+    } else {
+        std::borrow::Cow::Borrowed(slope)
+    };
+    let y = num_binary(x, &slope, |v, s| if v < 0.0 { s * v } else { v }, |v, s| Ok(if v < 0 { s * v } else { v }))?;
     if y.shape() != x.shape() {
         bail!("slope of shape {:?} does not broadcast to X of shape {:?}", slope.shape(), x.shape());
     }
