@@ -80,7 +80,6 @@ pub struct Window {
     pub strides: Vec<usize>,
     pub dilations: Vec<usize>,
     pub pad_begin: Vec<usize>,
-    pub pad_end: Vec<usize>,
     pub output: Vec<usize>,
 }
 
@@ -165,7 +164,7 @@ impl Window {
             }
             other => bail!("attribute 'auto_pad' must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '{other}'"),
         }
-        Ok(Window { input: input.to_vec(), kernel: kernel.to_vec(), strides, dilations, pad_begin, pad_end, output })
+        Ok(Window { input: input.to_vec(), kernel: kernel.to_vec(), strides, dilations, pad_begin, output })
     }
 
     pub fn kernel_size(&self) -> usize {

@@ -9,6 +9,8 @@ mod matmul;
 mod pool;
 mod qlinear;
 mod quantize;
+mod recurrent;
+mod rnn;
 
 use crate::Registry;
 
@@ -30,4 +32,7 @@ pub fn register(r: &mut Registry) {
     r.tensor("DynamicQuantizeLinear", 11..=21, quantize::dynamic_quantize_linear);
     r.tensor("QLinearMatMul", 10..=21, qlinear::qlinear_matmul);
     r.tensor("QLinearConv", 10..=21, qlinear::qlinear_conv);
+    r.tensor("RNN", 1..=21, rnn::rnn);
+    r.tensor("GRU", 1..=21, rnn::gru);
+    r.tensor("LSTM", 1..=21, rnn::lstm);
 }
