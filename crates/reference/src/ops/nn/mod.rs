@@ -1,16 +1,25 @@
 //! Neural-network kernels: matrix products, convolution, pooling, recurrent cells,
 //! quantisation, sampling and losses.
 
+mod affine_grid;
 mod common;
 mod conv;
 mod conv_transpose;
+mod deform_conv;
+mod det;
+mod einsum;
 mod gemm;
+mod grid_sample;
+mod loss;
 mod matmul;
+mod nms;
 mod pool;
 mod qlinear;
 mod quantize;
 mod recurrent;
 mod rnn;
+mod roi;
+mod unpool;
 
 use crate::Registry;
 
@@ -35,4 +44,16 @@ pub fn register(r: &mut Registry) {
     r.tensor("RNN", 1..=21, rnn::rnn);
     r.tensor("GRU", 1..=21, rnn::gru);
     r.tensor("LSTM", 1..=21, rnn::lstm);
+    r.tensor("NegativeLogLikelihoodLoss", 12..=21, loss::nll_loss);
+    r.tensor("SoftmaxCrossEntropyLoss", 12..=21, loss::softmax_cross_entropy_loss);
+    r.tensor("Einsum", 12..=21, einsum::einsum);
+    r.tensor("Det", 11..=21, det::det_op);
+    r.tensor("GridSample", 16..=21, grid_sample::grid_sample);
+    r.tensor("AffineGrid", 20..=21, affine_grid::affine_grid);
+    r.tensor("NonMaxSuppression", 10..=21, nms::non_max_suppression);
+    r.tensor("MaxUnpool", 9..=21, unpool::max_unpool);
+    r.tensor("Col2Im", 18..=21, unpool::col2im_op);
+    r.tensor("RoiAlign", 10..=21, roi::roi_align);
+    r.tensor("MaxRoiPool", 1..=21, roi::max_roi_pool);
+    r.tensor("DeformConv", 19..=21, deform_conv::deform_conv);
 }
