@@ -20,8 +20,11 @@ pub fn mel_weight_matrix(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<
     let (mels, rows) = (mels as usize, dft_len as usize / 2 + 1);
     let to_mel = |hz: f64| 2595.0 * (1.0 + hz / 700.0).log10();
     let (lo_mel, hi_mel) = (to_mel(lo), to_mel(hi));
-    let step = (hi_mel - lo_mel) / (mels + 1) as f64;
-    // The spectrogram bin of each filter edge: mels + 2 points.
+    // The mels + 2 filter edges are spaced by (hi - lo) / (mels + 2) mel, as ONNX's and
+    // onnxruntime's implementations (and the ONNX test data) do: the last edge falls short
+    // of the upper edge frequency.
+    let step = (hi_mel - lo_mel) / (mels + 2) as f64;
+    // The spectrogram bin of each filter edge.
     let bins: Vec<usize> = (0..mels + 2)
         .map(|i| {
             let hz = 700.0 * (10f64.powf((lo_mel + i as f64 * step) / 2595.0) - 1.0);
