@@ -19,7 +19,14 @@ pub const MAX_IR_VERSION: i64 = 10;
 /// Reads and imports a model file; external data is resolved against the file's folder.
 pub fn load(path: &Path, ops: &OpSet) -> Result<Model, OnnxError> {
     let bytes = std::fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
-    import_bytes(&bytes, path.parent(), ops)
+    // A bare file name's parent is "", which names no folder: external data is then relative
+    // to the current directory.
+    let dir = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("."),
+    };
+    import_bytes(&bytes, Some(dir), ops)
 }
 
 /// Imports a serialized ModelProto. Nodes whose op (at the model's opset) is not in `ops` are
