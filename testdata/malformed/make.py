@@ -148,6 +148,14 @@ def malformed():
                           sparse_initializer=[sp])
     save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), "sparse_huge.onnx")
 
+    # Names defined twice.
+    w1 = numpy_helper.from_array(np.ones(2, dtype=np.float32), "twice")
+    w2 = numpy_helper.from_array(np.zeros(2, dtype=np.float32), "twice")
+    m = model([helper.make_node("Add", ["x", "twice"], ["y"])], [vi("x", [2])], [vi("y", [2])], [w1, w2])
+    save(m, "duplicate_initializer.onnx")
+    m = model([helper.make_node("Add", ["x", "x"], ["y"])], [vi("x", [2]), vi("x", [2])], [vi("y", [2])])
+    save(m, "duplicate_input.onnx")
+
     # A value_info with a negative dimension.
     m = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [2, -5])], [vi("y", [2])])
     save(m, "negative_value_dim.onnx")

@@ -8,7 +8,7 @@ use onnx_protobuf::{
     AttributeProto, GraphProto, Message, ModelProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
     tensor_shape_proto::dimension, type_proto,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// Newest ai.onnx opset Kiln reads.
@@ -92,8 +92,12 @@ impl Cx<'_> {
                 value_in(&mut names, $g, $name)
             };
         }
+        let mut declared = HashSet::new();
         for vi in &gp.input {
             let v = value!(&mut g, &vi.name);
+            if !declared.insert(v) {
+                return Err(OnnxError::Value { value: vi.name.clone(), reason: "is declared twice as a graph input".into() });
+            }
             apply_type(&mut g, v, vi)?;
             g.inputs.push(v);
         }
@@ -103,6 +107,9 @@ impl Cx<'_> {
             }
             let t = tensor_from_proto(tp, self.base_dir)?;
             let v = value!(&mut g, &tp.name);
+            if g.initializers.contains_key(&v) {
+                return Err(OnnxError::Tensor { tensor: tp.name.clone(), reason: "is given twice as an initializer".into() });
+            }
             let info = g.value_mut(v);
             info.dtype = Some(t.dtype());
             info.shape.get_or_insert_with(|| Shape::known(t.shape()));
@@ -111,6 +118,9 @@ impl Cx<'_> {
         for sp in &gp.sparse_initializer {
             let (name, t) = sparse_to_dense(sp, self.base_dir)?;
             let v = value!(&mut g, &name);
+            if g.initializers.contains_key(&v) {
+                return Err(OnnxError::Tensor { tensor: name, reason: "is given twice as an initializer".into() });
+            }
             let info = g.value_mut(v);
             info.dtype = Some(t.dtype());
             info.shape = Some(Shape::known(t.shape()));

@@ -133,6 +133,16 @@ fn sparse_dense_form_too_large() {
 }
 
 #[test]
+fn initializer_given_twice() {
+    assert_mentions("duplicate_initializer.onnx", &["tensor 'twice'", "given twice"]);
+}
+
+#[test]
+fn graph_input_declared_twice() {
+    assert_mentions("duplicate_input.onnx", &["value 'x'", "declared twice"]);
+}
+
+#[test]
 fn negative_dim_in_value_info() {
     assert_mentions("negative_value_dim.onnx", &["value 'x'", "dimension 1 is negative"]);
 }
