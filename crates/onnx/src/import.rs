@@ -248,6 +248,8 @@ fn apply_type(g: &mut Graph, v: ValueId, vi: &ValueInfoProto) -> Result<(), Onnx
         for (i, d) in shape.dim.iter().enumerate() {
             dims.push(match &d.value {
                 Some(dimension::Value::DimValue(n)) if *n >= 0 => Dim::Known(*n as usize),
+                // Some exporters (PaddlePaddle) write -1 for "unknown"; onnxruntime reads it so.
+                Some(dimension::Value::DimValue(-1)) => Dim::Sym(format!("{}_d{i}", vi.name)),
                 Some(dimension::Value::DimValue(n)) => {
                     return Err(OnnxError::Value { value: vi.name.clone(), reason: format!("dimension {i} is negative ({n})") });
                 }
