@@ -78,8 +78,9 @@ pub fn tfidf_vectorizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<T
     for r in 0..rows {
         let row = &tokens[r * cols..(r + 1) * cols];
         let acc = &mut out[r * width..(r + 1) * width];
-        for n in min_n..=max_n {
-            let skips = if n == 1 { 0 } else { max_skip };
+        // Longer n-grams or wider gaps than the row cannot occur: the loops stop at its length.
+        for n in min_n..=max_n.min(cols) {
+            let skips = if n == 1 { 0 } else { max_skip.min(cols) };
             for skip in 0..=skips {
                 let span = (n - 1) * (skip + 1);
                 for start in 0..cols.saturating_sub(span) {
