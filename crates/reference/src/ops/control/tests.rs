@@ -217,11 +217,18 @@ fn optionals_wrap_and_unwrap() {
 
 #[test]
 fn strings_split_and_normalize() {
-    let s = |shape: &[usize], v: &[&str]| Value::Tensor(Tensor::new(shape.to_vec(), Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"));
+    let s = |shape: &[usize], v: &[&str]| {
+        Value::Tensor(Tensor::new(shape.to_vec(), Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"))
+    };
     let out = Builder::new("main", 20)
         .inputs(&["x"])
         .node("StringSplit", &["x"], &["parts", "n"], vec![("maxsplit", Attr::Int(1))])
-        .node("StringNormalizer", &["x"], &["norm"], vec![("case_change_action", Attr::String(b"UPPER".to_vec())), ("stopwords", Attr::Strings(vec![b"B C".to_vec()]))])
+        .node(
+            "StringNormalizer",
+            &["x"],
+            &["norm"],
+            vec![("case_change_action", Attr::String(b"UPPER".to_vec())), ("stopwords", Attr::Strings(vec![b"B C".to_vec()]))],
+        )
         .outputs(&["parts", "n", "norm"])
         .run(vec![("x", s(&[2], &["  a  b c ", "b c"]))]);
     assert_eq!(out, vec![s(&[2, 2], &["a", "b c", "b", "c"]), i64s(&[2], &[2, 2]), s(&[1], &["  A  B C "])]);
@@ -229,7 +236,9 @@ fn strings_split_and_normalize() {
 
 #[test]
 fn tfidf_string_pool_with_weights() {
-    let s = |v: &[&str]| Value::Tensor(Tensor::new(vec![v.len()], Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"));
+    let s = |v: &[&str]| {
+        Value::Tensor(Tensor::new(vec![v.len()], Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"))
+    };
     let pool = |v: &[&str]| Attr::Strings(v.iter().map(|x| x.as_bytes().to_vec()).collect());
     let out = Builder::new("main", 18)
         .inputs(&["x"])
