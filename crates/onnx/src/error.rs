@@ -11,7 +11,7 @@ pub enum OnnxError {
     Decode(String),
     #[error("the file parsed but holds no graph: is it an ONNX model (not a tensor or a checkpoint)?")]
     NoGraph,
-    #[error("IR version {found} is not supported (Kiln reads IR versions 3..={max}); re-export the model with an older exporter or ONNX version")]
+    #[error("IR version {found} is not supported (Kiln reads IR versions 3..={max}); re-export the model with an exporter that writes IR versions 3..={max}")]
     IrVersion { found: i64, max: i64 },
     #[error("the model needs ai.onnx opset {found}, newer than the newest Kiln supports ({max}); re-export with opset <= {max}")]
     OpsetTooNew { found: i64, max: i64 },

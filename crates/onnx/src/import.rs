@@ -8,7 +8,7 @@ use onnx_protobuf::{
     AttributeProto, GraphProto, Message, ModelProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
     tensor_shape_proto::dimension, type_proto,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// Newest ai.onnx opset Kiln reads.
@@ -19,7 +19,14 @@ pub const MAX_IR_VERSION: i64 = 10;
 /// Reads and imports a model file; external data is resolved against the file's folder.
 pub fn load(path: &Path, ops: &OpSet) -> Result<Model, OnnxError> {
     let bytes = std::fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
-    import_bytes(&bytes, path.parent(), ops)
+    // A bare file name's parent is "", which names no folder: external data is then relative
+    // to the current directory.
+    let dir = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("."),
+    };
+    import_bytes(&bytes, Some(dir), ops)
 }
 
 /// Imports a serialized ModelProto. Nodes whose op (at the model's opset) is not in `ops` are
@@ -85,8 +92,12 @@ impl Cx<'_> {
                 value_in(&mut names, $g, $name)
             };
         }
+        let mut declared = HashSet::new();
         for vi in &gp.input {
             let v = value!(&mut g, &vi.name);
+            if !declared.insert(v) {
+                return Err(OnnxError::Value { value: vi.name.clone(), reason: "is declared twice as a graph input".into() });
+            }
             apply_type(&mut g, v, vi)?;
             g.inputs.push(v);
         }
@@ -96,6 +107,9 @@ impl Cx<'_> {
             }
             let t = tensor_from_proto(tp, self.base_dir)?;
             let v = value!(&mut g, &tp.name);
+            if g.initializers.contains_key(&v) {
+                return Err(OnnxError::Tensor { tensor: tp.name.clone(), reason: "is given twice as an initializer".into() });
+            }
             let info = g.value_mut(v);
             info.dtype = Some(t.dtype());
             info.shape.get_or_insert_with(|| Shape::known(t.shape()));
@@ -104,6 +118,9 @@ impl Cx<'_> {
         for sp in &gp.sparse_initializer {
             let (name, t) = sparse_to_dense(sp, self.base_dir)?;
             let v = value!(&mut g, &name);
+            if g.initializers.contains_key(&v) {
+                return Err(OnnxError::Tensor { tensor: name, reason: "is given twice as an initializer".into() });
+            }
             let info = g.value_mut(v);
             info.dtype = Some(t.dtype());
             info.shape = Some(Shape::known(t.shape()));

@@ -121,6 +121,9 @@ fn read_external(tp: &TensorProto, dtype: DType, count: usize, base_dir: Option<
     if !path.starts_with(&base_canon) {
         return Err(ext("escapes the model's folder through a link".into()));
     }
+    if !path.is_file() {
+        return Err(ext("is not a regular file".into()));
+    }
     let expected = dtype.storage_bytes(count) as u64;
     let length = length.unwrap_or(expected);
     if length != expected {
@@ -137,39 +140,86 @@ fn read_external(tp: &TensorProto, dtype: DType, count: usize, base_dir: Option<
     Ok(buf)
 }
 
+/// The largest dense form a sparse tensor may expand to. Dense tensors are bounded by the file's
+/// size; a sparse one is not, so a few bytes could otherwise ask for any amount of memory.
+pub const MAX_SPARSE_DENSE_BYTES: usize = 1 << 30;
+
 /// Densifies a sparse tensor (indices either `[NNZ]` linear or `[NNZ, rank]` coordinates).
 pub fn sparse_to_dense(sp: &SparseTensorProto, base_dir: Option<&Path>) -> Result<(String, Tensor), OnnxError> {
     let values_tp = sp.values.as_ref().ok_or_else(|| OnnxError::Tensor { tensor: "<sparse>".into(), reason: "sparse tensor without values".into() })?;
     let name = values_tp.name.clone();
     let serr = |reason: String| OnnxError::Tensor { tensor: name.clone(), reason };
     let values = tensor_from_proto(values_tp, base_dir)?;
+    let count = checked_numel(&sp.dims).map_err(|source| OnnxError::TensorData { tensor: name.clone(), source })?;
+    // In memory, 4-bit values take a byte each and strings a String each.
+    let bytes = match values.dtype() {
+        DType::I4 | DType::U4 => count,
+        DType::String => count.saturating_mul(std::mem::size_of::<String>()),
+        d => d.storage_bytes(count),
+    };
+    if bytes > MAX_SPARSE_DENSE_BYTES {
+        return Err(serr(format!(
+            "sparse tensor of dims {:?} is too large to densify ({bytes} bytes; the limit is {MAX_SPARSE_DENSE_BYTES})",
+            sp.dims
+        )));
+    }
     let indices = match sp.indices.as_ref() {
         Some(i) => tensor_from_proto(i, base_dir)?.to_i64_vec().map_err(|e| serr(e.to_string()))?,
         None => Vec::new(),
     };
-    let count = checked_numel(&sp.dims).map_err(|source| OnnxError::TensorData { tensor: name.clone(), source })?;
     let shape: Vec<usize> = sp.dims.iter().map(|&d| d as usize).collect();
     let nnz = values.len();
     let rank = shape.len();
-    let linear: Vec<usize> = if indices.len() == nnz {
-        indices.iter().map(|&i| i as usize).collect()
-    } else if rank > 0 && indices.len() == nnz * rank {
-        indices
-            .chunks(rank)
-            .map(|c| c.iter().zip(&shape).fold(0usize, |acc, (&i, &d)| acc * d + i as usize))
-            .collect()
+    let outside = |i: i64| serr(format!("sparse index {i} is outside dims {:?}", sp.dims));
+    let mut linear: Vec<usize> = Vec::with_capacity(nnz);
+    if indices.len() == nnz {
+        for &i in &indices {
+            linear.push(usize::try_from(i).ok().filter(|&i| i < count).ok_or_else(|| outside(i))?);
+        }
+    } else if rank > 0 && Some(indices.len()) == nnz.checked_mul(rank) {
+        for coords in indices.chunks(rank) {
+            let mut at = 0usize;
+            for (&i, &d) in coords.iter().zip(&shape) {
+                // at * d + i < count <= MAX_ELEMENTS once every coordinate is in range.
+                let i = usize::try_from(i).ok().filter(|&i| i < d).ok_or_else(|| outside(i))?;
+                at = at * d + i;
+            }
+            linear.push(at);
+        }
     } else {
         return Err(serr(format!("{} indices do not fit {nnz} values of rank {rank}", indices.len())));
-    };
-    if let Some(bad) = linear.iter().find(|&&i| i >= count) {
-        return Err(serr(format!("sparse index {bad} is outside dims {:?}", sp.dims)));
     }
-    let vals = values.to_f64_vec().map_err(|e| serr(e.to_string()))?;
-    let mut dense = vec![0.0; count];
-    for (&i, v) in linear.iter().zip(vals) {
-        dense[i] = v;
-    }
-    let data = Data::from_f64_vec(values.dtype(), &dense).map_err(|e| serr(e.to_string()))?;
-    let t = Tensor::new(shape, data).map_err(|e| serr(e.to_string()))?;
+    let t = Tensor::new(shape, scatter(values.data(), &linear, count)).map_err(|e| serr(e.to_string()))?;
     Ok((name, t))
+}
+
+/// Zeros of `values`' type with `values[k]` at `at[k]` (exact for every element type).
+fn scatter(values: &Data, at: &[usize], count: usize) -> Data {
+    fn place<T: Clone + Default>(v: &[T], at: &[usize], count: usize) -> Vec<T> {
+        let mut out = vec![T::default(); count];
+        for (&i, x) in at.iter().zip(v) {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = x.clone();
+            }
+        }
+        out
+    }
+    match values {
+        Data::F32(v) => Data::F32(place(v, at, count)),
+        Data::F64(v) => Data::F64(place(v, at, count)),
+        Data::F16(v) => Data::F16(place(v, at, count)),
+        Data::BF16(v) => Data::BF16(place(v, at, count)),
+        Data::I64(v) => Data::I64(place(v, at, count)),
+        Data::I32(v) => Data::I32(place(v, at, count)),
+        Data::I16(v) => Data::I16(place(v, at, count)),
+        Data::I8(v) => Data::I8(place(v, at, count)),
+        Data::U8(v) => Data::U8(place(v, at, count)),
+        Data::U16(v) => Data::U16(place(v, at, count)),
+        Data::U32(v) => Data::U32(place(v, at, count)),
+        Data::U64(v) => Data::U64(place(v, at, count)),
+        Data::Bool(v) => Data::Bool(place(v, at, count)),
+        Data::I4(v) => Data::I4(place(v, at, count)),
+        Data::U4(v) => Data::U4(place(v, at, count)),
+        Data::String(v) => Data::String(place(v, at, count)),
+    }
 }

