@@ -32,6 +32,7 @@ pub fn load(path: &Path, ops: &OpSet) -> Result<Model, OnnxError> {
 /// Imports a serialized ModelProto. Nodes whose op (at the model's opset) is not in `ops` are
 /// kept, marked unsupported. The result has passed [`kiln_ir::verify`].
 pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>, ops: &OpSet) -> Result<Model, OnnxError> {
+    crate::wire::check_framing(bytes).map_err(OnnxError::Decode)?;
     let mp = ModelProto::parse_from_bytes(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
     let gp = mp.graph.as_ref().ok_or(OnnxError::NoGraph)?;
     if mp.ir_version < 3 || mp.ir_version > MAX_IR_VERSION {
@@ -253,7 +254,8 @@ fn apply_type(g: &mut Graph, v: ValueId, vi: &ValueInfoProto) -> Result<(), Onnx
                 Some(dimension::Value::DimValue(n)) => {
                     return Err(OnnxError::Value { value: vi.name.clone(), reason: format!("dimension {i} is negative ({n})") });
                 }
-                Some(dimension::Value::DimParam(p)) if !p.is_empty() => Dim::Sym(p.clone()),
+                // "?" is how some exporters spell "unknown": each one is its own dimension.
+                Some(dimension::Value::DimParam(p)) if !p.is_empty() && p != "?" => Dim::Sym(p.clone()),
                 _ => Dim::Sym(format!("{}_d{i}", vi.name)),
             });
         }
