@@ -15,22 +15,42 @@ use kiln_ir::{Model, OpSet};
 use kiln_reference::Value;
 use std::path::{Path, PathBuf};
 
-/// One test case: a folder with `model.onnx` and `test_data_set_*/`.
+/// One test case.
 #[derive(Clone, Debug)]
 pub struct Case {
     pub suite: String,
     pub name: String,
-    pub dir: PathBuf,
+    pub model: PathBuf,
+    pub data: CaseData,
+}
+
+/// Where a case's inputs and expected outputs come from.
+#[derive(Clone, Debug)]
+pub enum CaseData {
+    /// `test_data_set_*/{input,output}_N.pb` folders beside `model.onnx`.
+    Sets(Vec<PathBuf>),
+    /// The `light` models: no input files; each float input is `arange(n).reshape(shape) / n`
+    /// (unknown dims taken as 1), as the ONNX backend runner generates it, and the expected
+    /// outputs are `<model>_output_N.pb`.
+    Generated(Vec<PathBuf>),
 }
 
 /// The cases of one suite folder (e.g. `.../onnx/backend/test/data/node`), sorted by name.
+/// Folders holding `model.onnx` are cases; so is each loose `NAME.onnx` with `NAME_output_N.pb`.
 pub fn discover(suite_dir: &Path) -> std::io::Result<Vec<Case>> {
     let suite = suite_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut cases = Vec::new();
     for e in std::fs::read_dir(suite_dir)? {
-        let e = e?;
-        if e.path().join("model.onnx").is_file() {
-            cases.push(Case { suite: suite.clone(), name: e.file_name().to_string_lossy().into_owned(), dir: e.path() });
+        let path = e?.path();
+        let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.join("model.onnx").is_file() {
+            let mut sets: Vec<PathBuf> = std::fs::read_dir(&path)?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+            sets.sort();
+            cases.push(Case { suite: suite.clone(), name, model: path.join("model.onnx"), data: CaseData::Sets(sets) });
+        } else if let Some(stem) = name.strip_suffix(".onnx") {
+            let outputs: Vec<PathBuf> =
+                (0..).map(|i| suite_dir.join(format!("{stem}_output_{i}.pb"))).take_while(|p| p.is_file()).collect();
+            cases.push(Case { suite: suite.clone(), name: stem.to_string(), model: path.clone(), data: CaseData::Generated(outputs) });
         }
     }
     cases.sort_by(|a, b| a.name.cmp(&b.name));
@@ -44,15 +64,14 @@ pub type RunFn<'a> = dyn Fn(&Model, Vec<(String, Value)>) -> Result<Vec<(String,
 pub fn run_case(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Outcome {
     let started = std::time::Instant::now();
     let status = run_case_inner(case, ops, run, tol);
-    let model_ops = kiln_onnx::load(&case.dir.join("model.onnx"), ops)
+    let model_ops = kiln_onnx::load(&case.model, ops)
         .map(|m| m.all_nodes().iter().map(|n| n.qualified_op()).collect::<Vec<_>>())
         .unwrap_or_default();
     Outcome { case: case.name.clone(), suite: case.suite.clone(), op: primary_op(&case.name, &model_ops), status, seconds: started.elapsed().as_secs_f64() }
 }
 
 fn run_case_inner(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Status {
-    let model_path = case.dir.join("model.onnx");
-    let model = match kiln_onnx::load(&model_path, ops) {
+    let model = match kiln_onnx::load(&case.model, ops) {
         Ok(m) => m,
         Err(e) => return Status::Error(format!("import: {e}")),
     };
@@ -62,27 +81,38 @@ fn run_case_inner(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Stat
     if !missing.is_empty() {
         return Status::Unsupported(missing);
     }
-    let kinds = match proto_values::io_kinds(&model_path) {
+    let kinds = match proto_values::io_kinds(&case.model) {
         Ok(k) => k,
         Err(e) => return Status::Error(e),
     };
-    let mut sets: Vec<PathBuf> = match std::fs::read_dir(&case.dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
-        Err(e) => return Status::Error(e.to_string()),
+    let data_sets: Vec<(Vec<Value>, Vec<Value>)> = match &case.data {
+        CaseData::Sets(sets) if sets.is_empty() => return Status::Error("no test_data_set_* folder".into()),
+        CaseData::Sets(sets) => {
+            let mut out = Vec::new();
+            for set in sets {
+                let read = |prefix, kinds| proto_values::read_numbered(set, prefix, kinds).map_err(|e| format!("{}: {e}", set.display()));
+                match (read("input", &kinds.inputs), read("output", &kinds.outputs)) {
+                    (Ok(i), Ok(o)) => out.push((i, o)),
+                    (Err(e), _) | (_, Err(e)) => return Status::Error(e),
+                }
+            }
+            out
+        }
+        CaseData::Generated(outputs) => {
+            let mut expected = Vec::new();
+            for p in outputs {
+                match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| kiln_onnx::read_tensor_file(&b).map_err(|e| e.to_string())) {
+                    Ok((_, t)) => expected.push(Value::Tensor(t)),
+                    Err(e) => return Status::Error(format!("{}: {e}", p.display())),
+                }
+            }
+            match generated_inputs(&model) {
+                Ok(inputs) => vec![(inputs, expected)],
+                Err(e) => return Status::Error(e),
+            }
+        }
     };
-    sets.sort();
-    if sets.is_empty() {
-        return Status::Error("no test_data_set_* folder".into());
-    }
-    for set in sets {
-        let inputs = match proto_values::read_numbered(&set, "input", &kinds.inputs) {
-            Ok(v) => v,
-            Err(e) => return Status::Error(format!("{}: {e}", set.display())),
-        };
-        let expected = match proto_values::read_numbered(&set, "output", &kinds.outputs) {
-            Ok(v) => v,
-            Err(e) => return Status::Error(format!("{}: {e}", set.display())),
-        };
+    for (inputs, expected) in data_sets {
         // Inputs bind to the graph's runtime inputs in order (the .pb names may be empty).
         let names: Vec<String> = model.graph.runtime_inputs().iter().map(|&i| model.graph.value(i).name.clone()).collect();
         let named: Vec<(String, Value)> = names.into_iter().zip(inputs).collect();
@@ -100,6 +130,24 @@ fn run_case_inner(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Stat
         }
     }
     Status::Pass
+}
+
+/// `arange(n).reshape(shape) / n` as f32 for each runtime input (unknown dims are 1).
+fn generated_inputs(model: &Model) -> Result<Vec<Value>, String> {
+    let g = &model.graph;
+    g.runtime_inputs()
+        .iter()
+        .map(|&i| {
+            let info = g.value(i);
+            if info.dtype != Some(kiln_tensor::DType::F32) {
+                return Err(format!("input '{}' is not f32; generated data is f32 only", info.name));
+            }
+            let shape: Vec<usize> = info.shape.as_ref().map_or(Vec::new(), |s| s.0.iter().map(|d| d.known().unwrap_or(1)).collect());
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|k| (k as f64 / n as f64) as f32).collect();
+            kiln_tensor::Tensor::from_vec(shape, v).map(Value::Tensor).map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// The op a case is filed under in the table: the model op whose lowercased name the case

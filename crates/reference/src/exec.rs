@@ -111,12 +111,25 @@ impl<'r> Executor<'r> {
         // Drop each intermediate after its last reader to bound memory.
         let mut last_use: HashMap<ValueId, usize> = HashMap::new();
         for (step, nid) in order.iter().enumerate() {
-            for v in g.nodes[nid.0].inputs.iter().flatten() {
+            let node = &g.nodes[nid.0];
+            for v in node.inputs.iter().flatten() {
                 last_use.insert(*v, step);
+            }
+            // Subgraphs read enclosing values by name: those reads count as uses too.
+            for name in kiln_ir::subgraph_reads(node) {
+                if let Some(v) = g.value_by_name(&name) {
+                    last_use.insert(v, step);
+                }
             }
         }
         for o in &g.outputs {
             last_use.insert(*o, usize::MAX);
+        }
+        let mut drop_at: Vec<Vec<ValueId>> = vec![Vec::new(); order.len()];
+        for (&v, &step) in &last_use {
+            if step < order.len() && !g.initializers.contains_key(&v) {
+                drop_at[step].push(v);
+            }
         }
         for (step, nid) in order.iter().enumerate() {
             let node = &g.nodes[nid.0];
@@ -179,10 +192,8 @@ impl<'r> Executor<'r> {
                     frame.vals[id.0] = Some(Slot::Owned(v));
                 }
             }
-            for v in node.inputs.iter().flatten() {
-                if last_use.get(v) == Some(&step) && !g.initializers.contains_key(v) {
-                    frame.vals[v.0] = None;
-                }
+            for v in &drop_at[step] {
+                frame.vals[v.0] = None;
             }
         }
         g.outputs

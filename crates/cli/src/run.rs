@@ -1,0 +1,195 @@
+use crate::{inputs, load};
+use anyhow::Context;
+use kiln_reference::Value;
+use kiln_tensor::Tensor;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Run a model on Kiln's reference executor and summarise (or save) its outputs.
+///
+/// Inputs come from .npy files (`--input NAME=FILE.npy`, repeatable); symbolic dims are bound
+/// from them. `--random` fills the inputs you did not give with seeded random data.
+///
+/// Example: kiln run model.onnx --random --dim batch=1 -o out/
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file (.onnx).
+    model: PathBuf,
+    /// An input as NAME=FILE.npy (repeat for several inputs).
+    #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy", value_parser = inputs::parse_input)]
+    inputs: Vec<(String, PathBuf)>,
+    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10)).
+    #[arg(long)]
+    random: bool,
+    /// Seed for --random.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Bind a symbolic dimension for --random inputs, as NAME=SIZE (repeatable).
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = inputs::parse_dim)]
+    dims: Vec<(String, usize)>,
+    /// Write each output to DIR/<output name>.npy (names made safe for a file system).
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct OutputSummary {
+    name: String,
+    kind: &'static str,
+    dtype: Option<String>,
+    shape: Option<Vec<usize>>,
+    min: Option<f64>,
+    max: Option<f64>,
+    mean: Option<f64>,
+    first: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    executor: &'static str,
+    /// Wall time of the run, measured on this machine's CPU (one run, not a benchmark).
+    elapsed_ms: f64,
+    notes: Vec<String>,
+    outputs: Vec<OutputSummary>,
+}
+
+pub fn main(a: Args) -> anyhow::Result<()> {
+    let model = load::model(&a.model)?;
+    let unsupported: BTreeSet<String> = model.all_nodes().iter().filter(|n| n.unsupported.is_some()).map(|n| n.qualified_op()).collect();
+    if !unsupported.is_empty() {
+        anyhow::bail!(
+            "the reference executor does not support {} op type(s) used by this model: {} (see `kiln inspect {}`)",
+            unsupported.len(),
+            unsupported.into_iter().collect::<Vec<_>>().join(", "),
+            a.model.display()
+        );
+    }
+    let (feeds, notes) = inputs::build(&model, &a.inputs, &a.dims, a.random, a.seed)?;
+    let started = std::time::Instant::now();
+    let outputs = kiln_reference::run(&model, feeds.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect())
+        .with_context(|| format!("running {}", a.model.display()))?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let files = match &a.out {
+        Some(dir) => write_outputs(dir, &outputs)?,
+        None => vec![None; outputs.len()],
+    };
+    let report = Report {
+        model: a.model.display().to_string(),
+        executor: "reference",
+        elapsed_ms,
+        notes,
+        outputs: outputs.iter().zip(files).map(|((n, v), f)| summarise(n, v, f)).collect(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+fn summarise(name: &str, v: &Value, file: Option<String>) -> OutputSummary {
+    let mut s = OutputSummary { name: name.into(), kind: v.kind(), dtype: None, shape: None, min: None, max: None, mean: None, first: vec![], file };
+    if let Value::Tensor(t) = v {
+        s.dtype = Some(t.dtype().to_string());
+        s.shape = Some(t.shape().to_vec());
+        if let Ok(x) = t.to_f64_vec() {
+            if !x.is_empty() {
+                s.min = Some(x.iter().copied().fold(f64::INFINITY, f64::min));
+                s.max = Some(x.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+                s.mean = Some(x.iter().sum::<f64>() / x.len() as f64);
+            }
+            s.first = x.iter().take(6).map(|v| format!("{v:.6}")).collect();
+        } else if let kiln_tensor::Data::String(v) = t.data() {
+            s.first = v.iter().take(6).map(|v| format!("{v:?}")).collect();
+        }
+    }
+    s
+}
+
+fn print_text(r: &Report) {
+    println!("ran {} on the reference executor in {:.1} ms (measured, this CPU, one run)", r.model, r.elapsed_ms);
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    for o in &r.outputs {
+        match (&o.dtype, &o.shape) {
+            (Some(d), Some(shape)) => {
+                print!("{}: {d}{shape:?}", o.name);
+                if let (Some(lo), Some(hi), Some(mean)) = (o.min, o.max, o.mean) {
+                    print!("  min {lo:.6} max {hi:.6} mean {mean:.6}");
+                }
+                println!("  first [{}]", o.first.join(", "));
+            }
+            _ => println!("{}: {}", o.name, o.kind),
+        }
+        if let Some(f) = &o.file {
+            println!("  -> {f}");
+        }
+    }
+}
+
+/// A file name for an output: characters other than letters, digits, '.', '-' and '_' become
+/// '_', and a clash gets a numeric suffix.
+fn safe_name(name: &str, taken: &mut BTreeSet<String>) -> String {
+    let mut base: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    if base.is_empty() || base.chars().all(|c| c == '.') {
+        base = "output".into();
+    }
+    let mut candidate = base.clone();
+    let mut k = 1;
+    while !taken.insert(candidate.clone()) {
+        candidate = format!("{base}_{k}");
+        k += 1;
+    }
+    candidate
+}
+
+/// Writes each tensor output as `<safe name>.npy`, each file atomically (temp file + rename).
+fn write_outputs(dir: &Path, outputs: &[(String, Value)]) -> anyhow::Result<Vec<Option<String>>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    let mut taken = BTreeSet::new();
+    let mut files = Vec::new();
+    for (name, v) in outputs {
+        let Some(t) = v.as_tensor() else {
+            files.push(None);
+            continue;
+        };
+        let path = dir.join(format!("{}.npy", safe_name(name, &mut taken)));
+        write_npy(&path, t).with_context(|| format!("writing output '{name}' to {}", path.display()))?;
+        files.push(Some(path.display().to_string()));
+    }
+    Ok(files)
+}
+
+fn write_npy(path: &Path, t: &Tensor) -> anyhow::Result<()> {
+    let t = match t.dtype() {
+        kiln_tensor::DType::BF16 | kiln_tensor::DType::I4 | kiln_tensor::DType::U4 => t.cast(kiln_tensor::DType::F32)?,
+        _ => t.clone(),
+    };
+    let bytes = kiln_tensor::npy::write(&t)?;
+    let tmp = path.with_extension("npy.partial");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names_are_made_safe_and_unique() {
+        let mut t = Default::default();
+        assert_eq!(safe_name("gpu_0/softmax:0", &mut t), "gpu_0_softmax_0");
+        assert_eq!(safe_name("gpu_0/softmax?0", &mut t), "gpu_0_softmax_0_1");
+        assert_eq!(safe_name("..", &mut t), "output");
+    }
+}

@@ -1,0 +1,168 @@
+//! The `kiln` binary as a user meets it: small ONNX models built here, then inspect and run.
+
+use kiln_onnx::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension,
+    type_proto,
+};
+use protobuf::Message;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn value_info(name: &str, elem: i32, dims: &[Result<i64, &str>]) -> ValueInfoProto {
+    let mut shape = TensorShapeProto::new();
+    for d in dims {
+        let mut dim = Dimension::new();
+        dim.value = Some(match d {
+            Ok(n) => dimension::Value::DimValue(*n),
+            Err(s) => dimension::Value::DimParam(s.to_string()),
+        });
+        shape.dim.push(dim);
+    }
+    let mut tt = type_proto::Tensor::new();
+    tt.elem_type = elem;
+    tt.shape = Some(shape).into();
+    let mut tp = TypeProto::new();
+    tp.value = Some(type_proto::Value::TensorType(tt));
+    let mut vi = ValueInfoProto::new();
+    vi.name = name.into();
+    vi.type_ = Some(tp).into();
+    vi
+}
+
+fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = format!("{op}_0");
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = outputs.iter().map(|s| s.to_string()).collect();
+    n
+}
+
+/// y = Relu(x + w) with x: f32[batch, 3], plus optional extra nodes.
+fn model(extra: Vec<NodeProto>, extra_outputs: &[&str]) -> Vec<u8> {
+    let mut g = GraphProto::new();
+    g.name = "tiny".into();
+    g.input.push(value_info("x", 1, &[Err("batch"), Ok(3)]));
+    let mut w = TensorProto::new();
+    w.name = "w".into();
+    w.data_type = 1;
+    w.dims = vec![3];
+    w.float_data = vec![-1.0, 0.0, 1.0];
+    g.initializer.push(w);
+    g.node.push(node("Add", &["x", "w"], &["s"]));
+    g.node.push(node("Relu", &["s"], &["y"]));
+    g.node.extend(extra);
+    g.output.push(value_info("y", 1, &[Err("batch"), Ok(3)]));
+    for o in extra_outputs {
+        g.output.push(value_info(o, 1, &[]));
+    }
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    m.producer_name = "kiln-tests".into();
+    let mut op = OperatorSetIdProto::new();
+    op.version = 17;
+    m.opset_import.push(op);
+    m.graph = Some(g).into();
+    m.write_to_bytes().expect("serialize")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write fixture");
+    p
+}
+
+fn kiln(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn inspect_lists_every_unsupported_op_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut custom = node("FancyOp", &["y"], &["f"]);
+    custom.domain = "com.example".into();
+    let mut attr = AttributeProto::new();
+    attr.name = "k".into();
+    attr.type_ = AttributeType::INT.into();
+    attr.i = 3;
+    custom.attribute.push(attr);
+    let p = write(dir.path(), "m.onnx", &model(vec![custom, node("NotAnOnnxOp", &["f"], &["g"])], &["g"]));
+    let (ok, out, err) = kiln(&["inspect", p.to_str().expect("utf8 path")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("com.example::FancyOp"), "{out}");
+    assert!(out.contains("NotAnOnnxOp"), "{out}");
+    assert!(out.contains("2 unsupported op type(s)"), "{out}");
+    assert!(out.contains("x  f32[batch,3]"), "{out}");
+
+    let (ok, json, _) = kiln(&["inspect", p.to_str().expect("utf8 path"), "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(v["unsupported"], serde_json::json!(["NotAnOnnxOp", "com.example::FancyOp"]));
+    assert_eq!(v["parameters"], 3);
+    assert_eq!(v["inputs"][0]["shape"], "[batch,3]");
+
+    let (ok, _, err) = kiln(&["run", p.to_str().expect("utf8 path"), "--random"]);
+    assert!(!ok);
+    assert!(err.contains("FancyOp") && err.contains("NotAnOnnxOp"), "{err}");
+}
+
+#[test]
+fn run_binds_dims_and_writes_npy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "m.onnx", &model(vec![], &[]));
+    let x = kiln_tensor::Tensor::from_vec(vec![2, 3], vec![0.5f32, 0.5, 0.5, 2.0, -3.0, 0.0]).expect("tensor");
+    let xp = write(dir.path(), "x.npy", &kiln_tensor::npy::write(&x).expect("npy"));
+    let out_dir = dir.path().join("out");
+    let (ok, out, err) = kiln(&[
+        "run",
+        p.to_str().expect("utf8"),
+        "--input",
+        &format!("x={}", xp.display()),
+        "-o",
+        out_dir.to_str().expect("utf8"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("y: f32[2, 3]"), "{out}");
+    let y = kiln_tensor::npy::read(&std::fs::read(out_dir.join("y.npy")).expect("y.npy written")).expect("valid npy");
+    assert_eq!(y.as_slice::<f32>().expect("f32"), &[0.0, 0.5, 1.5, 1.0, 0.0, 1.0]);
+}
+
+#[test]
+fn run_random_is_seeded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "m.onnx", &model(vec![], &[]));
+    let p = p.to_str().expect("utf8");
+    let a = kiln(&["run", p, "--random", "--dim", "batch=4", "--seed", "3", "--json"]);
+    let b = kiln(&["run", p, "--random", "--dim", "batch=4", "--seed", "3", "--json"]);
+    assert!(a.0 && b.0, "{}", a.2);
+    let (va, vb): (serde_json::Value, serde_json::Value) = (serde_json::from_str(&a.1).expect("json"), serde_json::from_str(&b.1).expect("json"));
+    assert_eq!(va["outputs"], vb["outputs"]);
+    assert_eq!(va["outputs"][0]["shape"], serde_json::json!([4, 3]));
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = model(vec![], &[]);
+    let truncated = write(dir.path(), "trunc.onnx", &good[..good.len() / 2]);
+    let (ok, _, err) = kiln(&["inspect", truncated.to_str().expect("utf8")]);
+    assert!(!ok);
+    assert!(err.contains("not a valid ONNX protobuf"), "{err}");
+
+    let (ok, _, err) = kiln(&["inspect", "/nonexistent/model.onnx"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+
+    let p = write(dir.path(), "m.onnx", &good);
+    let (ok, _, err) = kiln(&["run", p.to_str().expect("utf8")]);
+    assert!(!ok && err.contains("--input x=FILE.npy"), "{err}");
+
+    let wrong = kiln_tensor::Tensor::from_vec(vec![2, 4], vec![0f32; 8]).expect("tensor");
+    let wp = write(dir.path(), "w.npy", &kiln_tensor::npy::write(&wrong).expect("npy"));
+    let (ok, _, err) = kiln(&["run", p.to_str().expect("utf8"), "--input", &format!("x={}", wp.display())]);
+    assert!(!ok && err.contains("dimension 1 must be 3"), "{err}");
+
+    let (ok, _, err) = kiln(&["run", p.to_str().expect("utf8"), "--input", "nope=x.npy"]);
+    assert!(!ok && err.contains("'nope' is not an input"), "{err}");
+}
