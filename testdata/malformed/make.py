@@ -219,6 +219,11 @@ def valid():
                           ir_version=8)
     save(m, "unknown_ops.onnx", VALID)
 
+    # -1 as "unknown dimension", as paddle2onnx writes it (ch_ppocr_mobile_v2.0_cls does).
+    # "?" dims likewise: each is its own unknown, not one shared symbol.
+    m = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [-1, 3, "?", "?"])], [vi("y", [-1, 3, "?", "?"])])
+    save(m, "minus_one_dim.onnx", VALID)
+
     # A small model with some of everything, for mutation tests: initializers (raw and typed),
     # attributes of several kinds, a subgraph, value_info and a sparse initializer.
     then_g = helper.make_graph([helper.make_node("Identity", ["h"], ["t"])], "then", [], [vi("t", [2, 3])])

@@ -249,12 +249,12 @@ fn apply_type(g: &mut Graph, v: ValueId, vi: &ValueInfoProto) -> Result<(), Onnx
         for (i, d) in shape.dim.iter().enumerate() {
             dims.push(match &d.value {
                 Some(dimension::Value::DimValue(n)) if *n >= 0 => Dim::Known(*n as usize),
-                // Some exporters (PaddlePaddle) write -1 for "unknown"; onnxruntime reads it so.
+                // Some exporters (paddle2onnx, old TensorFlow converters) write -1 for "unknown".
                 Some(dimension::Value::DimValue(-1)) => Dim::Sym(format!("{}_d{i}", vi.name)),
                 Some(dimension::Value::DimValue(n)) => {
                     return Err(OnnxError::Value { value: vi.name.clone(), reason: format!("dimension {i} is negative ({n})") });
                 }
-                // "?" is how some exporters spell "unknown": each one is its own dimension.
+                // "?" is the conventional "unknown" (two "?" dims need not be equal), not a name.
                 Some(dimension::Value::DimParam(p)) if !p.is_empty() && p != "?" => Dim::Sym(p.clone()),
                 _ => Dim::Sym(format!("{}_d{i}", vi.name)),
             });

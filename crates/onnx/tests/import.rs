@@ -168,3 +168,21 @@ fn small_model_imports_with_types_attrs_and_subgraphs() {
     assert_eq!(m.metadata.get("purpose").map(String::as_str), Some("mutation seed"));
     assert_eq!(m.all_nodes().len(), 8, "6 nodes and one in each branch");
 }
+
+/// dim_value -1 and dim_param "?" are read as unknown dimensions, each its own (paddle2onnx
+/// writes both); other negative dims are refused (see malformed.rs).
+#[test]
+fn minus_one_dim_is_unknown() {
+    let m = load("minus_one_dim.onnx");
+    let x = m.graph.value(m.graph.inputs[0]);
+    let shape = x.shape.as_ref().expect("shape");
+    let [Dim::Sym(a), Dim::Known(3), Dim::Sym(b), Dim::Sym(c)] = shape.0.as_slice() else {
+        panic!("x should be [?, 3, ?, ?], got {shape}")
+    };
+    assert!(a != b && b != c && a != c, "each unknown dim gets its own symbol: {shape}");
+    // The reference executor binds them independently.
+    let m = load_with("minus_one_dim.onnx", &kiln_reference::op_set());
+    let x = Tensor::from_vec(vec![1, 3, 2, 5], vec![-1.0f32; 30]).expect("x");
+    let out = kiln_reference::run(&m, vec![("x".to_string(), kiln_reference::Value::Tensor(x))]).expect("runs");
+    assert_eq!(out[0].1.as_tensor().expect("tensor").shape(), &[1, 3, 2, 5]);
+}
