@@ -1,0 +1,1 @@
+//! The Target trait (in progress).
