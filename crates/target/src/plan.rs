@@ -45,7 +45,8 @@ pub struct PlanValue {
     pub name: String,
     /// Element type name ("f32", "i64", ...).
     pub dtype: String,
-    pub shape: Vec<DimSpec>,
+    /// None when the compiler could not infer it (the runtime then learns it per call).
+    pub shape: Option<Vec<DimSpec>>,
     /// Index into `Plan::weights` when the value is a constant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<usize>,
@@ -84,8 +85,11 @@ pub struct Launch {
 pub struct Step {
     /// The IR node it came from (for reports and errors).
     pub node: String,
-    /// The IR op (`Conv`, `kiln::FusedConv`, ...).
+    /// The IR op type (`Conv`, `FusedConv`, ...).
     pub op: String,
+    /// The op's domain (`""` is ai.onnx, `"kiln"` Kiln's fused ops).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub domain: String,
     /// The kernel that runs it (`cpu.gemm`, `reference`, ...).
     pub kernel: String,
     /// The chosen candidate of that kernel (tuning decides; `default` when untuned).
