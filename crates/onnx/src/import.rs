@@ -32,6 +32,7 @@ pub fn load(path: &Path, ops: &OpSet) -> Result<Model, OnnxError> {
 /// Imports a serialized ModelProto. Nodes whose op (at the model's opset) is not in `ops` are
 /// kept, marked unsupported. The result has passed [`kiln_ir::verify`].
 pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>, ops: &OpSet) -> Result<Model, OnnxError> {
+    crate::wire::check_framing(bytes).map_err(OnnxError::Decode)?;
     let mp = ModelProto::parse_from_bytes(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
     let gp = mp.graph.as_ref().ok_or(OnnxError::NoGraph)?;
     if mp.ir_version < 3 || mp.ir_version > MAX_IR_VERSION {
@@ -49,8 +50,8 @@ pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>, ops: &OpSet) -> Resul
         opsets.insert(normalize_domain(&o.domain).to_string(), o.version);
     }
     if opsets.is_empty() {
-        // IR version 3 files without opset_import mean ai.onnx opset 1.
-        opsets.insert(String::new(), 1);
+        // Required since IR version 3 (the oldest Kiln reads); a file cut after its graph lacks it.
+        return Err(OnnxError::Decode("the model has no opset_import (every ONNX model since IR version 3 has one): is the file truncated?".into()));
     }
     if let Some(&v) = opsets.get("")
         && v > MAX_DEFAULT_OPSET

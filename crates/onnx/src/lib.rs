@@ -11,6 +11,7 @@
 mod error;
 mod import;
 mod tensor;
+mod wire;
 
 pub use error::OnnxError;
 pub use import::{MAX_DEFAULT_OPSET, MAX_IR_VERSION, import_bytes, load};

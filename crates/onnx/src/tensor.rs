@@ -8,6 +8,7 @@ use std::path::{Component, Path};
 
 /// Reads a serialized `TensorProto` (the `input_N.pb` / `output_N.pb` files of ONNX test data).
 pub fn read_tensor_file(bytes: &[u8]) -> Result<(String, Tensor), OnnxError> {
+    crate::wire::check_framing(bytes).map_err(OnnxError::Decode)?;
     let tp = TensorProto::parse_from_bytes(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
     let t = tensor_from_proto(&tp, None)?;
     Ok((tp.name.clone(), t))
