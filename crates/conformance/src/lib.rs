@@ -92,7 +92,11 @@ fn run_case_inner(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Stat
             for set in sets {
                 let read = |prefix, kinds| proto_values::read_numbered(set, prefix, kinds).map_err(|e| format!("{}: {e}", set.display()));
                 match (read("input", &kinds.inputs), read("output", &kinds.outputs)) {
-                    (Ok(i), Ok(o)) => out.push((i, o)),
+                    (Ok(i), Ok(o)) => {
+                        let g = &model.graph;
+                        let declared = |ids: Vec<kiln_ir::ValueId>| ids.into_iter().map(|v| g.value(v).dtype).collect::<Vec<_>>();
+                        out.push((bf16_from_bits(i, &declared(g.runtime_inputs())), bf16_from_bits(o, &declared(g.outputs.clone()))))
+                    }
                     (Err(e), _) | (_, Err(e)) => return Status::Error(e),
                 }
             }
@@ -130,6 +134,25 @@ fn run_case_inner(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Stat
         }
     }
     Status::Pass
+}
+
+/// The ONNX test data stores bfloat16 tensors as UINT16 bit patterns; where the model declares
+/// bf16, read those bits as bf16.
+fn bf16_from_bits(values: Vec<Value>, declared: &[Option<kiln_tensor::DType>]) -> Vec<Value> {
+    use kiln_tensor::{DType, Tensor, bf16};
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| match v {
+            Value::Tensor(t) if declared.get(k).copied().flatten() == Some(DType::BF16) => {
+                let converted = t.as_slice::<u16>().ok().and_then(|bits| {
+                    Tensor::from_vec(t.shape().to_vec(), bits.iter().map(|&b| bf16::from_bits(b)).collect()).ok()
+                });
+                Value::Tensor(converted.unwrap_or(t))
+            }
+            v => v,
+        })
+        .collect()
 }
 
 /// `arange(n).reshape(shape) / n` as f32 for each runtime input (unknown dims are 1).

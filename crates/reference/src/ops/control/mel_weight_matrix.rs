@@ -18,6 +18,7 @@ pub fn mel_weight_matrix(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<
     }
     let dtype = dtype_attr(ctx.attr_i("output_datatype", 1), "output_datatype")?;
     let (mels, rows) = (mels as usize, dft_len as usize / 2 + 1);
+    checked_numel(&[rows as i64, mels as i64])?;
     let to_mel = |hz: f64| 2595.0 * (1.0 + hz / 700.0).log10();
     let (lo_mel, hi_mel) = (to_mel(lo), to_mel(hi));
     // The mels + 2 filter edges are spaced by (hi - lo) / (mels + 2) mel, as ONNX's and
@@ -31,7 +32,6 @@ pub fn mel_weight_matrix(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<
             ((dft_len as f64 + 1.0) * hz / rate as f64).floor().max(0.0) as usize
         })
         .collect();
-    checked_numel(&[rows as i64, mels as i64])?;
     let mut out = vec![0.0; rows * mels];
     let mut set = |row: usize, col: usize, v: f64| {
         if row < rows {

@@ -20,11 +20,11 @@ mod stft;
 mod string_concat;
 mod string_normalizer;
 mod string_split;
+#[cfg(test)]
+mod tests;
 mod tfidf;
 mod tree_ensemble;
 mod windows;
-#[cfg(test)]
-mod tests;
 
 use crate::{Kernel, Registry};
 

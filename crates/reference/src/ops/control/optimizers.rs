@@ -62,7 +62,8 @@ pub fn momentum(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
     let a = args(inputs, 3)?;
     let alpha = ctx.node.attr_float("alpha").ok_or_else(|| OpError::Invalid("attribute 'alpha' is required".into()))? as f64;
     let beta = ctx.node.attr_float("beta").ok_or_else(|| OpError::Invalid("attribute 'beta' is required".into()))? as f64;
-    let norm = ctx.node.attr_float("norm_coefficient").ok_or_else(|| OpError::Invalid("attribute 'norm_coefficient' is required".into()))? as f64;
+    let norm =
+        ctx.node.attr_float("norm_coefficient").ok_or_else(|| OpError::Invalid("attribute 'norm_coefficient' is required".into()))? as f64;
     let nesterov = match ctx.attr_s("mode", "") {
         "standard" => false,
         "nesterov" => true,

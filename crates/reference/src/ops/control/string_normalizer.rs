@@ -16,14 +16,8 @@ pub fn string_normalizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<
     };
     let case_sensitive = ctx.attr_i("is_case_sensitive", 0) != 0;
     let fold = |s: &str| if case_sensitive { s.to_string() } else { s.to_lowercase() };
-    let stopwords: HashSet<String> = ctx
-        .node
-        .attr("stopwords")
-        .and_then(|a| a.as_strings())
-        .unwrap_or_default()
-        .iter()
-        .map(|s| fold(s))
-        .collect();
+    let stopwords: HashSet<String> =
+        ctx.node.attr("stopwords").and_then(|a| a.as_strings()).unwrap_or_default().iter().map(|s| fold(s)).collect();
     let action = ctx.attr_s("case_change_action", "NONE");
     let change: fn(&str) -> String = match action {
         "NONE" => |s| s.to_string(),

@@ -217,12 +217,66 @@ fn optionals_wrap_and_unwrap() {
 
 #[test]
 fn strings_split_and_normalize() {
-    let s = |shape: &[usize], v: &[&str]| Value::Tensor(Tensor::new(shape.to_vec(), Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"));
+    let s = |shape: &[usize], v: &[&str]| {
+        Value::Tensor(Tensor::new(shape.to_vec(), Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"))
+    };
     let out = Builder::new("main", 20)
         .inputs(&["x"])
         .node("StringSplit", &["x"], &["parts", "n"], vec![("maxsplit", Attr::Int(1))])
-        .node("StringNormalizer", &["x"], &["norm"], vec![("case_change_action", Attr::String(b"UPPER".to_vec())), ("stopwords", Attr::Strings(vec![b"B C".to_vec()]))])
+        .node(
+            "StringNormalizer",
+            &["x"],
+            &["norm"],
+            vec![("case_change_action", Attr::String(b"UPPER".to_vec())), ("stopwords", Attr::Strings(vec![b"B C".to_vec()]))],
+        )
         .outputs(&["parts", "n", "norm"])
         .run(vec![("x", s(&[2], &["  a  b c ", "b c"]))]);
     assert_eq!(out, vec![s(&[2, 2], &["a", "b c", "b", "c"]), i64s(&[2], &[2, 2]), s(&[1], &["  A  B C "])]);
+}
+
+#[test]
+fn tfidf_string_pool_with_weights() {
+    let s = |v: &[&str]| {
+        Value::Tensor(Tensor::new(vec![v.len()], Data::String(v.iter().map(|x| x.to_string()).collect())).expect("test tensor"))
+    };
+    let pool = |v: &[&str]| Attr::Strings(v.iter().map(|x| x.as_bytes().to_vec()).collect());
+    let out = Builder::new("main", 18)
+        .inputs(&["x"])
+        .node(
+            "TfIdfVectorizer",
+            &["x"],
+            &["y"],
+            vec![
+                ("min_gram_length", Attr::Int(1)),
+                ("max_gram_length", Attr::Int(2)),
+                ("max_skip_count", Attr::Int(1)),
+                ("mode", Attr::String(b"TFIDF".to_vec())),
+                ("ngram_counts", ints(&[0, 2])),
+                ("ngram_indexes", ints(&[2, 0, 1])),
+                ("pool_strings", pool(&["a", "b", "a", "b"])),
+                ("weights", Attr::Floats(vec![0.5, 2.0, 10.0])),
+            ],
+        )
+        .outputs(&["y"])
+        .run(vec![("x", s(&["a", "c", "b", "a", "b"]))]);
+    // "a" twice (coordinate 2), "b" twice (0), "a b" once adjacent and once with a gap (1).
+    assert_eq!(out, vec![f32s(&[3], &[1.0, 4.0, 20.0])]);
+}
+
+#[test]
+fn dft_inverse_undoes_forward() {
+    let x = f32s(&[1, 4, 1], &[1.0, -2.0, 3.0, 0.5]);
+    let out = Builder::new("main", 20)
+        .inputs(&["x"])
+        .node("DFT", &["x"], &["f"], vec![])
+        .node("DFT", &["f"], &["back"], vec![("inverse", Attr::Int(1))])
+        .outputs(&["f", "back"])
+        .run(vec![("x", x)]);
+    let get = |v: &Value| v.as_tensor().and_then(|t| t.to_f64_vec().ok()).unwrap_or_default();
+    let f = get(&out[0]);
+    // Bin 0 is the sum; bin 2 the alternating sum.
+    assert!((f[0] - 2.5).abs() < 1e-6 && f[1].abs() < 1e-6 && (f[4] - 5.5).abs() < 1e-6);
+    let back = get(&out[1]);
+    let want = [1.0, 0.0, -2.0, 0.0, 3.0, 0.0, 0.5, 0.0];
+    assert!(back.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5), "{back:?}");
 }

@@ -42,22 +42,21 @@ pub fn tfidf_vectorizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<T
     }
     // Tokens as ids: int pools use the values; string pools the position of the string in the
     // pool (input strings not in the pool can match nothing).
-    let (pool, tokens): (Vec<i64>, Vec<Option<i64>>) =
-        match ctx.node.attr("pool_strings").and_then(Attr::as_strings) {
-            Some(strs) => {
-                let Data::String(xs) = x.data() else { bail!("string pool needs a string input, got {}", x.dtype()) };
-                let ids: HashMap<&str, i64> = strs.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
-                let pool = strs.iter().map(|s| ids.get(s.as_str()).copied().unwrap_or(-1)).collect();
-                (pool, xs.iter().map(|s| ids.get(s.as_str()).copied()).collect())
+    let (pool, tokens): (Vec<i64>, Vec<Option<i64>>) = match ctx.node.attr("pool_strings").and_then(Attr::as_strings) {
+        Some(strs) => {
+            let Data::String(xs) = x.data() else { bail!("string pool needs a string input, got {}", x.dtype()) };
+            let ids: HashMap<&str, i64> = strs.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
+            let pool = strs.iter().map(|s| ids.get(s.as_str()).copied().unwrap_or(-1)).collect();
+            (pool, xs.iter().map(|s| ids.get(s.as_str()).copied()).collect())
+        }
+        None => {
+            let pool = ctx.req_ints("pool_int64s")?.to_vec();
+            if !x.dtype().is_int() {
+                bail!("an int64 pool needs an integer input, got {}", x.dtype());
             }
-            None => {
-                let pool = ctx.req_ints("pool_int64s")?.to_vec();
-                if !x.dtype().is_int() {
-                    bail!("an int64 pool needs an integer input, got {}", x.dtype());
-                }
-                (pool, x.to_i64_vec()?.into_iter().map(Some).collect())
-            }
-        };
+            (pool, x.to_i64_vec()?.into_iter().map(Some).collect())
+        }
+    };
     // n-gram (as token ids) -> output coordinate.
     let mut table: HashMap<Vec<i64>, usize> = HashMap::new();
     let mut ordinal = 0;
@@ -78,8 +77,9 @@ pub fn tfidf_vectorizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<T
     for r in 0..rows {
         let row = &tokens[r * cols..(r + 1) * cols];
         let acc = &mut out[r * width..(r + 1) * width];
-        for n in min_n..=max_n {
-            let skips = if n == 1 { 0 } else { max_skip };
+        // Longer n-grams or wider gaps than the row cannot occur: the loops stop at its length.
+        for n in min_n..=max_n.min(cols) {
+            let skips = if n == 1 { 0 } else { max_skip.min(cols) };
             for skip in 0..=skips {
                 let span = (n - 1) * (skip + 1);
                 for start in 0..cols.saturating_sub(span) {
@@ -98,7 +98,13 @@ pub fn tfidf_vectorizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<T
     for (i, v) in out.iter_mut().enumerate() {
         let c = i % width.max(1);
         *v = match mode {
-            "IDF" => if *v > 0.0 { weight(c) } else { 0.0 },
+            "IDF" => {
+                if *v > 0.0 {
+                    weight(c)
+                } else {
+                    0.0
+                }
+            }
             "TFIDF" => *v * weight(c),
             _ => *v,
         };

@@ -190,7 +190,7 @@ pub fn num_binary(
 }
 
 /// The elements of `data` at `idx`, for any element type (strings and 4-bit types included).
-/// Every index must be in range (callers build them from shapes).
+/// An index out of range is an error.
 pub fn take(data: &Data, idx: &[usize]) -> Result<Data, OpError> {
     fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Result<Vec<T>, OpError> {
         idx.iter()

@@ -147,3 +147,10 @@ fn where_strings_and_cumsum() {
     let attrs = [("exclusive", Attr::Int(1)), ("reverse", Attr::Int(1))];
     assert_eq!(one("CumSum", 14, &attrs, &[&x, &ax]), t(&[2, 2], vec![2u32, 0, 4, 0]));
 }
+
+#[test]
+fn cast_to_by_name_before_opset_6() {
+    let x = t(&[2], vec![1.7f32, -2.5]);
+    assert_eq!(one("Cast", 1, &[("to", Attr::String(b"INT32".to_vec()))], &[&x]), t(&[2], vec![1i32, -2]));
+    assert_eq!(one("Cast", 13, &[("to", Attr::Int(11))], &[&x]), t(&[2], vec![1.7f32 as f64, -2.5]));
+}

@@ -258,3 +258,29 @@ pub fn col2im<T: Acc>(col: &[T], channels: usize, w: &Window, offsets: &[isize],
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_mark_padding() {
+        // 1-D: input 3, kernel 2, stride 2, one pad each side -> outputs 2.
+        let w = Window { input: vec![3], kernel: vec![2], strides: vec![2], dilations: vec![1], pad_begin: vec![1], output: vec![2] };
+        // kk = 0 reads positions -1, 1; kk = 1 reads 0, 2.
+        assert_eq!(w.offsets(), vec![PAD, 1, 0, 2]);
+        let col = im2col(&[10, 20, 30], 1, &w, &w.offsets(), 0);
+        assert_eq!(col, vec![0, 20, 10, 30]);
+        let mut img = vec![0i64; 3];
+        col2im(&[1, 2, 3, 4], 1, &w, &w.offsets(), &mut img);
+        assert_eq!(img, vec![3, 2, 4]);
+    }
+
+    #[test]
+    fn gemm_is_a_matrix_product() {
+        let mut c = vec![0.0; 4];
+        gemm_acc(2, 3, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &mut c);
+        assert_eq!(c, vec![4.0, 5.0, 10.0, 11.0]);
+        assert_eq!(transpose(2, 3, &[1, 2, 3, 4, 5, 6]), vec![1, 4, 2, 5, 3, 6]);
+    }
+}

@@ -21,10 +21,10 @@ pub fn conv_window(ctx: &OpCtx, xs: &[usize], ws: &[usize]) -> Result<(Window, u
         bail!("Conv channels do not match: X has {c}, W is {ws:?}, group {group}");
     }
     let kernel = &ws[2..];
-    if let Some(k) = ctx.attr_ints("kernel_shape") {
-        if k.iter().map(|&v| v as usize).ne(kernel.iter().copied()) {
-            bail!("attribute 'kernel_shape' {k:?} does not match W's shape {ws:?}");
-        }
+    if let Some(k) = ctx.attr_ints("kernel_shape")
+        && k.iter().map(|&v| v as usize).ne(kernel.iter().copied())
+    {
+        bail!("attribute 'kernel_shape' {k:?} does not match W's shape {ws:?}");
     }
     Ok((Window::new(ctx, &xs[2..], kernel, false)?, group))
 }

@@ -46,3 +46,14 @@ pub fn det_op(_: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpEr
     };
     Ok(vec![from_f64(x.dtype(), x.shape()[..r - 2].to_vec(), &out)?])
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn det_pivots_and_signs() {
+        assert_eq!(super::det(vec![0.0, 1.0, 1.0, 0.0], 2), -1.0);
+        let d = super::det(vec![2.0, -3.0, 1.0, 2.0, 0.0, -1.0, 1.0, 4.0, 5.0], 3);
+        assert!((d - 49.0).abs() < 1e-12);
+        assert_eq!(super::det(vec![1.0, 2.0, 2.0, 4.0], 2), 0.0);
+    }
+}

@@ -162,3 +162,27 @@ pub fn einsum(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Op
     let (out, shape) = run(&eq, &vals, &shapes)?;
     Ok(vec![Tensor::from_vec(shape, out)?.cast(dt)?])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::run;
+
+    #[test]
+    fn implicit_output_trace_and_ellipsis() -> Result<(), crate::OpError> {
+        let a: Vec<f64> = (1..=4).map(f64::from).collect();
+        // Implicit "ij,jk" is "ik".
+        let (v, s) = run("ij,jk", &[a.clone(), a.clone()], &[&[2, 2], &[2, 2]])?;
+        assert_eq!((v, s), (vec![7.0, 10.0, 15.0, 22.0], vec![2, 2]));
+        // Trace: repeated label, scalar output.
+        let (v, s) = run("ii->", std::slice::from_ref(&a), &[&[2, 2]])?;
+        assert_eq!((v, s), (vec![5.0], vec![]));
+        // Implicit "ji" transposes (labels sorted alphabetically).
+        let (v, _) = run("ji", std::slice::from_ref(&a), &[&[2, 2]])?;
+        assert_eq!(v, vec![1.0, 3.0, 2.0, 4.0]);
+        // Ellipsis batch axes broadcast.
+        let (v, s) = run("...ij,...j->...i", &[a.clone(), vec![1.0, 1.0]], &[&[1, 2, 2], &[2]])?;
+        assert_eq!((v, s), (vec![3.0, 7.0], vec![1, 2]));
+        assert!(run("ij->k", &[a], &[&[2, 2]]).is_err());
+        Ok(())
+    }
+}

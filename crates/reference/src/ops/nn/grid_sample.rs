@@ -135,3 +135,20 @@ pub fn grid_sample(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor
     shape.extend(&gs[1..=n]);
     Ok(vec![from_f64(x.dtype(), shape, &y)?])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflection_and_cubic_weights() {
+        // Reflect into [0, 3]: 4.5 -> 1.5, -1 -> 1.
+        assert_eq!(reflect(4.5, 0.0, 6.0), 1.5);
+        assert_eq!(reflect(-1.0, 0.0, 6.0), 1.0);
+        for t in [0.0, 0.25, 0.5, 0.9] {
+            let w = cubic_weights(t);
+            assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        assert_eq!(cubic_weights(0.0), [0.0, 1.0, 0.0, 0.0]);
+    }
+}

@@ -98,3 +98,23 @@ pub fn matmul_integer(_: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
     let (out, shape) = batched_matmul(&av, a.shape(), &bv, b.shape())?;
     Ok(vec![Tensor::from_vec(shape, out)?.cast(DType::I32)?])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_promote_and_batches_broadcast() -> Result<(), OpError> {
+        // (2,) x (2, 3) -> (3,)
+        let (v, s) = batched_matmul(&[1.0, 2.0], &[2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+        assert_eq!((v, s), (vec![9.0, 12.0, 15.0], vec![3]));
+        // (2, 1, 2) x (2,) -> (2, 1)
+        let (v, s) = batched_matmul(&[1.0, 2.0, 3.0, 4.0], &[2, 1, 2], &[1.0, 1.0], &[2])?;
+        assert_eq!((v, s), (vec![3.0, 7.0], vec![2, 1]));
+        // (1, 2, 2) x (3, 2, 1): batch broadcasts to 3
+        let (_, s) = batched_matmul(&[0i64; 4], &[1, 2, 2], &[0i64; 6], &[3, 2, 1])?;
+        assert_eq!(s, vec![3, 2, 1]);
+        assert!(batched_matmul(&[0.0; 6], &[2, 3], &[0.0; 4], &[2, 2]).is_err());
+        Ok(())
+    }
+}

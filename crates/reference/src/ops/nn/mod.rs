@@ -2,6 +2,7 @@
 //! quantisation, sampling and losses.
 
 mod affine_grid;
+mod col2im;
 mod common;
 mod conv;
 mod conv_transpose;
@@ -52,7 +53,7 @@ pub fn register(r: &mut Registry) {
     r.tensor("AffineGrid", 20..=21, affine_grid::affine_grid);
     r.tensor("NonMaxSuppression", 10..=21, nms::non_max_suppression);
     r.tensor("MaxUnpool", 9..=21, unpool::max_unpool);
-    r.tensor("Col2Im", 18..=21, unpool::col2im_op);
+    r.tensor("Col2Im", 18..=21, col2im::col2im_op);
     r.tensor("RoiAlign", 10..=21, roi::roi_align);
     r.tensor("MaxRoiPool", 1..=21, roi::max_roi_pool);
     r.tensor("DeformConv", 19..=21, deform_conv::deform_conv);

@@ -75,7 +75,8 @@ pub fn quantize_linear(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
             .ok_or_else(|| OpError::Unsupported(format!("output_dtype {code} (float8 and others are not supported)")))?,
     };
     let range = int_range(out_dt)?;
-    let xv = floats(x, "x")?;
+    // x is a float tensor, or int32 (opsets 10 to 20).
+    let xv = if x.dtype() == DType::I32 { x.to_f64_vec()? } else { floats(x, "x")? };
     let sv = floats(scale, "y_scale")?;
     let idx = param_index(ctx, x.shape(), scale.shape())?;
     let zv = match zp {
@@ -87,7 +88,7 @@ pub fn quantize_linear(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
         }
         None => vec![0.0; sv.len()],
     };
-    let single = x.dtype() != DType::F64;
+    let single = x.dtype().is_float() && x.dtype() != DType::F64;
     let q: Vec<f64> = xv.iter().zip(&idx).map(|(&v, &i)| quantize_value(v, sv[i], zv[i], single, range)).collect();
     Ok(vec![Tensor::new(x.shape().to_vec(), Data::from_f64_vec(out_dt, &q)?)?])
 }
