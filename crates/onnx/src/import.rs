@@ -51,8 +51,8 @@ pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>, ops: &OpSet) -> Resul
         opsets.insert(normalize_domain(&o.domain).to_string(), o.version);
     }
     if opsets.is_empty() {
-        // IR version 3 files without opset_import mean ai.onnx opset 1.
-        opsets.insert(String::new(), 1);
+        // Required since IR version 3 (the oldest Kiln reads); a file cut after its graph lacks it.
+        return Err(OnnxError::Decode("the model has no opset_import (every ONNX model since IR version 3 has one): is the file truncated?".into()));
     }
     if let Some(&v) = opsets.get("")
         && v > MAX_DEFAULT_OPSET
