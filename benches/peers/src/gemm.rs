@@ -1,0 +1,52 @@
+//! GEMM microbenchmark: Kiln's f32 GEMM kernel (kiln_target_cpu::kernels::sgemm) at 1 and 2
+//! threads, as GFLOP/s and as a share of the machine's fp32 FMA peak measured the same run.
+
+use kiln_target_cpu::kernels::{Bias, GemmBackend, GemmParams, GemmSpec, Isa, fma_peak_gflops, sgemm};
+use std::time::{Duration, Instant};
+
+const SHAPES: &[(&str, usize, usize, usize)] = &[("1024^3", 1024, 1024, 1024), ("BERT FFN m=128 k=384 n=1536", 128, 384, 1536)];
+const THREADS: &[usize] = &[1, 2];
+
+/// Median seconds of `f` over at least 5 runs and about `budget` of wall time (max 200 runs).
+fn time_median(budget: Duration, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?; // warm-up (packing buffers, thread pool)
+    let start = Instant::now();
+    let mut t = Vec::new();
+    while t.len() < 5 || (start.elapsed() < budget && t.len() < 200) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    crate::stats::median(&t).ok_or_else(|| anyhow::anyhow!("no timing"))
+}
+
+pub fn run(device: &str) -> anyhow::Result<()> {
+    let isa = Isa::best();
+    println!();
+    println!("GEMM microbenchmark, f32, measured on {device}");
+    let peaks: Vec<f64> = THREADS.iter().map(|&t| fma_peak_gflops(isa, t, Duration::from_millis(500))).collect();
+    for (t, p) in THREADS.iter().zip(&peaks) {
+        println!("  fp32 FMA peak, measured ({} FMA loop, {t} thread{}): {p:.1} GFLOP/s", isa.name(), if *t == 1 { "" } else { "s" });
+    }
+    println!("| shape | backend | threads | median ms | GFLOP/s | % of measured FMA peak |");
+    println!("|---|---|---|---|---|---|");
+    for &(label, m, k, n) in SHAPES {
+        let spec = GemmSpec::new(m, n, k);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
+        let mut c = vec![0f32; m * n];
+        for backend in [GemmBackend::Library, GemmBackend::Blocked] {
+            for (ti, &threads) in THREADS.iter().enumerate() {
+                let params = GemmParams { backend, threads, isa };
+                let s = time_median(Duration::from_secs(1), || Ok(sgemm(&spec, &a, &b, Bias::None, &mut c, &params)?))?;
+                let gflops = spec.flops() / s / 1e9;
+                let name = match backend {
+                    GemmBackend::Library => "library (gemm crate)",
+                    GemmBackend::Blocked => "blocked (Kiln's own)",
+                };
+                println!("| {label} | {name} | {threads} | {:.3} | {gflops:.1} | {:.0}% |", s * 1e3, 100.0 * gflops / peaks[ti]);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Kiln: compile the model for the CPU target (full tuning) and run the loaded plan.
+
+use crate::engine::Engine;
+use crate::outputs::Output;
+use anyhow::Context;
+use kiln_target::{CompileOptions, Executable, Target, TuneMode};
+use kiln_tensor::Tensor;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct KilnEngine {
+    exe: Box<dyn Executable>,
+    inputs: Vec<(String, Tensor)>,
+    /// Output names in plan order.
+    names: Vec<String>,
+    /// What the compile did, measured: "import 0.31 s, optimize 0.00 s, lower 0.80 s".
+    pub compile_note: String,
+}
+
+impl KilnEngine {
+    pub fn new(model: &Path, dims: BTreeMap<String, usize>, tune_dir: &Path, inputs: Vec<(String, Tensor)>) -> anyhow::Result<KilnEngine> {
+        let target = kiln_target_cpu::CpuTarget;
+        let opts = CompileOptions { tune: TuneMode::Full, tune_budget: Duration::from_secs(30), cache_dir: Some(tune_dir.to_path_buf()), threads: None, dims };
+        let t = Instant::now();
+        let compiled = kiln_pipeline::compile(model, &target, &opts, None).with_context(|| format!("compiling {}", model.display()))?;
+        let plan = compiled.plan.context("the compile stopped before lowering")?;
+        let exe = target.load(&plan, compiled.weights).context("loading the plan")?;
+        let mut notes: Vec<String> = compiled.phase_times.iter().map(|(p, d)| format!("{p} {:.2} s", d.as_secs_f64())).collect();
+        notes.push(format!("load; total {:.2} s", t.elapsed().as_secs_f64()));
+        notes.push(format!("{} tuning decisions", compiled.tune.len()));
+        let names = plan.outputs.iter().map(|&v| plan.values[v].name.clone()).collect();
+        Ok(KilnEngine { exe, inputs, names, compile_note: notes.join(", ") })
+    }
+
+    fn run(&mut self) -> anyhow::Result<(Vec<(String, Tensor)>, f64)> {
+        let feeds = self.inputs.clone();
+        let t = Instant::now();
+        let out = self.exe.run(feeds)?;
+        Ok((out, t.elapsed().as_secs_f64() * 1e3))
+    }
+}
+
+impl Engine for KilnEngine {
+    fn run_once(&mut self) -> anyhow::Result<f64> {
+        Ok(self.run()?.1)
+    }
+
+    fn outputs(&mut self) -> anyhow::Result<(Vec<Output>, f64)> {
+        let (out, ms) = self.run()?;
+        // Put them in plan order (the model's output order) whatever order run returns.
+        let mut ordered = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            let (_, t) = out.iter().find(|(n, _)| n == name).with_context(|| format!("kiln returned no output '{name}'"))?;
+            ordered.push(Output::from_kiln(name, t)?);
+        }
+        Ok((ordered, ms))
+    }
+
+    fn memory(&mut self) -> Option<u64> {
+        self.exe.planned_peak_bytes()
+    }
+}
