@@ -11,7 +11,7 @@
 //! yields K in (.., m, d) layout (or removed when that is the identity). Otherwise K' is
 //! passed as it is (`k_transposed = 1`). The scales multiply into the `scale` attribute.
 
-use crate::util::{Names, View, input, is_op, make_node, output, split_const};
+use crate::util::{Names, View, derived_name, input, is_op, make_node, output, split_const};
 use crate::{Pass, PassError};
 use kiln_ir::{Attr, Graph, GraphPatch, Node, NodeId, ValueId};
 use kiln_tensor::{Dim, Shape};
@@ -43,10 +43,10 @@ impl Pass for FuseAttention {
                 KSource::Plain(k) => (k, 0),
                 KSource::Permute(src, perm) => {
                     let shape = view.shape(src).and_then(|s| perm.iter().map(|&p| s.0.get(p as usize).cloned()).collect::<Option<Vec<Dim>>>());
-                    let name = names.fresh(&format!("{}_k", n.label()));
+                    let name = names.fresh(&format!("{}_t", g.value(src).name));
                     let kv = patch.add_value(name, g.value(src).dtype, shape.map(Shape));
                     let attrs = BTreeMap::from([("perm".to_string(), Attr::Ints(perm))]);
-                    patch.add_node(make_node(&format!("{}_k", n.label()), "", "Transpose", m.transpose_opset, vec![Some(src)], vec![Some(kv)], attrs));
+                    patch.add_node(make_node(&derived_name(n, "_k"), "", "Transpose", m.transpose_opset, vec![Some(src)], vec![Some(kv)], attrs));
                     (kv, 0)
                 }
             };
@@ -55,7 +55,7 @@ impl Pass for FuseAttention {
                 attrs.insert("scale".into(), Attr::Float(m.scale as f32));
             }
             let inputs = vec![Some(m.q), Some(k), Some(m.v), m.mask];
-            patch.add_node(make_node(&n.label(), "kiln", "Attention", 1, inputs, vec![Some(m.out)], attrs));
+            patch.add_node(make_node(&n.name, "kiln", "Attention", 1, inputs, vec![Some(m.out)], attrs));
             for k in &m.nodes {
                 patch.remove_node(*k);
                 claimed.insert(*k);

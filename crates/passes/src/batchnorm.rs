@@ -4,7 +4,7 @@
 //! output channel, and the bias `(B - mean) * s + beta`. The product's output must feed only
 //! the BN, and every parameter must be a constant. New parameters are computed in f64.
 
-use crate::util::{Names, View, extra_outputs_used, input, is_op, make_node, output};
+use crate::util::{Names, View, derived_name, extra_outputs_used, input, is_op, make_node, output};
 use crate::{Pass, PassError};
 use kiln_ir::{Attr, Graph, GraphPatch, Node, NodeId, ValueId};
 use kiln_tensor::{Data, Tensor};
@@ -111,7 +111,7 @@ fn fold_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &Node
     }
     let b2: Vec<f64> = (0..b.len()).map(|k| b[k] * m.s[k] + m.t[k]).collect();
     let wv = patch.add_constant(names.fresh(&format!("{}_bn", view.g.value(w_id).name)), w2);
-    let bv = patch.add_constant(names.fresh(&format!("{}_bias_bn", conv.label())), tensor_like(w, vec![b2.len()], &b2)?);
+    let bv = patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(output(bn, 0)?).name)), tensor_like(w, vec![b2.len()], &b2)?);
     let mut new = conv.clone();
     new.inputs = vec![input(conv, 0), Some(wv), Some(bv)];
     new.outputs = vec![output(bn, 0)];
@@ -149,7 +149,7 @@ fn fold_gemm(view: &View, patch: &mut GraphPatch, names: &mut Names, gemm: &Node
         None => (vec![n], m.t.clone()),
     };
     let wv = patch.add_constant(names.fresh(&format!("{}_bn", view.g.value(w_id).name)), w2);
-    let cv = patch.add_constant(names.fresh(&format!("{}_bias_bn", gemm.label())), tensor_like(w, c_shape, &c2)?);
+    let cv = patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(output(bn, 0)?).name)), tensor_like(w, c_shape, &c2)?);
     let mut new = gemm.clone();
     new.inputs = vec![input(gemm, 0), Some(wv), Some(cv)];
     new.outputs = vec![output(bn, 0)];
@@ -199,14 +199,14 @@ fn fold_matmul(
     };
     let out = output(bn, 0)?;
     let wv = patch.add_constant(names.fresh(&format!("{}_bn", view.g.value(w_id).name)), w2);
-    let cv = patch.add_constant(names.fresh(&format!("{}_bias_bn", mm.label())), tensor_like(w, vec![n], &c2)?);
+    let cv = patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(out).name)), tensor_like(w, vec![n], &c2)?);
     let info = view.g.value(out);
     let mid = patch.add_value(names.fresh(&format!("{}_bn", view.g.value(output(mm, 0)?).name)), info.dtype, info.shape.clone());
     let mut new_mm = mm.clone();
     new_mm.inputs = vec![input(mm, 0), Some(wv)];
     new_mm.outputs = vec![Some(mid)];
     patch.add_node(new_mm);
-    patch.add_node(make_node(&format!("{}_bias", mm.label()), "", "Add", prod.opset, vec![Some(mid), Some(cv)], vec![Some(out)], Default::default()));
+    patch.add_node(make_node(&derived_name(mm, "_bias"), "", "Add", prod.opset, vec![Some(mid), Some(cv)], vec![Some(out)], Default::default()));
     claimed.insert(mm_id);
     Some(if mm_id == p { vec![] } else { vec![mm_id] })
 }

@@ -4,7 +4,7 @@ use crate::{
     Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseAttention, FuseGelu, FuseLayerNorm, InferShapes, Pass, PassError,
     RemoveIdentities, SimplifyLayout,
 };
-use kiln_ir::{Model, compact, verify};
+use kiln_ir::{Graph, IrError, Model, compact, verify};
 
 /// Constant folding never writes an initializer of more elements than this (16 Mi).
 pub const MAX_FOLD_ELEMENTS: usize = 16 << 20;
@@ -54,8 +54,9 @@ pub fn pipeline_until(stop_after: &str) -> Result<Vec<Box<dyn Pass>>, PassError>
 }
 
 /// Runs `passes` in order over the model's main graph. Each pass runs until it returns no
-/// patch; every patch is applied, the graph compacted and verified (a pass that breaks the
-/// graph is named). A pass still returning patches after its round cap is an error.
+/// patch; every patch is applied, the graph compacted, verified (a pass that breaks the
+/// graph is named) and its nodes put in topological order (ties keep their order), so dumps
+/// read top-down. A pass still returning patches after its round cap is an error.
 ///
 /// Before the passes: in models of IR version < 4, whose format required every initializer
 /// to be listed as a graph input, such inputs are dropped from the inputs so the passes may
@@ -85,6 +86,7 @@ pub fn optimize(model: &mut Model, passes: &[Box<dyn Pass>]) -> Result<Vec<Appli
             patch.apply(&mut model.graph).map_err(broken)?;
             compact(&mut model.graph);
             verify(model).map_err(broken)?;
+            sort_nodes(&mut model.graph).map_err(broken)?;
             log.push(AppliedPatch { pass: pass.name(), description });
         }
     }
@@ -92,4 +94,12 @@ pub fn optimize(model: &mut Model, passes: &[Box<dyn Pass>]) -> Result<Vec<Appli
         model.opsets.entry("kiln".to_string()).or_insert(1);
     }
     Ok(log)
+}
+
+/// Puts the nodes in a topological order that keeps the file order among independent nodes.
+fn sort_nodes(g: &mut Graph) -> Result<(), IrError> {
+    let order = g.topo_order()?;
+    let mut nodes: Vec<Option<kiln_ir::Node>> = std::mem::take(&mut g.nodes).into_iter().map(Some).collect();
+    g.nodes = order.iter().filter_map(|id| nodes.get_mut(id.0).and_then(Option::take)).collect();
+    Ok(())
 }

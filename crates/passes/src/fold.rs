@@ -142,7 +142,11 @@ fn evaluate(g: &Graph, n: &Node) -> Result<Vec<Tensor>, String> {
     }
     sub.nodes.push(node);
     let model = Model { graph: sub, ..Model::default() };
-    let outs = kiln_reference::run(&model, vec![]).map_err(|e| e.to_string())?;
+    let outs = kiln_reference::run(&model, vec![]).map_err(|e| match e {
+        // The caller names the node already.
+        kiln_reference::ExecError::Node { source, .. } => source.to_string(),
+        other => other.to_string(),
+    })?;
     outs.into_iter()
         .map(|(name, v)| match v {
             Value::Tensor(t) => Ok(t),

@@ -164,7 +164,7 @@ fn bias_input(site: &Site, patch: &mut GraphPatch, names: &mut Names, c: ValueId
             }
             let v: Vec<f64> = (0..channels).map(|k| b[k] + per_channel(k)).collect();
             let t = Tensor::new(vec![channels], Data::from_f64_vec(ct.dtype(), &v).ok()?).ok()?;
-            Some(patch.add_constant(names.fresh(&format!("{}_bias", n.label())), t))
+            Some(patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(out).name)), t))
         }
         Kind::Gemm => {
             let beta = f64::from(attrs.get("beta").and_then(Attr::as_float).unwrap_or(1.0));
@@ -190,7 +190,7 @@ fn bias_input(site: &Site, patch: &mut GraphPatch, names: &mut Names, c: ValueId
             };
             attrs.insert("beta".into(), Attr::Float(1.0));
             let t = Tensor::new(shape, Data::from_f64_vec(ct.dtype(), &v).ok()?).ok()?;
-            Some(patch.add_constant(names.fresh(&format!("{}_bias", n.label())), t))
+            Some(patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(out).name)), t))
         }
     }
 }

@@ -38,7 +38,7 @@ impl Pass for FuseGelu {
                 continue;
             }
             let attrs = BTreeMap::from([("approximate".to_string(), string_attr(approximate))]);
-            patch.add_node(make_node(&n.label(), "", "Gelu", onnx_opset(n, 20), vec![Some(x)], vec![Some(out)], attrs));
+            patch.add_node(make_node(&n.name, "", "Gelu", onnx_opset(n, 20), vec![Some(x)], vec![Some(out)], attrs));
             for k in nodes {
                 patch.remove_node(k);
                 claimed.insert(k);

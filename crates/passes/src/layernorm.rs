@@ -54,15 +54,16 @@ impl Pass for FuseLayerNorm {
                 continue;
             }
             let label = n.label();
-            let gv = patch.add_constant(names.fresh(&format!("{label}_gamma")), gamma);
-            let bv = beta.flatten().map(|b| patch.add_constant(names.fresh(&format!("{label}_beta")), b));
+            let base = g.value(m.out).name.clone();
+            let gv = patch.add_constant(names.fresh(&format!("{base}_gamma")), gamma);
+            let bv = beta.flatten().map(|b| patch.add_constant(names.fresh(&format!("{base}_beta")), b));
             let attrs = BTreeMap::from([("axis".to_string(), Attr::Int(-1)), ("epsilon".to_string(), Attr::Float(m.eps as f32))]);
             let opset = onnx_opset(n, 17);
             let mut inputs = vec![Some(m.x), Some(gv)];
             if let Some(b) = bv {
                 inputs.push(Some(b));
             }
-            patch.add_node(make_node(&label, "", "LayerNormalization", opset, inputs, vec![Some(m.out)], attrs));
+            patch.add_node(make_node(&n.name, "", "LayerNormalization", opset, inputs, vec![Some(m.out)], attrs));
             for k in &m.nodes {
                 patch.remove_node(*k);
                 claimed.insert(*k);
@@ -117,10 +118,11 @@ fn match_layernorm<'g>(view: &View<'g>, mean_id: NodeId) -> Option<Match<'g>> {
         return None;
     }
     let d = output(sub, 0)?;
-    if view.pinned(d) || view.readers(d).len() != 2 {
+    let mut readers: Vec<(NodeId, &Node)> = view.readers(d).iter().map(|(r, _)| (*r, view.node(*r))).collect();
+    readers.dedup_by_key(|(r, _)| *r);
+    if view.pinned(d) || readers.len() != 2 {
         return None;
     }
-    let readers: Vec<(NodeId, &Node)> = view.readers(d).iter().map(|(r, _)| (*r, view.node(*r))).collect();
     // Which reader squares d, which normalises it.
     let is_square = |n: &Node| {
         (is_op(n, "Pow") && input(n, 0) == Some(d) && input(n, 1).and_then(|e| view.scalar(e)) == Some(2.0))

@@ -177,6 +177,11 @@ pub fn onnx_opset(replaced: &Node, first_version: i64) -> i64 {
     own.max(first_version)
 }
 
+/// A name for a node derived from `n`: `n`'s name plus `suffix`, or empty when `n` has none.
+pub fn derived_name(n: &Node, suffix: &str) -> String {
+    if n.name.is_empty() { String::new() } else { format!("{}{suffix}", n.name) }
+}
+
 pub fn string_attr(s: &str) -> Attr {
     Attr::String(s.as_bytes().to_vec())
 }

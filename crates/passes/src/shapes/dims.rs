@@ -116,7 +116,7 @@ pub fn quotient(cx: &Cx, all: &[Dim], others: &[Dim]) -> Result<Dim, String> {
         return Ok(cx.fresh());
     }
     match syms.as_slice() {
-        [] if num % den == 0 => Ok(Dim::Known(num / den)),
+        [] if num.is_multiple_of(den) => Ok(Dim::Known(num / den)),
         [] => Err(format!("cannot reshape {num} elements into a multiple of {den}")),
         [s] if num == den => Ok(Dim::Sym(s.to_string())),
         _ => Ok(cx.fresh()),
