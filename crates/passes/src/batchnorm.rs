@@ -1,8 +1,10 @@
 //! BatchNormalization folding: `BN(Conv(x, W, B))` becomes `Conv(x, W', B')`,
 //! `BN(Gemm(a, W, C))` becomes `Gemm(a, W', C')` and `BN(MatMul(a, W) [+ c])` (2-D) becomes
 //! `MatMul(a, W') + c'`, with `s = scale / sqrt(var + eps)`, W' = W scaled by `s` along the
-//! output channel, and the bias `(B - mean) * s + beta`. The product's output must feed only
-//! the BN, and every parameter must be a constant. New parameters are computed in f64.
+//! output channel, and the bias `(B - mean) * s + beta`. A Conv followed by a `Mul` of a
+//! constant that is one value or one per output channel folds the same way (s = that
+//! constant, no shift). The product's output must feed only the BN (or Mul), and every
+//! parameter must be a constant. New parameters are computed in f64.
 
 use crate::util::{Names, View, derived_name, extra_outputs_used, input, is_op, make_node, output};
 use crate::{Pass, PassError};
@@ -24,13 +26,12 @@ impl Pass for FoldBatchNorm {
         let mut claimed: HashSet<NodeId> = HashSet::new();
         let mut done = Vec::new();
         for (i, bn) in g.nodes.iter().enumerate() {
-            if !is_op(bn, "BatchNormalization") || bn.attr_int("training_mode").unwrap_or(0) != 0 || extra_outputs_used(&view, bn) {
+            let Some((m, x)) = bn_params(&view, bn).or_else(|| conv_scale(&view, bn)) else { continue };
+            let Some((p, prod)) = view.producer(x) else { continue };
+            if claimed.contains(&p) || claimed.contains(&NodeId(i)) || view.sole_reader(x).is_none() {
                 continue;
             }
-            let Some(m) = bn_params(&view, bn) else { continue };
-            let Some(x) = input(bn, 0) else { continue };
-            let Some((p, prod)) = view.producer(x) else { continue };
-            if claimed.contains(&p) || view.sole_reader(x).is_none() {
+            if is_op(bn, "Mul") && !is_op(prod, "Conv") {
                 continue;
             }
             let folded = if is_op(prod, "Conv") {
@@ -48,14 +49,14 @@ impl Pass for FoldBatchNorm {
                 patch.remove_node(p);
                 removed.iter().for_each(|&r| patch.remove_node(r));
                 patch.remove_node(NodeId(i));
-                done.push(format!("'{}' into {} '{}'", bn.label(), prod.op_type, prod.label()));
+                done.push(format!("{} '{}' into {} '{}'", bn.op_type, bn.label(), prod.op_type, prod.label()));
             }
         }
         if done.is_empty() {
             return Ok(None);
         }
         let more = if done.len() > 3 { format!(" and {} more", done.len() - 3) } else { String::new() };
-        patch.description = format!("fold BatchNormalization {}{more}", done.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
+        patch.description = format!("fold {}{more}", done.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
         Ok(Some(patch))
     }
 }
@@ -70,7 +71,11 @@ fn floats(view: &View, v: Option<ValueId>) -> Option<Vec<f64>> {
     view.constant(v?)?.to_f64_vec().ok()
 }
 
-fn bn_params(view: &View, bn: &Node) -> Option<Affine> {
+/// The affine map of an inference-mode BatchNormalization and its input.
+fn bn_params(view: &View, bn: &Node) -> Option<(Affine, ValueId)> {
+    if !is_op(bn, "BatchNormalization") || bn.attr_int("training_mode").unwrap_or(0) != 0 || extra_outputs_used(view, bn) {
+        return None;
+    }
     let (scale, bias, mean, var) = (floats(view, input(bn, 1))?, floats(view, input(bn, 2))?, floats(view, input(bn, 3))?, floats(view, input(bn, 4))?);
     let c = scale.len();
     if [bias.len(), mean.len(), var.len()].iter().any(|&l| l != c) {
@@ -79,7 +84,30 @@ fn bn_params(view: &View, bn: &Node) -> Option<Affine> {
     let eps = f64::from(bn.attr_float("epsilon").unwrap_or(1e-5));
     let s: Vec<f64> = (0..c).map(|k| scale[k] / (var[k] + eps).sqrt()).collect();
     let t: Vec<f64> = (0..c).map(|k| bias[k] - mean[k] * s[k]).collect();
-    Some(Affine { s, t })
+    Some((Affine { s, t }, input(bn, 0)?))
+}
+
+/// `Mul(Conv(..), c)` with `c` one value or one per output channel: the scale and the input.
+fn conv_scale(view: &View, mul: &Node) -> Option<(Affine, ValueId)> {
+    if !is_op(mul, "Mul") {
+        return None;
+    }
+    let (x, c, _) = crate::util::split_const(view, mul)?;
+    let (_, conv) = view.producer_op(x, "Conv")?;
+    let w = view.constant(input(conv, 1)?)?;
+    let ct = view.constant(c)?;
+    let (r, m) = (w.rank(), *w.shape().first()?);
+    if ct.rank() > r || ct.dtype() != w.dtype() {
+        return None;
+    }
+    // Right-aligned with the conv output: every axis 1 but the channel axis (1).
+    let off = r - ct.rank();
+    if ct.shape().iter().enumerate().any(|(j, &d)| d != 1 && !(off + j == 1 && d == m)) {
+        return None;
+    }
+    let cv = ct.to_f64_vec().ok()?;
+    let s: Vec<f64> = (0..m).map(|k| cv[if cv.len() == 1 { 0 } else { k }]).collect();
+    Some((Affine { s, t: vec![0.0; m] }, x))
 }
 
 /// A tensor of `like`'s type from f64 values.
@@ -111,9 +139,17 @@ fn fold_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &Node
     }
     let b2: Vec<f64> = (0..b.len()).map(|k| b[k] * m.s[k] + m.t[k]).collect();
     let wv = patch.add_constant(names.fresh(&format!("{}_bn", view.g.value(w_id).name)), w2);
-    let bv = patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(output(bn, 0)?).name)), tensor_like(w, vec![b2.len()], &b2)?);
+    // A scale alone adds no bias where there was none.
+    let bv = if input(conv, 2).is_none() && b2.iter().all(|&v| v == 0.0) {
+        None
+    } else {
+        Some(patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(output(bn, 0)?).name)), tensor_like(w, vec![b2.len()], &b2)?))
+    };
     let mut new = conv.clone();
-    new.inputs = vec![input(conv, 0), Some(wv), Some(bv)];
+    new.inputs = vec![input(conv, 0), Some(wv)];
+    if bv.is_some() {
+        new.inputs.push(bv);
+    }
     new.outputs = vec![output(bn, 0)];
     patch.add_node(new);
     Some(vec![])

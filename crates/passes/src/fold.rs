@@ -110,7 +110,8 @@ fn fold_shape(view: &View, n: &Node) -> Option<Vec<Tensor>> {
     let x = n.inputs.first().copied().flatten()?;
     let dims = view.shape(x)?.concrete()?;
     if n.op_type == "Size" {
-        return Some(vec![Tensor::scalar(dims.iter().product::<usize>() as i64)]);
+        let total = dims.iter().try_fold(1i64, |acc, &d| acc.checked_mul(i64::try_from(d).ok()?))?;
+        return Some(vec![Tensor::scalar(total)]);
     }
     let r = dims.len() as i64;
     let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;

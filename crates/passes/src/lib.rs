@@ -4,8 +4,9 @@
 //!
 //! The passes of [`default_pipeline`], in order (each is a named phase, see [`phase_names`]):
 //! shape inference with symbolic dims, constant folding, identity removal, transpose/reshape
-//! simplification, dead-code removal, shape refinement, BatchNormalization folding, LayerNorm,
-//! GELU and attention pattern fusion, Conv/MatMul/Gemm + bias + activation fusion, cleanup.
+//! simplification, dead-code removal, shape refinement, BatchNormalization (and constant
+//! scale) folding, LayerNorm, GELU, HardSwish and attention pattern fusion, Conv/MatMul/Gemm +
+//! bias + activation fusion, cleanup.
 //! Fused ops live in the `kiln` domain (`kiln::FusedConv`, `kiln::FusedMatMul`,
 //! `kiln::Attention`); their reference kernels are in `kiln_reference::ops::kiln`.
 //!
@@ -20,6 +21,7 @@ mod error;
 mod fold;
 mod fuse_activation;
 mod gelu;
+mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
@@ -34,6 +36,7 @@ pub use error::PassError;
 pub use fold::FoldConstants;
 pub use fuse_activation::FuseActivation;
 pub use gelu::FuseGelu;
+pub use hardswish::FuseHardSwish;
 pub use identity::RemoveIdentities;
 pub use layernorm::FuseLayerNorm;
 pub use layout::SimplifyLayout;

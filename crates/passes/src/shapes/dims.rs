@@ -55,11 +55,11 @@ pub struct Window<'a> {
 
 impl Window<'_> {
     pub fn output(&self, cx: &Cx, input: &Dim) -> Result<Dim, String> {
-        let eff = (self.kernel.max(1) - 1) * self.dilation + 1;
+        let eff = (self.kernel.max(1) - 1).checked_mul(self.dilation).and_then(|v| v.checked_add(1)).ok_or("window size overflows")?;
         let s = self.stride.max(1);
         let Dim::Known(i) = input else {
             // A symbolic size survives windows that keep it: stride 1 and "same" padding.
-            let same = s == 1 && (self.auto_pad.starts_with("SAME") || (self.auto_pad == "NOTSET" && self.pads.0 + self.pads.1 + 1 == eff));
+            let same = s == 1 && (self.auto_pad.starts_with("SAME") || (self.auto_pad == "NOTSET" && self.pads.0.checked_add(self.pads.1) == Some(eff - 1)));
             return Ok(if same { input.clone() } else { cx.fresh() });
         };
         let i = *i;
@@ -73,7 +73,8 @@ impl Window<'_> {
                 if self.ceil_mode { span.div_ceil(s) + 1 } else { span / s + 1 }
             }
             _ => {
-                let span = span_of(i + self.pads.0 + self.pads.1)?;
+                let padded = i.checked_add(self.pads.0).and_then(|v| v.checked_add(self.pads.1)).ok_or("padded size overflows")?;
+                let span = span_of(padded)?;
                 let mut o = if self.ceil_mode { span.div_ceil(s) + 1 } else { span / s + 1 };
                 if self.ceil_mode && (o - 1) * s >= i + self.pads.0 {
                     o -= 1;
@@ -85,9 +86,14 @@ impl Window<'_> {
     }
 }
 
+/// The product of the known dims (None on overflow).
+pub fn known_product(dims: &[Dim]) -> Option<usize> {
+    dims.iter().filter_map(Dim::known).try_fold(1usize, |acc, d| acc.checked_mul(d))
+}
+
 /// The product of `dims` when it can be written as one dim: all known, or one symbol times 1.
 pub fn product(cx: &Cx, dims: &[Dim]) -> Dim {
-    let known: usize = dims.iter().filter_map(Dim::known).product();
+    let Some(known) = known_product(dims) else { return cx.fresh() };
     let syms: Vec<&Dim> = dims.iter().filter(|d| d.known().is_none()).collect();
     match syms.as_slice() {
         [] => Dim::Known(known),
@@ -100,8 +106,7 @@ pub fn product(cx: &Cx, dims: &[Dim]) -> Dim {
 /// symbols cancel, the one symbol left over, or a fresh symbol.
 pub fn quotient(cx: &Cx, all: &[Dim], others: &[Dim]) -> Result<Dim, String> {
     let mut syms: Vec<&str> = all.iter().filter_map(|d| if let Dim::Sym(s) = d { Some(s.as_str()) } else { None }).collect();
-    let num: usize = all.iter().filter_map(Dim::known).product();
-    let den: usize = others.iter().filter_map(Dim::known).product();
+    let (Some(num), Some(den)) = (known_product(all), known_product(others)) else { return Ok(cx.fresh()) };
     for d in others {
         if let Dim::Sym(s) = d {
             match syms.iter().position(|x| x == s) {

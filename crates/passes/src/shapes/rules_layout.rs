@@ -69,7 +69,7 @@ pub fn infer(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
                     .zip(&reps)
                     .map(|(d, &r)| match (d, r) {
                         (d, 1) => d.clone(),
-                        (Dim::Known(n), r) if r >= 0 => Dim::Known(n * r as usize),
+                        (Dim::Known(n), r) => usize::try_from(r).ok().and_then(|r| n.checked_mul(r)).map_or_else(|| cx.fresh(), Dim::Known),
                         _ => cx.fresh(),
                     })
                     .collect(),
@@ -156,7 +156,7 @@ fn concat(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
     for i in 0..r {
         let col: Vec<Dim> = shapes.iter().map(|s| s[i].clone()).collect();
         out.push(if i == a {
-            let total: Option<usize> = col.iter().map(Dim::known).sum();
+            let total: Option<usize> = col.iter().map(Dim::known).try_fold(0usize, |acc, d| acc.checked_add(d?));
             match total {
                 Some(t) => Dim::Known(t),
                 None => {

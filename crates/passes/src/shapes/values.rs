@@ -59,8 +59,8 @@ fn first_output(cx: &Cx) -> Option<Vec<SymInt>> {
             Some(dims.get(start..end.max(start))?.iter().map(SymInt::from_dim).collect())
         }
         "Size" => {
-            let total: Option<usize> = cx.shape(0)?.iter().map(Dim::known).product();
-            Some(vec![SymInt::Int(total? as i64)])
+            let total = cx.shape(0)?.iter().try_fold(1i64, |acc, d| acc.checked_mul(i64::try_from(d.known()?).ok()?))?;
+            Some(vec![SymInt::Int(total)])
         }
         "Identity" | "Squeeze" | "Unsqueeze" | "Reshape" | "Flatten" => cx.sv(0).map(<[SymInt]>::to_vec),
         "Cast" => {
@@ -97,7 +97,7 @@ fn first_output(cx: &Cx) -> Option<Vec<SymInt>> {
             (0..len).map(|i| if at(c, i)?.int()? != 0 { at(a, i) } else { at(b, i) }).collect()
         }
         "ConstantOfShape" => {
-            let count: usize = cx.ints(0)?.iter().map(|&d| usize::try_from(d).ok()).product::<Option<usize>>()?;
+            let count = cx.ints(0)?.iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))?;
             let value = match n.attr_tensor("value") {
                 Some(t) if t.dtype().is_int() => *t.to_i64_vec().ok()?.first()?,
                 Some(_) => return None,

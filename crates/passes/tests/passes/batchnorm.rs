@@ -118,3 +118,58 @@ fn batchnorm_after_a_shared_conv_stays() {
     let (text, _) = before_after(&m, vec![Box::new(FoldBatchNorm)]);
     assert_eq!(text.matches("BatchNormalization(").count(), 2, "{text}");
 }
+
+#[test]
+fn a_constant_scale_folds_into_conv() {
+    let mut b = B::new();
+    let x = b.input("x", "f32[1,2,4,4]");
+    let w = b.rand("w", &[3, 2, 3, 3], 1);
+    let c = b.op("conv", "Conv", &[x, w], vec![("pads", ints(&[1, 1, 1, 1]))]);
+    let per_channel = b.f32s("per_channel", &[3, 1, 1], &[2.0, -1.0, 0.5]);
+    let scaled = b.op("scaled", "Mul", &[per_channel, c], vec![]);
+    let w2 = b.rand("w2", &[3, 3, 1, 1], 2);
+    let c2 = b.op("conv2", "Conv", &[scaled, w2], vec![]);
+    let k = b.f32s("k", &[1], &[1.5]);
+    let y = b.op("y", "Mul", &[c2, k], vec![]);
+    let wrong_axis = b.f32s("wrong_axis", &[4], &[1.0, 2.0, 3.0, 4.0]);
+    let w3 = b.rand("w3", &[3, 3, 1, 1], 3);
+    let c3 = b.op("conv3", "Conv", &[y, w3], vec![]);
+    let z = b.op("z", "Mul", &[c3, wrong_axis], vec![]);
+    b.output(z);
+    let m = b.model();
+    let (text, after) = before_after(&m, vec![Box::new(FoldBatchNorm), Box::new(Dce::default())]);
+    same_outputs(&m, &after, &[], 1e-5);
+    insta::assert_snapshot!(text, @r#"
+    model ir_version=8 opsets=[ai.onnx=17]
+    graph "g" {
+      input %x: f32[1,2,4,4]
+      init %w = f32[3,2,3,3] <54 values>
+      init %per_channel = f32[3,1,1] [2, -1, 0.5]
+      init %w2 = f32[3,3,1,1] <9 values>
+      init %k = f32[1] [1.5]
+      init %wrong_axis = f32[4] [1, 2, 3, 4]
+      init %w3 = f32[3,3,1,1] <9 values>
+      %conv: ?[?] = Conv(%x, %w) {pads=[1,1,1,1]}
+      %scaled: ?[?] = Mul(%per_channel, %conv)
+      %conv2: ?[?] = Conv(%scaled, %w2)
+      %y: ?[?] = Mul(%conv2, %k)
+      %conv3: ?[?] = Conv(%y, %w3)
+      %z: ?[?] = Mul(%conv3, %wrong_axis)
+      output %z: ?[?]
+    }
+    --- fold-batchnorm, dce --->
+    model ir_version=8 opsets=[ai.onnx=17]
+    graph "g" {
+      input %x: f32[1,2,4,4]
+      init %wrong_axis = f32[4] [1, 2, 3, 4]
+      init %w3 = f32[3,3,1,1] <9 values>
+      init %w_bn = f32[3,2,3,3] <54 values>
+      init %w2_bn = f32[3,3,1,1] <9 values>
+      %scaled: ?[?] = Conv(%x, %w_bn) {pads=[1,1,1,1]}
+      %y: ?[?] = Conv(%scaled, %w2_bn)
+      %conv3: ?[?] = Conv(%y, %w3)
+      %z: ?[?] = Mul(%conv3, %wrong_axis)
+      output %z: ?[?]
+    }
+    "#);
+}

@@ -10,6 +10,7 @@ mod driver;
 mod fold;
 mod fuse_activation;
 mod gelu;
+mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
