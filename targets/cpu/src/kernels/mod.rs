@@ -1,1 +1,24 @@
 //! Kernels over plain slices, each with a scalar fallback that always exists.
+//!
+//! Every kernel with real choices takes a small params struct and lists its candidates with a
+//! `*_candidates` function whose first entry is the safe default, so an autotuner can time
+//! them. ISA-specific code is chosen at run time ([`Isa`]); the only `unsafe` is in `arch`.
+
+mod activation;
+mod arch;
+mod error;
+mod features;
+mod gemm;
+mod isa;
+mod math;
+mod peak;
+
+#[cfg(test)]
+mod tests;
+
+pub use activation::{Activation, Bias};
+pub use error::KernelError;
+pub use features::{CpuFeatures, cpu_features};
+pub use gemm::{Batch, GemmBackend, GemmParams, GemmSpec, gemm_candidates, sgemm, sgemm_batched};
+pub use isa::Isa;
+pub use peak::fma_peak_gflops;

@@ -1,0 +1,4 @@
+//! Correctness tests of every kernel against naive implementations.
+
+mod util;
+mod gemm;
