@@ -1,1 +1,46 @@
-fn main() {}
+//! Kernel benchmarks: GEMM GFLOP/s and % of the measured f32 FMA peak at 1 and 2 threads,
+//! convolution and fused-kernel timings. Prints medians (the machine may be shared: medians
+//! damp, but do not remove, noise from other work).
+//!
+//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|all] [--quick]`
+
+mod conv;
+mod fused;
+mod gemm;
+mod timing;
+
+use std::time::Duration;
+
+use kiln_target_cpu::kernels::{Isa, cpu_features, fma_peak_gflops};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let which: Vec<&str> =
+        args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    let want = |name: &str| which.is_empty() || which.contains(&"all") || which.contains(&name);
+
+    let f = cpu_features();
+    println!("cpu: {}", f.cache_key());
+    let max_threads = rayon::current_num_threads().min(2);
+    let isa = Isa::best();
+    let budget = Duration::from_millis(if quick { 200 } else { 1000 });
+    let peaks: Vec<f64> = (1..=max_threads)
+        .map(|t| {
+            let p = (0..3).map(|_| fma_peak_gflops(isa, t, budget)).collect::<Vec<_>>();
+            timing::median(p)
+        })
+        .collect();
+    for (t, p) in peaks.iter().enumerate() {
+        println!("fp32 FMA peak ({isa}, {} thread(s)): {p:.1} GFLOP/s", t + 1);
+    }
+    if want("gemm") {
+        gemm::run(&peaks, quick);
+    }
+    if want("conv") {
+        conv::run(max_threads, quick);
+    }
+    if want("fused") {
+        fused::run(max_threads, quick);
+    }
+}

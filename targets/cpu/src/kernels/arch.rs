@@ -226,3 +226,13 @@ fn mul_add_loop(iters: u64) -> f32 {
     }
     acc.iter().sum()
 }
+
+multiversion! {
+    /// NCHW depthwise convolution of output planes `first..` into `y`.
+    fn depthwise_nchw(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::depthwise::nchw_body;
+}
+
+multiversion! {
+    /// NHWC depthwise convolution of output rows `first..` into `y`.
+    fn depthwise_nhwc(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::depthwise::nhwc_body;
+}

@@ -127,3 +127,9 @@ pub fn gelu_tanh(x: f32) -> f32 {
     const C: f32 = 0.797_884_6; // sqrt(2/pi)
     0.5 * x * (1.0 + tanh(C * (x + 0.044_715 * x * x * x)))
 }
+
+/// `a * b + c`, fused when `fma` (pass a constant: the branch folds away).
+#[inline(always)]
+pub fn fmadd(fma: bool, a: f32, b: f32, c: f32) -> f32 {
+    if fma { a.mul_add(b, c) } else { a * b + c }
+}

@@ -6,19 +6,25 @@
 
 mod activation;
 mod arch;
+mod conv;
+mod depthwise;
 mod error;
 mod features;
 mod gemm;
+mod im2col;
 mod isa;
 mod math;
+mod pack;
 mod peak;
 
 #[cfg(test)]
 mod tests;
 
 pub use activation::{Activation, Bias};
+pub use conv::{ConvAlgo, ConvLayout, ConvParams, ConvWeights, Conv2dSpec, conv2d, conv_candidates};
 pub use error::KernelError;
 pub use features::{CpuFeatures, cpu_features};
 pub use gemm::{Batch, GemmBackend, GemmParams, GemmSpec, gemm_candidates, sgemm, sgemm_batched};
 pub use isa::Isa;
+pub use pack::{PackedB, PackedLayout, pack_b, packed_layout_candidates, sgemm_packed};
 pub use peak::fma_peak_gflops;

@@ -1,4 +1,5 @@
 //! Correctness tests of every kernel against naive implementations.
 
 mod util;
+mod conv;
 mod gemm;
