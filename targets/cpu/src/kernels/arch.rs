@@ -236,3 +236,18 @@ multiversion! {
     /// NHWC depthwise convolution of output rows `first..` into `y`.
     fn depthwise_nhwc(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::depthwise::nhwc_body;
 }
+
+multiversion! {
+    /// Every step of an elementwise chain over one tile.
+    fn chain_tile(steps: &[super::chain::Step<'_>], tile: &mut [f32], start: usize, row_len: usize) = super::chain::tile_body;
+}
+
+multiversion! {
+    /// Softmax of each row of `block` in place.
+    fn softmax_rows(block: &mut [f32], row_len: usize) = super::softmax::rows_body;
+}
+
+multiversion! {
+    /// Layer norm of each row of `block` in place.
+    fn layer_norm_rows(norm: &super::layernorm::Norm<'_>, block: &mut [f32]) = super::layernorm::rows_body;
+}

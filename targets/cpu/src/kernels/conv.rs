@@ -68,7 +68,7 @@ impl Conv2dSpec {
         if s.stride.contains(&0) || s.dilation.contains(&0) || s.kernel.contains(&0) {
             return Err(invalid(KERNEL, "kernel, strides and dilations must be >= 1"));
         }
-        if s.groups == 0 || s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0 {
+        if s.groups == 0 || !s.in_channels.is_multiple_of(s.groups) || !s.out_channels.is_multiple_of(s.groups) {
             return Err(invalid(KERNEL, format!(
                 "groups {} must divide in channels {} and out channels {}",
                 s.groups, s.in_channels, s.out_channels

@@ -16,7 +16,7 @@ const EXP_LO: f32 = -87.336_55;
 /// e^x. Returns +inf above ~88.72, 0 below ~-87.34, NaN for NaN.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let xc = if x > EXP_HI { EXP_HI } else if x < EXP_LO { EXP_LO } else { x };
+    let xc = x.clamp(EXP_LO, EXP_HI);
     let t = xc * LOG2E + ROUND_MAGIC;
     let n_bits = t.to_bits().wrapping_sub(ROUND_MAGIC.to_bits()) as i32;
     let n = t - ROUND_MAGIC;
@@ -26,7 +26,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
     // 2^n as a float; n is in [-126, 128] after the clamp, so split it to avoid overflow.
     let half = n_bits >> 1;
@@ -84,10 +84,10 @@ pub fn tanh(x: f32) -> f32 {
     // Small |x|: odd polynomial (no cancellation near 0).
     let z = x * x;
     let mut p = -5.704_988_7e-3_f32;
-    p = p * z + 2.063_908_9e-2;
+    p = p * z + 2.063_909e-2;
     p = p * z - 5.373_971_6e-2;
     p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
+    p = p * z - 3.333_328e-1;
     let small = p * z * x + x;
     // Large |x|: 1 - 2 / (e^{2|x|} + 1), with the sign of x.
     let big = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
@@ -132,4 +132,43 @@ pub fn gelu_tanh(x: f32) -> f32 {
 #[inline(always)]
 pub fn fmadd(fma: bool, a: f32, b: f32, c: f32) -> f32 {
     if fma { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Sum with 16 independent lanes (vectorisable; the order differs from a sequential sum).
+#[inline(always)]
+pub fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += *v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Maximum with 16 lanes; NaN if any element is NaN, -inf for an empty slice.
+#[inline(always)]
+pub fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let mut nan = [false; 16];
+    let chunks = xs.chunks_exact(16);
+    let mut m = f32::NEG_INFINITY;
+    let mut any_nan = false;
+    for v in chunks.remainder() {
+        m = if *v > m { *v } else { m };
+        any_nan |= v.is_nan();
+    }
+    for c in chunks {
+        for ((a, n), v) in acc.iter_mut().zip(nan.iter_mut()).zip(c) {
+            *a = if *v > *a { *v } else { *a };
+            *n |= v.is_nan();
+        }
+    }
+    for (a, n) in acc.iter().zip(nan) {
+        m = if *a > m { *a } else { m };
+        any_nan |= n;
+    }
+    if any_nan { f32::NAN } else { m }
 }

@@ -115,3 +115,27 @@ fn batched_with_broadcast() {
     let mut c = vec![0.0; count * m * n];
     assert!(sgemm_batched(&spec, overlapping, &a, &b, Bias::None, &mut c, &GemmParams::default()).is_err());
 }
+
+#[test]
+fn packed_b_matches_unpacked() {
+    let mut r = rng(8);
+    for &(m, n, k, tb) in &[(5, 7, 9, true), (33, 17, 65, false), (1, 1, 1, true), (64, 96, 40, true)] {
+        let spec = GemmSpec::new(m, n, k).trans(false, tb).act(Activation::Relu);
+        let a = rand_vec(&mut r, m * k);
+        let b = rand_vec(&mut r, n * k);
+        let bias = rand_vec(&mut r, n);
+        let mut want = vec![0.0; m * n];
+        naive(&spec, &a, &b, Bias::PerCol(&bias), &mut want);
+        for layout in packed_layout_candidates() {
+            let packed = pack_b(&b, k, n, tb, 0, layout).unwrap();
+            let plain = GemmSpec { trans_b: false, ..spec };
+            for p in all_params() {
+                let mut got = vec![0.0; m * n];
+                sgemm_packed(&plain, &a, &packed, Bias::PerCol(&bias), &mut got, &p).unwrap();
+                assert_close(&format!("{m}x{n}x{k} {p:?}"), &got, &want, 1e-5, 1e-5);
+            }
+            assert!(sgemm_packed(&spec, &a, &packed, Bias::None, &mut want, &GemmParams::default()).is_err() || !tb);
+            assert!(sgemm_packed(&GemmSpec::new(m, n + 1, k), &a, &packed, Bias::None, &mut vec![0.0; m * (n + 1)], &GemmParams::default()).is_err());
+        }
+    }
+}
