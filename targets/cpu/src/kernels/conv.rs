@@ -147,8 +147,8 @@ pub struct ConvParams {
     pub gemm: GemmParams,
 }
 
-/// Candidates for `spec`: the first is the default.
-pub fn conv_candidates(spec: &Conv2dSpec, max_threads: usize) -> Vec<ConvParams> {
+/// Candidates for `spec` in `layout`: the first is the default.
+pub fn conv_candidates(spec: &Conv2dSpec, layout: ConvLayout, max_threads: usize) -> Vec<ConvParams> {
     let Ok([_, ow]) = spec.out_hw() else { return Vec::new() };
     let mut algos = Vec::new();
     if spec.is_depthwise() {
@@ -157,7 +157,11 @@ pub fn conv_candidates(spec: &Conv2dSpec, max_threads: usize) -> Vec<ConvParams>
     if spec.is_pointwise() {
         algos.push(ConvAlgo::Pointwise);
     }
-    algos.push(ConvAlgo::Im2col);
+    // NHWC im2col runs one GEMM per group with n = out/groups columns: hopeless for
+    // depthwise (n = 1), which has its own loop.
+    if !(spec.is_depthwise() && layout == ConvLayout::Nhwc) {
+        algos.push(ConvAlgo::Im2col);
+    }
     let tile = default_tile_rows(spec.k(), ow);
     let threads = if spec.flops() < 2.0e6 { 1 } else { max_threads.max(1) };
     let mut out = Vec::new();
@@ -176,9 +180,11 @@ pub fn conv_candidates(spec: &Conv2dSpec, max_threads: usize) -> Vec<ConvParams>
     out
 }
 
-/// Rows whose column buffer is about 256 KiB (k x rows*ow floats).
+/// Output rows per im2col tile: a column buffer of about 1 MiB (`k x rows * ow` floats), but
+/// at least 256 pixels so the GEMM is not too thin.
 pub(crate) fn default_tile_rows(k: usize, ow: usize) -> usize {
-    (65_536 / (k * ow).max(1)).max(1)
+    let ow = ow.max(1);
+    (262_144 / (k * ow).max(1)).max(256usize.div_ceil(ow)).max(1)
 }
 
 /// Weights re-laid out for one activation layout.

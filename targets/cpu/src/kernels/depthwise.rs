@@ -39,11 +39,24 @@ pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plan
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
     let taps = kh_n * kw_n;
+    // For stride > 1, each input row is split once into `sw` phases (elements i*sw + ph), so
+    // every tap reads a contiguous run instead of a strided gather.
+    let wp = w.div_ceil(sw);
+    let mut phases = if sw > 1 { vec![0.0f32; h * sw * wp] } else { Vec::new() };
     for (pi, yp) in y.chunks_exact_mut(oh * ow).enumerate() {
         let idx = plane0 + pi;
         let ch = idx % c;
         let xp = &job.x[idx * h * w..][..h * w];
         let wk = &job.w.depthwise[ch * taps..][..taps];
+        if sw > 1 {
+            for (xrow, prow) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(sw * wp)) {
+                for (ph, dst) in prow.chunks_exact_mut(wp).enumerate() {
+                    for (d, v) in dst.iter_mut().zip(xrow[ph..].iter().step_by(sw)) {
+                        *d = *v;
+                    }
+                }
+            }
+        }
         yp.fill(job.bias.map_or(0.0, |b| b[ch]));
         for (oy, yrow) in yp.chunks_exact_mut(ow).enumerate() {
             for kh in 0..kh_n {
@@ -51,7 +64,6 @@ pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plan
                 if ih < pt || ih - pt >= h {
                     continue;
                 }
-                let xrow = &xp[(ih - pt) * w..][..w];
                 for kw in 0..kw_n {
                     let wv = wk[kh * kw_n + kw];
                     let (lo, hi) = valid_range(kw * dw, pl, sw, w, ow);
@@ -59,15 +71,14 @@ pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plan
                         continue;
                     }
                     let start = lo * sw + kw * dw - pl;
-                    let out = &mut yrow[lo..hi];
-                    if sw == 1 {
-                        for (o, x) in out.iter_mut().zip(&xrow[start..start + (hi - lo)]) {
-                            *o = fmadd(fma, *x, wv, *o);
-                        }
+                    let src = if sw == 1 {
+                        &xp[(ih - pt) * w + start..][..hi - lo]
                     } else {
-                        for (o, x) in out.iter_mut().zip(xrow[start..].iter().step_by(sw)) {
-                            *o = fmadd(fma, *x, wv, *o);
-                        }
+                        let row = (ih - pt) * sw + start % sw;
+                        &phases[row * wp + start / sw..][..hi - lo]
+                    };
+                    for (o, x) in yrow[lo..hi].iter_mut().zip(src) {
+                        *o = fmadd(fma, *x, wv, *o);
                     }
                 }
             }

@@ -81,17 +81,16 @@ fn check_spec(s: &Conv2dSpec, r: &mut ChaCha8Rng, act: Activation, what: &str) {
     let want = naive(s, &x, &w, bias, act);
     let want_nhwc = to_nhwc(&want, s.batch, s.out_channels, oh, ow);
     let x_nhwc = to_nhwc(&x, s.batch, s.in_channels, s.in_h, s.in_w);
-    let mut cands = conv_candidates(s, 2);
-    // Also exercise small tiles and the scalar/AVX2 depthwise loops.
-    for c in cands.clone() {
-        if c.algo == ConvAlgo::Im2col {
-            cands.push(ConvParams { tile_rows: 1, ..c });
-        }
-        for isa in Isa::available() {
-            cands.push(ConvParams { gemm: GemmParams { isa, ..c.gemm }, ..c });
-        }
-    }
     for layout in [ConvLayout::Nchw, ConvLayout::Nhwc] {
+        let mut cands = conv_candidates(s, layout, 2);
+        // Also exercise small tiles, every ISA, and im2col where it is not a candidate.
+        let base = cands[0];
+        cands.push(ConvParams { algo: ConvAlgo::Im2col, tile_rows: 1, ..base });
+        for c in cands.clone() {
+            for isa in Isa::available() {
+                cands.push(ConvParams { gemm: GemmParams { isa, ..c.gemm }, ..c });
+            }
+        }
         let cw = ConvWeights::new(s, layout, &w).unwrap();
         let (xin, want) = if layout == ConvLayout::Nchw { (&x, &want) } else { (&x_nhwc, &want_nhwc) };
         for p in &cands {
@@ -137,7 +136,7 @@ fn rejects_bad_specs_and_buffers() {
     let s = Conv2dSpec::new(1, 2, [4, 4], 2, [3, 3]);
     assert!(ConvWeights::new(&s, ConvLayout::Nchw, &[0.0; 5]).is_err());
     let w = ConvWeights::new(&s, ConvLayout::Nchw, &[0.0; 36]).unwrap();
-    let p = conv_candidates(&s, 1)[0];
+    let p = conv_candidates(&s, ConvLayout::Nchw, 1)[0];
     let mut y = vec![0.0; 8];
     assert!(conv2d(&[0.0; 31], &w, None, Activation::None, &mut y, &p).is_err());
     assert!(conv2d(&[0.0; 32], &w, Some(&[0.0; 1]), Activation::None, &mut y, &p).is_err());
