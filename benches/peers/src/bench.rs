@@ -110,7 +110,7 @@ pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
         (Box::new(k) as Box<dyn Engine>, note)
     });
     let tract = guard(|| TractEngine::new(&path, &inputs)).map(|t| {
-        let note = format!("loaded, optimized and planned in {:.2} s", t.load_s);
+        let note = format!("loaded, optimized and planned in {:.2} s ({})", t.load_s, t.note);
         (Box::new(t) as Box<dyn Engine>, note)
     });
     let dir = cfg.work_dir.join(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());

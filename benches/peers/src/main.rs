@@ -77,6 +77,7 @@ fn main() -> anyhow::Result<()> {
     println!("               timed inside the worker with perf_counter around session.run.");
     println!("Each model: outputs compared, warm-up, then up to {} rounds interleaving kiln, tract, ort;", cfg.rounds);
     println!("an engine stops once its timed runs pass ~{:.0} s on a model (runs made: n). Inputs seeded ({}).", args.budget_s, cfg.seed);
+    println!("load average at start (1/5/15 min, other processes share these cores): {}", loadavg());
     tract_engine::use_threads();
     let mut results = Vec::new();
     if args.models {
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
                 continue;
             }
             println!();
-            println!("== {}: {}", spec.label, spec.shapes());
+            println!("== {}: {} (load average {})", spec.label, spec.shapes(), loadavg());
             let r = bench::run_model(&spec, &cfg);
             report::print_model(&r);
             results.push(r);
@@ -95,5 +96,12 @@ fn main() -> anyhow::Result<()> {
     if args.gemm {
         gemm::run(&device)?;
     }
+    println!();
+    println!("load average at end: {}", loadavg());
     Ok(())
+}
+
+/// /proc/loadavg's first three fields, or "unknown".
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().map_or("unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }

@@ -38,6 +38,9 @@ impl ModelSpec {
     }
 
     pub fn shapes(&self) -> String {
+        if self.inputs.is_empty() {
+            return "-".into();
+        }
         self.inputs.iter().map(|i| format!("{} {:?}", i.name, i.shape)).collect::<Vec<_>>().join(", ")
     }
 

@@ -13,8 +13,10 @@ pub const THREADS: usize = 2;
 pub struct TractEngine {
     state: TypedSimpleState,
     inputs: TVec<TValue>,
-    /// Load, optimize and plan time, measured.
+    /// Load, optimize and plan time, measured (all attempts).
     pub load_s: f64,
+    /// How the model was loaded.
+    pub note: String,
 }
 
 /// Uses a 2-thread pool for every tract model of this process (tract's default is 1 thread).
@@ -31,9 +33,33 @@ fn to_tract(t: &kiln_tensor::Tensor) -> anyhow::Result<tract_onnx::prelude::Tens
 }
 
 impl TractEngine {
+    /// Loads with tract's defaults; if that fails, again with the model's value_info ignored
+    /// (its symbolic intermediate shapes can clash with fixed input facts), then with its
+    /// declared output shapes ignored too. `note` says which load worked.
     pub fn new(model: &Path, inputs: &[(String, Tensor)]) -> anyhow::Result<TractEngine> {
         let t = Instant::now();
-        let mut m = tract_onnx::onnx().model_for_path(model)?;
+        let attempts = [("tract defaults", false, false), ("with_ignore_value_info", true, false), ("with_ignore_value_info + with_ignore_output_shapes", true, true)];
+        let mut first_err = None;
+        for (how, ignore_info, ignore_out) in attempts {
+            let onnx = tract_onnx::onnx().with_ignore_value_info(ignore_info).with_ignore_output_shapes(ignore_out);
+            match Self::load(onnx, model, inputs) {
+                Ok((state, feeds)) => {
+                    let note = match &first_err {
+                        None => how.to_string(),
+                        Some(e) => format!("{how}, after the default load failed: {e}"),
+                    };
+                    return Ok(TractEngine { state, inputs: feeds, load_s: t.elapsed().as_secs_f64(), note });
+                }
+                Err(e) => {
+                    first_err.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+        anyhow::bail!("{}", first_err.unwrap_or_default())
+    }
+
+    fn load(onnx: tract_onnx::Onnx, model: &Path, inputs: &[(String, Tensor)]) -> anyhow::Result<(TypedSimpleState, TVec<TValue>)> {
+        let mut m = onnx.model_for_path(model)?;
         let mut feeds = TVec::new();
         for (i, (name, tensor)) in inputs.iter().enumerate() {
             let dt = match tensor.data() {
@@ -49,8 +75,7 @@ impl TractEngine {
         let given: Vec<&String> = inputs.iter().map(|(n, _)| n).collect();
         anyhow::ensure!(declared.iter().collect::<Vec<_>>() == given, "tract sees inputs {declared:?}, the bench gives {given:?}");
         let plan = m.into_optimized()?.into_runnable()?;
-        let state = plan.spawn()?;
-        Ok(TractEngine { state, inputs: feeds, load_s: t.elapsed().as_secs_f64() })
+        Ok((plan.spawn()?, feeds))
     }
 
     fn run(&mut self) -> anyhow::Result<(TVec<TValue>, f64)> {
@@ -72,7 +97,7 @@ impl Engine for TractEngine {
         for (i, o) in out.iter().enumerate() {
             let float = o.datum_type().is_float();
             let f = o.cast_to::<f64>().with_context(|| format!("tract output {i}"))?;
-            v.push(Output { name: format!("#{i}"), shape: o.shape().to_vec(), float, values: f.as_slice::<f64>()?.to_vec() });
+            v.push(Output { name: format!("#{i}"), shape: o.shape().to_vec(), float, values: f.to_plain_array_view::<f64>()?.iter().copied().collect() });
         }
         Ok((v, ms))
     }
