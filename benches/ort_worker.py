@@ -11,7 +11,7 @@ Protocol: one request per line on stdin, one reply per line on stdout ("ok ..." 
 
 Each MS is time.perf_counter() around one session.run, in milliseconds. The session has
 intra_op_num_threads=2 and onnxruntime's default graph optimizations (all enabled).
-RSS figures are this process's (Python and numpy included), from getrusage / /proc.
+RSS figures are this process's (Python and numpy included), from /proc/self/status.
 """
 
 import os
@@ -25,17 +25,28 @@ import onnxruntime as ort
 THREADS = 2
 
 
-def rss_kib():
-    """Current resident set size of this process in KiB (Linux /proc)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+def status_kib(field):
+    """A field of /proc/self/status in KiB, or -1 where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return -1
 
 
+def rss_kib():
+    """Current resident set size of this process in KiB."""
+    return status_kib("VmRSS")
+
+
 def peak_rss_kib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    """Peak resident set size of this process in KiB. VmHWM, not getrusage's ru_maxrss: Linux
+    carries ru_maxrss over exec, so a child of a large parent would report the parent's size."""
+    hwm = status_kib("VmHWM")
+    return hwm if hwm >= 0 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 class Worker:
