@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod math;
+pub mod ml;
 pub mod nn;
 pub mod shape;
 
@@ -13,4 +14,5 @@ pub fn register_all(r: &mut Registry) {
     shape::register(r);
     nn::register(r);
     control::register(r);
+    ml::register(r);
 }

@@ -28,6 +28,8 @@ mod windows;
 
 use crate::{Kernel, Registry};
 
+pub(crate) use tree_ensemble::probit;
+
 const ML: &str = "ai.onnx.ml";
 const TRAINING: &str = "ai.onnx.preview.training";
 
