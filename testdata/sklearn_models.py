@@ -110,8 +110,8 @@ def diabetes_svr_ridge():
     a = to_onnx(svr, xtr[:1], target_opset={"": 11, "ai.onnx.ml": 1})
     b = to_onnx(ridge, xtr[:1], target_opset={"": 11, "ai.onnx.ml": 1})
     b = onnx.compose.add_prefix(b, "ridge_")
-    merged = onnx.compose.merge_models(a, b, io_map=[], inputs=None)
-    return merged, xte
+    merged = onnx.compose.merge_models(a, b, io_map=[])
+    return merged, {"X": xte, "ridge_X": xte}
 
 
 def iris_knn():

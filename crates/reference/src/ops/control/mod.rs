@@ -1,7 +1,7 @@
 //! Control flow (If, Loop, Scan), sequences, optionals, strings, signal processing, the
 //! ai.onnx.ml and ai.onnx.preview.training ops, and TfIdfVectorizer.
 
-mod common;
+pub(crate) mod common;
 mod concat_from_sequence;
 mod dft;
 mod if_op;

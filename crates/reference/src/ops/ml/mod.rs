@@ -1,6 +1,6 @@
 //! The classic ai.onnx.ml operators that scikit-learn converters (skl2onnx, onnxmltools)
 //! emit: linear models, SVMs, tree ensembles (the pre-opset-5 forms) and feature
-//! preprocessing. (LabelEncoder, Binarizer, ArrayFeatureExtractor and TreeEnsemble v5 live in
+//! preprocessing, and ZipMap (scores to a sequence of maps). (LabelEncoder, Binarizer, ArrayFeatureExtractor and TreeEnsemble v5 live in
 //! the control family.) Every op is registered for ai.onnx.ml opsets 1 to 5.
 
 mod common;
@@ -11,6 +11,7 @@ mod svm;
 #[cfg(test)]
 mod tests;
 mod trees;
+mod zipmap;
 
 use crate::{Kernel, Registry};
 
@@ -29,4 +30,5 @@ pub fn register(r: &mut Registry) {
     r.insert(ML, "OneHotEncoder", 1..=5, Kernel::Tensor(encoders::one_hot_encoder));
     r.insert(ML, "CategoryMapper", 1..=5, Kernel::Tensor(encoders::category_mapper));
     r.insert(ML, "FeatureVectorizer", 1..=5, Kernel::Tensor(encoders::feature_vectorizer));
+    r.insert(ML, "ZipMap", 1..=5, Kernel::Value(zipmap::zipmap));
 }
