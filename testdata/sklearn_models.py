@@ -22,7 +22,7 @@ import onnx
 from sklearn import datasets
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
@@ -100,6 +100,27 @@ def breast_cancer_svc():
     return onx, xte
 
 
+def breast_cancer_gbc():
+    """Two classes, gradient boosting: TreeEnsembleClassifier with one class's weights, a base
+    value and LOGISTIC, behind the default ZipMap with int64 keys."""
+    x, y = datasets.load_breast_cancer(return_X_y=True)
+    x = x.astype(np.float32)
+    xtr, ytr, xte = split(x, y)
+    m = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(xtr, ytr)
+    onx = to_onnx(m, xtr[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+    return onx, xte
+
+
+def breast_cancer_logreg():
+    """Two classes, logistic regression on unscaled features (LinearClassifier, binary)."""
+    x, y = datasets.load_breast_cancer(return_X_y=True)
+    x = x.astype(np.float32)
+    xtr, ytr, xte = split(x, y)
+    m = LogisticRegression(max_iter=5000).fit(xtr, ytr)
+    onx = to_onnx(m, xtr[:1], target_opset={"": 12, "ai.onnx.ml": 1}, options={"zipmap": False})
+    return onx, xte
+
+
 def diabetes_svr_ridge():
     """Two regressors side by side over one input: SVMRegressor and LinearRegressor."""
     x, y = datasets.load_diabetes(return_X_y=True)
@@ -153,6 +174,8 @@ MODELS = {
     "wine-forest": wine_forest,
     "diabetes-impute-gbr": diabetes_impute_gbr,
     "breast-cancer-svc": breast_cancer_svc,
+    "breast-cancer-gbc": breast_cancer_gbc,
+    "breast-cancer-logreg": breast_cancer_logreg,
     "diabetes-svr-ridge": diabetes_svr_ridge,
     "iris-knn": iris_knn,
     "digits-pca-kmeans": digits_pca_kmeans,
