@@ -13,11 +13,13 @@ mod dump;
 mod error;
 mod graph;
 mod opset;
+mod patch;
 mod verify;
 
 pub use attr::Attr;
 pub use dump::dump;
 pub use error::IrError;
 pub use graph::{DEFAULT_DOMAIN, Graph, Model, Node, NodeId, ValueId, ValueInfo, subgraph_reads};
+pub use patch::{GraphPatch, compact};
 pub use opset::{OpSet, normalize as normalize_domain};
 pub use verify::verify;

@@ -81,3 +81,31 @@ fn redefinition_is_found() {
     m.graph.nodes[1].outputs[0] = y;
     assert!(matches!(verify(&m), Err(IrError::Redefined { .. })));
 }
+
+#[test]
+fn patch_replaces_a_node_and_keeps_output_names() {
+    use kiln_ir::GraphPatch;
+    let mut m = small_model();
+    // Replace Relu(%y) -> %z by Sigmoid(%y) -> %s; the graph output keeps the name "z".
+    let g = &m.graph;
+    let y = g.nodes[1].inputs[0].unwrap();
+    let z = g.outputs[0];
+    let mut p = GraphPatch::new(g, "relu to sigmoid");
+    let s = p.add_value("s", Some(DType::F32), None);
+    p.remove_node(kiln_ir::NodeId(1));
+    p.add_node(node("Sigmoid", "sig", &[y], &[s]));
+    p.replace_uses(z, s);
+    p.apply(&mut m.graph).unwrap();
+    kiln_ir::compact(&mut m.graph);
+    verify(&m).unwrap();
+    insta::assert_snapshot!(dump(&m), @r#"
+    model ir_version=8 opsets=[ai.onnx=17]
+    graph "main" {
+      input %x: f32[batch,4]
+      init %w = f32[4] [1, 2, 3, 4]
+      %y: f32[batch,4] = Add(%x, %w)  # add0
+      %z: f32[?] = Sigmoid(%y)  # sig
+      output %z: f32[?]
+    }
+    "#);
+}

@@ -254,3 +254,37 @@ fn check_input(g: &Graph, id: ValueId, t: &Tensor, bound: &mut HashMap<String, (
     }
     Ok(())
 }
+
+fn no_subgraphs(g: &Graph, _: Vec<Value>) -> Result<Vec<Value>, ExecError> {
+    Err(ExecError::Unsupported {
+        node: g.name.clone(),
+        op: "subgraph".into(),
+        reason: "a single node run outside a graph cannot run subgraphs".into(),
+    })
+}
+
+/// Runs one node on tensors with the reference kernels, outside any graph: how other
+/// executors fall back to the oracle for ops they do not implement. Nodes with subgraphs
+/// (If/Loop/Scan) cannot run this way.
+pub fn run_node(node: &kiln_ir::Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, ExecError> {
+    let reg = registry();
+    let kernel = reg.lookup(&node.domain, &node.op_type, node.opset).ok_or_else(|| ExecError::Unsupported {
+        node: node.label(),
+        op: node.qualified_op(),
+        reason: format!("no kernel for opset {}", node.opset),
+    })?;
+    let cx = OpCtx { node, subgraph: &no_subgraphs };
+    let err = |source: OpError| ExecError::Node { node: node.label(), op: node.qualified_op(), source };
+    match kernel {
+        Kernel::Tensor(f) => f(&cx, inputs).map_err(err),
+        Kernel::Value(f) => {
+            let owned: Vec<Option<Value>> = inputs.iter().map(|t| t.map(|t| Value::Tensor(t.clone()))).collect();
+            let refs: Vec<Option<&Value>> = owned.iter().map(Option::as_ref).collect();
+            f(&cx, &refs)
+                .map_err(err)?
+                .into_iter()
+                .map(|v| v.into_tensor().ok_or_else(|| err(OpError::Invalid("produced a non-tensor value".into()))))
+                .collect()
+        }
+    }
+}

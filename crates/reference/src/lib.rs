@@ -15,6 +15,6 @@ pub mod util;
 mod value;
 
 pub use error::{ExecError, OpError};
-pub use exec::{Executor, run};
+pub use exec::{Executor, run, run_node};
 pub use registry::{Kernel, OpCtx, Registry, op_set, registry};
 pub use value::{Map, Value};

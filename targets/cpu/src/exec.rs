@@ -1,0 +1,181 @@
+//! Running a CPU plan.
+
+use kiln_ir::{Attr, Node};
+use kiln_target::{AttrValue, DimSpec, Executable, Plan, TargetError, memory_plan};
+use kiln_tensor::{DType, Tensor};
+use std::collections::BTreeMap;
+
+/// A loaded plan: decoded weights, per-step nodes for fallback kernels, and last-use tables.
+pub struct CpuExecutable {
+    plan: Plan,
+    weights: Vec<Tensor>,
+    nodes: Vec<Node>,
+    /// Values to free after each step.
+    free_after: Vec<Vec<usize>>,
+    peak: Option<u64>,
+}
+
+fn plan_err(reason: String) -> TargetError {
+    TargetError::Plan { path: "<loaded plan>".into(), reason }
+}
+
+impl CpuExecutable {
+    pub fn load(plan: &Plan, blob: Vec<u8>) -> Result<CpuExecutable, TargetError> {
+        let mut weights = Vec::with_capacity(plan.weights.len());
+        for w in &plan.weights {
+            let dtype = DType::from_name(&w.dtype).ok_or_else(|| plan_err(format!("weight '{}' has unknown dtype '{}'", w.name, w.dtype)))?;
+            if w.layout != "row-major" {
+                return Err(plan_err(format!("weight '{}' has layout '{}', which this Kiln does not know", w.name, w.layout)));
+            }
+            let start = w.offset as usize;
+            let raw = blob.get(start..start + w.bytes as usize).ok_or_else(|| plan_err(format!("weight '{}' runs past the blob", w.name)))?;
+            weights.push(Tensor::from_raw_bytes(dtype, w.shape.clone(), raw).map_err(|e| plan_err(format!("weight '{}': {e}", w.name)))?);
+        }
+        let mut nodes = Vec::with_capacity(plan.steps.len());
+        for s in &plan.steps {
+            let mut attrs = BTreeMap::new();
+            for (k, a) in &s.attrs {
+                let v = match a {
+                    AttrValue::Int(i) => Attr::Int(*i),
+                    AttrValue::Float(f) => Attr::Float(*f),
+                    AttrValue::Ints(v) => Attr::Ints(v.clone()),
+                    AttrValue::Floats(v) => Attr::Floats(v.clone()),
+                    AttrValue::String(s) => Attr::String(s.clone().into_bytes()),
+                    AttrValue::Strings(v) => Attr::Strings(v.iter().map(|s| s.clone().into_bytes()).collect()),
+                    AttrValue::Tensor(i) => Attr::Tensor(weights.get(*i).cloned().ok_or_else(|| plan_err(format!("attribute '{k}' names weight {i}, which does not exist")))?),
+                };
+                attrs.insert(k.clone(), v);
+            }
+            nodes.push(Node {
+                name: s.node.clone(),
+                op_type: s.op.clone(),
+                domain: s.domain.clone(),
+                opset: s.opset,
+                attrs,
+                ..Node::default()
+            });
+        }
+        let n = plan.values.len();
+        let mut last = vec![None; n];
+        for (i, s) in plan.steps.iter().enumerate() {
+            for &v in s.inputs.iter().flatten() {
+                last[v] = Some(i);
+            }
+        }
+        let mut free_after = vec![Vec::new(); plan.steps.len()];
+        for (v, l) in last.iter().enumerate() {
+            if let Some(step) = l
+                && !plan.outputs.contains(&v)
+                && plan.values[v].weight.is_none()
+            {
+                free_after[*step].push(v);
+            }
+        }
+        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, free_after, peak: None })
+    }
+
+    fn bind_inputs(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Option<Tensor>>, TargetError> {
+        let mut slots: Vec<Option<Tensor>> = vec![None; self.plan.values.len()];
+        let mut dims: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        for (name, t) in inputs {
+            let &v = self.plan.inputs.iter().find(|&&v| self.plan.values[v].name == name).ok_or_else(|| TargetError::Input {
+                name: name.clone(),
+                reason: format!(
+                    "not an input of this plan (inputs: {})",
+                    self.plan.inputs.iter().map(|&v| self.plan.values[v].name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+            let pv = &self.plan.values[v];
+            let bad = |reason: String| TargetError::Input { name: name.clone(), reason };
+            if pv.dtype != "?" && pv.dtype != t.dtype().name() {
+                return Err(bad(format!("expects {} elements, got {}", pv.dtype, t.dtype())));
+            }
+            if let Some(shape) = &pv.shape {
+                if shape.len() != t.rank() {
+                    return Err(bad(format!("expects rank {}, got shape {:?}", shape.len(), t.shape())));
+                }
+                for (i, (d, &n)) in shape.iter().zip(t.shape()).enumerate() {
+                    match d {
+                        DimSpec::Known(k) if *k != n => return Err(bad(format!("dimension {i} must be {k}, got {n}"))),
+                        DimSpec::Sym(s) => match dims.get(s) {
+                            Some((prev, from)) if *prev != n => {
+                                return Err(bad(format!("dimension '{s}' is {prev} from input '{from}' but {n} here")));
+                            }
+                            _ => {
+                                dims.insert(s.clone(), (n, name.clone()));
+                            }
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            slots[v] = Some(t);
+        }
+        if let Some(&missing) = self.plan.inputs.iter().find(|&&v| slots[v].is_none()) {
+            return Err(TargetError::Input { name: self.plan.values[missing].name.clone(), reason: "is required but was not given".into() });
+        }
+        Ok(slots)
+    }
+}
+
+impl Executable for CpuExecutable {
+    fn run(&mut self, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, TargetError> {
+        let mut slots = self.bind_inputs(inputs)?;
+        let mut bytes = vec![0u64; self.plan.values.len()];
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            let outs = {
+                let mut ins: Vec<Option<&Tensor>> = Vec::with_capacity(step.inputs.len());
+                for &v in &step.inputs {
+                    ins.push(match v {
+                        None => None,
+                        Some(v) => Some(match self.plan.values[v].weight {
+                            Some(w) => &self.weights[w],
+                            None => slots[v].as_ref().ok_or_else(|| TargetError::Run {
+                                step: i,
+                                kernel: step.kernel.clone(),
+                                reason: format!("value '{}' is read before it is written", self.plan.values[v].name),
+                            })?,
+                        }),
+                    });
+                }
+                match step.kernel.as_str() {
+                    "reference" => kiln_reference::run_node(&self.nodes[i], &ins),
+                    other => {
+                        return Err(TargetError::Run { step: i, kernel: other.into(), reason: "this Kiln has no such CPU kernel".into() });
+                    }
+                }
+                .map_err(|e| TargetError::Run { step: i, kernel: step.kernel.clone(), reason: e.to_string() })?
+            };
+            for (slot, t) in step.outputs.iter().zip(outs) {
+                if let Some(v) = slot {
+                    bytes[*v] = t.dtype().storage_bytes(t.len()) as u64;
+                    slots[*v] = Some(t);
+                }
+            }
+            for &v in &self.free_after[i] {
+                slots[v] = None;
+            }
+        }
+        self.peak = Some(memory_plan(&self.plan, &bytes).peak_bytes);
+        self.plan
+            .outputs
+            .iter()
+            .map(|&v| {
+                let name = self.plan.values[v].name.clone();
+                let t = match self.plan.values[v].weight {
+                    Some(w) => self.weights[w].clone(),
+                    None => slots[v].take().ok_or_else(|| TargetError::Run {
+                        step: self.plan.steps.len(),
+                        kernel: "output".into(),
+                        reason: format!("output '{name}' was not produced"),
+                    })?,
+                };
+                Ok((name, t))
+            })
+            .collect()
+    }
+
+    fn planned_peak_bytes(&self) -> Option<u64> {
+        self.peak
+    }
+}

@@ -1,0 +1,1 @@
+//! Kernels over plain slices, each with a scalar fallback that always exists.
