@@ -45,7 +45,7 @@ pub fn normalizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>
             "L2" => row.iter().map(|v| v * v).sum::<f64>().sqrt(),
             other => bail!("attribute 'norm' must be MAX, L1 or L2, got '{other}'"),
         };
-        if n != 0.0 && row.len() > 0 {
+        if n != 0.0 {
             row.iter_mut().for_each(|v| *v /= n);
         }
     }
