@@ -27,10 +27,20 @@ mkdir -p "$cache"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
   rm -rf "$venv"
   if ! "$python" -m venv "$venv" 2>/dev/null; then
-    # Debian's python needs python3-venv for ensurepip; fall back to virtualenv from PyPI.
+    # Debian's own python needs its -venv package for ensurepip: install it when we can,
+    # else take virtualenv from PyPI (past Debian's externally-managed guard: user site only).
     rm -rf "$venv"
-    "$python" -m pip install --quiet --user virtualenv
-    "$python" -m virtualenv --quiet "$venv"
+    pyver=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+      && { apt-get install -y -qq "python$pyver-venv" >/dev/null 2>&1 \
+           || { apt-get update -qq && apt-get install -y -qq "python$pyver-venv"; } >/dev/null 2>&1; } \
+      && "$python" -m venv "$venv"; then
+      :
+    else
+      rm -rf "$venv"
+      PIP_BREAK_SYSTEM_PACKAGES=1 "$python" -m pip install --quiet --user virtualenv
+      "$python" -m virtualenv --quiet "$venv"
+    fi
   fi
 fi
 if [ "$(cat "$venv/.kiln-requirements" 2>/dev/null)" != "$requirements" ]; then

@@ -88,6 +88,21 @@ def malformed():
     must_not_parse(truncated)
     write(os.path.join(HERE, "truncated.onnx"), truncated)
 
+    # Cut exactly at the end of the graph's first node: every nested message is whole, only the
+    # graph's (and so the model's) length prefix promises more.
+    two = model([helper.make_node("Relu", ["x"], ["r"], name="first"), helper.make_node("Neg", ["r"], ["y"], name="second")],
+                [vi("x", [2])], [vi("y", [2])])
+    data = two.SerializeToString()
+    first = two.graph.node[0].SerializeToString()
+    cut = data.index(first) + len(first)
+    must_not_parse(data[:cut])
+    write(os.path.join(HERE, "truncated_at_boundary.onnx"), data[:cut])
+    # Cut right after the graph: a whole ModelProto without its opset_import (field 8).
+    graph_end = data.index(two.graph.SerializeToString()) + len(two.graph.SerializeToString())
+    no_opset = onnx.ModelProto.FromString(data[:graph_end])
+    assert not no_opset.opset_import
+    write(os.path.join(HERE, "no_opset_import.onnx"), data[:graph_end])
+
     # Wire type 7 does not exist, so the very first tag is invalid; the rest is noise.
     noise = bytes([0x0F]) + bytes(rng.randrange(256) for _ in range(255))
     must_not_parse(noise)

@@ -37,6 +37,18 @@ fn truncated_file() {
     assert_mentions("truncated.onnx", &["not a valid ONNX protobuf"]);
 }
 
+/// Cut at a field boundary inside the graph: the nested messages are whole, so only the
+/// framing check sees that the graph's length runs past the end of the file.
+#[test]
+fn truncated_at_a_field_boundary() {
+    assert_mentions("truncated_at_boundary.onnx", &["not a valid ONNX protobuf", "field 7", "truncated"]);
+}
+
+#[test]
+fn no_opset_import() {
+    assert_mentions("no_opset_import.onnx", &["no opset_import"]);
+}
+
 #[test]
 fn random_bytes() {
     assert_mentions("random_bytes.onnx", &["not a valid ONNX protobuf"]);

@@ -49,11 +49,17 @@ pub struct Compiled {
 /// Imports `model_path`, optimizes it, and lowers it for `target` (unless `stop_after` says
 /// otherwise). Tuning records are read from and merged into `opts.cache_dir`.
 pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
-    let mut times = Vec::new();
     let t = Instant::now();
     let model = kiln_onnx::load(model_path, &target.coverage())?;
-    times.push(("import", t.elapsed()));
-    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: times, tune: Vec::new() };
+    let import = t.elapsed();
+    let mut out = compile_model(model, target, opts, stop_after)?;
+    out.phase_times.insert(0, ("import", import));
+    Ok(out)
+}
+
+/// The phases after import, on a model already in memory.
+pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
+    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new() };
     if stop_after == Some("import") {
         return Ok(out);
     }
