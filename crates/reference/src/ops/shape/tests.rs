@@ -69,6 +69,11 @@ fn pad_modes() -> R {
     }
     let y = one("Pad", 19, &[], &[&x, &i64s(&[2], &[-1, 1]), &Tensor::scalar(9i64)])?;
     assert_eq!(y.as_slice::<i64>()?, &[2, 3, 9]);
+    // A crop applies before wrapping: [1, 2, 3] cropped to [2, 3], then wrapped by 2 -> 2, 3.
+    let y = one("Pad", 19, &[("mode", s("wrap"))], &[&x, &i64s(&[2], &[-1, 2])])?;
+    assert_eq!(y.as_slice::<i64>()?, &[2, 3, 2, 3]);
+    let y = one("Pad", 19, &[("mode", s("reflect"))], &[&x, &i64s(&[2], &[2, -1])])?;
+    assert_eq!(y.as_slice::<i64>()?, &[1, 2, 1, 2]);
     let y = one("Pad", 2, &[("pads", Attr::Ints(vec![1, 0])), ("value", Attr::Float(1.5))], &[&f32s(&[1], &[4.0])])?;
     assert_eq!(y.as_slice::<f32>()?, &[1.5, 4.0]);
     let y = one("Pad", 19, &[], &[&strs(&[1], &["a"]), &i64s(&[2], &[1, 0])])?;
