@@ -239,6 +239,13 @@ def valid():
     m = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [-1, 3, "?", "?"])], [vi("y", [-1, 3, "?", "?"])])
     save(m, "minus_one_dim.onnx", VALID)
 
+    # Serialized TensorProtos (the input_N.pb form of ONNX test data), raw and typed, for
+    # read_tensor_file's mutation test.
+    t = numpy_helper.from_array(np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3), "raw_f32")
+    write(os.path.join(VALID, "tensor_raw.pb"), t.SerializeToString())
+    t = helper.make_tensor("typed_i64", TensorProto.INT64, [2, 2], [1, -2, 3, 1 << 40])
+    write(os.path.join(VALID, "tensor_typed.pb"), t.SerializeToString())
+
     # A small model with some of everything, for mutation tests: initializers (raw and typed),
     # attributes of several kinds, a subgraph, value_info and a sparse initializer.
     then_g = helper.make_graph([helper.make_node("Identity", ["h"], ["t"])], "then", [], [vi("t", [2, 3])])
