@@ -48,10 +48,9 @@ fn max_diff(got: &Tensor, want: &Tensor) -> Result<(f64, f64), String> {
     let mut diff: f64 = 0.0;
     let mut scale: f64 = 0.0;
     for (&a, &b) in g.iter().zip(&w) {
-        let d = if a.is_nan() && b.is_nan() {
+        // Both NaN, or equal (infinities included): no difference.
+        let d = if (a.is_nan() && b.is_nan()) || a == b {
             0.0
-        } else if a == b {
-            0.0 // equal infinities
         } else {
             let d = (a - b).abs();
             if d.is_nan() { f64::INFINITY } else { d }
