@@ -6,7 +6,8 @@
 //! model's path relative to the cache). `bash ci/test.sh` fetches the models and writes it.
 //!
 //! Bound per output: max |kiln - ort| <= 1e-4 * max(1, max |ort|) for floats (relative to the
-//! output's scale); integer and bool outputs must match exactly.
+//! output's scale); integer and bool outputs must match exactly. A float output that is ~0
+//! everywhere (max |ort| < 10 bounds) fails as a vacuous comparison.
 
 use kiln_reference::Value;
 use kiln_tensor::{Data, Tensor};
@@ -132,6 +133,12 @@ fn check(model_id: &str) {
             }
         };
         let bound = if is_exact(&want) { 0.0 } else { REL_TOL * scale.max(1.0) };
+        if !is_exact(&want) && scale < 10.0 * bound {
+            // Within ten bounds of zero everywhere (e.g. a detector's map on noise): any small
+            // output would pass, so the inputs in testdata/ort_reference.py need changing.
+            failures.push(format!("output '{name}': onnxruntime's output is ~0 (max |ort| {scale:.3e}); the comparison would be vacuous"));
+            continue;
+        }
         let verdict = if diff <= bound { "ok" } else { "TOO FAR" };
         println!("{model_id}: output '{name}' {}{:?}: max |kiln - ort| = {diff:.3e} (bound {bound:.3e}, max |ort| {scale:.4}) {verdict}", got.dtype(), got.shape());
         if diff > bound {
