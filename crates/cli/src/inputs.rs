@@ -1,8 +1,7 @@
 //! Building the input tensors for `kiln run`: from .npy files, or seeded random data.
 
 use anyhow::{Context, bail};
-use kiln_ir::Model;
-use kiln_tensor::{DType, Data, Dim, Tensor};
+use kiln_tensor::{DType, Data, Dim, Shape, Tensor};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,18 +26,16 @@ pub fn parse_dim(s: &str) -> Result<(String, usize), String> {
 /// random data whose symbolic dims come from `--dim`, from the given inputs, or default to 1.
 /// Returns the inputs in graph order and notes on what was generated.
 pub fn build(
-    model: &Model,
+    declared: &[(String, Option<DType>, Option<Shape>)],
     files: &[(String, PathBuf)],
     dims: &[(String, usize)],
     random: bool,
     seed: u64,
 ) -> anyhow::Result<(Vec<(String, Tensor)>, Vec<String>)> {
-    let g = &model.graph;
-    let runtime: Vec<_> = g.runtime_inputs();
     let mut given: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, path) in files {
-        if !g.inputs.iter().any(|&i| &g.value(i).name == name) {
-            let names: Vec<&str> = runtime.iter().map(|&i| g.value(i).name.as_str()).collect();
+        if !declared.iter().any(|(n, _, _)| n == name) {
+            let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
             bail!("'{name}' is not an input of the model; its inputs are: {}", names.join(", "));
         }
         let bytes = std::fs::read(path).with_context(|| format!("cannot read input file {}", path.display()))?;
@@ -47,9 +44,8 @@ pub fn build(
     }
     // Symbolic dims: --dim first, then what the given inputs bind.
     let mut bound: BTreeMap<String, usize> = dims.iter().cloned().collect();
-    for &i in &runtime {
-        let v = g.value(i);
-        if let (Some(t), Some(shape)) = (given.get(&v.name), &v.shape)
+    for (name, _, shape) in declared {
+        if let (Some(t), Some(shape)) = (given.get(name), shape)
             && shape.rank() == t.rank()
         {
             for (d, &n) in shape.0.iter().zip(t.shape()) {
@@ -62,17 +58,16 @@ pub fn build(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut notes = Vec::new();
     let mut out = Vec::new();
-    for &i in &runtime {
-        let v = g.value(i);
-        if let Some(t) = given.remove(&v.name) {
-            out.push((v.name.clone(), t));
+    for (name, dtype, shape) in declared {
+        if let Some(t) = given.remove(name) {
+            out.push((name.clone(), t));
             continue;
         }
         if !random {
-            bail!("input '{}' was not given: pass --input {}=FILE.npy, or --random to fill it with seeded random data", v.name, v.name);
+            bail!("input '{name}' was not given: pass --input {name}=FILE.npy, or --random to fill it with seeded random data");
         }
-        let dtype = v.dtype.with_context(|| format!("input '{}' has no declared element type to generate", v.name))?;
-        let shape = v.shape.as_ref().with_context(|| format!("input '{}' has no declared shape to generate", v.name))?;
+        let dtype = dtype.with_context(|| format!("input '{name}' has no declared element type to generate"))?;
+        let shape = shape.as_ref().with_context(|| format!("input '{name}' has no declared shape to generate"))?;
         let mut concrete = Vec::new();
         for d in &shape.0 {
             concrete.push(match d {
@@ -83,9 +78,9 @@ pub fn build(
                 }),
             });
         }
-        let t = random_tensor(&mut rng, dtype, concrete).with_context(|| format!("generating input '{}'", v.name))?;
-        notes.push(format!("input '{}' = seeded random {}{:?} (seed {seed})", v.name, dtype, t.shape()));
-        out.push((v.name.clone(), t));
+        let t = random_tensor(&mut rng, dtype, concrete).with_context(|| format!("generating input '{name}'"))?;
+        notes.push(format!("input '{name}' = seeded random {dtype}{:?} (seed {seed})", t.shape()));
+        out.push((name.clone(), t));
     }
     Ok((out, notes))
 }
@@ -101,4 +96,27 @@ fn random_tensor(rng: &mut impl Rng, dtype: DType, shape: Vec<usize>) -> anyhow:
         d => Data::from_f64_vec(d, &(0..n).map(|_| rng.random_range(0..10) as f64).collect::<Vec<_>>())?,
     };
     Ok(Tensor::new(shape, data)?)
+}
+
+/// Input flags shared by `kiln run` and `kiln bench`.
+#[derive(clap::Args, Clone)]
+pub struct InputArgs {
+    /// An input as NAME=FILE.npy (repeat for several inputs).
+    #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy", value_parser = parse_input)]
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10)).
+    #[arg(long)]
+    pub random: bool,
+    /// Seed for --random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Bind a symbolic dimension for --random inputs, as NAME=SIZE (repeatable).
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
+    pub dims: Vec<(String, usize)>,
+}
+
+impl InputArgs {
+    pub fn build(&self, declared: &[(String, Option<DType>, Option<Shape>)]) -> anyhow::Result<(Vec<(String, Tensor)>, Vec<String>)> {
+        build(declared, &self.inputs, &self.dims, self.random, self.seed)
+    }
 }

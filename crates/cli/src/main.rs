@@ -1,5 +1,7 @@
 //! `kiln`: the command-line front end. The only crate that prints, parses flags or exits.
 
+mod bench;
+mod compile;
 mod inputs;
 mod inspect;
 mod load;
@@ -10,7 +12,8 @@ use clap::{Parser, Subcommand};
 /// Kiln compiles trained models (ONNX) into measured, deployable artifacts.
 ///
 /// Start with `kiln inspect MODEL` to see what a model needs and whether Kiln supports every op,
-/// then `kiln run MODEL --random` to execute it on Kiln's reference executor.
+/// `kiln run MODEL --random` to execute it on Kiln's reference executor, then
+/// `kiln compile MODEL --target cpu -o DIR` and `kiln bench DIR --random` for a compiled plan.
 #[derive(Parser)]
 #[command(name = "kiln", version, about, long_about, propagate_version = true)]
 struct Cli {
@@ -22,6 +25,8 @@ struct Cli {
 enum Command {
     Inspect(inspect::Args),
     Run(run::Args),
+    Compile(compile::Args),
+    Bench(bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,6 +34,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
+        Command::Compile(a) => compile::main(a),
+        Command::Bench(a) => bench::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,28 +6,20 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Run a model on Kiln's reference executor and summarise (or save) its outputs.
+/// Run a model (on Kiln's reference executor) or a compiled plan folder, and summarise (or
+/// save) its outputs.
 ///
 /// Inputs come from .npy files (`--input NAME=FILE.npy`, repeatable); symbolic dims are bound
 /// from them. `--random` fills the inputs you did not give with seeded random data.
 ///
-/// Example: kiln run model.onnx --random --dim batch=1 -o out/
+/// Examples: kiln run model.onnx --random --dim batch=1 -o out/
+///           kiln run compiled/ --input x=x.npy
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (.onnx).
+    /// The model file (.onnx) or a folder written by `kiln compile`.
     model: PathBuf,
-    /// An input as NAME=FILE.npy (repeat for several inputs).
-    #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy", value_parser = inputs::parse_input)]
-    inputs: Vec<(String, PathBuf)>,
-    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10)).
-    #[arg(long)]
-    random: bool,
-    /// Seed for --random.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Bind a symbolic dimension for --random inputs, as NAME=SIZE (repeatable).
-    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = inputs::parse_dim)]
-    dims: Vec<(String, usize)>,
+    #[command(flatten)]
+    inputs: inputs::InputArgs,
     /// Write each output to DIR/<output name>.npy (names made safe for a file system).
     #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
     out: Option<PathBuf>,
@@ -53,7 +45,7 @@ struct OutputSummary {
 #[derive(Serialize)]
 struct Report {
     model: String,
-    executor: &'static str,
+    executor: String,
     /// Wall time of the run, measured on this machine's CPU (one run, not a benchmark).
     elapsed_ms: f64,
     notes: Vec<String>,
@@ -61,20 +53,10 @@ struct Report {
 }
 
 pub fn main(a: Args) -> anyhow::Result<()> {
-    let model = load::model(&a.model)?;
-    let unsupported: BTreeSet<String> = model.all_nodes().iter().filter(|n| n.unsupported.is_some()).map(|n| n.qualified_op()).collect();
-    if !unsupported.is_empty() {
-        anyhow::bail!(
-            "the reference executor does not support {} op type(s) used by this model: {} (see `kiln inspect {}`)",
-            unsupported.len(),
-            unsupported.into_iter().collect::<Vec<_>>().join(", "),
-            a.model.display()
-        );
-    }
-    let (feeds, notes) = inputs::build(&model, &a.inputs, &a.dims, a.random, a.seed)?;
+    let mut runnable = load::runnable(&a.model)?;
+    let (feeds, notes) = a.inputs.build(&runnable.inputs())?;
     let started = std::time::Instant::now();
-    let outputs = kiln_reference::run(&model, feeds.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect())
-        .with_context(|| format!("running {}", a.model.display()))?;
+    let outputs = runnable.run(feeds).with_context(|| format!("running {}", a.model.display()))?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let files = match &a.out {
         Some(dir) => write_outputs(dir, &outputs)?,
@@ -82,7 +64,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     };
     let report = Report {
         model: a.model.display().to_string(),
-        executor: "reference",
+        executor: runnable.executor(),
         elapsed_ms,
         notes,
         outputs: outputs.iter().zip(files).map(|((n, v), f)| summarise(n, v, f)).collect(),
@@ -115,7 +97,7 @@ fn summarise(name: &str, v: &Value, file: Option<String>) -> OutputSummary {
 }
 
 fn print_text(r: &Report) {
-    println!("ran {} on the reference executor in {:.1} ms (measured, this CPU, one run)", r.model, r.elapsed_ms);
+    println!("ran {} on the {} in {:.1} ms (measured, this CPU, one run)", r.model, r.executor, r.elapsed_ms);
     for n in &r.notes {
         println!("note: {n}");
     }

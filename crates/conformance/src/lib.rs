@@ -6,6 +6,7 @@
 
 mod compare;
 mod proto_values;
+pub mod suite;
 mod table;
 
 pub use compare::{Tolerance, compare};
@@ -58,7 +59,7 @@ pub fn discover(suite_dir: &Path) -> std::io::Result<Vec<Case>> {
 }
 
 /// Something that runs a model on positional inputs: the reference executor or a target.
-pub type RunFn<'a> = dyn Fn(&Model, Vec<(String, Value)>) -> Result<Vec<(String, Value)>, String> + 'a;
+pub type RunFn<'a> = dyn Fn(&Model, Vec<(String, Value)>) -> Result<Vec<(String, Value)>, String> + Sync + 'a;
 
 /// Runs one case: import with `ops`, run every data set with `run`, compare.
 pub fn run_case(case: &Case, ops: &OpSet, run: &RunFn, tol: Tolerance) -> Outcome {

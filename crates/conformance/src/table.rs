@@ -10,6 +10,8 @@ pub enum Status {
     Unsupported(Vec<String>),
     /// Could not be imported or read.
     Error(String),
+    /// Not run on this target, for the reason given in its skip list.
+    Skipped(String),
 }
 
 #[derive(Clone, Debug)]
@@ -60,14 +62,15 @@ impl Report {
         let _ = writeln!(s, "# Conformance: {}\n", self.target);
         let _ = writeln!(
             s,
-            "{} cases: {} passed, {} failed, {} unsupported, {} errors\n",
+            "{} cases: {} passed, {} failed, {} unsupported, {} errors, {} skipped\n",
             total,
             self.passed(),
             self.count(|s| matches!(s, Status::Fail(_))),
             self.count(|s| matches!(s, Status::Unsupported(_))),
-            self.count(|s| matches!(s, Status::Error(_)))
+            self.count(|s| matches!(s, Status::Error(_))),
+            self.count(|s| matches!(s, Status::Skipped(_)))
         );
-        let mut per_op: BTreeMap<(&str, &str), [usize; 4]> = BTreeMap::new();
+        let mut per_op: BTreeMap<(&str, &str), [usize; 5]> = BTreeMap::new();
         for o in &self.outcomes {
             let e = per_op.entry((o.suite.as_str(), o.op.as_str())).or_default();
             let i = match o.status {
@@ -75,12 +78,13 @@ impl Report {
                 Status::Fail(_) => 1,
                 Status::Unsupported(_) => 2,
                 Status::Error(_) => 3,
+                Status::Skipped(_) => 4,
             };
             e[i] += 1;
         }
-        let _ = writeln!(s, "| suite | op | passed | failed | unsupported | error |\n|---|---|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| suite | op | passed | failed | unsupported | error | skipped |\n|---|---|---:|---:|---:|---:|---:|");
         for ((suite, op), c) in &per_op {
-            let _ = writeln!(s, "| {suite} | {op} | {} | {} | {} | {} |", c[0], c[1], c[2], c[3]);
+            let _ = writeln!(s, "| {suite} | {op} | {} | {} | {} | {} | {} |", c[0], c[1], c[2], c[3], c[4]);
         }
         let _ = writeln!(s, "\n## Cases that did not pass\n");
         for o in &self.outcomes {
@@ -89,6 +93,7 @@ impl Report {
                 Status::Fail(w) => format!("failed: {w}"),
                 Status::Unsupported(ops) => format!("unsupported: {}", ops.join(", ")),
                 Status::Error(w) => format!("error: {w}"),
+                Status::Skipped(w) => format!("skipped: {w}"),
             };
             let why: String = why.chars().take(300).collect();
             let _ = writeln!(s, "- `{}`: {}", o.key(), why.replace('\n', " "));

@@ -25,6 +25,8 @@ pub enum OnnxError {
     ExternalData { tensor: String, location: String, reason: String },
     #[error("node '{node}' ({op}): {reason}")]
     Node { node: String, op: String, reason: String },
+    #[error("local function '{function}': {reason}")]
+    Function { function: String, reason: String },
     #[error("value '{value}': {reason}")]
     Value { value: String, reason: String },
     #[error("the imported graph is invalid: {0}")]

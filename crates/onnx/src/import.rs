@@ -1,6 +1,7 @@
 //! ModelProto -> IR.
 
 use crate::OnnxError;
+use crate::functions::Functions;
 use crate::tensor::{sparse_to_dense, tensor_from_proto};
 use kiln_ir::{Attr, Graph, Model, Node, OpSet, ValueId, normalize_domain};
 use kiln_tensor::{DType, Dim, Shape};
@@ -58,7 +59,8 @@ pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>, ops: &OpSet) -> Resul
     {
         return Err(OnnxError::OpsetTooNew { found: v, max: MAX_DEFAULT_OPSET });
     }
-    let cx = Cx { opsets: &opsets, ops, base_dir };
+    let funcs = Functions::new(&mp, &opsets)?;
+    let cx = Cx { opsets: &opsets, ops, base_dir, funcs: &funcs };
     let graph = cx.graph(gp)?;
     let model = Model {
         graph,
@@ -79,6 +81,8 @@ struct Cx<'a> {
     opsets: &'a BTreeMap<String, i64>,
     ops: &'a OpSet,
     base_dir: Option<&'a Path>,
+    /// Model-local functions: calls to them are expanded inline (see functions.rs).
+    funcs: &'a Functions<'a>,
 }
 
 impl Cx<'_> {
@@ -127,13 +131,16 @@ impl Cx<'_> {
             info.shape = Some(Shape::known(t.shape()));
             g.initializers.insert(v, t);
         }
-        for np in &gp.node {
+        for ex in self.funcs.expand(&gp.node)? {
+            // Nodes from a function body are read under the function's opsets.
+            let cx = Cx { opsets: ex.opsets.unwrap_or(self.opsets), ..*self };
+            let np = &*ex.node;
             let domain = normalize_domain(&np.domain).to_string();
-            let opset = self.opsets.get(&domain).copied().unwrap_or(0);
+            let opset = cx.opsets.get(&domain).copied().unwrap_or(0);
             let label = if np.name.is_empty() { np.op_type.clone() } else { np.name.clone() };
             let mut attrs = BTreeMap::new();
             for a in &np.attribute {
-                let attr = self.attr(a).map_err(|reason| OnnxError::Node { node: label.clone(), op: np.op_type.clone(), reason })?;
+                let attr = cx.attr(a).map_err(|reason| OnnxError::Node { node: label.clone(), op: np.op_type.clone(), reason })?;
                 if let Some(attr) = attr {
                     attrs.insert(a.name.clone(), attr);
                 }
@@ -163,7 +170,7 @@ impl Cx<'_> {
 
     fn attr(&self, a: &AttributeProto) -> Result<Option<Attr>, String> {
         if !a.ref_attr_name.is_empty() {
-            return Err(format!("attribute '{}' refers to a function attribute; functions are not supported", a.name));
+            return Err(format!("attribute '{}' refers to function attribute '{}' outside a function body", a.name, a.ref_attr_name));
         }
         let tensor = |tp: &onnx_protobuf::TensorProto| self.tensor_attr(a, tp);
         let graph = |gp: &GraphProto| self.graph_attr(a, gp);

@@ -7,13 +7,18 @@
 //! Architecture invariant: this crate knows nothing of op semantics, executors or targets.
 //! It is told which ops an executor supports (an [`kiln_ir::OpSet`]) and marks the rest
 //! unsupported; it never stops at the first unknown op.
+//!
+//! Model-local functions (`ModelProto.functions`) are expanded inline at import (functions.rs):
+//! the IR has no calls, only the functions' body nodes.
 
 mod error;
+mod functions;
 mod import;
 mod tensor;
 mod wire;
 
 pub use error::OnnxError;
+pub use functions::{MAX_CALL_DEPTH, MAX_EXPANDED_NODES};
 pub use import::{MAX_DEFAULT_OPSET, MAX_IR_VERSION, import_bytes, load};
 pub use tensor::{read_tensor_file, tensor_from_proto};
 

@@ -1,6 +1,6 @@
 //! Running a CPU plan.
 
-use kiln_ir::{Attr, Node};
+use kiln_ir::{Attr, Node, ValueId};
 use kiln_target::{AttrValue, DimSpec, Executable, Plan, TargetError, memory_plan};
 use kiln_tensor::{DType, Tensor};
 use std::collections::BTreeMap;
@@ -46,13 +46,16 @@ impl CpuExecutable {
                 };
                 attrs.insert(k.clone(), v);
             }
+            // Kernels read how many inputs/outputs a node has (Split's output count), not ids.
             nodes.push(Node {
                 name: s.node.clone(),
                 op_type: s.op.clone(),
                 domain: s.domain.clone(),
                 opset: s.opset,
+                inputs: s.inputs.iter().map(|i| i.map(ValueId)).collect(),
+                outputs: s.outputs.iter().map(|o| o.map(ValueId)).collect(),
                 attrs,
-                ..Node::default()
+                unsupported: None,
             });
         }
         let n = plan.values.len();

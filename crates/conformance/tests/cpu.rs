@@ -1,0 +1,52 @@
+//! The ONNX backend test data through the full CPU path: import, optimize, lower to a CPU plan
+//! (untuned), load and run. `expected/cpu.txt` lists the cases that must keep passing;
+//! `expected/cpu-skip.txt` the cases not run on this target, each with its reason.
+
+use kiln_reference::Value;
+use kiln_target::{CompileOptions, Target, TuneMode};
+
+fn run_on_cpu(model: &kiln_ir::Model, inputs: Vec<(String, Value)>) -> Result<Vec<(String, Value)>, String> {
+    let target = kiln_target_cpu::CpuTarget;
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let compiled = kiln_pipeline::compile_model(model.clone(), &target, &opts, None).map_err(|e| e.to_string())?;
+    let plan = compiled.plan.ok_or("no plan")?;
+    let mut exe = target.load(&plan, compiled.weights).map_err(|e| e.to_string())?;
+    let mut tensors = Vec::with_capacity(inputs.len());
+    for (name, v) in inputs {
+        match v {
+            Value::Tensor(t) => tensors.push((name, t)),
+            other => return Err(format!("input '{name}' is a {}; CPU plans take tensors only", other.kind())),
+        }
+    }
+    let outs = exe.run(tensors).map_err(|e| e.to_string())?;
+    Ok(outs.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect())
+}
+
+fn run_suite(suite: &str) {
+    kiln_conformance::suite::run_suite("cpu", suite, &kiln_target_cpu::CpuTarget.coverage(), &run_on_cpu);
+}
+
+#[test]
+fn node() {
+    run_suite("node");
+}
+
+#[test]
+fn simple() {
+    run_suite("simple");
+}
+
+#[test]
+fn pytorch_converted() {
+    run_suite("pytorch-converted");
+}
+
+#[test]
+fn pytorch_operator() {
+    run_suite("pytorch-operator");
+}
+
+#[test]
+fn light() {
+    run_suite("light");
+}

@@ -1,0 +1,181 @@
+//! The compile pipeline as named phases (import -> optimize -> lower -> write), and loading
+//! what `kiln run`/`kiln bench` are pointed at (a model file or a compiled plan folder).
+//!
+//! Architecture invariant: no clap, no printing, no process exit: the CLI owns those. Targets
+//! are chosen by name here and nowhere upstream.
+
+use kiln_ir::Model;
+use kiln_reference::Value;
+use kiln_target::{CompileOptions, Executable, Plan, Target, TargetError, TuneCache, TuneDecision, Tuner};
+use kiln_tensor::Tensor;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Import(#[from] kiln_onnx::OnnxError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Exec(#[from] kiln_reference::ExecError),
+    #[error("unknown target '{0}': this Kiln has: cpu")]
+    UnknownTarget(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The phases a compile can stop after (`kiln compile --stop-after PHASE`).
+pub const PHASES: &[&str] = &["import", "optimize", "lower"];
+
+/// A target by name.
+pub fn target(name: &str) -> Result<Box<dyn Target>, PipelineError> {
+    match name {
+        "cpu" => Ok(Box::new(kiln_target_cpu::CpuTarget)),
+        other => Err(PipelineError::UnknownTarget(other.into())),
+    }
+}
+
+/// What a compile did, for the CLI to report.
+pub struct Compiled {
+    pub model: Model,
+    pub plan: Option<Plan>,
+    pub weights: Vec<u8>,
+    /// Wall time per phase, measured.
+    pub phase_times: Vec<(&'static str, Duration)>,
+    pub tune: Vec<TuneDecision>,
+}
+
+/// Imports `model_path`, optimizes it, and lowers it for `target` (unless `stop_after` says
+/// otherwise). Tuning records are read from and merged into `opts.cache_dir`.
+pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
+    let t = Instant::now();
+    let model = kiln_onnx::load(model_path, &target.coverage())?;
+    let import = t.elapsed();
+    let mut out = compile_model(model, target, opts, stop_after)?;
+    out.phase_times.insert(0, ("import", import));
+    Ok(out)
+}
+
+/// The phases after import, on a model already in memory.
+pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
+    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new() };
+    if stop_after == Some("import") {
+        return Ok(out);
+    }
+    let t = Instant::now();
+    // Graph passes arrive with crates/passes; the optimize phase is the identity until then.
+    out.phase_times.push(("optimize", t.elapsed()));
+    if stop_after == Some("optimize") {
+        return Ok(out);
+    }
+    let t = Instant::now();
+    let cache = match &opts.cache_dir {
+        Some(d) => TuneCache::open(d)?,
+        None => TuneCache::in_memory(),
+    };
+    let mut tuner = Tuner::new(opts.tune, cache, target.id().fingerprint, opts.tune_budget);
+    let (plan, weights) = target.lower(&out.model, opts, &mut tuner)?;
+    tuner.cache.save()?;
+    out.phase_times.push(("lower", t.elapsed()));
+    out.tune = tuner.decisions;
+    out.plan = Some(plan);
+    out.weights = weights;
+    Ok(out)
+}
+
+/// What `kiln run` / `kiln bench` execute: a model on the reference executor, or a plan.
+pub enum Runnable {
+    Model(Box<Model>),
+    Plan { plan: Box<Plan>, exe: Box<dyn Executable> },
+}
+
+impl Runnable {
+    /// A `.onnx` file, or a folder written by `kiln compile`.
+    pub fn open(path: &Path) -> Result<Runnable, PipelineError> {
+        if path.is_dir() {
+            let (plan, weights) = kiln_target::read_plan(path)?;
+            let exe = target(&plan.target.kind)?.load(&plan, weights)?;
+            return Ok(Runnable::Plan { plan: Box::new(plan), exe });
+        }
+        Ok(Runnable::Model(Box::new(kiln_onnx::load(path, &kiln_reference::op_set())?)))
+    }
+
+    /// (name, dtype, shape) of each runtime input as declared.
+    pub fn inputs(&self) -> Vec<(String, Option<kiln_tensor::DType>, Option<kiln_tensor::Shape>)> {
+        match self {
+            Runnable::Model(m) => m
+                .graph
+                .runtime_inputs()
+                .iter()
+                .map(|&v| {
+                    let i = m.graph.value(v);
+                    (i.name.clone(), i.dtype, i.shape.clone())
+                })
+                .collect(),
+            Runnable::Plan { plan, .. } => plan
+                .inputs
+                .iter()
+                .map(|&v| {
+                    let p = &plan.values[v];
+                    let shape = p.shape.as_ref().map(|s| {
+                        kiln_tensor::Shape(
+                            s.iter()
+                                .map(|d| match d {
+                                    kiln_target::DimSpec::Known(n) => kiln_tensor::Dim::Known(*n),
+                                    kiln_target::DimSpec::Sym(s) => kiln_tensor::Dim::Sym(s.clone()),
+                                })
+                                .collect(),
+                        )
+                    });
+                    (p.name.clone(), p.dtype(), shape)
+                })
+                .collect(),
+        }
+    }
+
+    /// Unsupported ops of a model (a plan has none).
+    pub fn unsupported(&self) -> Vec<String> {
+        match self {
+            Runnable::Model(m) => {
+                let mut v: Vec<String> = m.all_nodes().iter().filter(|n| n.unsupported.is_some()).map(|n| n.qualified_op()).collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            Runnable::Plan { .. } => Vec::new(),
+        }
+    }
+
+    /// "reference executor" or "cpu plan (device)".
+    pub fn executor(&self) -> String {
+        match self {
+            Runnable::Model(_) => "reference executor".into(),
+            Runnable::Plan { plan, .. } => format!("{} plan on {}", plan.target.kind, plan.target.device),
+        }
+    }
+
+    pub fn run(&mut self, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Value)>, PipelineError> {
+        match self {
+            Runnable::Model(m) => Ok(kiln_reference::run(m, inputs.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect())?),
+            Runnable::Plan { exe, .. } => Ok(exe.run(inputs)?.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect()),
+        }
+    }
+
+    pub fn planned_peak_bytes(&self) -> Option<u64> {
+        match self {
+            Runnable::Model(_) => None,
+            Runnable::Plan { exe, .. } => exe.planned_peak_bytes(),
+        }
+    }
+}
+
+/// The default tuning-cache folder: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/tune`, else
+/// `~/.cache/kiln/tune`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("KILN_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("kiln").join("tune"))
+}
