@@ -135,3 +135,8 @@ fn mutations_of_small_model_never_panic() {
 fn mutations_of_sparse_model_never_panic() {
     no_panics("sparse.onnx", 0x5eed);
 }
+
+#[test]
+fn mutations_of_function_model_never_panic() {
+    no_panics("function.onnx", 0xf00d);
+}
