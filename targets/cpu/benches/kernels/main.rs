@@ -21,6 +21,10 @@ fn main() {
         args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
     let want = |name: &str| which.is_empty() || which.contains(&"all") || which.contains(&name);
 
+    if which.contains(&"probe") {
+        probe::run();
+        return;
+    }
     let f = cpu_features();
     println!("cpu: {}", f.cache_key());
     let max_threads = rayon::current_num_threads().min(2);
@@ -33,10 +37,6 @@ fn main() {
         .collect();
     for (t, p) in peaks.iter().enumerate() {
         println!("fp32 FMA peak ({isa}, {} thread(s)): {p:.1} GFLOP/s (best of {trials} trials)", t + 1);
-    }
-    if which.contains(&"probe") {
-        probe::run();
-        return;
     }
     if want("gemm") {
         gemm::run(&peaks, quick);

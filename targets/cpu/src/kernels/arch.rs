@@ -254,3 +254,8 @@ multiversion! {
     /// Layer norm of each row of `block` in place.
     fn layer_norm_rows(norm: &super::layernorm::Norm<'_>, block: &mut [f32]) = super::layernorm::rows_body;
 }
+
+multiversion! {
+    /// Softmax of each row of `x` into `out`.
+    fn softmax_rows_from(x: &[f32], out: &mut [f32], row_len: usize) = super::softmax::rows_from_body;
+}

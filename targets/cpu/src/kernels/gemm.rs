@@ -227,21 +227,15 @@ pub fn sgemm_batched(
         return Ok(());
     }
     let last = batch.count - 1;
-    let span = |stride: usize, what: &str| {
+    let start = |stride: usize, what: &str| {
         last.checked_mul(stride)
             .ok_or_else(|| invalid(KERNEL, format!("{what} batch stride overflows")))
     };
-    let (a0, b0, c0) = (span(batch.stride_a, "A")?, span(batch.stride_b, "B")?, span(batch.stride_c, "C")?);
-    // Check the last item (the furthest) fits; the others start earlier with the same extent.
-    spec.check(
-        a.len().saturating_sub(a0),
-        b.len().saturating_sub(b0),
-        c.len().saturating_sub(c0),
-        bias,
-    )?;
-    if a0 > a.len() || b0 > b.len() || c0 > c.len() {
-        return Err(invalid(KERNEL, "batch strides run past the buffers"));
-    }
+    let (a0, b0, c0) = (start(batch.stride_a, "A")?, start(batch.stride_b, "B")?, start(batch.stride_c, "C")?);
+    // The last item starts furthest in; if its matrices fit, every earlier item's do. An
+    // empty operand (k == 0) needs no elements wherever it starts.
+    let tail = |buf_len: usize, at: usize| buf_len.checked_sub(at).unwrap_or(0);
+    spec.check(tail(a.len(), a0), tail(b.len(), b0), tail(c.len(), c0), bias)?;
     if batch.count > 1 && batch.stride_c < spec.c_extent() {
         return Err(invalid(KERNEL, format!(
             "C batch stride {} < one C's extent {} (items would overlap)",
@@ -250,7 +244,9 @@ pub fn sgemm_batched(
         )));
     }
     let item = |i: usize, ci: &mut [f32], p: &GemmParams| {
-        run(spec, &a[i * batch.stride_a..], &b[i * batch.stride_b..], bias, ci, p)
+        let ai = a.get(i * batch.stride_a..).unwrap_or(&[]);
+        let bi = b.get(i * batch.stride_b..).unwrap_or(&[]);
+        run(spec, ai, bi, bias, ci, p)
     };
     if batch.count == 1 {
         return item(0, c, params);
