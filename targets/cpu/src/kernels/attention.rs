@@ -131,7 +131,7 @@ pub fn attention(
         let dims = [s.batch, s.heads, s.seq_q, s.seq_k];
         // Index of the last element the strides reach (no dimension is 0 here).
         let last = dims.iter().zip(strides).try_fold(0usize, |acc, (d, st)| acc.checked_add((d - 1).checked_mul(st)?));
-        if !last.is_some_and(|l| l < data.len()) {
+        if last.is_none_or(|l| l >= data.len()) {
             return Err(invalid(KERNEL, format!("mask of {} elements too short for strides {strides:?}", data.len())));
         }
     }
