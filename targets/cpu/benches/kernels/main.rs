@@ -7,7 +7,6 @@
 mod conv;
 mod fused;
 mod gemm;
-mod probe;
 mod timing;
 
 use std::time::Duration;
@@ -21,10 +20,6 @@ fn main() {
         args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
     let want = |name: &str| which.is_empty() || which.contains(&"all") || which.contains(&name);
 
-    if which.contains(&"probe") {
-        probe::run();
-        return;
-    }
     let f = cpu_features();
     println!("cpu: {}", f.cache_key());
     let max_threads = rayon::current_num_threads().min(2);

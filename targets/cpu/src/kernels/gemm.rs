@@ -234,7 +234,7 @@ pub fn sgemm_batched(
     let (a0, b0, c0) = (start(batch.stride_a, "A")?, start(batch.stride_b, "B")?, start(batch.stride_c, "C")?);
     // The last item starts furthest in; if its matrices fit, every earlier item's do. An
     // empty operand (k == 0) needs no elements wherever it starts.
-    let tail = |buf_len: usize, at: usize| buf_len.checked_sub(at).unwrap_or(0);
+    let tail = |buf_len: usize, at: usize| buf_len.saturating_sub(at);
     spec.check(tail(a.len(), a0), tail(b.len(), b0), tail(c.len(), c0), bias)?;
     if batch.count > 1 && batch.stride_c < spec.c_extent() {
         return Err(invalid(KERNEL, format!(
