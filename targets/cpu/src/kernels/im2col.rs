@@ -190,19 +190,32 @@ fn im2col_nhwc(job: &ConvJob<'_>, n: usize, gi: usize, oh0: usize, rows: usize, 
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
     let k = s.k();
+    debug_assert_eq!(k, kh_n * kw_n * cin_g);
     let x_img = &job.x[n * h * w * cin..][..h * w * cin];
+    // With one group and no column dilation, the kw taps of a kernel row read adjacent input
+    // pixels: one copy of kw * cin values instead of kw copies of cin.
+    let runs = s.groups == 1 && dw == 1;
     for (p, dst_pix) in col.chunks_exact_mut(k).take(rows * ow).enumerate() {
         let (oy, ox) = (oh0 + p / ow, p % ow);
-        for (t, dst) in dst_pix.chunks_exact_mut(cin_g).enumerate() {
-            let (kh, kw) = (t / kw_n, t % kw_n);
-            debug_assert!(kh < kh_n);
+        for (kh, dst_row) in dst_pix.chunks_exact_mut(kw_n * cin_g).enumerate() {
             let ih = oy * sh + kh * dh;
-            let iw = ox * sw + kw * dw;
-            if ih < pt || iw < pl || ih - pt >= h || iw - pl >= w {
-                dst.fill(0.0);
-            } else {
-                let src = ((ih - pt) * w + (iw - pl)) * cin + gi * cin_g;
-                dst.copy_from_slice(&x_img[src..src + cin_g]);
+            if ih < pt || ih - pt >= h {
+                dst_row.fill(0.0);
+                continue;
+            }
+            let x_row = &x_img[(ih - pt) * w * cin..][..w * cin];
+            let iw0 = ox * sw;
+            if runs && iw0 >= pl && iw0 + kw_n - pl <= w {
+                dst_row.copy_from_slice(&x_row[(iw0 - pl) * cin..][..kw_n * cin]);
+                continue;
+            }
+            for (kw, dst) in dst_row.chunks_exact_mut(cin_g).enumerate() {
+                let iw = iw0 + kw * dw;
+                if iw < pl || iw - pl >= w {
+                    dst.fill(0.0);
+                } else {
+                    dst.copy_from_slice(&x_row[(iw - pl) * cin + gi * cin_g..][..cin_g]);
+                }
             }
         }
     }
