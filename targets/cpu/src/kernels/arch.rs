@@ -168,6 +168,7 @@ pub(crate) fn fma_loop(isa: Isa, iters: u64) -> (f64, f32) {
         Isa::Avx2Fma => return (iters as f64 * 12.0 * 8.0 * 2.0, unsafe { fma_avx2(iters) }),
         _ => {}
     }
+    let _ = isa;
     (iters as f64 * 48.0 * 2.0, mul_add_loop(iters))
 }
 
