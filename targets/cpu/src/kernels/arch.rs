@@ -80,7 +80,7 @@ pub(crate) struct BlockedGemm<'a> {
 
 multiversion! {
     /// Rows `r0..r0 + rows` of our blocked product (`c` starts at row `r0`).
-    fn gemm_blocked(job: &BlockedGemm<'_>, c: &mut [f32], r0: usize, rows: usize) = super::gemm::blocked_body;
+    fn gemm_blocked(job: &BlockedGemm<'_>, c: &mut [f32], r0: usize, rows: usize) = super::gemm_blocked::blocked_body;
 }
 
 /// One call of the `gemm` crate: `C = beta C + alpha op(A) op(B)` (read C only if beta != 0).

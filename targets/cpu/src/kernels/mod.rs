@@ -27,6 +27,7 @@ mod depthwise;
 mod error;
 mod features;
 mod gemm;
+mod gemm_blocked;
 mod im2col;
 mod isa;
 mod layernorm;
