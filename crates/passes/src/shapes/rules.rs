@@ -77,8 +77,10 @@ pub fn infer(cx: &Cx) -> Result<Vec<Fact>, String> {
             v.truncate(1);
             v
         }),
+        // The slope broadcasts to X (by numpy rules, or along the channel axis before opset 7).
+        "PRelu" => Ok(vec![Fact::new(cx.dtype(0), cx.shape(0).map(<[Dim]>::to_vec))]),
         "IsNaN" | "IsInf" => Ok(vec![Fact::new(Some(DType::Bool), cx.shape(0).map(<[Dim]>::to_vec))]),
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" | "PRelu" | "Sum"
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" | "Sum"
         | "Mean" | "Max" | "Min" => broadcast_op(cx, cx.dtype(0), 0..n.inputs.len()),
         "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => {
             broadcast_op(cx, Some(DType::Bool), 0..n.inputs.len())

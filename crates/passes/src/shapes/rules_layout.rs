@@ -54,8 +54,9 @@ pub fn infer(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
         "Size" => Ok(vec![Fact::new(Some(DType::I64), Some(vec![]))]),
         "Expand" => one(match (cx.shape(0), target(cx, 1)) {
             (Some(x), Some(t)) => Some(broadcast(cx, &[x, &t])?),
-            (_, None) => cx.shape(1).and_then(|s| s.first()?.known()).map(|r| (0..r).map(|_| cx.fresh()).collect()),
-            _ => None,
+            // Unknown target: the output rank is max(rank of X, length of the shape input).
+            (Some(x), None) => cx.shape(1).and_then(|s| s.first()?.known()).map(|r| (0..r.max(x.len())).map(|_| cx.fresh()).collect()),
+            (None, _) => None,
         }),
         "ConstantOfShape" => {
             let dtype = cx.n.attr_tensor("value").map_or(DType::F32, |t| t.dtype());
