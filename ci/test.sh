@@ -5,7 +5,8 @@
 #
 # Needs: Rust (cargo) with cargo-nextest, python3.11 with pip, network access to PyPI and
 # crates.io. Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
-# testdata/fetch.sh (models + ONNX conformance data into testdata/cache); onnxruntime reference
+# testdata/fetch.sh (models + ONNX conformance data into testdata/cache); scikit-learn models
+# (testdata/sklearn_models.py); onnxruntime reference
 # outputs for the real models (testdata/ort_reference.py); then every test of the workspace.
 # Idempotent: a second run reuses the venv, the cache and cargo's build.
 # KILN_TESTDATA moves the cache (default testdata/cache).
@@ -15,7 +16,8 @@ cd "$root"
 cache="${KILN_TESTDATA:-$root/testdata/cache}"
 export KILN_TESTDATA="$cache"
 venv="$cache/venv"
-requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6"
+# scikit-learn + skl2onnx (and scipy, pinned for repeatable training) build the ai.onnx.ml models.
+requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0"
 python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 step() { printf '\n=== %s (%ds)\n' "$1" "$SECONDS"; }
@@ -51,6 +53,9 @@ export PATH="$venv/bin:$PATH" # fetch.sh's python3 is the venv's
 
 step "fetch models and conformance data"
 bash testdata/fetch.sh
+
+step "scikit-learn models (skl2onnx)"
+python3 testdata/sklearn_models.py
 
 step "onnxruntime reference outputs"
 python3 testdata/ort_reference.py

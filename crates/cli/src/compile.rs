@@ -142,7 +142,8 @@ fn print_text(r: &Report) {
     println!("tuning: {} kernel choices ({measured} measured, {cached} from cache, {} default)", r.tuning.len(), r.tuning.len() - measured - cached);
     for d in r.tuning.iter().filter(|d| d.source != "default") {
         let gain = match (d.default_ns, d.chosen_ns) {
-            (Some(a), Some(b)) if b > 0 => format!("{:.2}x faster than {}", a as f64 / b as f64, d.default_variant),
+            _ if d.chosen == d.default_variant => "= the default".to_string(),
+            (Some(a), Some(b)) if b > 0 => format!("{:.2}x the default's speed ({})", a as f64 / b as f64, d.default_variant),
             _ => String::new(),
         };
         println!("  {} [{}]: {} ({}) {gain}", d.key.kernel, d.key.problem, d.chosen, d.source);

@@ -93,7 +93,22 @@ fn summarise(name: &str, v: &Value, file: Option<String>) -> OutputSummary {
             s.first = v.iter().take(6).map(|v| format!("{v:?}")).collect();
         }
     }
+    if let Value::Maps(maps) = v {
+        // The count, and the first maps as {key: value, ...}.
+        s.shape = Some(vec![maps.len()]);
+        s.first = maps.iter().take(2).map(map_text).collect();
+    }
     s
+}
+
+fn map_text(m: &kiln_reference::Map) -> String {
+    let keys: Vec<String> = match m.keys.data() {
+        kiln_tensor::Data::String(k) => k.iter().map(|k| format!("{k:?}")).collect(),
+        _ => m.keys.to_i64_vec().unwrap_or_default().iter().map(i64::to_string).collect(),
+    };
+    let values = m.values.to_f64_vec().unwrap_or_default();
+    let entries: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("{k}: {v:.6}")).collect();
+    format!("{{{}}}", entries.join(", "))
 }
 
 fn print_text(r: &Report) {
@@ -110,6 +125,7 @@ fn print_text(r: &Report) {
                 }
                 println!("  first [{}]", o.first.join(", "));
             }
+            (None, Some(shape)) => println!("{}: {} of {}  first [{}]", o.name, o.kind, shape[0], o.first.join(", ")),
             _ => println!("{}: {}", o.name, o.kind),
         }
         if let Some(f) = &o.file {
@@ -140,6 +156,12 @@ fn write_outputs(dir: &Path, outputs: &[(String, Value)]) -> anyhow::Result<Vec<
     let mut taken = BTreeSet::new();
     let mut files = Vec::new();
     for (name, v) in outputs {
+        if let Value::Maps(maps) = v {
+            let path = dir.join(format!("{}.json", safe_name(name, &mut taken)));
+            write_maps(&path, maps).with_context(|| format!("writing output '{name}' to {}", path.display()))?;
+            files.push(Some(path.display().to_string()));
+            continue;
+        }
         let Some(t) = v.as_tensor() else {
             files.push(None);
             continue;
@@ -149,6 +171,24 @@ fn write_outputs(dir: &Path, outputs: &[(String, Value)]) -> anyhow::Result<Vec<
         files.push(Some(path.display().to_string()));
     }
     Ok(files)
+}
+
+/// A sequence of maps as a JSON list of objects, {"key": value, ...} (int keys as strings).
+fn write_maps(path: &Path, maps: &[kiln_reference::Map]) -> anyhow::Result<()> {
+    let mut list = Vec::with_capacity(maps.len());
+    for m in maps {
+        let keys: Vec<String> = match m.keys.data() {
+            kiln_tensor::Data::String(k) => k.clone(),
+            _ => m.keys.to_i64_vec()?.iter().map(i64::to_string).collect(),
+        };
+        let values = m.values.to_f64_vec()?;
+        let obj: serde_json::Map<String, serde_json::Value> = keys.into_iter().zip(values).map(|(k, v)| (k, serde_json::json!(v))).collect();
+        list.push(serde_json::Value::Object(obj));
+    }
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&list)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 fn write_npy(path: &Path, t: &Tensor) -> anyhow::Result<()> {

@@ -17,4 +17,4 @@ mod value;
 pub use error::{ExecError, OpError};
 pub use exec::{Executor, run, run_node};
 pub use registry::{Kernel, OpCtx, Registry, op_set, registry};
-pub use value::Value;
+pub use value::{Map, Value};

@@ -57,7 +57,8 @@ pub fn read(bytes: &[u8]) -> Result<Tensor, TensorError> {
         "<u4" => DType::U32,
         "<u8" => DType::U64,
         "|b1" => DType::Bool,
-        other => return Err(err(format!("unsupported dtype '{other}' (big-endian, object and string arrays are not read)"))),
+        other if other.starts_with("<U") || other.starts_with("|S") || other.starts_with("|U") => DType::String,
+        other => return Err(err(format!("unsupported dtype '{other}' (big-endian and object arrays are not read)"))),
     };
     if field("fortran_order")?.starts_with("True") {
         return Err(err("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
@@ -72,13 +73,55 @@ pub fn read(bytes: &[u8]) -> Result<Tensor, TensorError> {
         .collect::<Result<_, _>>()?;
     checked_numel(&dims)?;
     let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    if dtype == DType::String {
+        let strings = read_strings(d, shape.iter().product(), &bytes[start + hlen..])?;
+        return Tensor::new(shape, crate::Data::String(strings));
+    }
     Tensor::from_raw_bytes(dtype, shape, &bytes[start + hlen..])
 }
 
-/// Serialises a tensor as a version-1 `.npy` file. bf16, 4-bit and string tensors have no
-/// npy dtype and are refused.
+/// Fixed-width NumPy strings: `<U{n}` (n UTF-32LE code points, zero-padded) or `|S{n}`
+/// (n bytes, zero-padded, read as UTF-8).
+fn read_strings(descr: &str, count: usize, payload: &[u8]) -> Result<Vec<String>, TensorError> {
+    let unicode = descr.ends_with(|c: char| c.is_ascii_digit()) && descr.contains('U');
+    let width: usize = descr[2..].parse().map_err(|_| err(format!("bad string dtype '{descr}'")))?;
+    let item = if unicode { width.checked_mul(4) } else { Some(width) }.ok_or_else(|| err("string width overflows"))?;
+    let need = item.checked_mul(count).ok_or_else(|| err("string array size overflows"))?;
+    if payload.len() < need {
+        return Err(err(format!("payload has {} bytes, {count} strings of {item} bytes need {need}", payload.len())));
+    }
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let raw = &payload[i * item..(i + 1) * item];
+        if unicode {
+            let mut s = String::with_capacity(width);
+            for c in raw.chunks_exact(4) {
+                let code = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                if code == 0 {
+                    break;
+                }
+                s.push(char::from_u32(code).ok_or_else(|| err(format!("string {i} holds an invalid code point {code:#x}")))?);
+            }
+            out.push(s);
+        } else {
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            out.push(String::from_utf8(raw[..end].to_vec()).map_err(|_| err(format!("string {i} is not UTF-8")))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Serialises a tensor as a version-1 `.npy` file; strings as fixed-width `<U{n}` (n the
+/// longest string's length in code points). bf16 and 4-bit tensors have no npy dtype and are
+/// refused.
 pub fn write(t: &Tensor) -> Result<Vec<u8>, TensorError> {
-    let d = descr(t.dtype()).ok_or_else(|| err(format!("{} has no .npy dtype; cast it first", t.dtype())))?;
+    let strings = if let crate::Data::String(v) = t.data() { Some(v) } else { None };
+    let width = strings.map_or(0, |v| v.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1));
+    let unicode = format!("<U{width}");
+    let d = match strings {
+        Some(_) => unicode.as_str(),
+        None => descr(t.dtype()).ok_or_else(|| err(format!("{} has no .npy dtype; cast it first", t.dtype())))?,
+    };
     let shape = match t.shape() {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
@@ -91,7 +134,16 @@ pub fn write(t: &Tensor) -> Result<Vec<u8>, TensorError> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    out.extend(t.to_raw_bytes().ok_or_else(|| err("string tensors cannot be written"))?);
+    match strings {
+        Some(v) => {
+            for s in v {
+                let n = s.chars().count();
+                s.chars().for_each(|c| out.extend((c as u32).to_le_bytes()));
+                out.resize(out.len() + 4 * (width - n), 0);
+            }
+        }
+        None => out.extend(t.to_raw_bytes().ok_or_else(|| err("this tensor has no raw form"))?),
+    }
     Ok(out)
 }
 
@@ -107,6 +159,37 @@ mod tests {
         assert_eq!(read(&bytes).unwrap(), t);
         let s = Tensor::scalar(7i64);
         assert_eq!(read(&write(&s).unwrap()).unwrap(), s);
+    }
+
+    #[test]
+    fn strings_round_trip_as_fixed_width_unicode() {
+        let t = Tensor::new(vec![2, 2], crate::Data::String(vec!["small".into(), "".into(), "größer".into(), "x".into()])).unwrap();
+        let bytes = write(&t).unwrap();
+        assert!(std::str::from_utf8(&bytes[10..60]).unwrap().contains("'<U6'"));
+        assert_eq!(read(&bytes).unwrap(), t);
+        assert!(read(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Bytes written by `np.save(f, np.array([["ab", "c"]]))` and `np.array([b"hi", b"x"])`.
+    #[test]
+    fn reads_numpy_string_arrays() {
+        let mut u = b"\x93NUMPY\x01\x00".to_vec();
+        let h = "{'descr': '<U2', 'fortran_order': False, 'shape': (1, 2), }";
+        let h = format!("{h}{}\n", " ".repeat(117 - h.len()));
+        u.extend((h.len() as u16).to_le_bytes());
+        u.extend(h.as_bytes());
+        for c in ['a', 'b', 'c', '\0'] {
+            u.extend((c as u32).to_le_bytes());
+        }
+        let t = read(&u).unwrap();
+        assert_eq!((t.shape(), t.data()), (&[1usize, 2][..], &crate::Data::String(vec!["ab".into(), "c".into()])));
+        let mut s = b"\x93NUMPY\x01\x00".to_vec();
+        let h = "{'descr': '|S2', 'fortran_order': False, 'shape': (2,), }";
+        let h = format!("{h}{}\n", " ".repeat(117 - h.len()));
+        s.extend((h.len() as u16).to_le_bytes());
+        s.extend(h.as_bytes());
+        s.extend(b"hix\0");
+        assert_eq!(read(&s).unwrap().data(), &crate::Data::String(vec!["hi".into(), "x".into()]));
     }
 
     #[test]

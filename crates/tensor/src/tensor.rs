@@ -260,10 +260,16 @@ impl Tensor {
                     .collect::<Result<_, _>>()?;
                 Data::from_f64_vec(to, &parsed)?
             }
+            (Data::U64(v), DType::String) => Data::String(v.iter().map(u64::to_string).collect()),
+            (d, DType::String) if d.dtype().is_int() || d.dtype() == DType::Bool => {
+                // Through i64, exactly (an f64 would round integers past 2^53).
+                let v = self.to_i64_vec().map_err(|_| TensorError::BadCast { from: d.dtype(), to })?;
+                Data::String(v.iter().map(i64::to_string).collect())
+            }
             (d, DType::String) => {
                 let v = d.to_f64_vec().ok_or(TensorError::BadCast { from: d.dtype(), to })?;
-                let is_float = d.dtype().is_float();
-                Data::String(v.iter().map(|&x| format_for_string_cast(x, is_float)).collect())
+                let wide = d.dtype() == DType::F64;
+                Data::String(v.iter().map(|&x| format_for_string_cast(x, wide)).collect())
             }
             (Data::I64(v), DType::U64) => Data::U64(v.iter().map(|&x| x as u64).collect()),
             (Data::U64(v), DType::I64) => Data::I64(v.iter().map(|&x| x as i64).collect()),
@@ -385,14 +391,24 @@ fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
-fn format_for_string_cast(x: f64, is_float: bool) -> String {
-    if !is_float {
-        return format!("{}", x as i64);
-    }
+/// A float as Cast writes it: the shortest digits that read back to the same value (of f32,
+/// or of f64 for `wide`), positional unless the exponent is below -4 or at least the type's
+/// `%g` precision (8 for f32, 16 for f64), then scientific with a signed two-digit exponent:
+/// "0.1", "3", "1234567", "1.2345679e+08", "1e-05", "NaN", "-INF".
+fn format_for_string_cast(x: f64, wide: bool) -> String {
     if x.is_nan() {
-        "NaN".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "INF".into() } else { "-INF".into() }
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "INF".into() } else { "-INF".into() };
+    }
+    let sci = if wide { format!("{x:e}") } else { format!("{:e}", x as f32) };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= if wide { 16 } else { 8 } {
+        format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    } else if wide {
+        format!("{x}")
     } else {
         format!("{}", x as f32)
     }
@@ -401,6 +417,21 @@ fn format_for_string_cast(x: f64, is_float: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_and_ints_cast_to_strings() {
+        let f = Tensor::from_vec(vec![8], vec![0.1f32, 3.0, 1234567.0, 123456789.0, 1e20, 1e-5, 0.00012345678, -2.5]).unwrap();
+        let s = f.cast(DType::String).unwrap();
+        let want = ["0.1", "3", "1234567", "1.2345679e+08", "1e+20", "1e-05", "0.00012345678", "-2.5"];
+        assert_eq!(s.data(), &Data::String(want.iter().map(|w| w.to_string()).collect()));
+        let d = Tensor::from_vec(vec![2], vec![0.123456789012345f64, 1e-8]).unwrap();
+        assert_eq!(d.cast(DType::String).unwrap().data(), &Data::String(vec!["0.123456789012345".into(), "1e-08".into()]));
+        // Integers past 2^53 stay exact.
+        let i = Tensor::from_vec(vec![2], vec![9007199254740993i64, -5]).unwrap();
+        assert_eq!(i.cast(DType::String).unwrap().data(), &Data::String(vec!["9007199254740993".into(), "-5".into()]));
+        let u = Tensor::from_vec(vec![1], vec![u64::MAX]).unwrap();
+        assert_eq!(u.cast(DType::String).unwrap().data(), &Data::String(vec![u64::MAX.to_string()]));
+    }
 
     #[test]
     fn raw_round_trip_all_numeric() {

@@ -4,6 +4,7 @@
 pub mod control;
 pub mod kiln;
 pub mod math;
+pub mod ml;
 pub mod nn;
 pub mod shape;
 
@@ -15,4 +16,5 @@ pub fn register_all(r: &mut Registry) {
     nn::register(r);
     control::register(r);
     kiln::register(r);
+    ml::register(r);
 }

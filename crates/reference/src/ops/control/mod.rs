@@ -1,7 +1,7 @@
 //! Control flow (If, Loop, Scan), sequences, optionals, strings, signal processing, the
 //! ai.onnx.ml and ai.onnx.preview.training ops, and TfIdfVectorizer.
 
-mod common;
+pub(crate) mod common;
 mod concat_from_sequence;
 mod dft;
 mod if_op;
@@ -27,6 +27,8 @@ mod tree_ensemble;
 mod windows;
 
 use crate::{Kernel, Registry};
+
+pub(crate) use tree_ensemble::probit;
 
 const ML: &str = "ai.onnx.ml";
 const TRAINING: &str = "ai.onnx.preview.training";

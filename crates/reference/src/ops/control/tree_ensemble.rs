@@ -192,7 +192,7 @@ fn softmax(s: &[f64], skip_zeros: bool) -> Vec<f64> {
 }
 
 /// The standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
-fn probit(p: f64) -> f64 {
+pub(crate) fn probit(p: f64) -> f64 {
     const A: [f64; 6] =
         [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];

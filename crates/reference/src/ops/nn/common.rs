@@ -80,6 +80,7 @@ pub struct Window {
     pub strides: Vec<usize>,
     pub dilations: Vec<usize>,
     pub pad_begin: Vec<usize>,
+    pub pad_end: Vec<usize>,
     pub output: Vec<usize>,
 }
 
@@ -164,7 +165,7 @@ impl Window {
             }
             other => bail!("attribute 'auto_pad' must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '{other}'"),
         }
-        Ok(Window { input: input.to_vec(), kernel: kernel.to_vec(), strides, dilations, pad_begin, output })
+        Ok(Window { input: input.to_vec(), kernel: kernel.to_vec(), strides, dilations, pad_begin, pad_end, output })
     }
 
     pub fn kernel_size(&self) -> usize {
@@ -266,7 +267,7 @@ mod tests {
     #[test]
     fn offsets_mark_padding() {
         // 1-D: input 3, kernel 2, stride 2, one pad each side -> outputs 2.
-        let w = Window { input: vec![3], kernel: vec![2], strides: vec![2], dilations: vec![1], pad_begin: vec![1], output: vec![2] };
+        let w = Window { input: vec![3], kernel: vec![2], strides: vec![2], dilations: vec![1], pad_begin: vec![1], pad_end: vec![1], output: vec![2] };
         // kk = 0 reads positions -1, 1; kk = 1 reads 0, 2.
         assert_eq!(w.offsets(), vec![PAD, 1, 0, 2]);
         let col = im2col(&[10, 20, 30], 1, &w, &w.offsets(), 0);

@@ -83,6 +83,7 @@ pub fn conv_transpose(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Ten
         strides: stride,
         dilations,
         pad_begin: vec![0; n],
+        pad_end: vec![0; n],
         output: input.clone(),
     };
     let offsets = win.offsets();

@@ -72,16 +72,47 @@ pub fn max_pool(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
 }
 
 /// Sums `f(x)` over each window; returns the sums and, per output, how many positions count
-/// towards the average: with `count_pad` every window position (padding, and the part of a
-/// `ceil_mode` window past the padding, as the ONNX tests expect), else those in the image.
+/// towards the average: with `count_pad` the positions in the image or its padding, else
+/// those in the image.
+///
+/// A `ceil_mode` window may reach past the end padding. Those positions count only when the
+/// window is dilated, which is what the ONNX test for that case expects; onnxruntime and
+/// PyTorch never count them, so undilated windows (the ones real models use) follow them.
 fn window_sums(xv: &[f64], planes: usize, win: &Window, count_pad: bool, f: impl Fn(f64) -> f64) -> (Vec<f64>, Vec<f64>) {
     let offsets = win.offsets();
     let (pn, isz) = (win.output_size(), win.input_size());
     let mut counts = vec![0.0; pn];
-    for kk in offsets.chunks(pn.max(1)) {
-        for (p, &off) in kk.iter().enumerate() {
-            if off >= 0 || count_pad {
-                counts[p] += 1.0;
+    if count_pad {
+        let dilated = win.dilations.iter().any(|&d| d > 1);
+        // Separable: per axis, how many taps of output position o fall before the end padding.
+        let per_axis: Vec<Vec<f64>> = (0..win.input.len())
+            .map(|d| {
+                let limit = win.input[d] + win.pad_begin[d] + win.pad_end[d];
+                (0..win.output[d])
+                    .map(|o| {
+                        let inside = (0..win.kernel[d]).filter(|k| o * win.strides[d] + k * win.dilations[d] < limit).count();
+                        if dilated { win.kernel[d] as f64 } else { inside as f64 }
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut idx = vec![0usize; per_axis.len()];
+        for c in counts.iter_mut() {
+            *c = idx.iter().enumerate().map(|(d, &o)| per_axis[d][o]).product();
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < win.output[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    } else {
+        for kk in offsets.chunks(pn.max(1)) {
+            for (p, &off) in kk.iter().enumerate() {
+                if off >= 0 {
+                    counts[p] += 1.0;
+                }
             }
         }
     }
@@ -158,4 +189,40 @@ pub fn global_average_pool(_: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<
 pub fn global_lp_pool(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
     let p = lp_norm(ctx)?;
     global(req(inputs, 0)?, |v| v.iter().map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn win(input: usize, kernel: usize, stride: usize, dilation: usize, pads: (usize, usize), output: usize) -> Window {
+        Window {
+            input: vec![input],
+            kernel: vec![kernel],
+            strides: vec![stride],
+            dilations: vec![dilation],
+            pad_begin: vec![pads.0],
+            pad_end: vec![pads.1],
+            output: vec![output],
+        }
+    }
+
+    #[test]
+    fn count_include_pad_stops_at_the_end_padding() {
+        // Input 4, kernel 3, stride 2, ceil_mode: windows at 0..3 and 2..5; the second reaches
+        // one past the input (no padding there), so it averages 2 values, as onnxruntime and
+        // PyTorch do.
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let (sums, counts) = window_sums(&x, 1, &win(4, 3, 2, 1, (0, 0), 2), true, |v| v);
+        assert_eq!((sums.clone(), counts), (vec![6.0, 7.0], vec![3.0, 2.0]));
+        // With one pad at the end the padded position counts, the one past it does not.
+        let (_, counts) = window_sums(&x, 1, &win(4, 3, 2, 1, (0, 1), 2), true, |v| v);
+        assert_eq!(counts, vec![3.0, 3.0]);
+        // Without count_include_pad only image positions count.
+        let (_, counts) = window_sums(&x, 1, &win(4, 3, 2, 1, (1, 1), 3), false, |v| v);
+        assert_eq!(counts, vec![2.0, 3.0, 1.0]);
+        // Dilated windows count every tap (the ONNX test for that case expects it).
+        let (_, counts) = window_sums(&x, 1, &win(4, 2, 2, 2, (0, 0), 2), true, |v| v);
+        assert_eq!(counts, vec![2.0, 2.0]);
+    }
 }

@@ -80,7 +80,8 @@ pub fn center_crop_pad(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
     Ok(vec![pad_with(x, &begin, &end, Mode::Constant, &Data::zeros(x.dtype(), 1))?])
 }
 
-/// Pads (or crops, where negative) each axis by `begin`/`end` elements.
+/// Pads (or crops, where negative) each axis by `begin`/`end` elements. Crops apply first:
+/// reflect, edge and wrap read the cropped axis (as onnxruntime does; it matters for wrap).
 fn pad_with(x: &Tensor, begin: &[i64], end: &[i64], mode: Mode, fill: &Data) -> Result<Tensor, OpError> {
     let dims: Vec<i64> = (0..x.rank()).map(|a| x.shape()[a] as i64 + begin[a] + end[a]).collect();
     if let Some(a) = dims.iter().position(|&d| d < 0) {
@@ -90,11 +91,14 @@ fn pad_with(x: &Tensor, begin: &[i64], end: &[i64], mode: Mode, fill: &Data) -> 
     // For each axis and output position, the input position (None: the fill value).
     let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(x.rank());
     for (a, &out_dim) in shape.iter().enumerate() {
-        let dim = x.shape()[a] as i64;
-        if dim == 0 && out_dim > 0 && mode != Mode::Constant {
-            bail!("cannot pad the empty axis {a} in a non-constant mode");
+        // The kept part of the axis, [lo, lo + kept).
+        let lo = (-begin[a]).max(0);
+        let kept = x.shape()[a] as i64 - lo - (-end[a]).max(0);
+        if kept <= 0 && out_dim > 0 && mode != Mode::Constant {
+            bail!("cannot pad the empty (or cropped away) axis {a} in a non-constant mode");
         }
-        maps.push((0..out_dim as i64).map(|o| source(o - begin[a], dim, mode)).collect());
+        let pad = begin[a].max(0);
+        maps.push((0..out_dim as i64).map(|o| source(o - pad, kept, mode).map(|i| i + lo as usize)).collect());
     }
     let st = strides(x.shape());
     let mut idx = Vec::with_capacity(shape.iter().product());

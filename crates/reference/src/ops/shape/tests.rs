@@ -69,6 +69,11 @@ fn pad_modes() -> R {
     }
     let y = one("Pad", 19, &[], &[&x, &i64s(&[2], &[-1, 1]), &Tensor::scalar(9i64)])?;
     assert_eq!(y.as_slice::<i64>()?, &[2, 3, 9]);
+    // A crop applies before wrapping: [1, 2, 3] cropped to [2, 3], then wrapped by 2 -> 2, 3.
+    let y = one("Pad", 19, &[("mode", s("wrap"))], &[&x, &i64s(&[2], &[-1, 2])])?;
+    assert_eq!(y.as_slice::<i64>()?, &[2, 3, 2, 3]);
+    let y = one("Pad", 19, &[("mode", s("reflect"))], &[&x, &i64s(&[2], &[2, -1])])?;
+    assert_eq!(y.as_slice::<i64>()?, &[1, 2, 1, 2]);
     let y = one("Pad", 2, &[("pads", Attr::Ints(vec![1, 0])), ("value", Attr::Float(1.5))], &[&f32s(&[1], &[4.0])])?;
     assert_eq!(y.as_slice::<f32>()?, &[1.5, 4.0]);
     let y = one("Pad", 19, &[], &[&strs(&[1], &["a"]), &i64s(&[2], &[1, 0])])?;
@@ -189,10 +194,27 @@ fn resize_legacy_forms() -> R {
     assert_eq!(y.as_slice::<f32>()?, &[1.0, 1.5, 2.0, 2.0]);
     let y = one("Upsample", 9, &[], &[&i64s(&[2], &[3, 7]), &f32s(&[1], &[2.0])])?;
     assert_eq!(y.as_slice::<i64>()?, &[3, 3, 7, 7], "nearest moves integers exactly");
-    // Linear on integers rounds to nearest.
+    // Linear on integers truncates toward zero, as onnxruntime does (0.75 -> 0, -2.25 -> -2).
     let y =
         one("Resize", 13, &[("mode", s("linear"))], &[&Tensor::from_vec(vec![2], vec![0u8, 3])?, &f32s(&[0], &[]), &f32s(&[1], &[2.0])])?;
-    assert_eq!(y.as_slice::<u8>()?, &[0, 1, 2, 3]);
+    assert_eq!(y.as_slice::<u8>()?, &[0, 0, 2, 3]);
+    let y =
+        one("Resize", 13, &[("mode", s("linear"))], &[&Tensor::from_vec(vec![2], vec![-3i32, 0])?, &f32s(&[0], &[]), &f32s(&[1], &[2.0])])?;
+    assert_eq!(y.as_slice::<i32>()?, &[-3, -2, 0, 0]);
+    // Scales that leave every length as it is (3 x 1.3 -> 3) pass the input through.
+    let x3 = f32s(&[3], &[0.0, 1.0, 4.0]);
+    let y = one("Resize", 13, &[("mode", s("linear"))], &[&x3, &f32s(&[0], &[]), &f32s(&[1], &[1.3])])?;
+    assert_eq!(y.as_slice::<f32>()?, &[0.0, 1.0, 4.0]);
+    // Coordinates in f32: 3 / 0.6f32 is exactly 5 there (4.9999998 in f64), so nearest-floor
+    // reads x[5], as onnxruntime does.
+    let x7 = f32s(&[7], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let y = one(
+        "Resize",
+        13,
+        &[("mode", s("nearest")), ("coordinate_transformation_mode", s("asymmetric")), ("nearest_mode", s("floor"))],
+        &[&x7, &f32s(&[0], &[]), &f32s(&[1], &[0.6])],
+    )?;
+    assert_eq!(y.as_slice::<f32>()?, &[0.0, 1.0, 3.0, 5.0]);
     Ok(())
 }
 

@@ -149,6 +149,12 @@ fn run(x: &Tensor, plan: &[Axis], filter: &Filter, extrapolation: f64) -> Result
     if let Some(a) = plan.iter().position(|p| p.input == 0 && p.output > 0) {
         bail!("cannot resize the empty axis {a} of {:?} to a non-empty one", x.shape());
     }
+    // When no axis changes length the input passes through unchanged, whatever the scales
+    // (3 x 1.3 rounds down to 3): onnxruntime does this, and so do the resizes of image
+    // libraries. tf_crop_and_resize still crops.
+    if filter.transform != Transform::TfCropAndResize && plan.iter().all(|p| p.output == p.input) {
+        return Ok(vec![x.clone()]);
+    }
     let shape: Vec<usize> = plan.iter().map(|p| p.output).collect();
     kiln_tensor::checked_numel(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
     let taps: Vec<_> = plan.iter().map(|p| filter.taps(p)).collect();

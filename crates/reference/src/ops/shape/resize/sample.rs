@@ -121,7 +121,8 @@ pub fn resample(x: &Tensor, shape: Vec<usize>, taps: &[Vec<Taps>], extrapolation
         });
     }
     if x.dtype().is_int() {
-        buf.iter_mut().for_each(|v| *v = v.round());
+        // Integer results are truncated toward zero, as onnxruntime casts them.
+        buf.iter_mut().for_each(|v| *v = v.trunc());
     }
     Ok(Tensor::new(shape, Data::from_f64_vec(x.dtype(), &buf)?)?)
 }
