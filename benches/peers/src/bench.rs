@@ -19,6 +19,11 @@ pub struct Config {
     pub rounds: usize,
     pub budget_ms: f64,
     pub seed: u64,
+    /// Untimed pause after every run, so one engine's spinning worker threads have parked
+    /// before the next engine starts (2 cores are easily oversubscribed).
+    pub settle: std::time::Duration,
+    /// Engines not to run ("kiln", "tract", "ort").
+    pub skip: Vec<String>,
 }
 
 /// One engine on one model.
@@ -104,18 +109,22 @@ pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
             return r;
         }
     };
-    let kiln = guard(|| KilnEngine::new(&path, spec.dims(), &cfg.tune_dir, inputs.clone()));
+    let skipped = |name: &str| cfg.skip.iter().any(|s| s == name);
+    let skip_err = || anyhow::anyhow!("skipped (--skip)");
+    let kiln = if skipped("kiln") { Err(skip_err()) } else { guard(|| KilnEngine::new(&path, spec.dims(), &cfg.tune_dir, inputs.clone())) };
     let kiln = kiln.map(|k| {
         let note = format!("compiled: {}", k.compile_note);
         (Box::new(k) as Box<dyn Engine>, note)
     });
-    let tract = guard(|| TractEngine::new(&path, &inputs)).map(|t| {
+    let tract = if skipped("tract") { Err(skip_err()) } else { guard(|| TractEngine::new(&path, &inputs)) };
+    let tract = tract.map(|t| {
         let note = format!("loaded, optimized and planned in {:.2} s ({})", t.load_s, t.note);
         (Box::new(t) as Box<dyn Engine>, note)
     });
     let dir = cfg.work_dir.join(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
     let mut r_before = None;
-    let ort = guard(|| OrtEngine::new(&cfg.python, &cfg.worker, &path, &inputs, &dir)).map(|o| {
+    let ort = if skipped("ort") { Err(skip_err()) } else { guard(|| OrtEngine::new(&cfg.python, &cfg.worker, &path, &inputs, &dir)) };
+    let ort = ort.map(|o| {
         let note = format!("onnxruntime {} session created in {:.2} s (worker RSS before it: {:.0} MiB)", o.version, o.load_ms / 1e3, o.rss_before_kib as f64 / 1024.0);
         r_before = Some(o.rss_before_kib);
         (Box::new(o) as Box<dyn Engine>, note)
@@ -127,7 +136,7 @@ pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
             Some(e) => println!("  {:<6} failed to load: {e}", s.name),
         }
     }
-    agree(&mut r.slots);
+    agree(&mut r.slots, cfg);
     warm_up(&mut r.slots, cfg);
     timed_rounds(&mut r.slots, cfg);
     r.ort_rss_before_kib = r_before;
@@ -142,10 +151,11 @@ pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
 
 /// The first run of each engine: its outputs, compared with onnxruntime's (tract's if
 /// onnxruntime failed). Counts as the first warm-up run.
-fn agree(slots: &mut [Slot]) {
+fn agree(slots: &mut [Slot], cfg: &Config) {
     let mut outs: Vec<Option<Vec<Output>>> = Vec::new();
     for s in slots.iter_mut() {
         let o = s.call(|e| e.outputs());
+        std::thread::sleep(cfg.settle);
         outs.push(o.map(|(o, ms)| {
             s.warm.push(ms);
             o
@@ -173,6 +183,7 @@ fn warm_up(slots: &mut [Slot], cfg: &Config) {
             if let Some(ms) = s.call(|e| e.run_once()) {
                 s.warm.push(ms);
             }
+            std::thread::sleep(cfg.settle);
         }
         let est = s.warm.iter().copied().fold(f64::INFINITY, f64::min);
         s.planned = if est.is_finite() { ((cfg.budget_ms / est.max(1e-3)) as usize).clamp(1, cfg.rounds) } else { 0 };
@@ -189,6 +200,7 @@ fn timed_rounds(slots: &mut [Slot], cfg: &Config) {
             if let Some(ms) = s.call(|e| e.run_once()) {
                 s.times.push(ms);
             }
+            std::thread::sleep(cfg.settle);
         }
     }
 }

@@ -17,7 +17,7 @@ mod tract_engine;
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: kiln-peers [--rounds N] [--budget-s S] [--only SUBSTRING] [--no-gemm] [--no-models]
+const USAGE: &str = "usage: kiln-peers [--rounds N] [--budget-s S] [--settle-ms MS] [--only SUBSTRING] [--skip ENGINE]... [--no-gemm] [--no-models]
   run from the repository root (bash benches/run.sh does); KILN_TESTDATA moves the test-data cache";
 
 struct Args {
@@ -26,10 +26,12 @@ struct Args {
     only: Option<String>,
     gemm: bool,
     models: bool,
+    settle_ms: u64,
+    skip: Vec<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { rounds: 10, budget_s: 60.0, only: None, gemm: true, models: true };
+    let mut a = Args { rounds: 10, budget_s: 60.0, only: None, gemm: true, models: true, settle_ms: 100, skip: Vec::new() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |what: &str| it.next().with_context(|| format!("{arg} needs {what}\n{USAGE}"));
@@ -37,6 +39,14 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rounds" => a.rounds = value("a count")?.parse().context("--rounds")?,
             "--budget-s" => a.budget_s = value("seconds")?.parse().context("--budget-s")?,
             "--only" => a.only = Some(value("a substring of a model label")?),
+            "--settle-ms" => a.settle_ms = value("milliseconds")?.parse().context("--settle-ms")?,
+            "--skip" => {
+                let e = value("kiln, tract or ort")?;
+                if !["kiln", "tract", "ort"].contains(&e.as_str()) {
+                    bail!("--skip takes kiln, tract or ort, not {e}");
+                }
+                a.skip.push(e);
+            }
             "--no-gemm" => a.gemm = false,
             "--no-models" => a.models = false,
             "-h" | "--help" => {
@@ -65,6 +75,8 @@ fn main() -> anyhow::Result<()> {
         rounds: args.rounds,
         budget_ms: args.budget_s * 1e3,
         seed: 42,
+        settle: std::time::Duration::from_millis(args.settle_ms),
+        skip: args.skip.clone(),
     };
     if !cfg.python.is_file() {
         bail!("{} is missing: run `bash ci/test.sh` once (it creates the venv)", cfg.python.display());
@@ -77,6 +89,7 @@ fn main() -> anyhow::Result<()> {
     println!("               timed inside the worker with perf_counter around session.run.");
     println!("Each model: outputs compared, warm-up, then up to {} rounds interleaving kiln, tract, ort;", cfg.rounds);
     println!("an engine stops once its timed runs pass ~{:.0} s on a model (runs made: n). Inputs seeded ({}).", args.budget_s, cfg.seed);
+    println!("Between runs: an untimed {} ms pause, so the previous engine's worker threads stop spinning first.", args.settle_ms);
     println!("load average at start (1/5/15 min, other processes share these cores): {}", loadavg());
     tract_engine::use_threads();
     let mut results = Vec::new();
