@@ -187,15 +187,16 @@ mod tests {
         };
         let sub = |_: &Graph, _: Vec<Value>| -> Result<Vec<Value>, crate::ExecError> { Ok(vec![]) };
         let ctx = OpCtx { node: &node, subgraph: &sub };
-        // One row whose value is its x coordinate: a single sample per bin reads x exactly.
-        let x = Tensor::from_vec(vec![1, 1, 1, 8], (0..8).map(|v| v as f32).collect::<Vec<_>>()).unwrap();
+        // One row of squares, so that one sample per bin and the mean of two differ.
+        let x = Tensor::from_vec(vec![1, 1, 1, 8], (0..8).map(|v| (v * v) as f32).collect::<Vec<_>>()).unwrap();
         let rois = Tensor::from_vec(vec![1, 4], vec![1.0f32, 0.0, 6.0, 0.0]).unwrap();
         let bi = Tensor::from_vec(vec![1], vec![0i64]).unwrap();
         let Some(crate::Kernel::Tensor(f)) = registry().lookup("", "RoiAlign", 16) else { panic!("RoiAlign not registered") };
         let y = f(&ctx, &[Some(&x), Some(&rois), Some(&bi)]).unwrap();
         let got = y[0].to_f64_vec().unwrap();
-        // Bins of width 1 from 0.3: centres 0.8, 1.8, 2.8, 3.8 (f32 rounding aside).
-        for (g, want) in got.iter().zip([0.8, 1.8, 2.8, 3.8]) {
+        // Bins of width 1 from 0.3: one sample each at 0.8, 1.8, 2.8, 3.8, interpolated
+        // between neighbouring squares (two samples would give 0.85 for the first).
+        for (g, want) in got.iter().zip([0.8, 3.4, 8.0, 14.6]) {
             assert!((g - want).abs() < 1e-5, "{got:?}");
         }
     }
