@@ -93,6 +93,11 @@ fn summarise(name: &str, v: &Value, file: Option<String>) -> OutputSummary {
             s.first = v.iter().take(6).map(|v| format!("{v:?}")).collect();
         }
     }
+    if let Value::Sequence(ts) = v {
+        // The count, and the first elements' types.
+        s.shape = Some(vec![ts.len()]);
+        s.first = ts.iter().take(3).map(|t| format!("{}{:?}", t.dtype(), t.shape())).collect();
+    }
     if let Value::Maps(maps) = v {
         // The count, and the first maps as {key: value, ...}.
         s.shape = Some(vec![maps.len()]);
@@ -156,6 +161,25 @@ fn write_outputs(dir: &Path, outputs: &[(String, Value)]) -> anyhow::Result<Vec<
     let mut taken = BTreeSet::new();
     let mut files = Vec::new();
     for (name, v) in outputs {
+        // An optional output is written as what it holds (nothing when empty).
+        let mut v = v;
+        while let Value::Optional(inner) = v {
+            match inner {
+                Some(inner) => v = inner,
+                None => break,
+            }
+        }
+        if let Value::Sequence(ts) = v {
+            // A sequence of tensors: DIR/<name>/<index>.npy.
+            let sub = dir.join(safe_name(name, &mut taken));
+            std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
+            for (i, t) in ts.iter().enumerate() {
+                let path = sub.join(format!("{i}.npy"));
+                write_npy(&path, t).with_context(|| format!("writing element {i} of output '{name}' to {}", path.display()))?;
+            }
+            files.push(Some(format!("{}/ ({} tensors)", sub.display(), ts.len())));
+            continue;
+        }
         if let Value::Maps(maps) = v {
             let path = dir.join(format!("{}.json", safe_name(name, &mut taken)));
             write_maps(&path, maps).with_context(|| format!("writing output '{name}' to {}", path.display()))?;
