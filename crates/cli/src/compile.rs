@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Stop after a phase and print the IR at that point instead of writing a plan.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(kiln_pipeline::PHASES))]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(kiln_pipeline::phases()))]
     stop_after: Option<String>,
     /// Bind a symbolic dimension for tuning, as NAME=SIZE (repeatable).
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = crate::inputs::parse_dim)]
@@ -73,6 +73,8 @@ struct Report {
     steps: usize,
     kernels: std::collections::BTreeMap<String, usize>,
     weight_bytes: u64,
+    /// Rewrites made by the graph passes, counted per pass.
+    passes: std::collections::BTreeMap<String, usize>,
     tuning: Vec<kiln_target::TuneDecision>,
 }
 
@@ -113,6 +115,10 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         steps: plan.steps.len(),
         kernels: plan.kernel_histogram(),
         weight_bytes: compiled.weights.len() as u64,
+        passes: compiled.patches.iter().fold(Default::default(), |mut m, p| {
+            *m.entry(p.pass.to_string()).or_insert(0) += 1;
+            m
+        }),
         tuning: compiled.tune.clone(),
     };
     if a.json {
@@ -127,6 +133,8 @@ fn print_text(r: &Report) {
     println!("compiled {} for {} ({})", r.model, r.target.kind, r.target.device);
     let phases: Vec<String> = r.phases_ms.iter().map(|(p, ms)| format!("{p} {ms:.1} ms")).collect();
     println!("phases (measured): {}", phases.join(", "));
+    let passes: Vec<String> = r.passes.iter().map(|(p, n)| format!("{p} x{n}")).collect();
+    println!("graph passes: {}", if passes.is_empty() { "no rewrites".to_string() } else { passes.join(", ") });
     let kernels: Vec<String> = r.kernels.iter().map(|(k, n)| format!("{k} x{n}")).collect();
     println!("plan: {} steps ({}), {} bytes of weights", r.steps, kernels.join(", "), r.weight_bytes);
     let measured = r.tuning.iter().filter(|d| d.source == "measured").count();
@@ -134,7 +142,8 @@ fn print_text(r: &Report) {
     println!("tuning: {} kernel choices ({measured} measured, {cached} from cache, {} default)", r.tuning.len(), r.tuning.len() - measured - cached);
     for d in r.tuning.iter().filter(|d| d.source != "default") {
         let gain = match (d.default_ns, d.chosen_ns) {
-            (Some(a), Some(b)) if b > 0 => format!("{:.2}x faster than {}", a as f64 / b as f64, d.default_variant),
+            _ if d.chosen == d.default_variant => "= the default".to_string(),
+            (Some(a), Some(b)) if b > 0 => format!("{:.2}x the default's speed ({})", a as f64 / b as f64, d.default_variant),
             _ => String::new(),
         };
         println!("  {} [{}]: {} ({}) {gain}", d.key.kernel, d.key.problem, d.chosen, d.source);

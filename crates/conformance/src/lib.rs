@@ -5,6 +5,7 @@
 //! expectation file (the cases it must keep passing).
 
 mod compare;
+pub mod models;
 mod proto_values;
 pub mod suite;
 mod table;

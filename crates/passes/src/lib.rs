@@ -1,5 +1,52 @@
 //! Graph passes. Each pass reads a graph and returns a [`kiln_ir::GraphPatch`] (or nothing);
-//! the driver applies patches until no pass has more to do.
+//! the driver ([`optimize`]) applies a pass's patches until it has no more, then moves to the
+//! next pass of the pipeline.
+//!
+//! The passes of [`default_pipeline`], in order (each is a named phase, see [`phase_names`]):
+//! shape inference with symbolic dims, constant folding, identity removal, transpose/reshape
+//! simplification, dead-code removal, shape refinement, BatchNormalization (and constant
+//! scale) folding, LayerNorm, GELU, HardSwish and attention pattern fusion, Conv/MatMul/Gemm +
+//! bias + activation fusion, cleanup.
+//! Fused ops live in the `kiln` domain (`kiln::FusedConv`, `kiln::FusedMatMul`,
+//! `kiln::Attention`); their reference kernels are in `kiln_reference::ops::kiln`.
 //!
 //! Architecture invariant: passes know nothing of targets, files or the CLI; they change a
 //! graph only through patches, and never change what the graph computes beyond float rounding.
+
+mod attention;
+mod batchnorm;
+mod dce;
+mod driver;
+mod error;
+mod fold;
+mod fuse_activation;
+mod gelu;
+mod hardswish;
+mod identity;
+mod layernorm;
+mod layout;
+mod shapes;
+mod util;
+
+pub use attention::FuseAttention;
+pub use batchnorm::FoldBatchNorm;
+pub use dce::Dce;
+pub use driver::{AppliedPatch, MAX_FOLD_ELEMENTS, default_pipeline, optimize, phase_names, pipeline_until};
+pub use error::PassError;
+pub use fold::FoldConstants;
+pub use fuse_activation::FuseActivation;
+pub use gelu::FuseGelu;
+pub use hardswish::FuseHardSwish;
+pub use identity::RemoveIdentities;
+pub use layernorm::FuseLayerNorm;
+pub use layout::SimplifyLayout;
+pub use shapes::InferShapes;
+
+use kiln_ir::{Graph, GraphPatch};
+
+/// A graph rewrite: reads the graph, returns a patch when it has something to change.
+/// Returning `None` means the pass has nothing (more) to do on this graph.
+pub trait Pass {
+    fn name(&self) -> &'static str;
+    fn run(&self, g: &Graph) -> Result<Option<GraphPatch>, PassError>;
+}

@@ -21,12 +21,20 @@ pub enum PipelineError {
     Exec(#[from] kiln_reference::ExecError),
     #[error("unknown target '{0}': this Kiln has: cpu")]
     UnknownTarget(String),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Pass(#[from] kiln_passes::PassError),
+    #[error("unknown phase '{0}'; phases: {1}")]
+    UnknownPhase(String, String),
 }
 
-/// The phases a compile can stop after (`kiln compile --stop-after PHASE`).
-pub const PHASES: &[&str] = &["import", "optimize", "lower"];
+/// The phases a compile can stop after (`kiln compile --stop-after PHASE`): `import`, each
+/// graph pass of the default pipeline by name, `optimize` (all passes), `lower`.
+pub fn phases() -> Vec<&'static str> {
+    let mut p = vec!["import"];
+    p.extend(kiln_passes::phase_names());
+    p.extend(["optimize", "lower"]);
+    p
+}
 
 /// A target by name.
 pub fn target(name: &str) -> Result<Box<dyn Target>, PipelineError> {
@@ -44,6 +52,8 @@ pub struct Compiled {
     /// Wall time per phase, measured.
     pub phase_times: Vec<(&'static str, Duration)>,
     pub tune: Vec<TuneDecision>,
+    /// Every rewrite the graph passes made, in order.
+    pub patches: Vec<kiln_passes::AppliedPatch>,
 }
 
 /// Imports `model_path`, optimizes it, and lowers it for `target` (unless `stop_after` says
@@ -59,14 +69,23 @@ pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, st
 
 /// The phases after import, on a model already in memory.
 pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
-    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new() };
+    if let Some(p) = stop_after
+        && !phases().contains(&p)
+    {
+        return Err(PipelineError::UnknownPhase(p.to_string(), phases().join(", ")));
+    }
+    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new(), patches: Vec::new() };
     if stop_after == Some("import") {
         return Ok(out);
     }
     let t = Instant::now();
-    // Graph passes arrive with crates/passes; the optimize phase is the identity until then.
+    let passes = match stop_after {
+        Some(p) if p != "optimize" && p != "lower" => kiln_passes::pipeline_until(p)?,
+        _ => kiln_passes::default_pipeline(),
+    };
+    out.patches = kiln_passes::optimize(&mut out.model, &passes)?;
     out.phase_times.push(("optimize", t.elapsed()));
-    if stop_after == Some("optimize") {
+    if stop_after.is_some_and(|p| p != "lower") {
         return Ok(out);
     }
     let t = Instant::now();

@@ -1,5 +1,6 @@
 //! Running a CPU plan.
 
+use crate::native::Native;
 use kiln_ir::{Attr, Node, ValueId};
 use kiln_target::{AttrValue, DimSpec, Executable, Plan, TargetError, memory_plan};
 use kiln_tensor::{DType, Tensor};
@@ -10,6 +11,8 @@ pub struct CpuExecutable {
     plan: Plan,
     weights: Vec<Tensor>,
     nodes: Vec<Node>,
+    /// Steps bound to native kernels (None: the reference kernel runs them).
+    natives: Vec<Option<Native>>,
     /// Values to free after each step.
     free_after: Vec<Vec<usize>>,
     peak: Option<u64>,
@@ -74,7 +77,12 @@ impl CpuExecutable {
                 free_after[*step].push(v);
             }
         }
-        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, free_after, peak: None })
+        let weight = |v: usize| plan.values.get(v).and_then(|pv| pv.weight).and_then(|w| weights.get(w).cloned());
+        let mut natives = Vec::with_capacity(plan.steps.len());
+        for (i, s) in plan.steps.iter().enumerate() {
+            natives.push(Native::load(s, &weight).map_err(|reason| plan_err(format!("step {i} ({}): {reason}", s.kernel)))?);
+        }
+        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, natives, free_after, peak: None })
     }
 
     fn bind_inputs(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Option<Tensor>>, TargetError> {
@@ -141,13 +149,12 @@ impl Executable for CpuExecutable {
                         }),
                     });
                 }
-                match step.kernel.as_str() {
-                    "reference" => kiln_reference::run_node(&self.nodes[i], &ins),
-                    other => {
-                        return Err(TargetError::Run { step: i, kernel: other.into(), reason: "this Kiln has no such CPU kernel".into() });
-                    }
+                let run_err = |reason: String| TargetError::Run { step: i, kernel: step.kernel.clone(), reason };
+                match (&mut self.natives[i], step.kernel.as_str()) {
+                    (Some(native), _) => vec![native.run(&ins, &step.variant).map_err(run_err)?],
+                    (None, "reference") => kiln_reference::run_node(&self.nodes[i], &ins).map_err(|e| run_err(e.to_string()))?,
+                    (None, other) => return Err(run_err(format!("this Kiln has no CPU kernel '{other}'"))),
                 }
-                .map_err(|e| TargetError::Run { step: i, kernel: step.kernel.clone(), reason: e.to_string() })?
             };
             for (slot, t) in step.outputs.iter().zip(outs) {
                 if let Some(v) = slot {

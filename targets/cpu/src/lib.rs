@@ -8,6 +8,7 @@ pub mod device;
 mod exec;
 pub mod kernels;
 mod lower;
+mod native;
 
 pub use exec::CpuExecutable;
 
@@ -32,14 +33,15 @@ impl Target for CpuTarget {
         TargetId { kind: "cpu".into(), device: device::description(), fingerprint: device::fingerprint() }
     }
 
-    /// Native kernels come with the CPU kernel work; until then every op runs on the
-    /// reference kernels, so the CPU target covers exactly the reference executor's ops.
+    /// Convolutions and linear layers (f32, constant weights) run on native kernels; every
+    /// other op falls back to its reference kernel, so the CPU target covers exactly the
+    /// reference executor's ops.
     fn coverage(&self) -> OpSet {
         kiln_reference::op_set()
     }
 
-    fn lower(&self, model: &Model, _opts: &CompileOptions, _tuner: &mut Tuner) -> Result<(Plan, Vec<u8>), TargetError> {
-        lower::lower(model, self.id())
+    fn lower(&self, model: &Model, opts: &CompileOptions, tuner: &mut Tuner) -> Result<(Plan, Vec<u8>), TargetError> {
+        lower::lower(model, self.id(), opts, tuner)
     }
 
     fn load(&self, plan: &Plan, weights: Vec<u8>) -> Result<Box<dyn Executable>, TargetError> {

@@ -1,7 +1,7 @@
 //! Lowering an optimized IR model to a CPU plan.
 
 use kiln_ir::{Attr, Model};
-use kiln_target::{AttrValue, DimSpec, Plan, PlanValue, Step, TargetError, TargetId, WeightRef};
+use kiln_target::{AttrValue, CompileOptions, DimSpec, Plan, PlanValue, Step, TargetError, TargetId, Tuner, WeightRef};
 use kiln_tensor::Tensor;
 
 /// Weight blobs start on 64-byte boundaries (cache lines, AVX-512 loads).
@@ -30,9 +30,9 @@ impl Blob {
     }
 }
 
-/// One step per node in topological order. Every op runs on the reference kernel for now
-/// (`kernel = "reference"`); native kernels replace steps as they land.
-pub fn lower(model: &Model, id: TargetId) -> Result<(Plan, Vec<u8>), TargetError> {
+/// One step per node in topological order: nodes the CPU kernels cover (see `native`) get a
+/// native kernel and a tuned variant; the rest run on the reference kernel (`reference`).
+pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tuner) -> Result<(Plan, Vec<u8>), TargetError> {
     let g = &model.graph;
     let lower_err = |node: &kiln_ir::Node, reason: String| TargetError::Lower {
         target: "cpu".into(),
@@ -84,12 +84,16 @@ pub fn lower(model: &Model, id: TargetId) -> Result<(Plan, Vec<u8>), TargetError
             };
             attrs.insert(k.clone(), v);
         }
+        let (kernel, variant) = match crate::native::lower(g, node, &opts.dims, tuner)? {
+            Some(l) => (l.kernel.to_string(), l.variant),
+            None => ("reference".to_string(), "default".to_string()),
+        };
         plan.steps.push(Step {
             node: node.name.clone(),
             op: node.op_type.clone(),
             domain: node.domain.clone(),
-            kernel: "reference".into(),
-            variant: "default".into(),
+            kernel,
+            variant,
             inputs: node.inputs.iter().map(|i| i.map(|v| v.0)).collect(),
             outputs: node.outputs.iter().map(|o| o.map(|v| v.0)).collect(),
             attrs,

@@ -2,6 +2,7 @@
 //! Each family's `register` adds its ops to the registry, one line per op.
 
 pub mod control;
+pub mod kiln;
 pub mod math;
 pub mod ml;
 pub mod nn;
@@ -14,5 +15,6 @@ pub fn register_all(r: &mut Registry) {
     shape::register(r);
     nn::register(r);
     control::register(r);
+    kiln::register(r);
     ml::register(r);
 }

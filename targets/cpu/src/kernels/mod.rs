@@ -1,1 +1,40 @@
 //! Kernels over plain slices, each with a scalar fallback that always exists.
+//!
+//! Every kernel with real choices takes a small params struct and lists its candidates with a
+//! `*_candidates` function whose first entry is the safe default, so an autotuner can time
+//! them. ISA-specific code is chosen at run time ([`Isa`]); the only `unsafe` is in `arch`.
+
+mod activation;
+mod arch;
+mod attention;
+mod chain;
+mod conv;
+mod depthwise;
+mod error;
+mod features;
+mod gemm;
+mod im2col;
+mod isa;
+mod layernorm;
+pub(crate) mod math;
+mod pack;
+mod peak;
+mod rows;
+mod softmax;
+
+#[cfg(test)]
+mod tests;
+
+pub use activation::{Activation, Bias};
+pub use attention::{AttentionParams, AttentionSpec, Mask, attention, attention_candidates};
+pub use chain::{Binary, ChainParams, Operand, Step, Unary, chain_candidates, run_chain, run_chain_inplace};
+pub use conv::{ConvAlgo, ConvLayout, ConvParams, ConvWeights, Conv2dSpec, conv2d, conv_candidates};
+pub use error::KernelError;
+pub use features::{CpuFeatures, cpu_features};
+pub use gemm::{Batch, GemmBackend, GemmParams, GemmSpec, gemm_candidates, sgemm, sgemm_batched};
+pub use isa::Isa;
+pub use layernorm::layer_norm;
+pub use pack::{PackedB, PackedLayout, pack_b, packed_layout_candidates, sgemm_packed};
+pub use peak::fma_peak_gflops;
+pub use rows::{RowParams, row_candidates};
+pub use softmax::{softmax, softmax_inplace};

@@ -1,0 +1,104 @@
+//! Each fused kernel against the unfused sequence of registered ai.onnx kernels it stands for.
+
+use crate::{Kernel, OpCtx, OpError, Value, registry};
+use kiln_ir::{Attr, Graph, Node};
+use kiln_tensor::Tensor;
+
+fn run_op(domain: &str, op: &str, opset: i64, attrs: &[(&str, Attr)], inputs: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+    let node = Node {
+        op_type: op.into(),
+        domain: domain.into(),
+        opset,
+        attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        outputs: vec![None],
+        ..Node::default()
+    };
+    let sub = |_: &Graph, _: Vec<Value>| -> Result<Vec<Value>, crate::ExecError> { Ok(vec![]) };
+    let ctx = OpCtx { node: &node, subgraph: &sub };
+    match registry().lookup(domain, op, opset) {
+        Some(Kernel::Tensor(f)) => Ok(f(&ctx, inputs)?.remove(0)),
+        _ => Err(OpError::Unsupported(format!("{domain}::{op} v{opset}"))),
+    }
+}
+
+fn onnx(op: &str, attrs: &[(&str, Attr)], inputs: &[&Tensor]) -> Tensor {
+    let ins: Vec<Option<&Tensor>> = inputs.iter().map(|t| Some(*t)).collect();
+    run_op("", op, 21, attrs, &ins).unwrap_or_else(|e| panic!("{op}: {e}"))
+}
+
+fn kiln(op: &str, attrs: &[(&str, Attr)], inputs: &[Option<&Tensor>]) -> Tensor {
+    run_op("kiln", op, 1, attrs, inputs).unwrap_or_else(|e| panic!("kiln::{op}: {e}"))
+}
+
+/// Deterministic values in [-1, 1).
+fn t(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(shape.to_vec(), v).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn s(v: &str) -> Attr {
+    Attr::String(v.as_bytes().to_vec())
+}
+
+#[test]
+fn fused_conv_is_conv_then_activation() {
+    let (x, w, b) = (t(&[1, 2, 5, 5], 1), t(&[3, 2, 3, 3], 2), t(&[3], 3));
+    let conv_attrs = [("pads", Attr::Ints(vec![1, 1, 1, 1])), ("strides", Attr::Ints(vec![2, 1]))];
+    let y = onnx("Conv", &conv_attrs, &[&x, &w, &b]);
+    let cases: Vec<(Vec<(&str, Attr)>, Tensor)> = vec![
+        (vec![], y.clone()),
+        (vec![("activation", s("relu"))], onnx("Relu", &[], &[&y])),
+        (vec![("activation", s("leaky_relu")), ("activation_alpha", Attr::Float(0.2))], onnx("LeakyRelu", &[("alpha", Attr::Float(0.2))], &[&y])),
+        (vec![("activation", s("hard_swish"))], onnx("HardSwish", &[], &[&y])),
+        (vec![("activation", s("silu"))], onnx("Mul", &[], &[&y, &onnx("Sigmoid", &[], &[&y])])),
+        (
+            vec![("activation", s("clip")), ("activation_min", Attr::Float(0.0)), ("activation_max", Attr::Float(0.5))],
+            onnx("Clip", &[], &[&y, &Tensor::scalar(0.0f32), &Tensor::scalar(0.5f32)]),
+        ),
+    ];
+    for (act, want) in cases {
+        let mut attrs = conv_attrs.to_vec();
+        attrs.extend(act.iter().cloned());
+        assert_eq!(kiln("FusedConv", &attrs, &[Some(&x), Some(&w), Some(&b)]), want, "{act:?}");
+    }
+}
+
+#[test]
+fn fused_matmul_is_matmul_add_or_gemm() {
+    let (a, b, c) = (t(&[2, 3, 4], 4), t(&[4, 5], 5), t(&[5], 6));
+    let y = onnx("Add", &[], &[&onnx("MatMul", &[], &[&a, &b]), &c]);
+    let gelu = onnx("Gelu", &[("approximate", s("tanh"))], &[&y]);
+    let got = kiln("FusedMatMul", &[("activation", s("gelu")), ("activation_approximate", s("tanh"))], &[Some(&a), Some(&b), Some(&c)]);
+    assert_eq!(got, gelu);
+    let (a2, bt) = (t(&[3, 4], 7), t(&[5, 4], 8));
+    let gemm_attrs = [("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5))];
+    let want = onnx("Sigmoid", &[], &[&onnx("Gemm", &gemm_attrs, &[&a2, &bt, &c])]);
+    let mut attrs = gemm_attrs.to_vec();
+    attrs.push(("activation", s("sigmoid")));
+    assert_eq!(kiln("FusedMatMul", &attrs, &[Some(&a2), Some(&bt), Some(&c)]), want);
+    assert!(run_op("kiln", "FusedMatMul", 1, &[("activation", s("swish"))], &[Some(&a), Some(&b)]).is_err());
+}
+
+#[test]
+fn attention_is_the_unfused_sequence() {
+    let (q, k, v) = (t(&[1, 2, 3, 4], 9), t(&[1, 2, 5, 4], 10), t(&[1, 2, 5, 6], 11));
+    let mask = t(&[1, 1, 1, 5], 12);
+    let kt = onnx("Transpose", &[("perm", Attr::Ints(vec![0, 1, 3, 2]))], &[&k]);
+    let scores = onnx("MatMul", &[], &[&q, &kt]);
+    let scaled = onnx("Mul", &[], &[&scores, &Tensor::scalar(0.5f32)]);
+    let masked = onnx("Add", &[], &[&scaled, &mask]);
+    let want = onnx("MatMul", &[], &[&onnx("Softmax", &[("axis", Attr::Int(-1))], &[&masked]), &v]);
+    let got = kiln("Attention", &[("scale", Attr::Float(0.5))], &[Some(&q), Some(&k), Some(&v), Some(&mask)]);
+    assert_eq!(got, want);
+    let got = kiln("Attention", &[("scale", Attr::Float(0.5)), ("k_transposed", Attr::Int(1))], &[Some(&q), Some(&kt), Some(&v), Some(&mask)]);
+    assert_eq!(got, want);
+    let plain = onnx("MatMul", &[], &[&onnx("Softmax", &[("axis", Attr::Int(-1))], &[&scores]), &v]);
+    assert_eq!(kiln("Attention", &[], &[Some(&q), Some(&k), Some(&v)]), plain);
+}

@@ -1,0 +1,126 @@
+//! Direct depthwise convolution (groups == in channels == out channels), bias and activation
+//! fused. NCHW vectorises along output rows (contiguous for stride 1); NHWC along channels
+//! (contiguous for any stride).
+
+use rayon::prelude::*;
+
+use super::arch;
+use super::conv::{ConvJob, ConvLayout};
+use super::im2col::valid_range;
+use super::math::fmadd;
+
+pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
+    let Ok([oh, ow]) = job.spec.out_hw() else { return };
+    let threads = job.params.gemm.threads.max(1);
+    let isa = job.params.gemm.isa;
+    let c = job.spec.out_channels;
+    // Units of work: output planes (NCHW) or output rows (NHWC).
+    let (unit_len, units) = match job.w.layout {
+        ConvLayout::Nchw => (oh * ow, job.spec.batch * c),
+        ConvLayout::Nhwc => (ow * c, job.spec.batch * oh),
+    };
+    let body = |first: usize, chunk: &mut [f32]| match job.w.layout {
+        ConvLayout::Nchw => arch::depthwise_nchw(isa, job, oh, ow, first, chunk),
+        ConvLayout::Nhwc => arch::depthwise_nhwc(isa, job, oh, ow, first, chunk),
+    };
+    if threads == 1 || units < 2 || y.len() < 1 << 14 {
+        body(0, y);
+        return;
+    }
+    let per = units.div_ceil(threads * 4).max(1);
+    y.par_chunks_mut(per * unit_len).enumerate().for_each(|(i, chunk)| body(i * per, chunk));
+}
+
+/// Output planes `plane0..` (index `n * c + ch`) of an NCHW depthwise convolution.
+#[inline(always)]
+pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plane0: usize, y: &mut [f32]) {
+    let s = job.spec;
+    let (h, w, c) = (s.in_h, s.in_w, s.in_channels);
+    let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
+    let (pt, pl) = (s.pads[0], s.pads[1]);
+    let taps = kh_n * kw_n;
+    // For stride > 1, each input row is split once into `sw` phases (elements i*sw + ph), so
+    // every tap reads a contiguous run instead of a strided gather.
+    let wp = w.div_ceil(sw);
+    let mut phases = if sw > 1 { vec![0.0f32; h * sw * wp] } else { Vec::new() };
+    for (pi, yp) in y.chunks_exact_mut(oh * ow).enumerate() {
+        let idx = plane0 + pi;
+        let ch = idx % c;
+        let xp = &job.x[idx * h * w..][..h * w];
+        let wk = &job.w.depthwise[ch * taps..][..taps];
+        if sw > 1 {
+            for (xrow, prow) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(sw * wp)) {
+                for (ph, dst) in prow.chunks_exact_mut(wp).enumerate() {
+                    for (d, v) in dst.iter_mut().zip(xrow[ph..].iter().step_by(sw)) {
+                        *d = *v;
+                    }
+                }
+            }
+        }
+        yp.fill(job.bias.map_or(0.0, |b| b[ch]));
+        for (oy, yrow) in yp.chunks_exact_mut(ow).enumerate() {
+            for kh in 0..kh_n {
+                let ih = oy * sh + kh * dh;
+                if ih < pt || ih - pt >= h {
+                    continue;
+                }
+                for kw in 0..kw_n {
+                    let wv = wk[kh * kw_n + kw];
+                    let (lo, hi) = valid_range(kw * dw, pl, sw, w, ow);
+                    if lo == hi {
+                        continue;
+                    }
+                    let start = lo * sw + kw * dw - pl;
+                    let src = if sw == 1 {
+                        &xp[(ih - pt) * w + start..][..hi - lo]
+                    } else {
+                        let row = (ih - pt) * sw + start % sw;
+                        &phases[row * wp + start / sw..][..hi - lo]
+                    };
+                    for (o, x) in yrow[lo..hi].iter_mut().zip(src) {
+                        *o = fmadd(fma, *x, wv, *o);
+                    }
+                }
+            }
+        }
+        job.act.apply_slice(yp);
+    }
+}
+
+/// Output rows `row0..` (index `n * oh + oy`) of an NHWC depthwise convolution.
+#[inline(always)]
+pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0: usize, y: &mut [f32]) {
+    let s = job.spec;
+    let (h, w, c) = (s.in_h, s.in_w, s.in_channels);
+    let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
+    let (pt, pl) = (s.pads[0], s.pads[1]);
+    for (ri, yrow) in y.chunks_exact_mut(ow * c).enumerate() {
+        let r = row0 + ri;
+        let (n, oy) = (r / oh, r % oh);
+        let x_img = &job.x[n * h * w * c..][..h * w * c];
+        for (ox, ypx) in yrow.chunks_exact_mut(c).enumerate() {
+            match job.bias {
+                Some(b) => ypx.copy_from_slice(b),
+                None => ypx.fill(0.0),
+            }
+            for kh in 0..kh_n {
+                let ih = oy * sh + kh * dh;
+                if ih < pt || ih - pt >= h {
+                    continue;
+                }
+                for kw in 0..kw_n {
+                    let iw = ox * sw + kw * dw;
+                    if iw < pl || iw - pl >= w {
+                        continue;
+                    }
+                    let xpx = &x_img[((ih - pt) * w + iw - pl) * c..][..c];
+                    let wt = &job.w.depthwise[(kh * kw_n + kw) * c..][..c];
+                    for ((o, x), wv) in ypx.iter_mut().zip(xpx).zip(wt) {
+                        *o = fmadd(fma, *x, *wv, *o);
+                    }
+                }
+            }
+        }
+        job.act.apply_slice(yrow);
+    }
+}

@@ -1,0 +1,188 @@
+//! Convolution as GEMM: pointwise (no column buffer) and im2col over output-row tiles.
+//!
+//! NCHW: per (image, group), `Y[out/g, pixels] = W[out/g, k] * col[k, pixels]`, bias per row.
+//! NHWC: per (image, row tile, group), `Y[pixels, out/g] = col[pixels, k] * W[k, out/g]`
+//! written with row stride `out` channels, bias per column. Bias and activation run in the
+//! GEMM epilogue, right after each tile is computed.
+
+use rayon::prelude::*;
+
+use super::activation::Bias;
+use super::conv::{ConvJob, ConvLayout};
+use super::error::KernelError;
+use super::gemm::{GemmParams, GemmSpec, sgemm};
+
+/// Output positions `o` in `0..out_len` whose input index `o * stride + off - pad` lies in
+/// `0..len`, as a range `lo..hi` (empty when none).
+#[inline(always)]
+pub(crate) fn valid_range(off: usize, pad: usize, stride: usize, len: usize, out_len: usize) -> (usize, usize) {
+    let lo = if pad > off { (pad - off).div_ceil(stride) } else { 0 }.min(out_len);
+    let hi = if len + pad > off { ((len - 1 + pad - off) / stride + 1).min(out_len) } else { 0 };
+    (lo, hi.max(lo))
+}
+
+/// Runs `f` over items, in parallel (one thread per item, GEMMs single-threaded) when there
+/// are at least as many items as threads, else in order with threaded GEMMs.
+fn for_items<T: Send>(
+    items: Vec<T>,
+    gemm: &GemmParams,
+    f: impl Fn(T, &GemmParams) -> Result<(), KernelError> + Sync + Send,
+) -> Result<(), KernelError> {
+    let threads = gemm.threads;
+    if threads > 1 && items.len() >= threads {
+        let one = gemm.threads(1);
+        let per = items.len().div_ceil(threads);
+        items.into_par_iter().with_min_len(per).try_for_each(|it| f(it, &one))
+    } else {
+        items.into_iter().try_for_each(|it| f(it, gemm))
+    }
+}
+
+pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) -> Result<(), KernelError> {
+    match job.w.layout {
+        ConvLayout::Nchw => nchw(job, y, false),
+        ConvLayout::Nhwc => nhwc(job, y),
+    }
+}
+
+pub(crate) fn pointwise(job: &ConvJob<'_>, y: &mut [f32]) -> Result<(), KernelError> {
+    match job.w.layout {
+        ConvLayout::Nchw => nchw(job, y, true),
+        ConvLayout::Nhwc => nhwc_pointwise(job, y),
+    }
+}
+
+fn nchw(job: &ConvJob<'_>, y: &mut [f32], pointwise: bool) -> Result<(), KernelError> {
+    let s = job.spec;
+    let [oh, ow] = s.out_hw()?;
+    let (g, cin_g, cout_g, k) = (s.groups, s.in_per_group(), s.out_per_group(), s.k());
+    let plane_in = s.in_h * s.in_w;
+    let plane_out = oh * ow;
+    let tile = if pointwise || job.params.tile_rows == 0 { oh } else { job.params.tile_rows.min(oh) };
+    let items: Vec<(usize, &mut [f32])> = y.chunks_mut(cout_g * plane_out).enumerate().collect();
+    for_items(items, &job.params.gemm, |(idx, yc), gp| {
+        let (n, gi) = (idx / g, idx % g);
+        let x_img = &job.x[(n * s.in_channels + gi * cin_g) * plane_in..][..cin_g * plane_in];
+        let wg = &job.w.gemm[gi * cout_g * k..][..cout_g * k];
+        let bias = job.bias.map_or(Bias::None, |b| Bias::PerRow(&b[gi * cout_g..][..cout_g]));
+        if pointwise {
+            let spec = GemmSpec::new(cout_g, plane_out, k).act(job.act);
+            return sgemm(&spec, wg, x_img, bias, yc, gp);
+        }
+        let mut col = vec![0.0f32; k * tile * ow];
+        for oh0 in (0..oh).step_by(tile) {
+            let rows = tile.min(oh - oh0);
+            let npix = rows * ow;
+            let col = &mut col[..k * npix];
+            im2col_nchw(job, x_img, oh0, rows, ow, col);
+            let spec = GemmSpec::new(cout_g, npix, k).strides(k, npix, plane_out).act(job.act);
+            sgemm(&spec, wg, col, bias, &mut yc[oh0 * ow..], gp)?;
+        }
+        Ok(())
+    })
+}
+
+/// Column buffer `[cin/g * kh * kw, rows * ow]` for output rows `oh0..oh0 + rows`.
+fn im2col_nchw(job: &ConvJob<'_>, x_img: &[f32], oh0: usize, rows: usize, ow: usize, col: &mut [f32]) {
+    let s = job.spec;
+    let (h, w) = (s.in_h, s.in_w);
+    let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
+    let (pt, pl) = (s.pads[0], s.pads[1]);
+    let npix = rows * ow;
+    let mut r = 0;
+    for plane in x_img.chunks_exact(h * w) {
+        for kh in 0..kh_n {
+            for kw in 0..kw_n {
+                let dst_row = &mut col[r * npix..(r + 1) * npix];
+                r += 1;
+                let (lo, hi) = valid_range(kw * dw, pl, sw, w, ow);
+                for (t, dst) in dst_row.chunks_exact_mut(ow).enumerate() {
+                    let ih = (oh0 + t) * sh + kh * dh;
+                    if ih < pt || ih - pt >= h || lo == hi {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(ih - pt) * w..][..w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    let start = lo * sw + kw * dw - pl;
+                    if sw == 1 {
+                        dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                    } else {
+                        for (d, v) in dst[lo..hi].iter_mut().zip(src[start..].iter().step_by(sw)) {
+                            *d = *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn nhwc(job: &ConvJob<'_>, y: &mut [f32]) -> Result<(), KernelError> {
+    let s = job.spec;
+    let [oh, ow] = s.out_hw()?;
+    let (cout, k) = (s.out_channels, s.k());
+    let tile = if job.params.tile_rows == 0 { oh } else { job.params.tile_rows.min(oh) };
+    let mut items = Vec::new();
+    for (n, yimg) in y.chunks_mut(oh * ow * cout).enumerate() {
+        for (t, yt) in yimg.chunks_mut(tile * ow * cout).enumerate() {
+            items.push((n, t * tile, yt));
+        }
+    }
+    for_items(items, &job.params.gemm, |(n, oh0, yt), gp| {
+        let rows = yt.len() / (ow * cout);
+        let npix = rows * ow;
+        let mut col = vec![0.0f32; npix * k];
+        let cout_g = s.out_per_group();
+        for gi in 0..s.groups {
+            im2col_nhwc(job, n, gi, oh0, rows, ow, &mut col);
+            let wg = &job.w.gemm[gi * k * cout_g..][..k * cout_g];
+            let bias = job.bias.map_or(Bias::None, |b| Bias::PerCol(&b[gi * cout_g..][..cout_g]));
+            let spec = GemmSpec::new(npix, cout_g, k).strides(k, cout_g, cout).act(job.act);
+            sgemm(&spec, &col, wg, bias, &mut yt[gi * cout_g..], gp)?;
+        }
+        Ok(())
+    })
+}
+
+/// Column buffer `[rows * ow, kh * kw * cin/g]` of group `gi` of image `n`.
+#[allow(clippy::too_many_arguments)]
+fn im2col_nhwc(job: &ConvJob<'_>, n: usize, gi: usize, oh0: usize, rows: usize, ow: usize, col: &mut [f32]) {
+    let s = job.spec;
+    let (h, w, cin) = (s.in_h, s.in_w, s.in_channels);
+    let cin_g = s.in_per_group();
+    let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
+    let (pt, pl) = (s.pads[0], s.pads[1]);
+    let k = s.k();
+    let x_img = &job.x[n * h * w * cin..][..h * w * cin];
+    for (p, dst_pix) in col.chunks_exact_mut(k).take(rows * ow).enumerate() {
+        let (oy, ox) = (oh0 + p / ow, p % ow);
+        for (t, dst) in dst_pix.chunks_exact_mut(cin_g).enumerate() {
+            let (kh, kw) = (t / kw_n, t % kw_n);
+            debug_assert!(kh < kh_n);
+            let ih = oy * sh + kh * dh;
+            let iw = ox * sw + kw * dw;
+            if ih < pt || iw < pl || ih - pt >= h || iw - pl >= w {
+                dst.fill(0.0);
+            } else {
+                let src = ((ih - pt) * w + (iw - pl)) * cin + gi * cin_g;
+                dst.copy_from_slice(&x_img[src..src + cin_g]);
+            }
+        }
+    }
+}
+
+/// NHWC 1x1: the whole batch is one `[n*h*w, cin]` matrix; one GEMM per group.
+fn nhwc_pointwise(job: &ConvJob<'_>, y: &mut [f32]) -> Result<(), KernelError> {
+    let s = job.spec;
+    let (cin, cout, cin_g, cout_g) = (s.in_channels, s.out_channels, s.in_per_group(), s.out_per_group());
+    let m = s.batch * s.in_h * s.in_w;
+    for gi in 0..s.groups {
+        let wg = &job.w.gemm[gi * cin_g * cout_g..][..cin_g * cout_g];
+        let bias = job.bias.map_or(Bias::None, |b| Bias::PerCol(&b[gi * cout_g..][..cout_g]));
+        let spec = GemmSpec::new(m, cout_g, cin_g).strides(cin, cout_g, cout).act(job.act);
+        sgemm(&spec, &job.x[gi * cin_g..], wg, bias, &mut y[gi * cout_g..], &job.params.gemm)?;
+    }
+    Ok(())
+}

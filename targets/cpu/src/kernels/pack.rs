@@ -1,0 +1,114 @@
+//! Pre-packing constant B (weights) once, and GEMM entry points that take packed B.
+//!
+//! The `gemm` crate has no API for caller-packed operands: it packs internally on every call.
+//! What it reads fastest without packing, for a row-major C, is a B stored row-major `[k, n]`
+//! (in its transposed view that B becomes a unit-stride LHS, used in place when `n` is a
+//! multiple of the vector width). So today [`PackedLayout::RowMajor`] resolves the transpose
+//! once (an ONNX `Gemm` with `transB = 1` or a PyTorch `Linear` weight `[n, k]` is stored
+//! transposed) and nothing else. The layout is an enum so that a microkernel of our own can
+//! add a panel layout (`[n / nr][k][nr]`, zero-padded) without changing callers.
+
+use super::activation::Bias;
+use super::error::{KernelError, check_matrix, checked_product, invalid};
+use super::gemm::{GemmParams, GemmSpec, sgemm};
+
+const KERNEL: &str = "pack_b";
+
+/// How a [`PackedB`] stores its `k x n` matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PackedLayout {
+    /// Dense row-major `[k, n]`.
+    RowMajor,
+}
+
+/// Layouts a GEMM backend here can consume; the first is the default.
+pub fn packed_layout_candidates() -> Vec<PackedLayout> {
+    vec![PackedLayout::RowMajor]
+}
+
+/// A constant `k x n` right-hand operand packed once for many GEMMs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    layout: PackedLayout,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn layout(&self) -> PackedLayout {
+        self.layout
+    }
+    /// The packed elements (layout-specific order).
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// Packs `op(B)` (a `k x n` matrix; `B` is stored `[n, k]` when `trans_b`, with row stride
+/// `ldb`, 0 meaning dense) into `layout`.
+pub fn pack_b(
+    b: &[f32],
+    k: usize,
+    n: usize,
+    trans_b: bool,
+    ldb: usize,
+    layout: PackedLayout,
+) -> Result<PackedB, KernelError> {
+    let (rows, cols) = if trans_b { (n, k) } else { (k, n) };
+    let ldb = if ldb == 0 { cols } else { ldb };
+    check_matrix(KERNEL, "B", b.len(), rows, cols, ldb)?;
+    let mut data = vec![0.0f32; checked_product(KERNEL, &[k, n])?];
+    match layout {
+        PackedLayout::RowMajor => {
+            if trans_b {
+                // Transpose in 32x32 tiles so both sides stay in cache.
+                const T: usize = 32;
+                for j0 in (0..n).step_by(T) {
+                    for p0 in (0..k).step_by(T) {
+                        for j in j0..(j0 + T).min(n) {
+                            for p in p0..(p0 + T).min(k) {
+                                data[p * n + j] = b[j * ldb + p];
+                            }
+                        }
+                    }
+                }
+            } else if n > 0 {
+                for (dst, src) in data.chunks_exact_mut(n).zip(b.chunks(ldb)) {
+                    dst.copy_from_slice(&src[..n]);
+                }
+            }
+        }
+    }
+    Ok(PackedB { k, n, layout, data })
+}
+
+/// [`sgemm`] with a packed B: `spec.k`/`spec.n` must match it; `spec.trans_b` and `spec.ldb`
+/// must be unset (the packing resolved them).
+pub fn sgemm_packed(
+    spec: &GemmSpec,
+    a: &[f32],
+    b: &PackedB,
+    bias: Bias<'_>,
+    c: &mut [f32],
+    params: &GemmParams,
+) -> Result<(), KernelError> {
+    if spec.k != b.k || spec.n != b.n {
+        return Err(invalid(
+            "gemm_packed",
+            format!("spec is k={} n={}, packed B is k={} n={}", spec.k, spec.n, b.k, b.n),
+        ));
+    }
+    if spec.trans_b || spec.ldb != 0 {
+        return Err(invalid("gemm_packed", "trans_b/ldb must be unset with a packed B"));
+    }
+    match b.layout {
+        PackedLayout::RowMajor => sgemm(spec, a, &b.data, bias, c, params),
+    }
+}

@@ -1,0 +1,8 @@
+//! Correctness tests of every kernel against naive implementations.
+
+mod attention;
+mod conv;
+mod fused;
+mod gemm;
+mod math;
+mod util;

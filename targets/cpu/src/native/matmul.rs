@@ -1,0 +1,117 @@
+//! `MatMul`, `Gemm` and `kiln::FusedMatMul` with a constant 2-D right operand (a linear
+//! layer) on the CPU GEMM with pre-packed weights and a fused bias + activation epilogue.
+
+use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, tune};
+use crate::kernels::{Activation, Bias, GemmSpec, PackedB, PackedLayout, gemm_candidates, pack_b, sgemm_packed};
+use kiln_ir::{Graph, Node};
+use kiln_target::{AttrValue, Step, TargetError, Tuner};
+use kiln_tensor::{DType, Tensor};
+use std::collections::BTreeMap;
+
+pub const KERNEL: &str = "cpu.matmul";
+
+/// Gemm-style attributes this kernel accepts: transA = 0, any transB and alpha, beta = 1.
+struct GemmAttrs {
+    trans_b: bool,
+    alpha: f32,
+}
+
+fn gemm_attrs(int: impl Fn(&str) -> Option<i64>, float: impl Fn(&str) -> Option<f32>) -> Option<GemmAttrs> {
+    if int("transA").unwrap_or(0) != 0 || float("beta").unwrap_or(1.0) != 1.0 {
+        return None;
+    }
+    Some(GemmAttrs { trans_b: int("transB").unwrap_or(0) != 0, alpha: float("alpha").unwrap_or(1.0) })
+}
+
+pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+    if dtype_of(g, node, 0) != Some(DType::F32) {
+        return Ok(None);
+    }
+    let Some(a_shape) = bound_shape(g, node, 0, dims) else { return Ok(None) };
+    let Some(b) = constant(g, node, 1, DType::F32).filter(|b| b.rank() == 2) else { return Ok(None) };
+    let is_gemm = node.op_type == "Gemm" || ["transA", "transB", "alpha", "beta"].iter().any(|k| node.attrs.contains_key(*k));
+    let Some(ga) = gemm_attrs(|k| node.attr_int(k), |k| node.attr_float(k)) else { return Ok(None) };
+    if (is_gemm && a_shape.len() != 2) || a_shape.len() < 2 {
+        return Ok(None);
+    }
+    let (k, n) = if ga.trans_b { (b.shape()[1], b.shape()[0]) } else { (b.shape()[0], b.shape()[1]) };
+    if a_shape.last() != Some(&k) {
+        return Ok(None);
+    }
+    if let Some(v) = node.inputs.get(2).copied().flatten() {
+        let ok = g.initializers.get(&v).is_some_and(|c| c.dtype() == DType::F32 && c.len() == n && c.shape().last() == Some(&n) && c.rank() <= 2);
+        if !ok {
+            return Ok(None);
+        }
+    }
+    let Some(act) = activation::from_node(node) else { return Ok(None) };
+    let m: usize = a_shape[..a_shape.len() - 1].iter().product();
+    let spec = GemmSpec::new(m, n, k).scale(ga.alpha, 0.0).act(act);
+    let variant = tune_gemm(tuner, &spec, b, ga.trans_b)?;
+    Ok(Some(Lowered { kernel: KERNEL, variant }))
+}
+
+fn tune_gemm(tuner: &mut Tuner, spec: &GemmSpec, b: &Tensor, trans_b: bool) -> Result<String, TargetError> {
+    let cands = gemm_candidates(spec, crate::device::cores());
+    let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
+    let Ok(b32) = b.as_slice::<f32>() else { return Ok("default".into()) };
+    let Ok(packed) = pack_b(b32, spec.k, spec.n, trans_b, 0, PackedLayout::RowMajor) else { return Ok("default".into()) };
+    let a = filler(spec.m * spec.k);
+    let mut c = vec![0f32; spec.m * spec.n];
+    let problem = format!("m={},k={},n={}", spec.m, spec.k, spec.n);
+    tune(tuner, KERNEL, problem, &names, |i| sgemm_packed(spec, &a, &packed, Bias::None, &mut c, &cands[i]).map_err(|e| e.to_string()))
+}
+
+/// A loaded linear layer: packed B, bias, alpha, activation.
+pub struct MatMulStep {
+    packed: PackedB,
+    bias: Option<Vec<f32>>,
+    alpha: f32,
+    act: Activation,
+}
+
+impl MatMulStep {
+    pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<MatMulStep, String> {
+        let int = |k: &str| match step.attrs.get(k) {
+            Some(AttrValue::Int(v)) => Some(*v),
+            _ => None,
+        };
+        let float = |k: &str| match step.attrs.get(k) {
+            Some(AttrValue::Float(v)) => Some(*v),
+            _ => None,
+        };
+        let ga = gemm_attrs(int, float).ok_or("unsupported Gemm attributes")?;
+        let act = activation::from_step(step).ok_or("unsupported activation")?;
+        let b = step.inputs.get(1).copied().flatten().and_then(weight).ok_or("B is not a constant")?;
+        let (k, n) = match b.shape() {
+            &[r, c] if ga.trans_b => (c, r),
+            &[r, c] => (r, c),
+            s => return Err(format!("B must be 2-D, found shape {s:?}")),
+        };
+        let packed = pack_b(b.as_slice::<f32>().map_err(|e| e.to_string())?, k, n, ga.trans_b, 0, PackedLayout::RowMajor).map_err(|e| e.to_string())?;
+        let bias = match step.inputs.get(2).copied().flatten() {
+            None => None,
+            Some(v) => Some(weight(v).ok_or("bias is not a constant")?.into_vec::<f32>().map_err(|e| e.to_string())?),
+        };
+        Ok(MatMulStep { packed, bias, alpha: ga.alpha, act })
+    }
+
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+        let a = inputs.first().copied().flatten().ok_or("input A is missing")?;
+        let (k, n) = (self.packed.k(), self.packed.n());
+        if a.rank() < 2 || a.shape().last() != Some(&k) {
+            return Err(format!("A has shape {:?}; its last dimension must be {k}", a.shape()));
+        }
+        let m = a.len() / k.max(1);
+        let spec = GemmSpec::new(m, n, k).scale(self.alpha, 0.0).act(self.act);
+        let params = pick(&gemm_candidates(&spec, crate::device::cores()), variant).ok_or("no GEMM candidate")?;
+        let mut c = vec![0f32; m * n];
+        let bias = self.bias.as_deref().map_or(Bias::None, Bias::PerCol);
+        sgemm_packed(&spec, a.as_slice::<f32>().map_err(|e| e.to_string())?, &self.packed, bias, &mut c, &params).map_err(|e| e.to_string())?;
+        let mut shape = a.shape().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = n;
+        }
+        Tensor::from_vec(shape, c).map_err(|e| e.to_string())
+    }
+}

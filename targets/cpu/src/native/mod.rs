@@ -1,0 +1,109 @@
+//! Plan steps that run on the CPU kernels of `crate::kernels` instead of the reference ones:
+//! which nodes qualify (lowering), how their kernel candidates are tuned, and how a loaded
+//! step runs.
+
+mod activation;
+mod conv;
+mod matmul;
+
+pub use conv::ConvStep;
+pub use matmul::MatMulStep;
+
+use kiln_ir::{Graph, Node};
+use kiln_target::{Step, TargetError, TuneKey, Tuner};
+use kiln_tensor::{DType, Tensor};
+use std::collections::BTreeMap;
+
+/// A step bound to its native kernel at load time.
+pub enum Native {
+    Conv(ConvStep),
+    MatMul(MatMulStep),
+}
+
+impl Native {
+    /// Binds a plan step whose kernel is native; `weight(i)` reads a plan value's constant.
+    pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<Option<Native>, String> {
+        Ok(match step.kernel.as_str() {
+            conv::KERNEL => Some(Native::Conv(ConvStep::load(step, weight)?)),
+            matmul::KERNEL => Some(Native::MatMul(MatMulStep::load(step, weight)?)),
+            _ => None,
+        })
+    }
+
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+        match self {
+            Native::Conv(c) => c.run(inputs, variant),
+            Native::MatMul(m) => m.run(inputs, variant),
+        }
+    }
+}
+
+/// What lowering decided for a node that can run natively: the kernel name and the chosen
+/// variant (tuned when the node's shapes are known).
+pub struct Lowered {
+    pub kernel: &'static str,
+    pub variant: String,
+}
+
+/// Lowers `node` to a native kernel when it qualifies (f32, constant weights, supported
+/// attributes); None leaves it to the reference kernel.
+pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+    let qualified = node.qualified_op();
+    let lowered = match qualified.as_str() {
+        "Conv" | "kiln::FusedConv" => conv::lower(g, node, dims, tuner)?,
+        "MatMul" | "Gemm" | "kiln::FusedMatMul" => matmul::lower(g, node, dims, tuner)?,
+        _ => None,
+    };
+    Ok(lowered)
+}
+
+/// The constant behind input `i`, if it is an initializer of element type `dtype`.
+fn constant<'g>(g: &'g Graph, node: &Node, i: usize, dtype: DType) -> Option<&'g Tensor> {
+    let v = node.inputs.get(i).copied().flatten()?;
+    g.initializers.get(&v).filter(|t| t.dtype() == dtype)
+}
+
+/// The concrete shape of input `i` with symbolic dims bound from `dims` (1 when unbound).
+fn bound_shape(g: &Graph, node: &Node, i: usize, dims: &BTreeMap<String, usize>) -> Option<Vec<usize>> {
+    let v = node.inputs.get(i).copied().flatten()?;
+    let shape = g.value(v).shape.as_ref()?;
+    Some(shape.0.iter().map(|d| d.known().unwrap_or_else(|| if let kiln_tensor::Dim::Sym(s) = d { dims.get(s).copied().unwrap_or(1) } else { 1 })).collect())
+}
+
+fn dtype_of(g: &Graph, node: &Node, i: usize) -> Option<DType> {
+    node.inputs.get(i).copied().flatten().and_then(|v| g.value(v).dtype)
+}
+
+/// Tunes among `candidates` (Debug strings; the first is the default) by timing `run(i)`.
+fn tune(
+    tuner: &mut Tuner,
+    kernel: &str,
+    problem: String,
+    candidates: &[String],
+    mut run: impl FnMut(usize) -> Result<(), String>,
+) -> Result<String, TargetError> {
+    tuner.choose(TuneKey { kernel: kernel.to_string(), problem }, candidates, |variant| {
+        let i = candidates.iter().position(|c| c == variant).unwrap_or(0);
+        let t = std::time::Instant::now();
+        run(i).map_err(|reason| TargetError::Run { step: 0, kernel: kernel.to_string(), reason: format!("while tuning: {reason}") })?;
+        Ok(t.elapsed())
+    })
+}
+
+/// Deterministic pseudo-random floats in [-1, 1) for tuning runs.
+fn filler(n: usize) -> Vec<f32> {
+    let mut s: u32 = 0x9e37_79b9;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Picks the candidate whose Debug form is `variant`, else the default (first).
+fn pick<T: std::fmt::Debug + Copy>(candidates: &[T], variant: &str) -> Option<T> {
+    candidates.iter().find(|c| format!("{c:?}") == variant).or(candidates.first()).copied()
+}
