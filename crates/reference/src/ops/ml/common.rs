@@ -183,6 +183,12 @@ pub fn argmax(v: &[f64]) -> Option<usize> {
     best
 }
 
+/// Checks that a [rows, cols] output (sized by attributes a model controls) is within the
+/// tensor size limit before anything is allocated.
+pub fn out_size(rows: usize, cols: usize) -> Result<usize, OpError> {
+    Ok(kiln_tensor::checked_numel(&[rows as i64, cols as i64])?)
+}
+
 /// A float [rows, cols] output.
 pub fn f32_matrix(rows: usize, cols: usize, v: &[f64]) -> Result<Tensor, OpError> {
     Ok(Tensor::from_vec(vec![rows, cols], v.iter().map(|&x| x as f32).collect::<Vec<f32>>())?)

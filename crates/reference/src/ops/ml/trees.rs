@@ -158,6 +158,7 @@ pub fn tree_ensemble_regressor(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Resul
         bail!("attribute 'n_targets' must be positive, got {n_targets}");
     }
     let n_targets = n_targets as usize;
+    super::common::out_size(x.rows, n_targets)?;
     let forest = Forest::from_attrs(ctx, "target", x.cols, n_targets)?;
     let post = Post::of(ctx)?;
     let agg = ctx.attr_s("aggregate_function", "SUM");
