@@ -18,7 +18,7 @@ use kiln_tensor::Tensor;
 fn scores(x: &Features, coef: &[f64], intercepts: &[f64], n_out: usize, op: &str) -> Result<Vec<f64>, OpError> {
     super::common::out_size(x.rows, n_out)?;
     if coef.len() != n_out * x.cols {
-        let implied = if n_out > 0 && coef.len() % n_out == 0 { format!(" (they are for {} features)", coef.len() / n_out) } else { String::new() };
+        let implied = if n_out > 0 && coef.len().is_multiple_of(n_out) { format!(" (they are for {} features)", coef.len() / n_out) } else { String::new() };
         bail!("{op}: {} coefficients do not make {n_out} rows of {} features, the width of X{implied}", coef.len(), x.cols);
     }
     if !intercepts.is_empty() && intercepts.len() != n_out {

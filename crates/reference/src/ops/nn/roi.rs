@@ -78,7 +78,7 @@ pub fn roi_align(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>,
     // The region geometry and sample positions are computed in f32, as onnxruntime does: the
     // adaptive grid is a ceil of the region size, so 4.0 (f32) and 4.000000000000001 (f64)
     // would give different sample counts.
-    let (scale, off) = (scale as f32, if half_pixel { 0.5f32 } else { 0.0 });
+    let off = if half_pixel { 0.5f32 } else { 0.0 };
     let mut y = vec![0.0; numel(&[r, c, oh, ow])?];
     for ri in 0..r {
         let b: Vec<f32> = rv[ri * 4..ri * 4 + 4].iter().map(|&v| v as f32).collect();
