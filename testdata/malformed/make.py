@@ -239,6 +239,33 @@ def valid():
     m = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [-1, 3, "?", "?"])], [vi("y", [-1, 3, "?", "?"])])
     save(m, "minus_one_dim.onnx", VALID)
 
+    # Serialized TensorProtos (the input_N.pb form of ONNX test data), raw and typed, for
+    # read_tensor_file's mutation test.
+    t = numpy_helper.from_array(np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3), "raw_f32")
+    write(os.path.join(VALID, "tensor_raw.pb"), t.SerializeToString())
+    t = helper.make_tensor("typed_i64", TensorProto.INT64, [2, 2], [1, -2, 3, 1 << 40])
+    write(os.path.join(VALID, "tensor_typed.pb"), t.SerializeToString())
+
+    # A model-local function called twice, with an attribute reference, for mutation tests of
+    # function expansion.
+    leaky = helper.make_node("LeakyRelu", ["m"], ["out"])
+    ref = helper.make_attribute_ref("alpha", helper.AttributeProto.FLOAT)
+    ref.ref_attr_name = "alpha"  # make_attribute_ref (onnx 1.16) leaves it unset
+    leaky.attribute.append(ref)
+    body = [helper.make_node("Mul", ["a", "s"], ["m"]), leaky]
+    fn = helper.make_function("org.kiln.test", "ScaledLeaky", ["a", "s"], ["out"], body,
+                              [helper.make_opsetid("", 17)], attributes=["alpha"])
+    nodes = [
+        helper.make_node("ScaledLeaky", ["x", "k"], ["h"], domain="org.kiln.test", name="call1", alpha=0.1),
+        helper.make_node("ScaledLeaky", ["h", "k"], ["y"], domain="org.kiln.test", name="call2", alpha=0.2),
+    ]
+    k = numpy_helper.from_array(np.array([2.0], dtype=np.float32), "k")
+    g = helper.make_graph(nodes, "fn", [vi("x", [3])], [vi("y", [3])], initializer=[k])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("org.kiln.test", 1)],
+                          ir_version=8, functions=[fn])
+    onnx.checker.check_model(m)
+    save(m, "function.onnx", VALID)
+
     # A small model with some of everything, for mutation tests: initializers (raw and typed),
     # attributes of several kinds, a subgraph, value_info and a sparse initializer.
     then_g = helper.make_graph([helper.make_node("Identity", ["h"], ["t"])], "then", [], [vi("t", [2, 3])])

@@ -25,13 +25,18 @@ pub fn parse_dim(s: &str) -> Result<(String, usize), String> {
 /// Reads the given files, then (with `random`) fills every other runtime input with seeded
 /// random data whose symbolic dims come from `--dim`, from the given inputs, or default to 1.
 /// Returns the inputs in graph order and notes on what was generated.
+/// A declared input: name, element type and shape when the model says them.
+pub type Declared = (String, Option<DType>, Option<Shape>);
+/// The inputs to feed, and notes on what was generated.
+pub type Feeds = (Vec<(String, Tensor)>, Vec<String>);
+
 pub fn build(
-    declared: &[(String, Option<DType>, Option<Shape>)],
+    declared: &[Declared],
     files: &[(String, PathBuf)],
     dims: &[(String, usize)],
     random: bool,
     seed: u64,
-) -> anyhow::Result<(Vec<(String, Tensor)>, Vec<String>)> {
+) -> anyhow::Result<Feeds> {
     let mut given: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, path) in files {
         if !declared.iter().any(|(n, _, _)| n == name) {
@@ -116,7 +121,7 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    pub fn build(&self, declared: &[(String, Option<DType>, Option<Shape>)]) -> anyhow::Result<(Vec<(String, Tensor)>, Vec<String>)> {
+    pub fn build(&self, declared: &[Declared]) -> anyhow::Result<Feeds> {
         build(declared, &self.inputs, &self.dims, self.random, self.seed)
     }
 }

@@ -20,7 +20,7 @@ fn small_model() -> Model {
     let y = g.add_value("y", Some(DType::F32), Some(sym.clone()));
     let z = g.add_value("z", Some(DType::F32), Some(sym));
     g.inputs.push(x);
-    g.initializers.insert(w, Tensor::from_vec(vec![4], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap());
+    g.initializers.insert(w, Tensor::from_vec(vec![4], vec![1.0f32, 2.0, 3.0, 4.0]).expect("a 4-element tensor"));
     g.add_node(node("Add", "add0", &[x, w], &[y]));
     let mut relu = node("Relu", "relu0", &[y], &[z]);
     relu.attrs.insert("alpha".into(), kiln_ir::Attr::Float(0.5));

@@ -186,3 +186,19 @@ fn minus_one_dim_is_unknown() {
     let out = kiln_reference::run(&m, vec![("x".to_string(), kiln_reference::Value::Tensor(x))]).expect("runs");
     assert_eq!(out[0].1.as_tensor().expect("tensor").shape(), &[1, 3, 2, 5]);
 }
+
+/// A model-local function with an attribute reference, called twice with different values.
+#[test]
+fn local_function_calls_expand_and_run() {
+    let m = load_with("function.onnx", &kiln_reference::op_set());
+    let ops: Vec<&str> = m.graph.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(!ops.contains(&"ScaledLeaky"), "calls are expanded inline: {ops:?}");
+    let missing: Vec<String> = m.all_nodes().iter().filter(|n| n.unsupported.is_some()).map(|n| n.qualified_op()).collect();
+    assert!(missing.is_empty(), "unsupported after expansion: {missing:?}");
+    let x = Tensor::from_vec(vec![3], vec![-1.0f32, 0.5, 2.0]).expect("x");
+    let out = kiln_reference::run(&m, vec![("x".to_string(), kiln_reference::Value::Tensor(x))]).expect("runs");
+    let y = out[0].1.as_tensor().expect("tensor").as_slice::<f32>().expect("f32").to_vec();
+    // call1: leaky(2x, 0.1) = [-0.2, 1, 4]; call2: leaky(2h, 0.2) = [-0.08, 2, 8].
+    let want = [-0.08f32, 2.0, 8.0];
+    assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{y:?}");
+}

@@ -192,3 +192,21 @@ fn every_fixture_is_tested() {
         }
     }
 }
+
+/// External data reached through a symlink that leaves the model's folder is refused too.
+#[cfg(unix)]
+#[test]
+fn external_data_through_a_link_out_of_the_folder() {
+    let root = std::env::temp_dir().join(format!("kiln-link-test-{}", std::process::id()));
+    let (model_dir, outside) = (root.join("model"), root.join("outside"));
+    std::fs::create_dir_all(&model_dir).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let valid = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/malformed/valid");
+    std::fs::copy(valid.join("external.onnx"), model_dir.join("external.onnx")).expect("copy model");
+    std::fs::copy(valid.join("external.bin"), outside.join("secret.bin")).expect("copy data");
+    std::os::unix::fs::symlink(outside.join("secret.bin"), model_dir.join("external.bin")).expect("symlink");
+    let r = kiln_onnx::load(&model_dir.join("external.onnx"), &OpSet::new("test"));
+    std::fs::remove_dir_all(&root).ok();
+    let msg = r.expect_err("a link out of the folder must be refused").to_string();
+    assert!(msg.contains("tensor 'W'") && msg.contains("through a link"), "{msg}");
+}

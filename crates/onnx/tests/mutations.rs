@@ -103,6 +103,29 @@ fn no_panics(name: &str, seed: u64) {
     assert!(panics.is_empty(), "{name}: import_bytes panicked on {} mutations:\n{}", panics.len(), panics.join("\n"));
 }
 
+/// The same for serialized TensorProtos (`input_N.pb` files) through `read_tensor_file`.
+fn tensor_no_panics(name: &str, seed: u64) {
+    let original = fixture(name);
+    kiln_onnx::read_tensor_file(&original).unwrap_or_else(|e| panic!("{name} itself must read: {e}"));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut panics = Vec::new();
+    let n = mutations();
+    for case in 0..n {
+        let mut data = original.clone();
+        let what = mutate(&mut rng, &mut data);
+        if std::panic::catch_unwind(|| kiln_onnx::read_tensor_file(&data)).is_err() {
+            panics.push(format!("case {case} ({what})"));
+        }
+    }
+    assert!(panics.is_empty(), "{name}: read_tensor_file panicked on {} mutations:\n{}", panics.len(), panics.join("\n"));
+}
+
+#[test]
+fn mutations_of_tensor_files_never_panic() {
+    tensor_no_panics("tensor_raw.pb", 1);
+    tensor_no_panics("tensor_typed.pb", 2);
+}
+
 #[test]
 fn mutations_of_small_model_never_panic() {
     no_panics("small.onnx", 0x6b696c6e);
@@ -111,4 +134,9 @@ fn mutations_of_small_model_never_panic() {
 #[test]
 fn mutations_of_sparse_model_never_panic() {
     no_panics("sparse.onnx", 0x5eed);
+}
+
+#[test]
+fn mutations_of_function_model_never_panic() {
+    no_panics("function.onnx", 0xf00d);
 }

@@ -42,11 +42,20 @@ impl Pass for FuseAttention {
                 KSource::Given(k) => (k, 1),
                 KSource::Plain(k) => (k, 0),
                 KSource::Permute(src, perm) => {
-                    let shape = view.shape(src).and_then(|s| perm.iter().map(|&p| s.0.get(p as usize).cloned()).collect::<Option<Vec<Dim>>>());
+                    let shape =
+                        view.shape(src).and_then(|s| perm.iter().map(|&p| s.0.get(p as usize).cloned()).collect::<Option<Vec<Dim>>>());
                     let name = names.fresh(&format!("{}_t", g.value(src).name));
                     let kv = patch.add_value(name, g.value(src).dtype, shape.map(Shape));
                     let attrs = BTreeMap::from([("perm".to_string(), Attr::Ints(perm))]);
-                    patch.add_node(make_node(&derived_name(n, "_k"), "", "Transpose", m.transpose_opset, vec![Some(src)], vec![Some(kv)], attrs));
+                    patch.add_node(make_node(
+                        &derived_name(n, "_k"),
+                        "",
+                        "Transpose",
+                        m.transpose_opset,
+                        vec![Some(src)],
+                        vec![Some(kv)],
+                        attrs,
+                    ));
                     (kv, 0)
                 }
             };
@@ -152,7 +161,13 @@ fn match_attention(view: &View, sm_id: NodeId) -> Option<Match> {
         if is_op(n, "Add") && mask.is_none() && scale == 1.0 {
             // The mask is the side that is not the scores chain.
             let (a, b) = (input(n, 0)?, input(n, 1)?);
-            let (chain, m) = if leads_to_scores(view, a, id) { (a, b) } else if leads_to_scores(view, b, id) { (b, a) } else { return None };
+            let (chain, m) = if leads_to_scores(view, a, id) {
+                (a, b)
+            } else if leads_to_scores(view, b, id) {
+                (b, a)
+            } else {
+                return None;
+            };
             mask = Some(m);
             s = chain;
         } else if is_op(n, "Div") {
@@ -187,7 +202,11 @@ fn match_attention(view: &View, sm_id: NodeId) -> Option<Match> {
             perm.swap(r - 2, r - 1);
             nodes.push(t_id);
             transpose_opset = t.opset;
-            if perm.iter().enumerate().all(|(i, &a)| a == i as i64) { KSource::Plain(input(t, 0)?) } else { KSource::Permute(input(t, 0)?, perm) }
+            if perm.iter().enumerate().all(|(i, &a)| a == i as i64) {
+                KSource::Plain(input(t, 0)?)
+            } else {
+                KSource::Permute(input(t, 0)?, perm)
+            }
         }
         _ => KSource::Given(kt),
     };

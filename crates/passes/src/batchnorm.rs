@@ -76,7 +76,8 @@ fn bn_params(view: &View, bn: &Node) -> Option<(Affine, ValueId)> {
     if !is_op(bn, "BatchNormalization") || bn.attr_int("training_mode").unwrap_or(0) != 0 || extra_outputs_used(view, bn) {
         return None;
     }
-    let (scale, bias, mean, var) = (floats(view, input(bn, 1))?, floats(view, input(bn, 2))?, floats(view, input(bn, 3))?, floats(view, input(bn, 4))?);
+    let (scale, bias, mean, var) =
+        (floats(view, input(bn, 1))?, floats(view, input(bn, 2))?, floats(view, input(bn, 3))?, floats(view, input(bn, 4))?);
     let c = scale.len();
     if [bias.len(), mean.len(), var.len()].iter().any(|&l| l != c) {
         return None;
@@ -179,7 +180,8 @@ fn fold_gemm(view: &View, patch: &mut GraphPatch, names: &mut Names, gemm: &Node
             if cols != 1 && cols != n {
                 return None;
             }
-            let v: Vec<f64> = (0..rows * n).map(|i| beta * cv[(i / n) * cols + if cols == 1 { 0 } else { i % n }] * m.s[i % n] + m.t[i % n]).collect();
+            let v: Vec<f64> =
+                (0..rows * n).map(|i| beta * cv[(i / n) * cols + if cols == 1 { 0 } else { i % n }] * m.s[i % n] + m.t[i % n]).collect();
             (if rows == 1 { vec![n] } else { vec![rows, n] }, v)
         }
         None => (vec![n], m.t.clone()),
@@ -242,7 +244,15 @@ fn fold_matmul(
     new_mm.inputs = vec![input(mm, 0), Some(wv)];
     new_mm.outputs = vec![Some(mid)];
     patch.add_node(new_mm);
-    patch.add_node(make_node(&derived_name(mm, "_bias"), "", "Add", prod.opset, vec![Some(mid), Some(cv)], vec![Some(out)], Default::default()));
+    patch.add_node(make_node(
+        &derived_name(mm, "_bias"),
+        "",
+        "Add",
+        prod.opset,
+        vec![Some(mid), Some(cv)],
+        vec![Some(out)],
+        Default::default(),
+    ));
     claimed.insert(mm_id);
     Some(if mm_id == p { vec![] } else { vec![mm_id] })
 }

@@ -12,11 +12,27 @@ use kiln_tensor::Tensor;
 use std::collections::HashMap;
 
 /// Ops whose outputs differ from run to run.
-const NONDETERMINISTIC: &[&str] = &["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"];
+const NONDETERMINISTIC: &[&str] =
+    &["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"];
 
 /// Ops whose output may be much larger than their inputs: folded only when the output
 /// shape is known beforehand (and within the limit).
-const GROWING: &[&str] = &["ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot", "EyeLike", "MatMul", "Gemm", "Conv", "ConvTranspose", "Einsum"];
+const GROWING: &[&str] = &[
+    "ConstantOfShape",
+    "Expand",
+    "Tile",
+    "Range",
+    "Resize",
+    "Upsample",
+    "Pad",
+    "OneHot",
+    "EyeLike",
+    "MatMul",
+    "Gemm",
+    "Conv",
+    "ConvTranspose",
+    "Einsum",
+];
 
 /// When an output shape is unknown, inputs up to this many elements in all may be folded.
 const UNKNOWN_SHAPE_INPUT_LIMIT: usize = 1 << 20;
@@ -155,4 +171,3 @@ fn evaluate(g: &Graph, n: &Node) -> Result<Vec<Tensor>, String> {
         })
         .collect()
 }
-

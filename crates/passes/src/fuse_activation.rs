@@ -143,7 +143,9 @@ fn bias_input(site: &Site, patch: &mut GraphPatch, names: &mut Names, c: ValueId
     // The channel axis, counted from the end of `out`'s shape.
     let from_end = if kind == Kind::Conv { rank.checked_sub(2)? } else { 0 };
     let channels = match kind {
-        Kind::Conv => view.constant(input(n, 1)?).and_then(|w| w.shape().first().copied()).or_else(|| view.shape(out)?.0.get(1)?.known())?,
+        Kind::Conv => {
+            view.constant(input(n, 1)?).and_then(|w| w.shape().first().copied()).or_else(|| view.shape(out)?.0.get(1)?.known())?
+        }
         _ => view.shape(out)?.0.last()?.known()?,
     };
     let ok = dims.iter().rev().enumerate().all(|(i, &d)| d == 1 || (i == from_end && d == channels));

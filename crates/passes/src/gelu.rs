@@ -122,7 +122,13 @@ fn cube_of(view: &View, p: ValueId, x: ValueId, reader: NodeId) -> Option<Vec<No
     }
     let (id, m) = feeding(view, p, "Mul", reader)?;
     let (a, b) = (input(m, 0)?, input(m, 1)?);
-    let sq = if a == x { b } else if b == x { a } else { return None };
+    let sq = if a == x {
+        b
+    } else if b == x {
+        a
+    } else {
+        return None;
+    };
     let (sq_id, sqn) = feeding(view, sq, "Mul", id)?;
     (input(sqn, 0)? == x && input(sqn, 1)? == x).then(|| vec![id, sq_id])
 }

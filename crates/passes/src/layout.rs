@@ -118,10 +118,7 @@ fn squeeze_pair(view: &View, n: &Node) -> Option<Rewrite> {
     let mid = input(n, 0)?;
     let big_rank = if n.op_type == "Squeeze" { view.rank(mid) } else { view.rank(x) }.map(|r| r as i64);
     let norm = |axes: &[i64]| -> Option<Vec<i64>> {
-        let mut v: Vec<i64> = axes
-            .iter()
-            .map(|&a| if a >= 0 { Some(a) } else { big_rank.map(|r| a + r) })
-            .collect::<Option<_>>()?;
+        let mut v: Vec<i64> = axes.iter().map(|&a| if a >= 0 { Some(a) } else { big_rank.map(|r| a + r) }).collect::<Option<_>>()?;
         v.sort_unstable();
         Some(v)
     };

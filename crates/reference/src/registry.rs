@@ -84,8 +84,11 @@ pub fn op_set() -> OpSet {
 /// the node's subgraphs in the current scope.
 pub struct OpCtx<'a> {
     pub node: &'a Node,
-    pub(crate) subgraph: &'a dyn Fn(&Graph, Vec<Value>) -> Result<Vec<Value>, ExecError>,
+    pub(crate) subgraph: &'a SubgraphFn<'a>,
 }
+
+/// Runs a subgraph with positional inputs in the scope of the node being executed.
+pub(crate) type SubgraphFn<'a> = dyn Fn(&Graph, Vec<Value>) -> Result<Vec<Value>, ExecError> + 'a;
 
 impl OpCtx<'_> {
     /// The opset of the node's domain the model was imported under.

@@ -59,7 +59,9 @@ impl Window<'_> {
         let s = self.stride.max(1);
         let Dim::Known(i) = input else {
             // A symbolic size survives windows that keep it: stride 1 and "same" padding.
-            let same = s == 1 && (self.auto_pad.starts_with("SAME") || (self.auto_pad == "NOTSET" && self.pads.0.checked_add(self.pads.1) == Some(eff - 1)));
+            let same = s == 1
+                && (self.auto_pad.starts_with("SAME")
+                    || (self.auto_pad == "NOTSET" && self.pads.0.checked_add(self.pads.1) == Some(eff - 1)));
             return Ok(if same { input.clone() } else { cx.fresh() });
         };
         let i = *i;

@@ -18,11 +18,56 @@ pub fn infer(cx: &Cx) -> Result<Vec<Fact>, String> {
     }
     let same = || Ok(vec![Fact::new(cx.dtype(0), cx.shape(0).map(<[Dim]>::to_vec))]);
     match op {
-        "Identity" | "Abs" | "Neg" | "Sqrt" | "Exp" | "Log" | "Reciprocal" | "Ceil" | "Floor" | "Round" | "Sign" | "Sin" | "Cos"
-        | "Tan" | "Asin" | "Acos" | "Atan" | "Sinh" | "Cosh" | "Asinh" | "Acosh" | "Atanh" | "Tanh" | "Erf" | "Not" | "BitwiseNot"
-        | "Relu" | "LeakyRelu" | "Elu" | "Selu" | "Celu" | "Sigmoid" | "HardSigmoid" | "HardSwish" | "Softplus" | "Softsign"
-        | "Gelu" | "Mish" | "ThresholdedRelu" | "Shrink" | "Softmax" | "LogSoftmax" | "Hardmax" | "LRN" | "CumSum"
-        | "InstanceNormalization" | "GroupNormalization" | "LpNormalization" | "MeanVarianceNormalization" | "Clip" => same(),
+        "Identity"
+        | "Abs"
+        | "Neg"
+        | "Sqrt"
+        | "Exp"
+        | "Log"
+        | "Reciprocal"
+        | "Ceil"
+        | "Floor"
+        | "Round"
+        | "Sign"
+        | "Sin"
+        | "Cos"
+        | "Tan"
+        | "Asin"
+        | "Acos"
+        | "Atan"
+        | "Sinh"
+        | "Cosh"
+        | "Asinh"
+        | "Acosh"
+        | "Atanh"
+        | "Tanh"
+        | "Erf"
+        | "Not"
+        | "BitwiseNot"
+        | "Relu"
+        | "LeakyRelu"
+        | "Elu"
+        | "Selu"
+        | "Celu"
+        | "Sigmoid"
+        | "HardSigmoid"
+        | "HardSwish"
+        | "Softplus"
+        | "Softsign"
+        | "Gelu"
+        | "Mish"
+        | "ThresholdedRelu"
+        | "Shrink"
+        | "Softmax"
+        | "LogSoftmax"
+        | "Hardmax"
+        | "LRN"
+        | "CumSum"
+        | "InstanceNormalization"
+        | "GroupNormalization"
+        | "LpNormalization"
+        | "MeanVarianceNormalization"
+        | "Clip" => same(),
         "Dropout" => {
             let mut out = same()?;
             out.push(Fact::new(Some(DType::Bool), cx.shape(0).map(<[Dim]>::to_vec)));
@@ -134,7 +179,14 @@ fn window_attrs<'a>(cx: &'a Cx, kernel: &[usize], ceil_mode: bool) -> Result<Vec
     };
     let auto_pad = cx.n.attr_str("auto_pad").unwrap_or("NOTSET");
     Ok((0..k)
-        .map(|i| Window { kernel: kernel[i], stride: strides[i], dilation: dilations[i], pads: (pads[i], pads[i + k]), auto_pad, ceil_mode })
+        .map(|i| Window {
+            kernel: kernel[i],
+            stride: strides[i],
+            dilation: dilations[i],
+            pads: (pads[i], pads[i + k]),
+            auto_pad,
+            ceil_mode,
+        })
         .collect())
 }
 

@@ -60,7 +60,8 @@ pub fn infer(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
         }),
         "ConstantOfShape" => {
             let dtype = cx.n.attr_tensor("value").map_or(DType::F32, |t| t.dtype());
-            let shape = target(cx, 0).or_else(|| cx.shape(0).and_then(|s| s.first()?.known()).map(|r| (0..r).map(|_| cx.fresh()).collect()));
+            let shape =
+                target(cx, 0).or_else(|| cx.shape(0).and_then(|s| s.first()?.known()).map(|r| (0..r).map(|_| cx.fresh()).collect()));
             Ok(vec![Fact::new(Some(dtype), shape)])
         }
         "Constant" => Ok(constant(cx)),

@@ -127,7 +127,11 @@ fn slice(cx: &Cx) -> Option<Vec<SymInt>> {
     }
     let len = data.len() as i64;
     let norm = |v: i64, lo: i64, hi: i64| (if v < 0 { v + len } else { v }).clamp(lo, hi);
-    let (mut i, end) = if step > 0 { (norm(starts[0], 0, len), norm(ends[0], 0, len)) } else { (norm(starts[0], -1, len - 1), norm(ends[0], -1, len - 1)) };
+    let (mut i, end) = if step > 0 {
+        (norm(starts[0], 0, len), norm(ends[0], 0, len))
+    } else {
+        (norm(starts[0], -1, len - 1), norm(ends[0], -1, len - 1))
+    };
     let mut out = Vec::new();
     while (step > 0 && i < end) || (step < 0 && i > end) {
         out.push(data.get(usize::try_from(i).ok()?)?.clone());
@@ -138,7 +142,13 @@ fn slice(cx: &Cx) -> Option<Vec<SymInt>> {
 
 fn binary(cx: &Cx, op: &str) -> Option<Vec<SymInt>> {
     let (a, b) = (cx.sv(0)?, cx.sv(1)?);
-    let len = if a.len() == 1 { b.len() } else if b.len() == 1 || a.len() == b.len() { a.len() } else { return None };
+    let len = if a.len() == 1 {
+        b.len()
+    } else if b.len() == 1 || a.len() == b.len() {
+        a.len()
+    } else {
+        return None;
+    };
     let at = |v: &[SymInt], i: usize| if v.len() == 1 { v.first().cloned() } else { v.get(i).cloned() };
     (0..len)
         .map(|i| {

@@ -7,7 +7,13 @@ fn constant_subgraphs_become_initializers() {
     let mut b = B::new();
     let x = b.input("x", "f32[2,3]");
     let a = b.f32s("a", &[3], &[1.0, 2.0, 3.0]);
-    let c = b.node(&["c"], "", "Constant", vec![], vec![("value", kiln_ir::Attr::Tensor(Tensor::from_vec(vec![3], vec![10.0f32, 20.0, 30.0]).expect("t")))])[0];
+    let c = b.node(
+        &["c"],
+        "",
+        "Constant",
+        vec![],
+        vec![("value", kiln_ir::Attr::Tensor(Tensor::from_vec(vec![3], vec![10.0f32, 20.0, 30.0]).expect("t")))],
+    )[0];
     let sum = b.op("sum", "Add", &[a, c], vec![]);
     let y = b.op("y", "Mul", &[x, sum], vec![]);
     b.output(y);
@@ -84,9 +90,21 @@ fn shapes_fold_when_known_and_stay_when_symbolic() {
 fn outputs_over_the_limit_are_not_folded() {
     let mut b = B::new();
     let shape = b.i64s("shape", &[4096, 4097]);
-    let big = b.node(&["big"], "", "ConstantOfShape", vec![Some(shape)], vec![("value", kiln_ir::Attr::Tensor(Tensor::from_vec(vec![1], vec![1.0f32]).expect("t")))])[0];
+    let big = b.node(
+        &["big"],
+        "",
+        "ConstantOfShape",
+        vec![Some(shape)],
+        vec![("value", kiln_ir::Attr::Tensor(Tensor::from_vec(vec![1], vec![1.0f32]).expect("t")))],
+    )[0];
     let small_shape = b.i64s("small_shape", &[2]);
-    let small = b.node(&["small"], "", "ConstantOfShape", vec![Some(small_shape)], vec![("value", kiln_ir::Attr::Tensor(Tensor::from_vec(vec![1], vec![1.0f32]).expect("t")))])[0];
+    let small = b.node(
+        &["small"],
+        "",
+        "ConstantOfShape",
+        vec![Some(small_shape)],
+        vec![("value", kiln_ir::Attr::Tensor(Tensor::from_vec(vec![1], vec![1.0f32]).expect("t")))],
+    )[0];
     b.output(big);
     b.output(small);
     let (text, _) = before_after(&b.model(), vec![Box::new(InferShapes::default()), Box::new(FoldConstants)]);

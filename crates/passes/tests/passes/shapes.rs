@@ -272,7 +272,9 @@ fn kiln_ops() {
     let mut b = B::new();
     let x = b.input("x", "f32[N,3,16,16]");
     let w = b.rand("w", &[8, 3, 3, 3], 1);
-    let c = b.node(&["conv"], "kiln", "FusedConv", vec![Some(x), Some(w)], vec![("pads", ints(&[1, 1, 1, 1])), ("activation", string("relu"))])[0];
+    let c =
+        b.node(&["conv"], "kiln", "FusedConv", vec![Some(x), Some(w)], vec![("pads", ints(&[1, 1, 1, 1])), ("activation", string("relu"))])
+            [0];
     let a = b.input("a", "f32[N,S,8]");
     let wm = b.rand("wm", &[8, 4], 2);
     let bias = b.rand("bias", &[4], 3);

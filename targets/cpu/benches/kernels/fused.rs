@@ -73,7 +73,7 @@ pub fn run(max_threads: usize, quick: bool) {
         let mut o = vec![0.0f32; q.len()];
         for threads in 1..=max_threads {
             for q_block in [64, 0] {
-                let p = AttentionParams { q_block, gemm: GemmParams::default().threads(threads) };
+                let p = AttentionParams { q_block, transpose_k: false, gemm: GemmParams::default().threads(threads) };
                 let secs = time_median(budget, 5, || attention(&spec, &q, &k, &v, Mask::None, &mut o, &p).expect("attention"));
                 println!(
                     "| attention (q_block {q_block}) | {name} | {} | {threads} | {:.1} | {:.1} GFLOP/s |",

@@ -8,6 +8,9 @@ use kiln_target_cpu::kernels::{
 
 use crate::timing::{Case, interleaved};
 
+/// (label, threads, the call writing C).
+type Variant = (String, usize, Box<dyn Fn(&mut [f32])>);
+
 fn data(n: usize, seed: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect()
 }
@@ -36,7 +39,7 @@ pub fn run(peaks: &[f64], quick: bool) {
         // Weights stored [n, k] (ONNX Gemm transB=1 / PyTorch Linear), unpacked and pre-packed.
         let bt = data(n * k, 3);
         let packed = pack_b(&bt, k, n, true, 0, PackedLayout::RowMajor).expect("pack");
-        let mut variants: Vec<(String, usize, Box<dyn Fn(&mut [f32])>)> = Vec::new();
+        let mut variants: Vec<Variant> = Vec::new();
         for threads in 1..=peaks.len() {
             let p = GemmParams::default().threads(threads);
             let (a2, b2) = (a.clone(), b.clone());

@@ -7,7 +7,6 @@
 mod conv;
 mod fused;
 mod gemm;
-mod probe;
 mod timing;
 
 use std::time::Duration;
@@ -33,10 +32,6 @@ fn main() {
         .collect();
     for (t, p) in peaks.iter().enumerate() {
         println!("fp32 FMA peak ({isa}, {} thread(s)): {p:.1} GFLOP/s (best of {trials} trials)", t + 1);
-    }
-    if which.contains(&"probe") {
-        probe::run();
-        return;
     }
     if want("gemm") {
         gemm::run(&peaks, quick);

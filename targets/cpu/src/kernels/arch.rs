@@ -80,7 +80,7 @@ pub(crate) struct BlockedGemm<'a> {
 
 multiversion! {
     /// Rows `r0..r0 + rows` of our blocked product (`c` starts at row `r0`).
-    fn gemm_blocked(job: &BlockedGemm<'_>, c: &mut [f32], r0: usize, rows: usize) = super::gemm::blocked_body;
+    fn gemm_blocked(job: &BlockedGemm<'_>, c: &mut [f32], r0: usize, rows: usize) = super::gemm_blocked::blocked_body;
 }
 
 /// One call of the `gemm` crate: `C = beta C + alpha op(A) op(B)` (read C only if beta != 0).
@@ -168,6 +168,7 @@ pub(crate) fn fma_loop(isa: Isa, iters: u64) -> (f64, f32) {
         Isa::Avx2Fma => return (iters as f64 * 12.0 * 8.0 * 2.0, unsafe { fma_avx2(iters) }),
         _ => {}
     }
+    let _ = isa;
     (iters as f64 * 48.0 * 2.0, mul_add_loop(iters))
 }
 
@@ -253,4 +254,9 @@ multiversion! {
 multiversion! {
     /// Layer norm of each row of `block` in place.
     fn layer_norm_rows(norm: &super::layernorm::Norm<'_>, block: &mut [f32]) = super::layernorm::rows_body;
+}
+
+multiversion! {
+    /// Softmax of each row of `x` into `out`.
+    fn softmax_rows_from(x: &[f32], out: &mut [f32], row_len: usize) = super::softmax::rows_from_body;
 }

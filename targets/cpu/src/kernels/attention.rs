@@ -82,6 +82,9 @@ pub enum Mask<'a> {
 pub struct AttentionParams {
     /// Query rows per block (0 = all).
     pub q_block: usize,
+    /// Transpose each K head once so the score GEMM reads a row-major B (instead of the GEMM
+    /// packing a transposed K for every query block).
+    pub transpose_k: bool,
     /// Threads in all, GEMM backend, ISA of the softmax.
     pub gemm: GemmParams,
 }
@@ -91,11 +94,13 @@ pub fn attention_candidates(spec: &AttentionSpec, max_threads: usize) -> Vec<Att
     let threads = if spec.flops() < 2.0e6 { 1 } else { max_threads.max(1) };
     let mut out = Vec::new();
     for q_block in [64, 0, 16, 256] {
-        for t in [threads, 1, max_threads.max(1)] {
-            let gemm = GemmParams { backend: GemmBackend::Library, threads: t, isa: Isa::best() };
-            let p = AttentionParams { q_block, gemm };
-            if !out.contains(&p) {
-                out.push(p);
+        for transpose_k in [false, true] {
+            for t in [threads, 1, max_threads.max(1)] {
+                let gemm = GemmParams { backend: GemmBackend::Library, threads: t, isa: Isa::best() };
+                let p = AttentionParams { q_block, transpose_k, gemm };
+                if !out.contains(&p) {
+                    out.push(p);
+                }
             }
         }
     }
@@ -122,13 +127,11 @@ pub fn attention(
     if out.is_empty() {
         return Ok(());
     }
-    if let Mask::Additive { data, strides } = mask {
+    if let (Mask::Additive { data, strides }, true) = (mask, s.seq_k > 0) {
         let dims = [s.batch, s.heads, s.seq_q, s.seq_k];
-        let reach = dims.iter().zip(strides).try_fold(0usize, |acc, (d, st)| {
-            acc.checked_add(d.saturating_sub(1).checked_mul(st)?)
-        });
-        if dims.contains(&0) || reach.is_some_and(|r| r < data.len()) {
-        } else {
+        // Index of the last element the strides reach (no dimension is 0 here).
+        let last = dims.iter().zip(strides).try_fold(0usize, |acc, (d, st)| acc.checked_add((d - 1).checked_mul(st)?));
+        if last.is_none_or(|l| l >= data.len()) {
             return Err(invalid(KERNEL, format!("mask of {} elements too short for strides {strides:?}", data.len())));
         }
     }
@@ -169,6 +172,19 @@ impl Job<'_> {
         let q = &self.q[i * sq * d..][..sq * d];
         let k = &self.k[kvh * sk * d..][..sk * d];
         let v = &self.v[kvh * sk * dv..][..sk * dv];
+        // K^T once per head, row-major [d, sk]: the GEMM reads it in place, where a
+        // transposed K would be packed again for every query block.
+        let kt = if self.params.transpose_k {
+            let mut kt = vec![0.0f32; d * sk];
+            for (j, krow) in k.chunks_exact(d).enumerate() {
+                for (t, v) in krow.iter().enumerate() {
+                    kt[t * sk + j] = *v;
+                }
+            }
+            kt
+        } else {
+            Vec::new()
+        };
         let qb = if self.params.q_block == 0 { sq } else { self.params.q_block.min(sq) };
         let mut scores = vec![0.0f32; qb * sk];
         for q0 in (0..sq).step_by(qb) {
@@ -176,8 +192,13 @@ impl Job<'_> {
             // Causal: keys after the block's last query are masked for every row; skip them.
             let kv = if s.causal { sk.min(q0 + rows) } else { sk };
             let sc = &mut scores[..rows * kv];
-            let spec = GemmSpec::new(rows, kv, d).trans(false, true).strides(d, d, kv).scale(s.scale, 0.0);
-            sgemm(&spec, &q[q0 * d..], k, Bias::None, sc, gp)?;
+            if self.params.transpose_k {
+                let spec = GemmSpec::new(rows, kv, d).strides(d, sk, kv).scale(s.scale, 0.0);
+                sgemm(&spec, &q[q0 * d..], &kt, Bias::None, sc, gp)?;
+            } else {
+                let spec = GemmSpec::new(rows, kv, d).trans(false, true).strides(d, d, kv).scale(s.scale, 0.0);
+                sgemm(&spec, &q[q0 * d..], k, Bias::None, sc, gp)?;
+            }
             for (r, row) in sc.chunks_exact_mut(kv).enumerate() {
                 let qi = q0 + r;
                 if let Mask::Additive { data, strides } = self.mask {

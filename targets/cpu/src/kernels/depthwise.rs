@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::arch;
 use super::conv::{ConvJob, ConvLayout};
-use super::im2col::valid_range;
+use super::im2col::{phase_split, valid_range};
 use super::math::fmadd;
 
 pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
@@ -49,13 +49,7 @@ pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plan
         let xp = &job.x[idx * h * w..][..h * w];
         let wk = &job.w.depthwise[ch * taps..][..taps];
         if sw > 1 {
-            for (xrow, prow) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(sw * wp)) {
-                for (ph, dst) in prow.chunks_exact_mut(wp).enumerate() {
-                    for (d, v) in dst.iter_mut().zip(xrow[ph..].iter().step_by(sw)) {
-                        *d = *v;
-                    }
-                }
-            }
+            phase_split(xp, w, sw, &mut phases);
         }
         yp.fill(job.bias.map_or(0.0, |b| b[ch]));
         for (oy, yrow) in yp.chunks_exact_mut(ow).enumerate() {

@@ -227,21 +227,15 @@ pub fn sgemm_batched(
         return Ok(());
     }
     let last = batch.count - 1;
-    let span = |stride: usize, what: &str| {
+    let start = |stride: usize, what: &str| {
         last.checked_mul(stride)
             .ok_or_else(|| invalid(KERNEL, format!("{what} batch stride overflows")))
     };
-    let (a0, b0, c0) = (span(batch.stride_a, "A")?, span(batch.stride_b, "B")?, span(batch.stride_c, "C")?);
-    // Check the last item (the furthest) fits; the others start earlier with the same extent.
-    spec.check(
-        a.len().saturating_sub(a0),
-        b.len().saturating_sub(b0),
-        c.len().saturating_sub(c0),
-        bias,
-    )?;
-    if a0 > a.len() || b0 > b.len() || c0 > c.len() {
-        return Err(invalid(KERNEL, "batch strides run past the buffers"));
-    }
+    let (a0, b0, c0) = (start(batch.stride_a, "A")?, start(batch.stride_b, "B")?, start(batch.stride_c, "C")?);
+    // The last item starts furthest in; if its matrices fit, every earlier item's do. An
+    // empty operand (k == 0) needs no elements wherever it starts.
+    let tail = |buf_len: usize, at: usize| buf_len.saturating_sub(at);
+    spec.check(tail(a.len(), a0), tail(b.len(), b0), tail(c.len(), c0), bias)?;
     if batch.count > 1 && batch.stride_c < spec.c_extent() {
         return Err(invalid(KERNEL, format!(
             "C batch stride {} < one C's extent {} (items would overlap)",
@@ -250,7 +244,9 @@ pub fn sgemm_batched(
         )));
     }
     let item = |i: usize, ci: &mut [f32], p: &GemmParams| {
-        run(spec, &a[i * batch.stride_a..], &b[i * batch.stride_b..], bias, ci, p)
+        let ai = a.get(i * batch.stride_a..).unwrap_or(&[]);
+        let bi = b.get(i * batch.stride_b..).unwrap_or(&[]);
+        run(spec, ai, bi, bias, ci, p)
     };
     if batch.count == 1 {
         return item(0, c, params);
@@ -310,7 +306,7 @@ fn run(
                     params.threads,
                 )?;
             }
-            GemmBackend::Blocked => blocked(spec, a, b, c, params),
+            GemmBackend::Blocked => super::gemm_blocked::blocked(spec, a, b, c, params),
         }
     }
     epilogue(c, m, n, ldc, bias, spec.act, params.isa, params.threads);
@@ -318,7 +314,7 @@ fn run(
 }
 
 /// `C = beta C` (beta 0 writes zeros, ignoring NaN in C).
-fn scale_c(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
+pub(crate) fn scale_c(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
     for row in c.chunks_mut(ldc).take(m) {
         let row = &mut row[..n];
         if beta == 0.0 {
@@ -353,64 +349,4 @@ pub(crate) fn epilogue(
     c.par_chunks_mut(rows_per * ldc).enumerate().for_each(|(t, block)| {
         arch::bias_act(isa, block, n, ldc, t * rows_per, bias, act);
     });
-}
-
-/// Our blocked product: `C = alpha op(A) op(B) + beta C`.
-fn blocked(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32], params: &GemmParams) {
-    let (m, n, k) = (spec.m, spec.n, spec.k);
-    let ldc = spec.ldc_eff();
-    scale_c(c, m, n, ldc, spec.beta);
-    // The loop streams rows of op(B); a transposed B is materialised once.
-    let (b_rows, ldb): (std::borrow::Cow<'_, [f32]>, usize) = if spec.trans_b {
-        let ldb = spec.ldb_eff();
-        let mut t = vec![0.0f32; k * n];
-        for (j, row) in b.chunks(ldb).take(n).enumerate() {
-            for (p, v) in row[..k].iter().enumerate() {
-                t[p * n + j] = *v;
-            }
-        }
-        (t.into(), n)
-    } else {
-        (b.into(), spec.ldb_eff())
-    };
-    let (a_rs, a_cs) = spec.a_strides();
-    let job = arch::BlockedGemm { n, k, a, a_rs, a_cs, b: &b_rows, ldb, alpha: spec.alpha, ldc };
-    let c = &mut c[..spec.c_extent()];
-    if params.threads <= 1 || m < 2 {
-        arch::gemm_blocked(params.isa, &job, c, 0, m);
-        return;
-    }
-    let rows_per = m.div_ceil(params.threads);
-    c.par_chunks_mut(rows_per * ldc).enumerate().for_each(|(t, block)| {
-        let r0 = t * rows_per;
-        arch::gemm_blocked(params.isa, &job, block, r0, rows_per.min(m - r0));
-    });
-}
-
-/// Body of the blocked product for rows `r0..r0 + rows` of C (`c` starts at row `r0`).
-/// Adds `alpha op(A) op(B)` into C. `fma` selects fused multiply-add where it is fast.
-#[inline(always)]
-pub(crate) fn blocked_body(fma: bool, job: &arch::BlockedGemm<'_>, c: &mut [f32], r0: usize, rows: usize) {
-    const NC: usize = 512;
-    const KC: usize = 256;
-    let (n, k, ldb, ldc) = (job.n, job.k, job.ldb, job.ldc);
-    for j0 in (0..n).step_by(NC) {
-        let j1 = (j0 + NC).min(n);
-        for p0 in (0..k).step_by(KC) {
-            let p1 = (p0 + KC).min(k);
-            for i in 0..rows {
-                let crow = &mut c[i * ldc + j0..i * ldc + j1];
-                let arow = (r0 + i) * job.a_rs;
-                for p in p0..p1 {
-                    let av = job.alpha * job.a[arow + p * job.a_cs];
-                    let brow = &job.b[p * ldb + j0..p * ldb + j1];
-                    if fma {
-                        crow.iter_mut().zip(brow).for_each(|(cv, bv)| *cv = bv.mul_add(av, *cv));
-                    } else {
-                        crow.iter_mut().zip(brow).for_each(|(cv, bv)| *cv += av * bv);
-                    }
-                }
-            }
-        }
-    }
 }

@@ -21,6 +21,32 @@ pub(crate) fn valid_range(off: usize, pad: usize, stride: usize, len: usize, out
     (lo, hi.max(lo))
 }
 
+/// Splits each row of `w` elements of `src` into `s` phases (elements `i * s + ph`), each
+/// padded to `w.div_ceil(s)`: row `r`, phase `ph` starts at `(r * s + ph) * w.div_ceil(s)` of
+/// `dst`. A strided read `row[start + o * s]` becomes the contiguous run starting at
+/// `start / s` of phase `start % s`.
+pub(crate) fn phase_split(src: &[f32], w: usize, s: usize, dst: &mut [f32]) {
+    let wp = w.div_ceil(s);
+    for (row, out) in src.chunks_exact(w).zip(dst.chunks_exact_mut(s * wp)) {
+        if s == 2 {
+            let (even, odd) = out.split_at_mut(wp);
+            for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if w % 2 == 1 {
+                even[wp - 1] = row[w - 1];
+            }
+        } else {
+            for (ph, dst) in out.chunks_exact_mut(wp).enumerate() {
+                for (d, v) in dst.iter_mut().zip(row.iter().skip(ph).step_by(s)) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+}
+
 /// Runs `f` over items, in parallel (one thread per item, GEMMs single-threaded) when there
 /// are at least as many items as threads, else in order with threaded GEMMs.
 fn for_items<T: Send>(
@@ -70,11 +96,19 @@ fn nchw(job: &ConvJob<'_>, y: &mut [f32], pointwise: bool) -> Result<(), KernelE
             return sgemm(&spec, wg, x_img, bias, yc, gp);
         }
         let mut col = vec![0.0f32; k * tile * ow];
+        let sw = s.stride[1];
+        let phased = if sw > 1 {
+            let mut p = vec![0.0f32; cin_g * s.in_h * sw * s.in_w.div_ceil(sw)];
+            phase_split(x_img, s.in_w, sw, &mut p);
+            p
+        } else {
+            Vec::new()
+        };
         for oh0 in (0..oh).step_by(tile) {
             let rows = tile.min(oh - oh0);
             let npix = rows * ow;
             let col = &mut col[..k * npix];
-            im2col_nchw(job, x_img, oh0, rows, ow, col);
+            im2col_nchw(job, if sw > 1 { &phased } else { x_img }, oh0, rows, ow, col);
             let spec = GemmSpec::new(cout_g, npix, k).strides(k, npix, plane_out).act(job.act);
             sgemm(&spec, wg, col, bias, &mut yc[oh0 * ow..], gp)?;
         }
@@ -82,37 +116,38 @@ fn nchw(job: &ConvJob<'_>, y: &mut [f32], pointwise: bool) -> Result<(), KernelE
     })
 }
 
-/// Column buffer `[cin/g * kh * kw, rows * ow]` for output rows `oh0..oh0 + rows`.
-fn im2col_nchw(job: &ConvJob<'_>, x_img: &[f32], oh0: usize, rows: usize, ow: usize, col: &mut [f32]) {
+/// Column buffer `[cin/g * kh * kw, rows * ow]` for output rows `oh0..oh0 + rows`. With a
+/// column stride above 1, `src` is the input already split by [`phase_split`].
+fn im2col_nchw(job: &ConvJob<'_>, src: &[f32], oh0: usize, rows: usize, ow: usize, col: &mut [f32]) {
     let s = job.spec;
     let (h, w) = (s.in_h, s.in_w);
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
+    // Length of one (phase-split) input row.
+    let row_len = sw * w.div_ceil(sw);
     let npix = rows * ow;
     let mut r = 0;
-    for plane in x_img.chunks_exact(h * w) {
+    for plane in src.chunks_exact(h * row_len) {
         for kh in 0..kh_n {
             for kw in 0..kw_n {
                 let dst_row = &mut col[r * npix..(r + 1) * npix];
                 r += 1;
                 let (lo, hi) = valid_range(kw * dw, pl, sw, w, ow);
+                // First element read: input column lo * sw + kw * dw - pl, which sits at
+                // `start / sw` of phase `start % sw` (the plain row when sw == 1).
+                let start = lo * sw + kw * dw;
+                let start = start.saturating_sub(pl);
+                let offset = (start % sw) * w.div_ceil(sw) + start / sw;
                 for (t, dst) in dst_row.chunks_exact_mut(ow).enumerate() {
                     let ih = (oh0 + t) * sh + kh * dh;
                     if ih < pt || ih - pt >= h || lo == hi {
                         dst.fill(0.0);
                         continue;
                     }
-                    let src = &plane[(ih - pt) * w..][..w];
+                    let src_row = &plane[(ih - pt) * row_len..][..row_len];
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
-                    let start = lo * sw + kw * dw - pl;
-                    if sw == 1 {
-                        dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-                    } else {
-                        for (d, v) in dst[lo..hi].iter_mut().zip(src[start..].iter().step_by(sw)) {
-                            *d = *v;
-                        }
-                    }
+                    dst[lo..hi].copy_from_slice(&src_row[offset..offset + hi - lo]);
                 }
             }
         }
@@ -155,19 +190,32 @@ fn im2col_nhwc(job: &ConvJob<'_>, n: usize, gi: usize, oh0: usize, rows: usize, 
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
     let k = s.k();
+    debug_assert_eq!(k, kh_n * kw_n * cin_g);
     let x_img = &job.x[n * h * w * cin..][..h * w * cin];
+    // With one group and no column dilation, the kw taps of a kernel row read adjacent input
+    // pixels: one copy of kw * cin values instead of kw copies of cin.
+    let runs = s.groups == 1 && dw == 1;
     for (p, dst_pix) in col.chunks_exact_mut(k).take(rows * ow).enumerate() {
         let (oy, ox) = (oh0 + p / ow, p % ow);
-        for (t, dst) in dst_pix.chunks_exact_mut(cin_g).enumerate() {
-            let (kh, kw) = (t / kw_n, t % kw_n);
-            debug_assert!(kh < kh_n);
+        for (kh, dst_row) in dst_pix.chunks_exact_mut(kw_n * cin_g).enumerate() {
             let ih = oy * sh + kh * dh;
-            let iw = ox * sw + kw * dw;
-            if ih < pt || iw < pl || ih - pt >= h || iw - pl >= w {
-                dst.fill(0.0);
-            } else {
-                let src = ((ih - pt) * w + (iw - pl)) * cin + gi * cin_g;
-                dst.copy_from_slice(&x_img[src..src + cin_g]);
+            if ih < pt || ih - pt >= h {
+                dst_row.fill(0.0);
+                continue;
+            }
+            let x_row = &x_img[(ih - pt) * w * cin..][..w * cin];
+            let iw0 = ox * sw;
+            if runs && iw0 >= pl && iw0 + kw_n - pl <= w {
+                dst_row.copy_from_slice(&x_row[(iw0 - pl) * cin..][..kw_n * cin]);
+                continue;
+            }
+            for (kw, dst) in dst_row.chunks_exact_mut(cin_g).enumerate() {
+                let iw = iw0 + kw * dw;
+                if iw < pl || iw - pl >= w {
+                    dst.fill(0.0);
+                } else {
+                    dst.copy_from_slice(&x_row[(iw - pl) * cin + gi * cin_g..][..cin_g]);
+                }
             }
         }
     }

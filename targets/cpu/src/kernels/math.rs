@@ -16,18 +16,24 @@ const EXP_LO: f32 = -87.336_55;
 /// e^x. Returns +inf above ~88.72, 0 below ~-87.34, NaN for NaN.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    exp_fma(false, x)
+}
+
+/// [`exp`] with fused multiply-adds where `fma` (results may differ from [`exp`] by an ulp).
+#[inline(always)]
+pub fn exp_fma(fma: bool, x: f32) -> f32 {
     let xc = x.clamp(EXP_LO, EXP_HI);
-    let t = xc * LOG2E + ROUND_MAGIC;
+    let t = fmadd(fma, xc, LOG2E, ROUND_MAGIC);
     let n_bits = t.to_bits().wrapping_sub(ROUND_MAGIC.to_bits()) as i32;
     let n = t - ROUND_MAGIC;
-    let r = xc - n * LN2_HI - n * LN2_LO;
+    let r = fmadd(fma, -n, LN2_LO, fmadd(fma, -n, LN2_HI, xc));
     let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5e-1;
-    let y = p * r * r + r + 1.0;
+    p = fmadd(fma, p, r, 1.398_199_9e-3);
+    p = fmadd(fma, p, r, 8.333_452e-3);
+    p = fmadd(fma, p, r, 4.166_579_6e-2);
+    p = fmadd(fma, p, r, 1.666_666_5e-1);
+    p = fmadd(fma, p, r, 5e-1);
+    let y = fmadd(fma, p * r, r, r) + 1.0;
     // 2^n as a float; n is in [-126, 128] after the clamp, so split it to avoid overflow.
     let half = n_bits >> 1;
     let s1 = f32::from_bits(((half + 127) as u32) << 23);

@@ -2,7 +2,21 @@
 //!
 //! Every kernel with real choices takes a small params struct and lists its candidates with a
 //! `*_candidates` function whose first entry is the safe default, so an autotuner can time
-//! them. ISA-specific code is chosen at run time ([`Isa`]); the only `unsafe` is in `arch`.
+//! them. ISA-specific code is chosen at run time ([`Isa`]: AVX-512, AVX2+FMA, NEON, scalar
+//! baseline); asking for an ISA the CPU lacks falls back, so every params value is safe. The
+//! only `unsafe` is in `arch` (target-feature calls after detection, the `gemm` crate call).
+//!
+//! | family | entry points | params (candidates) |
+//! |---|---|---|
+//! | CPU fingerprint | [`cpu_features`] ([`CpuFeatures::cache_key`]), [`fma_peak_gflops`] | - |
+//! | GEMM f32 | [`sgemm`], [`sgemm_batched`], [`pack_b`] + [`sgemm_packed`] | [`GemmParams`] ([`gemm_candidates`]) |
+//! | convolution | [`ConvWeights::new`], [`conv2d`] | [`ConvParams`] ([`conv_candidates`]) |
+//! | elementwise chains | [`run_chain`], [`run_chain_inplace`] | [`ChainParams`] ([`chain_candidates`]) |
+//! | rows | [`softmax`], [`softmax_inplace`], [`layer_norm`] | [`RowParams`] ([`row_candidates`]) |
+//! | attention | [`attention`] | [`AttentionParams`] ([`attention_candidates`]) |
+//!
+//! Activations ([`Activation`]) and biases ([`Bias`]) are fused into GEMM and convolution
+//! epilogues. Kernels check every size and return [`KernelError`] rather than panic.
 
 mod activation;
 mod arch;
@@ -13,6 +27,7 @@ mod depthwise;
 mod error;
 mod features;
 mod gemm;
+mod gemm_blocked;
 mod im2col;
 mod isa;
 mod layernorm;

@@ -16,16 +16,16 @@ use std::collections::BTreeMap;
 
 /// A step bound to its native kernel at load time.
 pub enum Native {
-    Conv(ConvStep),
-    MatMul(MatMulStep),
+    Conv(Box<ConvStep>),
+    MatMul(Box<MatMulStep>),
 }
 
 impl Native {
     /// Binds a plan step whose kernel is native; `weight(i)` reads a plan value's constant.
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<Option<Native>, String> {
         Ok(match step.kernel.as_str() {
-            conv::KERNEL => Some(Native::Conv(ConvStep::load(step, weight)?)),
-            matmul::KERNEL => Some(Native::MatMul(MatMulStep::load(step, weight)?)),
+            conv::KERNEL => Some(Native::Conv(Box::new(ConvStep::load(step, weight)?))),
+            matmul::KERNEL => Some(Native::MatMul(Box::new(MatMulStep::load(step, weight)?))),
             _ => None,
         })
     }

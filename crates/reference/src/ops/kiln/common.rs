@@ -17,13 +17,7 @@ pub const ACTIVATION_ATTRS: &[&str] =
 
 /// Runs the registered ai.onnx kernel `op` with `attrs` on `inputs`; returns its first output.
 pub fn step(ctx: &OpCtx, op: &str, attrs: BTreeMap<String, Attr>, inputs: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
-    let node = Node {
-        name: ctx.node.name.clone(),
-        op_type: op.to_string(),
-        opset: STEP_OPSET,
-        attrs,
-        ..Node::default()
-    };
+    let node = Node { name: ctx.node.name.clone(), op_type: op.to_string(), opset: STEP_OPSET, attrs, ..Node::default() };
     let Some(Kernel::Tensor(f)) = registry().lookup("", op, STEP_OPSET) else {
         bail!("no ai.onnx {op} kernel for opset {STEP_OPSET}");
     };

@@ -55,7 +55,10 @@ fn fused_conv_is_conv_then_activation() {
     let cases: Vec<(Vec<(&str, Attr)>, Tensor)> = vec![
         (vec![], y.clone()),
         (vec![("activation", s("relu"))], onnx("Relu", &[], &[&y])),
-        (vec![("activation", s("leaky_relu")), ("activation_alpha", Attr::Float(0.2))], onnx("LeakyRelu", &[("alpha", Attr::Float(0.2))], &[&y])),
+        (
+            vec![("activation", s("leaky_relu")), ("activation_alpha", Attr::Float(0.2))],
+            onnx("LeakyRelu", &[("alpha", Attr::Float(0.2))], &[&y]),
+        ),
         (vec![("activation", s("hard_swish"))], onnx("HardSwish", &[], &[&y])),
         (vec![("activation", s("silu"))], onnx("Mul", &[], &[&y, &onnx("Sigmoid", &[], &[&y])])),
         (
@@ -97,7 +100,8 @@ fn attention_is_the_unfused_sequence() {
     let want = onnx("MatMul", &[], &[&onnx("Softmax", &[("axis", Attr::Int(-1))], &[&masked]), &v]);
     let got = kiln("Attention", &[("scale", Attr::Float(0.5))], &[Some(&q), Some(&k), Some(&v), Some(&mask)]);
     assert_eq!(got, want);
-    let got = kiln("Attention", &[("scale", Attr::Float(0.5)), ("k_transposed", Attr::Int(1))], &[Some(&q), Some(&kt), Some(&v), Some(&mask)]);
+    let got =
+        kiln("Attention", &[("scale", Attr::Float(0.5)), ("k_transposed", Attr::Int(1))], &[Some(&q), Some(&kt), Some(&v), Some(&mask)]);
     assert_eq!(got, want);
     let plain = onnx("MatMul", &[], &[&onnx("Softmax", &[("axis", Attr::Int(-1))], &[&scores]), &v]);
     assert_eq!(kiln("Attention", &[], &[Some(&q), Some(&k), Some(&v)]), plain);

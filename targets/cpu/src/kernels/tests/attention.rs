@@ -60,7 +60,7 @@ fn attention_matches_naive() {
         let want = naive(&s, &q, &k, &v, use_mask.then_some((&mdata[..], strides)));
         let mask = if use_mask { Mask::Additive { data: &mdata, strides } } else { Mask::None };
         let mut cands = attention_candidates(&s, 2);
-        cands.push(AttentionParams { q_block: 1, gemm: GemmParams { backend: GemmBackend::Blocked, threads: 2, isa: Isa::Scalar } });
+        cands.push(AttentionParams { q_block: 1, transpose_k: true, gemm: GemmParams { backend: GemmBackend::Blocked, threads: 2, isa: Isa::Scalar } });
         for p in cands {
             let mut out = vec![f32::NAN; want.len()];
             attention(&s, &q, &k, &v, mask, &mut out, &p).unwrap();
@@ -86,4 +86,20 @@ fn cpu_features_fingerprint() {
     }
     assert_eq!(Isa::available().first().copied(), Some(Isa::best()));
     assert!(Isa::Avx512.effective().is_available());
+}
+
+#[test]
+fn attention_edge_sizes() {
+    // No keys: the output is zeros (a weighted sum over nothing); a mask is not read.
+    let s = AttentionSpec::new(1, 1, 2, 0, 3);
+    let mut out = vec![f32::NAN; 6];
+    let mask = Mask::Additive { data: &[], strides: [0, 0, 0, 1] };
+    attention(&s, &[1.0; 6], &[], &[], mask, &mut out, &attention_candidates(&s, 1)[0]).unwrap();
+    assert_eq!(out, vec![0.0; 6]);
+    // Batched GEMM with k == 0 and broadcast strides.
+    let spec = GemmSpec::new(2, 2, 0);
+    let mut c = vec![f32::NAN; 8];
+    let batch = Batch { count: 2, stride_a: 5, stride_b: 7, stride_c: 4 };
+    sgemm_batched(&spec, batch, &[], &[], Bias::PerCol(&[1.0, 2.0]), &mut c, &GemmParams::default()).unwrap();
+    assert_eq!(c, vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
 }
