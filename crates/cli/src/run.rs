@@ -56,7 +56,16 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     let mut runnable = load::runnable(&a.model)?;
     let (feeds, notes) = a.inputs.build(&runnable.inputs())?;
     let started = std::time::Instant::now();
-    let outputs = runnable.run(feeds).with_context(|| format!("running {}", a.model.display()))?;
+    let outputs = runnable.run(feeds).with_context(|| {
+        // Generated inputs are the usual suspects (a symbolic dim left at 1, random integers
+        // as indices): say what was generated.
+        let generated: Vec<&str> = notes.iter().map(String::as_str).filter(|n| n.contains("random") || n.contains("symbolic dim")).collect();
+        if generated.is_empty() {
+            format!("running {}", a.model.display())
+        } else {
+            format!("running {} on generated inputs ({})", a.model.display(), generated.join("; "))
+        }
+    })?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let files = match &a.out {
         Some(dir) => write_outputs(dir, &outputs)?,
