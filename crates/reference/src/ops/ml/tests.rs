@@ -239,6 +239,17 @@ fn tree_ensemble_classifier_multiclass_and_binary() {
     // The same weights on class 1: both classes are written, class 0 unscored (0).
     let f = with(forest("class", &[1, 1, 1], &[0.1, 0.4, 0.2]), &[("classlabels_int64s", ints(&[0, 1]))]);
     close(&ok("TreeEnsembleClassifier", &attrs(&f), &[&x])[1], &[0.0, 0.3, 0.0, 0.6]);
+    // Weights on both classes (not the "binary case"): the label follows the sign of class 1's
+    // score, the raw 1 / 0 for int labels, the label at that index for strings.
+    let both = forest("class", &[0, 1, 1], &[0.5, -0.25, 0.25]);
+    let ints_out = ok("TreeEnsembleClassifier", &attrs(&with(both.clone(), &[("classlabels_int64s", ints(&[4, 9]))])), &[&x]);
+    assert_eq!(ints_out[0], i64s(&[2], &[1, 0]));
+    let strs_out = ok("TreeEnsembleClassifier", &attrs(&with(both, &[("classlabels_strings", strings(&["no", "yes"]))])), &[&x]);
+    assert_eq!(strs_out[0], strs(&[2], &["yes", "no"]));
+    // f32 sums, as onnxruntime: 0.3 + 0.1 + 0.1 is 0.5 exactly in f32 (0.5000000149 from the
+    // same f32 weights in f64), so "p > 0.5" is false and the label is class 0.
+    let f = with(forest("class", &[0, 0, 0], &[0.3, 0.6, 0.1]), &[("classlabels_int64s", ints(&[4, 9])), ("base_values", floats(&[0.1]))]);
+    assert_eq!(ok("TreeEnsembleClassifier", &attrs(&f), &[&x])[0], i64s(&[2], &[4, 9]));
     // Gradient-boosting style: one base value, LOGISTIC, mixed-sign weights on class 0.
     let f = with(
         forest("class", &[0, 0, 0], &[-1.0, 1.0, 0.5]),
