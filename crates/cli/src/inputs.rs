@@ -90,13 +90,14 @@ pub fn build(
     Ok((out, notes))
 }
 
-/// Floats uniform in [0, 1); integers uniform in [0, 10) (valid as small indices or token ids);
-/// bools fair coin flips.
+/// Floats uniform in [0, 1); integers uniform in [0, 10) (valid as small indices or token ids),
+/// strings the same as text ("0" to "9"); bools fair coin flips.
 fn random_tensor(rng: &mut impl Rng, dtype: DType, shape: Vec<usize>) -> anyhow::Result<Tensor> {
     let n: usize = kiln_tensor::checked_numel(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
     let data = match dtype {
         DType::Bool => Data::Bool((0..n).map(|_| rng.random_bool(0.5)).collect()),
-        DType::String => bail!("cannot generate string inputs"),
+        // Strings: the same small integers, as text (a model's categories are unknown here).
+        DType::String => Data::String((0..n).map(|_| rng.random_range(0..10).to_string()).collect()),
         d if d.is_float() => Data::from_f64_vec(d, &(0..n).map(|_| rng.random::<f64>()).collect::<Vec<_>>())?,
         d => Data::from_f64_vec(d, &(0..n).map(|_| rng.random_range(0..10) as f64).collect::<Vec<_>>())?,
     };
@@ -109,7 +110,7 @@ pub struct InputArgs {
     /// An input as NAME=FILE.npy (repeat for several inputs).
     #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy", value_parser = parse_input)]
     pub inputs: Vec<(String, PathBuf)>,
-    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10)).
+    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10), strings "0" to "9").
     #[arg(long)]
     pub random: bool,
     /// Seed for --random.

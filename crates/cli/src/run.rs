@@ -56,7 +56,16 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     let mut runnable = load::runnable(&a.model)?;
     let (feeds, notes) = a.inputs.build(&runnable.inputs())?;
     let started = std::time::Instant::now();
-    let outputs = runnable.run(feeds).with_context(|| format!("running {}", a.model.display()))?;
+    let outputs = runnable.run(feeds).with_context(|| {
+        // Generated inputs are the usual suspects (a symbolic dim left at 1, random integers
+        // as indices): say what was generated.
+        let generated: Vec<&str> = notes.iter().map(String::as_str).filter(|n| n.contains("random") || n.contains("symbolic dim")).collect();
+        if generated.is_empty() {
+            format!("running {}", a.model.display())
+        } else {
+            format!("running {} on generated inputs ({})", a.model.display(), generated.join("; "))
+        }
+    })?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let files = match &a.out {
         Some(dir) => write_outputs(dir, &outputs)?,
@@ -92,6 +101,11 @@ fn summarise(name: &str, v: &Value, file: Option<String>) -> OutputSummary {
         } else if let kiln_tensor::Data::String(v) = t.data() {
             s.first = v.iter().take(6).map(|v| format!("{v:?}")).collect();
         }
+    }
+    if let Value::Sequence(ts) = v {
+        // The count, and the first elements' types.
+        s.shape = Some(vec![ts.len()]);
+        s.first = ts.iter().take(3).map(|t| format!("{}{:?}", t.dtype(), t.shape())).collect();
     }
     if let Value::Maps(maps) = v {
         // The count, and the first maps as {key: value, ...}.
@@ -156,6 +170,25 @@ fn write_outputs(dir: &Path, outputs: &[(String, Value)]) -> anyhow::Result<Vec<
     let mut taken = BTreeSet::new();
     let mut files = Vec::new();
     for (name, v) in outputs {
+        // An optional output is written as what it holds (nothing when empty).
+        let mut v = v;
+        while let Value::Optional(inner) = v {
+            match inner {
+                Some(inner) => v = inner,
+                None => break,
+            }
+        }
+        if let Value::Sequence(ts) = v {
+            // A sequence of tensors: DIR/<name>/<index>.npy.
+            let sub = dir.join(safe_name(name, &mut taken));
+            std::fs::create_dir_all(&sub).with_context(|| format!("cannot create {}", sub.display()))?;
+            for (i, t) in ts.iter().enumerate() {
+                let path = sub.join(format!("{i}.npy"));
+                write_npy(&path, t).with_context(|| format!("writing element {i} of output '{name}' to {}", path.display()))?;
+            }
+            files.push(Some(format!("{}/ ({} tensors)", sub.display(), ts.len())));
+            continue;
+        }
         if let Value::Maps(maps) = v {
             let path = dir.join(format!("{}.json", safe_name(name, &mut taken)));
             write_maps(&path, maps).with_context(|| format!("writing output '{name}' to {}", path.display()))?;

@@ -166,3 +166,49 @@ fn bad_input_gets_clear_errors() {
     let (ok, _, err) = kiln(&["run", p.to_str().expect("utf8"), "--input", "nope=x.npy"]);
     assert!(!ok && err.contains("'nope' is not an input"), "{err}");
 }
+
+/// Outputs that are not numeric tensors: a string tensor (.npy unicode), a sequence of
+/// tensors (a folder of .npy files) and a sequence of maps from ai.onnx.ml ZipMap (.json).
+#[test]
+fn run_writes_strings_sequences_and_maps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cast = node("Cast", &["y"], &["ystr"]);
+    let mut to = AttributeProto::new();
+    to.name = "to".into();
+    to.type_ = AttributeType::INT.into();
+    to.i = 8; // STRING
+    cast.attribute.push(to);
+    let mut split = node("SplitToSequence", &["y"], &["seq"]);
+    let mut axis = AttributeProto::new();
+    axis.name = "axis".into();
+    axis.type_ = AttributeType::INT.into();
+    axis.i = 1;
+    split.attribute.push(axis);
+    let mut zip = node("ZipMap", &["y"], &["probs"]);
+    zip.domain = "ai.onnx.ml".into();
+    let mut labels = AttributeProto::new();
+    labels.name = "classlabels_int64s".into();
+    labels.type_ = AttributeType::INTS.into();
+    labels.ints = vec![10, 20, 30];
+    zip.attribute.push(labels);
+    let mut m = ModelProto::parse_from_bytes(&model(vec![cast, split, zip], &["ystr", "seq", "probs"])).expect("parse");
+    let mut ml = OperatorSetIdProto::new();
+    ml.domain = "ai.onnx.ml".into();
+    ml.version = 1;
+    m.opset_import.push(ml);
+    let p = write(dir.path(), "m.onnx", &m.write_to_bytes().expect("serialize"));
+    let x = kiln_tensor::Tensor::from_vec(vec![1, 3], vec![0.5f32, 2.0, -3.0]).expect("tensor");
+    let xp = write(dir.path(), "x.npy", &kiln_tensor::npy::write(&x).expect("npy"));
+    let out_dir = dir.path().join("out");
+    let (ok, out, err) =
+        kiln(&["run", p.to_str().expect("utf8"), "--input", &format!("x={}", xp.display()), "-o", out_dir.to_str().expect("utf8")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("seq: sequence of 3"), "{out}");
+    assert!(out.contains("probs: sequence of maps of 1  first [{10: 0.000000, 20: 2.000000, 30: 0.000000}]"), "{out}");
+    let s = kiln_tensor::npy::read(&std::fs::read(out_dir.join("ystr.npy")).expect("ystr.npy")).expect("npy");
+    assert_eq!(s.data(), &kiln_tensor::Data::String(vec!["0".into(), "2".into(), "0".into()]));
+    let e = kiln_tensor::npy::read(&std::fs::read(out_dir.join("seq").join("1.npy")).expect("seq/1.npy")).expect("npy");
+    assert_eq!(e.as_slice::<f32>().expect("f32"), &[2.0]);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("probs.json")).expect("probs.json")).expect("json");
+    assert_eq!(json, serde_json::json!([{"10": 0.0, "20": 2.0, "30": 0.0}]));
+}

@@ -84,3 +84,48 @@ fn ppocr_mobile_v2_cls() {
 fn ppocr_v4_rec() {
     check("ppocr-v4-rec");
 }
+
+// More real models (see real_models.rs). Not here: the silero VAD models, sklearn-iris-knn
+// (If / Scan bodies: the CPU target does not lower control flow) and the ZipMap models
+// (sklearn-iris-scaler-logreg, sklearn-breast-cancer-gbc: plans carry tensors only).
+
+#[test]
+fn magika_v3_3() {
+    check("magika-v3-3");
+}
+
+#[test]
+fn nudenet_320n() {
+    check("nudenet-320n");
+}
+
+#[test]
+fn mtcnn_pnet() {
+    check("mtcnn-pnet");
+}
+
+#[test]
+fn mtcnn_onet() {
+    check("mtcnn-onet");
+}
+
+#[test]
+fn captcha_crnn() {
+    check("captcha-crnn");
+}
+
+#[test]
+fn sklearn_models_without_maps_or_control_flow() {
+    for id in [
+        "sklearn-digits-mlp",
+        "sklearn-wine-forest",
+        "sklearn-diabetes-impute-gbr",
+        "sklearn-breast-cancer-svc",
+        "sklearn-breast-cancer-logreg",
+        "sklearn-diabetes-svr-ridge",
+        "sklearn-digits-pca-kmeans",
+        "sklearn-iris-onehot-strings",
+    ] {
+        check(id);
+    }
+}

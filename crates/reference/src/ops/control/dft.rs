@@ -1,6 +1,9 @@
 //! DFT: the discrete Fourier transform of every line along one axis of a real ([..., 1]) or
 //! complex ([..., 2]) signal; the output is complex. `dft_length` pads with zeros or truncates,
 //! `onesided` keeps the first floor(n/2)+1 bins, `inverse` uses e^{+i..} and scales by 1/n.
+//! `inverse` with `onesided` is the inverse real transform (as onnxruntime and the later ONNX
+//! specification have it): the input holds bins 0..=n/2 of a Hermitian spectrum, n defaults
+//! to 2 (bins - 1), and the output is the real signal [..., n, ..., 1].
 //! The axis is an attribute (default 1) before opset 20 and an input (default -2) from 20.
 //! A plain O(n^2) transform per line, with one twiddle table per call.
 
@@ -68,7 +71,15 @@ pub fn dft(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpErr
         None => n_in,
     };
     let inverse = ctx.attr_i("inverse", 0) != 0;
-    let out_len = if ctx.attr_i("onesided", 0) != 0 { n / 2 + 1 } else { n };
+    let onesided = ctx.attr_i("onesided", 0) != 0;
+    if inverse && onesided {
+        let n = match opt(inputs, 1) {
+            Some(_) => n,
+            None => 2 * n_in.saturating_sub(1),
+        };
+        return inverse_real(x, ax, n);
+    }
+    let out_len = if onesided { n / 2 + 1 } else { n };
     let outer: usize = shape[..ax].iter().product();
     let inner: usize = shape[ax + 1..r - 1].iter().product();
     checked_numel(&[n as i64])?;
@@ -94,5 +105,52 @@ pub fn dft(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpErr
     let mut out_shape = shape.to_vec();
     out_shape[ax] = out_len;
     out_shape[r - 1] = 2;
+    Ok(vec![from_f64(x.dtype(), out_shape, &out)?])
+}
+
+/// The inverse real transform along `ax`: bins 0..=n/2 of each line (truncated or padded with
+/// zeros) extended to the full Hermitian spectrum F[n - k] = conj(F[k]), transformed back; the
+/// real part, [..., n, ..., 1]. The imaginary parts of bin 0 (and of bin n/2 for even n) do
+/// not contribute, as for any real signal.
+fn inverse_real(x: &Tensor, ax: usize, n: usize) -> Result<Vec<Tensor>, OpError> {
+    let shape = x.shape();
+    let r = shape.len();
+    let (n_in, comps) = (shape[ax], shape[r - 1]);
+    if n == 0 {
+        bail!("the inverse real DFT needs a length of at least 1 (dft_length, or 2 (bins - 1))");
+    }
+    let outer: usize = shape[..ax].iter().product();
+    let inner: usize = shape[ax + 1..r - 1].iter().product();
+    checked_numel(&[outer as i64, n as i64, inner as i64])?;
+    let v = x.to_f64_vec()?;
+    let tw = twiddles(n, true);
+    let half = n / 2 + 1;
+    let mut out = vec![0.0; outer * n * inner];
+    let mut full = vec![(0.0, 0.0); n];
+    for o in 0..outer {
+        for i in 0..inner {
+            let bin = |k: usize| -> (f64, f64) {
+                if k >= n_in {
+                    return (0.0, 0.0);
+                }
+                let at = ((o * n_in + k) * inner + i) * comps;
+                (v[at], if comps == 2 { v[at + 1] } else { 0.0 })
+            };
+            for (k, f) in full.iter_mut().enumerate() {
+                *f = if k < half {
+                    bin(k)
+                } else {
+                    let (re, im) = bin(n - k);
+                    (re, -im)
+                };
+            }
+            for (t, (re, _)) in dft_line(&full, n, n, true, &tw).into_iter().enumerate() {
+                out[(o * n + t) * inner + i] = re;
+            }
+        }
+    }
+    let mut out_shape = shape.to_vec();
+    out_shape[ax] = n;
+    out_shape[r - 1] = 1;
     Ok(vec![from_f64(x.dtype(), out_shape, &out)?])
 }

@@ -280,3 +280,20 @@ fn dft_inverse_undoes_forward() {
     let want = [1.0, 0.0, -2.0, 0.0, 3.0, 0.0, 0.5, 0.0];
     assert!(back.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5), "{back:?}");
 }
+
+#[test]
+fn onesided_inverse_dft_is_the_inverse_real_transform() {
+    // Forward one-sided transform of a real signal of length 4 (3 bins), then inverse with
+    // onesided: the real signal comes back, [1, 4, 1] (length 2 * (3 - 1)).
+    let x = f32s(&[1, 4, 1], &[1.0, -2.0, 3.0, 0.5]);
+    let out = Builder::new("main", 20)
+        .inputs(&["x"])
+        .node("DFT", &["x"], &["f"], vec![("onesided", Attr::Int(1))])
+        .node("DFT", &["f"], &["back"], vec![("inverse", Attr::Int(1)), ("onesided", Attr::Int(1))])
+        .outputs(&["back"])
+        .run(vec![("x", x)]);
+    let Some(back) = out[0].as_tensor() else { panic!("tensor expected") };
+    assert_eq!(back.shape(), &[1, 4, 1]);
+    let got = back.to_f64_vec().unwrap_or_default();
+    assert!(got.iter().zip([1.0, -2.0, 3.0, 0.5]).all(|(a, b)| (a - b).abs() < 1e-5), "{got:?}");
+}

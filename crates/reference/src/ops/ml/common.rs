@@ -53,6 +53,9 @@ impl Labels {
             Labels::Strings(v) => v.len(),
         }
     }
+    pub fn is_strings(&self) -> bool {
+        matches!(self, Labels::Strings(_))
+    }
     /// The 1-D label output for the chosen label of each row.
     pub fn output(&self, picks: &[Pick]) -> Result<Tensor, OpError> {
         let n = self.len();
@@ -123,7 +126,7 @@ pub fn probit(p: f64) -> f64 {
 }
 
 /// Softmax over a row; with `skip_zeros` (SOFTMAX_ZERO), scores within 1e-7 of zero take no
-/// share and come out (nearly) zero.
+/// share and come out (nearly) zero, and a row of zeros is 0 / 0, NaN, as in onnxruntime.
 fn softmax(s: &mut [f64], skip_zeros: bool) {
     let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
@@ -135,7 +138,7 @@ fn softmax(s: &mut [f64], skip_zeros: bool) {
             sum += *v;
         }
     }
-    if sum > 0.0 {
+    if sum > 0.0 || skip_zeros {
         s.iter_mut().for_each(|v| *v /= sum);
     }
 }
@@ -149,10 +152,12 @@ pub enum SecondClass {
     Negate,
 }
 
-/// The two columns of a binary score: PROBIT transforms `s` alone (the second column stays 0).
+/// The two columns of a binary score: PROBIT transforms `s` alone (the second column stays 0);
+/// a probability complement under LOGISTIC is [1 - p, p] with p = logistic(s).
 pub fn widen_binary(s: f64, post: Post, how: SecondClass) -> [f64; 2] {
     match (post, how) {
         (Post::Probit, _) => [probit(s), 0.0],
+        (Post::Logistic, SecondClass::Complement) => [1.0 - logistic(s), logistic(s)],
         (_, SecondClass::Complement) => [1.0 - s, s],
         (Post::Logistic, SecondClass::Negate) => [logistic(-s), logistic(s)],
         (_, SecondClass::Negate) => [-s, s],
@@ -181,6 +186,12 @@ pub fn argmax(v: &[f64]) -> Option<usize> {
         }
     }
     best
+}
+
+/// Checks that a [rows, cols] output (sized by attributes a model controls) is within the
+/// tensor size limit before anything is allocated.
+pub fn out_size(rows: usize, cols: usize) -> Result<usize, OpError> {
+    Ok(kiln_tensor::checked_numel(&[rows as i64, cols as i64])?)
 }
 
 /// A float [rows, cols] output.

@@ -83,13 +83,13 @@ pub fn feature_vectorizer(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec
     if let Some(d) = dims.iter().find(|&&d| d < 0) {
         bail!("'inputdimensions' must not be negative, got {d}");
     }
-    let total: usize = dims.iter().map(|&d| d as usize).sum();
+    let total = dims.iter().try_fold(0usize, |a, &d| a.checked_add(d as usize)).ok_or_else(|| OpError::Invalid("'inputdimensions' overflow".into()))?;
     // Rows: the product of all axes but the last of the first input (1 for a 1-D input).
     let rows = match given.first() {
         Some(t) if t.shape().len() > 1 => t.shape()[..t.shape().len() - 1].iter().product(),
         _ => 1,
     };
-    let mut out = vec![0f32; rows * total];
+    let mut out = vec![0f32; super::common::out_size(rows, total)?];
     let mut offset = 0;
     for (t, &d) in given.iter().zip(dims) {
         if !t.dtype().is_float() && !t.dtype().is_int() {

@@ -16,6 +16,7 @@ use kiln_tensor::Tensor;
 
 /// X · coefᵀ + intercepts, row-major [rows, n_out].
 fn scores(x: &Features, coef: &[f64], intercepts: &[f64], n_out: usize, op: &str) -> Result<Vec<f64>, OpError> {
+    super::common::out_size(x.rows, n_out)?;
     if coef.len() != n_out * x.cols {
         let implied = if n_out > 0 && coef.len().is_multiple_of(n_out) { format!(" (they are for {} features)", coef.len() / n_out) } else { String::new() };
         bail!("{op}: {} coefficients do not make {n_out} rows of {} features, the width of X{implied}", coef.len(), x.cols);

@@ -12,6 +12,10 @@
 //!
 //! Classifier: class scores are sums of leaf weights plus `base_values`; the label is the
 //! best-scoring class. Two-class models follow onnxruntime's rules (see `binary`).
+//!
+//! Sums are accumulated in f32, tree by tree, as onnxruntime does: the labels rest on
+//! comparisons such as "score > 0.5", and a random forest's vote shares land on 0.5 exactly
+//! in f32 where an f64 sum of the same weights can lie just above it.
 
 use super::common::{Features, Labels, Pick, Post, SecondClass, argmax, f32_matrix, floats_attr, probit, widen_binary};
 use crate::util::req;
@@ -138,6 +142,11 @@ impl Forest {
     }
 }
 
+/// a + b in f32 (both are f32 values held as f64).
+fn add32(a: f64, b: f64) -> f64 {
+    f64::from(a as f32 + b as f32)
+}
+
 fn mode(s: &str) -> Result<Mode, OpError> {
     Ok(match s {
         "BRANCH_LEQ" => Mode::Leq,
@@ -158,6 +167,7 @@ pub fn tree_ensemble_regressor(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Resul
         bail!("attribute 'n_targets' must be positive, got {n_targets}");
     }
     let n_targets = n_targets as usize;
+    super::common::out_size(x.rows, n_targets)?;
     let forest = Forest::from_attrs(ctx, "target", x.cols, n_targets)?;
     let post = Post::of(ctx)?;
     let agg = ctx.attr_s("aggregate_function", "SUM");
@@ -181,22 +191,22 @@ pub fn tree_ensemble_regressor(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Resul
                     (None, _) => w,
                     (Some(a), "MIN") => a.min(w),
                     (Some(a), "MAX") => a.max(w),
-                    (Some(a), _) => a + w,
+                    (Some(a), _) => add32(a, w),
                 });
             }
         }
         let mut s: Vec<f64> = acc.iter().map(|a| a.unwrap_or(0.0)).collect();
         if agg == "AVERAGE" {
-            s.iter_mut().for_each(|v| *v /= n_trees);
+            s.iter_mut().for_each(|v| *v = f64::from(*v as f32 / n_trees as f32));
         }
         if n_targets == 1 {
-            s[0] += if base.len() == 1 { base[0] } else { 0.0 };
+            s[0] = add32(s[0], if base.len() == 1 { base[0] } else { 0.0 });
             if post == Post::Probit {
                 s[0] = probit(s[0]);
             }
         } else {
             if base.len() == n_targets {
-                s.iter_mut().zip(&base).for_each(|(v, b)| *v += b);
+                s.iter_mut().zip(&base).for_each(|(v, b)| *v = add32(*v, *b));
             }
             post.apply(&mut s);
         }
@@ -228,12 +238,12 @@ pub fn tree_ensemble_classifier(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Resu
         let mut acc: Vec<Option<f64>> = vec![None; c];
         for &root in &forest.roots {
             for &(k, w) in &forest.weights[forest.leaf(root, row)?] {
-                acc[k] = Some(acc[k].unwrap_or(0.0) + w);
+                acc[k] = Some(add32(acc[k].unwrap_or(0.0), w));
             }
         }
         if c > 2 {
             for (a, b) in acc.iter_mut().zip(&base) {
-                *a = Some(a.unwrap_or(0.0) + b);
+                *a = Some(add32(a.unwrap_or(0.0), *b));
             }
             // The best class among those that got a score (class 0 when none did).
             let scored: Vec<f64> = acc.iter().map(|a| a.unwrap_or(f64::NEG_INFINITY)).collect();
@@ -243,7 +253,11 @@ pub fn tree_ensemble_classifier(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Resu
             out.extend(s);
         } else {
             let (pick, s) = binary(&acc, &base, binary_case, all_positive, post);
-            picks.push(pick);
+            // onnxruntime's raw 1 / 0 label is a class index when the labels are strings.
+            picks.push(match pick {
+                Pick::Raw(b) if labels.is_strings() => Pick::Class(usize::from(b)),
+                p => p,
+            });
             out.extend(s);
         }
     }
@@ -263,15 +277,15 @@ fn binary(acc: &[Option<f64>], base: &[f64], binary_case: bool, all_positive: bo
     match base.len() {
         2 => {
             if s1.is_some() {
-                let v = base[1] + s0.unwrap_or(0.0);
+                let v = add32(base[1], s0.unwrap_or(0.0));
                 s1 = Some(v);
                 s0 = s0.map(|_| -v);
             } else {
-                s0 = s0.map(|v| v + base[0]);
-                s1 = s1.map(|v| v + base[1]);
+                s0 = s0.map(|v| add32(v, base[0]));
+                s1 = s1.map(|v| add32(v, base[1]));
             }
         }
-        1 => s0 = s0.map(|v| v + base[0]),
+        1 => s0 = s0.map(|v| add32(v, base[0])),
         0 => widen = Some(SecondClass::Negate),
         _ => {}
     }

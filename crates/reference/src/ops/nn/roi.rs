@@ -59,7 +59,7 @@ pub fn roi_align(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>,
         other => bail!("attribute 'mode' must be avg or max, got '{other}'"),
     };
     let ratio = ctx.attr_i("sampling_ratio", 0).max(0) as usize;
-    let scale = ctx.attr_f("spatial_scale", 1.0) as f64;
+    let scale = ctx.attr_f("spatial_scale", 1.0);
     let default_ctm = if ctx.opset() >= 16 { "half_pixel" } else { "output_half_pixel" };
     let half_pixel = match ctx.attr_s("coordinate_transformation_mode", default_ctm) {
         "half_pixel" => true,
@@ -75,29 +75,32 @@ pub fn roi_align(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>,
     }
     let xv = floats(x, "X")?;
     let rv = floats(rois, "rois")?;
-    let off = if half_pixel { 0.5 } else { 0.0 };
+    // The region geometry and sample positions are computed in f32, as onnxruntime does: the
+    // adaptive grid is a ceil of the region size, so 4.0 (f32) and 4.000000000000001 (f64)
+    // would give different sample counts.
+    let off = if half_pixel { 0.5f32 } else { 0.0 };
     let mut y = vec![0.0; numel(&[r, c, oh, ow])?];
     for ri in 0..r {
-        let b = &rv[ri * 4..ri * 4 + 4];
+        let b: Vec<f32> = rv[ri * 4..ri * 4 + 4].iter().map(|&v| v as f32).collect();
         let (sx, sy) = (b[0] * scale - off, b[1] * scale - off);
         let (mut rw, mut rh) = (b[2] * scale - off - sx, b[3] * scale - off - sy);
         if !half_pixel {
             rw = rw.max(1.0);
             rh = rh.max(1.0);
         }
-        let (bh, bw) = (rh / oh as f64, rw / ow as f64);
-        let gh = if ratio > 0 { ratio } else { (rh / oh as f64).ceil().max(1.0) as usize };
-        let gw = if ratio > 0 { ratio } else { (rw / ow as f64).ceil().max(1.0) as usize };
+        let (bh, bw) = (rh / oh as f32, rw / ow as f32);
+        let gh = if ratio > 0 { ratio } else { bh.ceil().max(1.0) as usize };
+        let gw = if ratio > 0 { ratio } else { bw.ceil().max(1.0) as usize };
         let count = (gh * gw) as f64;
         for ph in 0..oh {
             for pw in 0..ow {
                 // The bin's sample points and their taps, shared by every channel.
                 let mut samples = Vec::with_capacity(gh * gw);
                 for iy in 0..gh {
-                    let yy = sy + ph as f64 * bh + (iy as f64 + 0.5) * bh / gh as f64;
+                    let yy = sy + ph as f32 * bh + (iy as f32 + 0.5) * bh / gh as f32;
                     for ix in 0..gw {
-                        let xx = sx + pw as f64 * bw + (ix as f64 + 0.5) * bw / gw as f64;
-                        samples.push(bilinear(yy, xx, h, w));
+                        let xx = sx + pw as f32 * bw + (ix as f32 + 0.5) * bw / gw as f32;
+                        samples.push(bilinear(f64::from(yy), f64::from(xx), h, w));
                     }
                 }
                 for ch in 0..c {
@@ -162,4 +165,39 @@ pub fn max_roi_pool(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
         }
     }
     Ok(vec![from_f64(x.dtype(), vec![r, c, oh, ow], &y)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Value, registry};
+    use kiln_ir::{Attr, Graph, Node};
+
+    /// ROI x from 1 to 6 at spatial scale 0.8, half_pixel: 4.3 - 0.3 is exactly 4 in f32
+    /// (onnxruntime's arithmetic), so the adaptive grid over a 4-wide output is 1 sample per
+    /// bin, not 2: each output reads the image at one x.
+    #[test]
+    fn adaptive_grid_uses_f32_geometry() {
+        let attrs = [("output_height", Attr::Int(1)), ("output_width", Attr::Int(4)), ("spatial_scale", Attr::Float(0.8))];
+        let node = Node {
+            op_type: "RoiAlign".into(),
+            opset: 16,
+            attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            ..Node::default()
+        };
+        let sub = |_: &Graph, _: Vec<Value>| -> Result<Vec<Value>, crate::ExecError> { Ok(vec![]) };
+        let ctx = OpCtx { node: &node, subgraph: &sub };
+        // One row of squares, so that one sample per bin and the mean of two differ.
+        let x = Tensor::from_vec(vec![1, 1, 1, 8], (0..8).map(|v| (v * v) as f32).collect::<Vec<_>>()).unwrap();
+        let rois = Tensor::from_vec(vec![1, 4], vec![1.0f32, 0.0, 6.0, 0.0]).unwrap();
+        let bi = Tensor::from_vec(vec![1], vec![0i64]).unwrap();
+        let Some(crate::Kernel::Tensor(f)) = registry().lookup("", "RoiAlign", 16) else { panic!("RoiAlign not registered") };
+        let y = f(&ctx, &[Some(&x), Some(&rois), Some(&bi)]).unwrap();
+        let got = y[0].to_f64_vec().unwrap();
+        // Bins of width 1 from 0.3: one sample each at 0.8, 1.8, 2.8, 3.8, interpolated
+        // between neighbouring squares (two samples would give 0.85 for the first).
+        for (g, want) in got.iter().zip([0.8, 3.4, 8.0, 14.6]) {
+            assert!((g - want).abs() < 1e-5, "{got:?}");
+        }
+    }
 }
