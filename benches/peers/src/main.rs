@@ -62,7 +62,14 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = parse_args()?;
     let root = std::env::current_dir()?;
     let cache = std::env::var_os("KILN_TESTDATA").map_or_else(|| root.join("testdata/cache"), PathBuf::from);
