@@ -11,28 +11,20 @@
 //! (ZipMap) is compared as its values, one row per map (`output_<name>.npy`), and its keys
 //! (`output_<name>.keys.npy`).
 
+use kiln_conformance::models::{self, HOW_TO_FETCH, sanitize};
 use kiln_reference::Value;
 use kiln_tensor::{Data, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const HOW_TO_FETCH: &str = "run bash ci/test.sh (or testdata/fetch.sh + testdata/ort_reference.py)";
 const REL_TOL: f64 = 1e-4;
 
 fn cache() -> PathBuf {
-    std::env::var_os("KILN_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"))
-}
-
-/// The file-name form of a value name; the same rule as `sanitize` in testdata/ort_reference.py.
-fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect()
+    models::cache_dir()
 }
 
 fn read_npy(path: &Path) -> Tensor {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}; {HOW_TO_FETCH}", path.display()));
-    kiln_tensor::npy::read(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    models::read_npy(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Max |got - want| over the elements, and max |want|; a NaN on one side only is an infinite
