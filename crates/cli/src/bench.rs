@@ -22,6 +22,10 @@ pub struct Args {
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time every plan step (in extra runs after the timed ones, so the figures above
+    /// are not slowed by it) and print where the time goes, by op and kernel.
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Serialize)]
@@ -39,6 +43,63 @@ struct Report {
     max_ms: f64,
     throughput_per_s: f64,
     planned_peak_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Profile>,
+}
+
+/// Where a run's time goes, from `--profile` runs (measured, summed over `runs`).
+#[derive(Serialize)]
+struct Profile {
+    runs: usize,
+    /// Per (op, kernel), most time first.
+    by_op: Vec<ProfileRow>,
+    /// The slowest steps, most time first.
+    top_steps: Vec<ProfileRow>,
+}
+
+#[derive(Serialize)]
+struct ProfileRow {
+    op: String,
+    kernel: String,
+    /// The step's node (empty in `by_op`).
+    node: String,
+    /// Steps in this row (1 in `top_steps`).
+    steps: usize,
+    /// Mean milliseconds per run.
+    ms_per_run: f64,
+    share: f64,
+}
+
+fn profile(runnable: &mut kiln_pipeline::Runnable, feeds: &[(String, kiln_tensor::Tensor)], runs: usize) -> anyhow::Result<Option<Profile>> {
+    if !runnable.set_profiling(true) {
+        return Ok(None);
+    }
+    for _ in 0..runs {
+        runnable.run(feeds.to_vec())?;
+    }
+    let times = runnable.step_times();
+    runnable.set_profiling(false);
+    let total: f64 = times.iter().map(|t| t.seconds).sum::<f64>().max(f64::MIN_POSITIVE);
+    let per_run = |s: f64| s * 1e3 / runs as f64;
+    let mut groups: std::collections::BTreeMap<(String, String), (usize, f64)> = Default::default();
+    for t in &times {
+        let e = groups.entry((t.op.clone(), t.kernel.clone())).or_default();
+        e.0 += 1;
+        e.1 += t.seconds;
+    }
+    let mut by_op: Vec<ProfileRow> = groups
+        .into_iter()
+        .map(|((op, kernel), (steps, s))| ProfileRow { op, kernel, node: String::new(), steps, ms_per_run: per_run(s), share: s / total })
+        .collect();
+    by_op.sort_by(|a, b| b.ms_per_run.total_cmp(&a.ms_per_run));
+    let mut top: Vec<_> = times.iter().collect();
+    top.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    let top_steps = top
+        .into_iter()
+        .take(10)
+        .map(|t| ProfileRow { op: t.op.clone(), kernel: t.kernel.clone(), node: t.node.clone(), steps: 1, ms_per_run: per_run(t.seconds), share: t.seconds / total })
+        .collect();
+    Ok(Some(Profile { runs, by_op, top_steps }))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -63,6 +124,10 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);
+    let prof = if a.profile { profile(&mut runnable, &feeds, a.runs)? } else { None };
+    if a.profile && prof.is_none() {
+        println!("note: --profile times plan steps; compile the model first (`kiln compile`) to profile it");
+    }
     let median = percentile(&ms, 0.5);
     let r = Report {
         model: a.model.display().to_string(),
@@ -77,6 +142,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         max_ms: ms[ms.len() - 1],
         throughput_per_s: 1e3 / median,
         planned_peak_bytes: runnable.planned_peak_bytes(),
+        profile: prof,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -94,6 +160,17 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     println!("throughput: {:.1} runs/s (1 / median)", r.throughput_per_s);
     if let Some(b) = r.planned_peak_bytes {
         println!("planned peak of intermediate buffers: {b} bytes");
+    }
+    if let Some(p) = &r.profile {
+        println!("\nprofile over {} extra runs (measured; ms per run, share of step time):", p.runs);
+        println!("{:>9} {:>6} {:>5}  op / kernel", "ms", "share", "steps");
+        for row in &p.by_op {
+            println!("{:>9.3} {:>5.1}% {:>5}  {} / {}", row.ms_per_run, row.share * 100.0, row.steps, row.op, row.kernel);
+        }
+        println!("slowest steps:");
+        for row in &p.top_steps {
+            println!("{:>9.3} {:>5.1}%  {} ({} / {})", row.ms_per_run, row.share * 100.0, row.node, row.op, row.kernel);
+        }
     }
     Ok(())
 }

@@ -212,3 +212,27 @@ fn run_writes_strings_sequences_and_maps() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("probs.json")).expect("probs.json")).expect("json");
     assert_eq!(json, serde_json::json!([{"10": 0.0, "20": 2.0, "30": 0.0}]));
 }
+
+#[test]
+fn compile_then_bench_with_profile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "m.onnx", &model(vec![], &[]));
+    let plan = dir.path().join("m.kiln");
+    let (ok, _, err) = kiln(&["compile", p.to_str().expect("utf8"), "--target", "cpu", "--tune", "off", "-o", plan.to_str().expect("utf8")]);
+    assert!(ok, "{err}");
+    let (ok, json, err) = kiln(&["bench", plan.to_str().expect("utf8"), "--random", "--dim", "batch=4", "--runs", "3", "--json", "--profile"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(v["runs"], 3);
+    let rows = v["profile"]["by_op"].as_array().expect("profile rows");
+    // Add then Relu (or one fused step): every step is timed, shares sum to one.
+    assert!(!rows.is_empty() && rows.len() <= 2, "{rows:?}");
+    let share: f64 = rows.iter().map(|r| r["share"].as_f64().expect("share")).sum();
+    assert!((share - 1.0).abs() < 1e-6, "{share}");
+    assert!(rows.iter().all(|r| r["ms_per_run"].as_f64().expect("ms") >= 0.0));
+
+    // A model on the reference executor has no steps to time: said, not silently dropped.
+    let (ok, out, err) = kiln(&["bench", p.to_str().expect("utf8"), "--random", "--runs", "2", "--profile"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("compile the model first"), "{out}");
+}

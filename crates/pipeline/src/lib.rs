@@ -187,6 +187,22 @@ impl Runnable {
             Runnable::Plan { exe, .. } => exe.planned_peak_bytes(),
         }
     }
+
+    /// Turns per-step timing on; false when this runnable cannot time its steps (a model on
+    /// the reference executor).
+    pub fn set_profiling(&mut self, on: bool) -> bool {
+        match self {
+            Runnable::Model(_) => false,
+            Runnable::Plan { exe, .. } => exe.set_profiling(on),
+        }
+    }
+
+    pub fn step_times(&self) -> Vec<kiln_target::StepTime> {
+        match self {
+            Runnable::Model(_) => Vec::new(),
+            Runnable::Plan { exe, .. } => exe.step_times(),
+        }
+    }
 }
 
 /// The default tuning-cache folder: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/tune`, else

@@ -81,6 +81,26 @@ pub trait Executable: Send {
     fn run(&mut self, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, TargetError>;
     /// Peak bytes of intermediate buffers in the memory plan of the last call.
     fn planned_peak_bytes(&self) -> Option<u64>;
+    /// Turns per-step timing on or off for later calls (off by default: it costs a clock read
+    /// per step). Returns false when this executable cannot time its steps.
+    fn set_profiling(&mut self, _on: bool) -> bool {
+        false
+    }
+    /// Per-step wall time summed over the calls made while profiling was on.
+    fn step_times(&self) -> Vec<StepTime> {
+        Vec::new()
+    }
+}
+
+/// Measured wall time of one plan step, summed over `calls` runs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StepTime {
+    pub step: usize,
+    pub node: String,
+    pub op: String,
+    pub kernel: String,
+    pub calls: u64,
+    pub seconds: f64,
 }
 
 /// A hardware target.

@@ -2,7 +2,7 @@
 
 use crate::native::Native;
 use kiln_ir::{Attr, Node, ValueId};
-use kiln_target::{AttrValue, DimSpec, Executable, Plan, TargetError, memory_plan};
+use kiln_target::{AttrValue, DimSpec, Executable, Plan, StepTime, TargetError, memory_plan};
 use kiln_tensor::{DType, Tensor};
 use std::collections::BTreeMap;
 
@@ -16,6 +16,8 @@ pub struct CpuExecutable {
     /// Values to free after each step.
     free_after: Vec<Vec<usize>>,
     peak: Option<u64>,
+    /// Per-step (calls, seconds) while profiling is on.
+    profile: Option<Vec<(u64, f64)>>,
 }
 
 fn plan_err(reason: String) -> TargetError {
@@ -82,7 +84,7 @@ impl CpuExecutable {
         for (i, s) in plan.steps.iter().enumerate() {
             natives.push(Native::load(s, &weight).map_err(|reason| plan_err(format!("step {i} ({}): {reason}", s.kernel)))?);
         }
-        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, natives, free_after, peak: None })
+        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, natives, free_after, peak: None, profile: None })
     }
 
     fn bind_inputs(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Option<Tensor>>, TargetError> {
@@ -134,6 +136,7 @@ impl Executable for CpuExecutable {
         let mut slots = self.bind_inputs(inputs)?;
         let mut bytes = vec![0u64; self.plan.values.len()];
         for (i, step) in self.plan.steps.iter().enumerate() {
+            let started = self.profile.as_ref().map(|_| std::time::Instant::now());
             let outs = {
                 let mut ins: Vec<Option<&Tensor>> = Vec::with_capacity(step.inputs.len());
                 for &v in &step.inputs {
@@ -165,6 +168,10 @@ impl Executable for CpuExecutable {
             for &v in &self.free_after[i] {
                 slots[v] = None;
             }
+            if let (Some(t), Some(p)) = (started, self.profile.as_mut()) {
+                p[i].0 += 1;
+                p[i].1 += t.elapsed().as_secs_f64();
+            }
         }
         self.peak = Some(memory_plan(&self.plan, &bytes).peak_bytes);
         self.plan
@@ -187,5 +194,28 @@ impl Executable for CpuExecutable {
 
     fn planned_peak_bytes(&self) -> Option<u64> {
         self.peak
+    }
+
+    fn set_profiling(&mut self, on: bool) -> bool {
+        self.profile = on.then(|| vec![(0, 0.0); self.plan.steps.len()]);
+        true
+    }
+
+    fn step_times(&self) -> Vec<StepTime> {
+        let Some(p) = &self.profile else { return Vec::new() };
+        self.plan
+            .steps
+            .iter()
+            .zip(p)
+            .enumerate()
+            .map(|(i, (s, &(calls, seconds)))| StepTime {
+                step: i,
+                node: s.node.clone(),
+                op: if s.domain.is_empty() { s.op.clone() } else { format!("{}::{}", s.domain, s.op) },
+                kernel: format!("{}/{}", s.kernel, s.variant),
+                calls,
+                seconds,
+            })
+            .collect()
     }
 }
