@@ -13,6 +13,7 @@
 mod dims;
 mod rules;
 mod rules_layout;
+mod rules_resize;
 mod values;
 
 use crate::util::constant;

@@ -114,7 +114,10 @@ pub fn infer(cx: &Cx) -> Result<Vec<Fact>, String> {
             };
             Ok(vec![Fact::new(Some(DType::I64), shape)])
         }
-        _ => rules_layout::infer(cx, op),
+        _ => match super::rules_resize::infer(cx, op)? {
+            Some(facts) => Ok(facts),
+            None => rules_layout::infer(cx, op),
+        },
     }
 }
 

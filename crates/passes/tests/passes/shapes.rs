@@ -369,3 +369,34 @@ fn a_second_run_has_nothing_to_add() {
     kiln_passes::optimize(&mut m, &[Box::new(InferShapes::default())]).expect("infer");
     assert!(InferShapes::default().run(&m.graph).expect("infer").is_none());
 }
+
+#[test]
+fn resize_conv_transpose_and_pad_sizes() {
+    let mut b = B::new();
+    let x = b.input("x", "f32[1,8,20,30]");
+    let roi = b.f32s("roi", &[0], &[]);
+    let scales = b.f32s("scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    let up = b.op("up", "Resize", &[x, roi, scales], vec![("mode", string("nearest"))]);
+    let sizes = b.i64s("sizes", &[1, 8, 7, 9]);
+    let down = b.node(&["down"], "", "Resize", vec![Some(x), None, None, Some(sizes)], vec![])[0];
+    let w = b.rand("w", &[8, 4, 2, 2], 1);
+    let ct = b.op("ct", "ConvTranspose", &[x, w], vec![("strides", ints(&[2, 2])), ("group", int(2))]);
+    let pads = b.i64s("pads", &[0, 0, 1, 2, 0, 0, 3, 4]);
+    let padded = b.op("padded", "Pad", &[x, pads], vec![]);
+    let img = b.input("img", "f32[1,8,H,W]");
+    let sym = b.op("sym", "Resize", &[img, roi, scales], vec![]);
+    for v in [up, down, ct, padded, sym] {
+        b.output(v);
+    }
+    let out = infer(&b.model());
+    let after = out.split("--- infer-shapes --->").nth(1).expect("an after part");
+    for want in [
+        "%up: f32[1,8,40,60]",
+        "%down: f32[1,8,7,9]",
+        "%ct: f32[1,8,40,60]",
+        "%padded: f32[1,8,24,36]",
+        "%sym: f32[1,8,unk_0,unk_1]",
+    ] {
+        assert!(after.contains(want), "{want} missing in\n{after}");
+    }
+}
