@@ -3,10 +3,13 @@
 //! step runs.
 
 mod activation;
+mod broadcast;
 mod conv;
+mod elementwise;
 mod matmul;
 
 pub use conv::ConvStep;
+pub use elementwise::ElementwiseStep;
 pub use matmul::MatMulStep;
 
 use kiln_ir::{Graph, Node};
@@ -18,6 +21,7 @@ use std::collections::BTreeMap;
 pub enum Native {
     Conv(Box<ConvStep>),
     MatMul(Box<MatMulStep>),
+    Elementwise(ElementwiseStep),
 }
 
 impl Native {
@@ -26,6 +30,7 @@ impl Native {
         Ok(match step.kernel.as_str() {
             conv::KERNEL => Some(Native::Conv(Box::new(ConvStep::load(step, weight)?))),
             matmul::KERNEL => Some(Native::MatMul(Box::new(MatMulStep::load(step, weight)?))),
+            elementwise::KERNEL => Some(Native::Elementwise(ElementwiseStep::load(step, weight)?)),
             _ => None,
         })
     }
@@ -34,6 +39,7 @@ impl Native {
         match self {
             Native::Conv(c) => c.run(inputs, variant),
             Native::MatMul(m) => m.run(inputs, variant),
+            Native::Elementwise(e) => e.run(inputs, variant),
         }
     }
 }
@@ -52,6 +58,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut
     let lowered = match qualified.as_str() {
         "Conv" | "kiln::FusedConv" => conv::lower(g, node, dims, tuner)?,
         "MatMul" | "Gemm" | "kiln::FusedMatMul" => matmul::lower(g, node, dims, tuner)?,
+        _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
         _ => None,
     };
     Ok(lowered)
