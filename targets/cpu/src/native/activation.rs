@@ -2,7 +2,7 @@
 
 use crate::kernels::Activation;
 use kiln_ir::Node;
-use kiln_target::{AttrValue, Step};
+use kiln_target::Step;
 
 /// Reads a fused node's activation; None when the kernels have no such epilogue.
 pub fn from_node(n: &Node) -> Option<Activation> {
@@ -12,15 +12,8 @@ pub fn from_node(n: &Node) -> Option<Activation> {
 
 /// The same from a plan step's attributes.
 pub fn from_step(s: &Step) -> Option<Activation> {
-    let f = |k: &str| match s.attrs.get(k) {
-        Some(AttrValue::Float(v)) => Some(*v),
-        Some(AttrValue::Int(v)) => Some(*v as f32),
-        _ => None,
-    };
-    let st = |k: &str| match s.attrs.get(k) {
-        Some(AttrValue::String(v)) => Some(v.as_str()),
-        _ => None,
-    };
+    let f = |k: &str| super::step_float(s, k);
+    let st = |k: &str| super::step_str(s, k);
     parse(st("activation").unwrap_or("none"), f("activation_alpha"), f("activation_beta"), f("activation_min"), f("activation_max"), st("activation_approximate"))
 }
 

@@ -1,9 +1,9 @@
 //! `Conv` / `kiln::FusedConv` (2-D, f32, constant weights) on the CPU convolution kernels.
 
-use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, tune};
+use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
 use crate::kernels::{Activation, Conv2dSpec, ConvLayout, ConvWeights, conv2d, conv_candidates};
 use kiln_ir::{Graph, Node};
-use kiln_target::{AttrValue, Step, TargetError, Tuner};
+use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
 use std::collections::BTreeMap;
 
@@ -101,19 +101,7 @@ pub struct ConvStep {
 
 impl ConvStep {
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<ConvStep, String> {
-        let ints = |k: &str| match step.attrs.get(k) {
-            Some(AttrValue::Ints(v)) => Some(v.clone()),
-            _ => None,
-        };
-        let int = |k: &str| match step.attrs.get(k) {
-            Some(AttrValue::Int(v)) => Some(*v),
-            _ => None,
-        };
-        let auto_pad = match step.attrs.get("auto_pad") {
-            Some(AttrValue::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let geo = geometry(ints, int, auto_pad).ok_or("unsupported convolution attributes")?;
+        let geo = geometry(|k| step_ints(step, k), |k| step_int(step, k), step_str(step, "auto_pad").map(String::from)).ok_or("unsupported convolution attributes")?;
         let act = activation::from_step(step).ok_or("unsupported activation")?;
         let w = step.inputs.get(1).copied().flatten().and_then(weight).ok_or("weights are not a constant")?;
         let bias = match step.inputs.get(2).copied().flatten() {

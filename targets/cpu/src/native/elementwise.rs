@@ -3,10 +3,10 @@
 //! on the fused-chain kernel: one pass over memory, vectorised for the chosen ISA.
 
 use super::broadcast::{Pattern, broadcast_shape, expand, pattern};
-use super::{Lowered, bound_shape, dtype_of, filler, pick, tune};
+use super::{Lowered, bound_shape, dtype_of, filler, pick, step_float, step_str, tune};
 use crate::kernels::{Activation, Binary, ChainParams, Operand, Step as ChainStep, Unary, chain_candidates, run_chain_inplace};
 use kiln_ir::{Graph, Node};
-use kiln_target::{AttrValue, Step, TargetError, Tuner};
+use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
 use std::collections::BTreeMap;
 
@@ -112,14 +112,8 @@ pub struct ElementwiseStep {
 
 impl ElementwiseStep {
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<ElementwiseStep, String> {
-        let float = |k: &str| match step.attrs.get(k) {
-            Some(AttrValue::Float(v)) => Some(*v),
-            _ => None,
-        };
-        let string = |k: &str| match step.attrs.get(k) {
-            Some(AttrValue::String(v)) => Some(v.clone()),
-            _ => None,
-        };
+        let float = |k: &str| step_float(step, k);
+        let string = |k: &str| step_str(step, k).map(String::from);
         let clip = clip_bounds(step.opset, &float, &|i| match step.inputs.get(i).copied().flatten() {
             None => Some(None),
             Some(v) => weight(v).and_then(|t| t.as_slice::<f32>().ok().and_then(|s| s.first().copied())).map(Some),

@@ -1,10 +1,10 @@
 //! `MatMul`, `Gemm` and `kiln::FusedMatMul` with a constant 2-D right operand (a linear
 //! layer) on the CPU GEMM with pre-packed weights and a fused bias + activation epilogue.
 
-use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, tune};
+use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune};
 use crate::kernels::{Activation, Bias, GemmSpec, PackedB, PackedLayout, gemm_candidates, pack_b, sgemm_packed};
 use kiln_ir::{Graph, Node};
-use kiln_target::{AttrValue, Step, TargetError, Tuner};
+use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
 use std::collections::BTreeMap;
 
@@ -72,15 +72,7 @@ pub struct MatMulStep {
 
 impl MatMulStep {
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<MatMulStep, String> {
-        let int = |k: &str| match step.attrs.get(k) {
-            Some(AttrValue::Int(v)) => Some(*v),
-            _ => None,
-        };
-        let float = |k: &str| match step.attrs.get(k) {
-            Some(AttrValue::Float(v)) => Some(*v),
-            _ => None,
-        };
-        let ga = gemm_attrs(int, float).ok_or("unsupported Gemm attributes")?;
+        let ga = gemm_attrs(|k| step_int(step, k), |k| step_float(step, k)).ok_or("unsupported Gemm attributes")?;
         let act = activation::from_step(step).ok_or("unsupported activation")?;
         let b = step.inputs.get(1).copied().flatten().and_then(weight).ok_or("B is not a constant")?;
         let (k, n) = match b.shape() {

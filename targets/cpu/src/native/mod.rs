@@ -3,10 +3,13 @@
 //! step runs.
 
 mod activation;
+mod attention;
 mod broadcast;
 mod conv;
 mod elementwise;
 mod matmul;
+mod rows;
+mod transpose;
 
 pub use conv::ConvStep;
 pub use elementwise::ElementwiseStep;
@@ -22,6 +25,9 @@ pub enum Native {
     Conv(Box<ConvStep>),
     MatMul(Box<MatMulStep>),
     Elementwise(ElementwiseStep),
+    Attention(attention::AttentionStep),
+    Rows(rows::RowsStep),
+    Transpose(transpose::TransposeStep),
 }
 
 impl Native {
@@ -31,6 +37,9 @@ impl Native {
             conv::KERNEL => Some(Native::Conv(Box::new(ConvStep::load(step, weight)?))),
             matmul::KERNEL => Some(Native::MatMul(Box::new(MatMulStep::load(step, weight)?))),
             elementwise::KERNEL => Some(Native::Elementwise(ElementwiseStep::load(step, weight)?)),
+            attention::KERNEL => Some(Native::Attention(attention::AttentionStep::load(step)?)),
+            rows::KERNEL => Some(Native::Rows(rows::RowsStep::load(step)?)),
+            transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
             _ => None,
         })
     }
@@ -40,6 +49,9 @@ impl Native {
             Native::Conv(c) => c.run(inputs, variant),
             Native::MatMul(m) => m.run(inputs, variant),
             Native::Elementwise(e) => e.run(inputs, variant),
+            Native::Attention(a) => a.run(inputs, variant),
+            Native::Rows(r) => r.run(inputs, variant),
+            Native::Transpose(t) => t.run(inputs),
         }
     }
 }
@@ -58,7 +70,10 @@ pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut
     let lowered = match qualified.as_str() {
         "Conv" | "kiln::FusedConv" => conv::lower(g, node, dims, tuner)?,
         "MatMul" | "Gemm" | "kiln::FusedMatMul" => matmul::lower(g, node, dims, tuner)?,
+        "kiln::Attention" => attention::lower(g, node, dims, tuner)?,
+        "Transpose" => transpose::lower(g, node),
         _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
+        _ if rows::covers(node) => rows::lower(g, node, dims, tuner)?,
         _ => None,
     };
     Ok(lowered)
@@ -108,6 +123,36 @@ fn filler(n: usize) -> Vec<f32> {
             (s as f32 / u32::MAX as f32) * 2.0 - 1.0
         })
         .collect()
+}
+
+/// A plan step's float attribute (an int one reads as a float).
+fn step_float(step: &Step, k: &str) -> Option<f32> {
+    match step.attrs.get(k) {
+        Some(kiln_target::AttrValue::Float(v)) => Some(*v),
+        Some(kiln_target::AttrValue::Int(v)) => Some(*v as f32),
+        _ => None,
+    }
+}
+
+fn step_int(step: &Step, k: &str) -> Option<i64> {
+    match step.attrs.get(k) {
+        Some(kiln_target::AttrValue::Int(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn step_ints(step: &Step, k: &str) -> Option<Vec<i64>> {
+    match step.attrs.get(k) {
+        Some(kiln_target::AttrValue::Ints(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn step_str<'s>(step: &'s Step, k: &str) -> Option<&'s str> {
+    match step.attrs.get(k) {
+        Some(kiln_target::AttrValue::String(v)) => Some(v.as_str()),
+        _ => None,
+    }
 }
 
 /// Picks the candidate whose Debug form is `variant`, else the default (first).
