@@ -20,7 +20,8 @@ fn spec(q: &[usize], k: &[usize], v: &[usize], k_transposed: bool, scale: f32) -
     let (batch, heads, kv_heads) = if r == 4 { (q[0], q[1], k[1]) } else { (q[0], 1, 1) };
     let (m, dk) = if k_transposed { (k[r - 1], k[r - 2]) } else { (k[r - 2], k[r - 1]) };
     let (n, d, dv) = (q[r - 2], q[r - 1], v[r - 1]);
-    let heads_ok = kv_heads > 0 && heads.is_multiple_of(kv_heads) && (r == 3 || v[1] == kv_heads);
+    // kiln::Attention broadcasts like MatMul: K/V heads equal Q's or one shared head.
+    let heads_ok = (kv_heads == heads || kv_heads == 1) && (r == 3 || v[1] == kv_heads);
     if k[0] != batch || v[0] != batch || !heads_ok || dk != d || v[r - 2] != m {
         return Err(format!("attention operands do not line up: Q {q:?}, K {k:?} (transposed: {k_transposed}), V {v:?}"));
     }

@@ -4,10 +4,15 @@
 
 mod activation;
 mod attention;
+mod batchnorm;
 mod broadcast;
+mod concat;
 mod conv;
+mod conv_transpose;
 mod elementwise;
+mod global_pool;
 mod matmul;
+mod resize;
 mod rows;
 mod transpose;
 
@@ -28,6 +33,11 @@ pub enum Native {
     Attention(attention::AttentionStep),
     Rows(rows::RowsStep),
     Transpose(transpose::TransposeStep),
+    ConvTranspose(Box<conv_transpose::ConvTransposeStep>),
+    Resize(resize::ResizeStep),
+    BatchNorm(batchnorm::BatchNormStep),
+    GlobalPool(global_pool::GlobalPoolStep),
+    Concat(concat::ConcatStep),
 }
 
 impl Native {
@@ -39,6 +49,11 @@ impl Native {
             elementwise::KERNEL => Some(Native::Elementwise(ElementwiseStep::load(step, weight)?)),
             attention::KERNEL => Some(Native::Attention(attention::AttentionStep::load(step)?)),
             rows::KERNEL => Some(Native::Rows(rows::RowsStep::load(step)?)),
+            conv_transpose::KERNEL => Some(Native::ConvTranspose(Box::new(conv_transpose::ConvTransposeStep::load(step, weight)?))),
+            resize::KERNEL => Some(Native::Resize(resize::ResizeStep::load(step)?)),
+            batchnorm::KERNEL => Some(Native::BatchNorm(batchnorm::BatchNormStep::load(step, weight)?)),
+            global_pool::KERNEL => Some(Native::GlobalPool(global_pool::GlobalPoolStep::load(&step.op)?)),
+            concat::KERNEL => Some(Native::Concat(concat::ConcatStep::load(step)?)),
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
             _ => None,
         })
@@ -52,6 +67,11 @@ impl Native {
             Native::Attention(a) => a.run(inputs, variant),
             Native::Rows(r) => r.run(inputs, variant),
             Native::Transpose(t) => t.run(inputs),
+            Native::ConvTranspose(c) => c.run(inputs, variant),
+            Native::Resize(r) => r.run(inputs),
+            Native::BatchNorm(b) => b.run(inputs),
+            Native::GlobalPool(p) => p.run(inputs),
+            Native::Concat(c) => c.run(inputs),
         }
     }
 }
@@ -72,6 +92,11 @@ pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut
         "MatMul" | "Gemm" | "kiln::FusedMatMul" => matmul::lower(g, node, dims, tuner)?,
         "kiln::Attention" => attention::lower(g, node, dims, tuner)?,
         "Transpose" => transpose::lower(g, node),
+        "ConvTranspose" => conv_transpose::lower(g, node, dims, tuner)?,
+        "Resize" => resize::lower(g, node),
+        "BatchNormalization" => batchnorm::lower(g, node),
+        "GlobalAveragePool" | "GlobalMaxPool" => global_pool::lower(g, node),
+        "Concat" => concat::lower(g, node),
         _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
         _ if rows::covers(node) => rows::lower(g, node, dims, tuner)?,
         _ => None,

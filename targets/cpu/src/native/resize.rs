@@ -1,0 +1,193 @@
+//! `Resize` (opset 11+) of f32 images over their last two axes, modes `nearest` and `linear`
+//! (no antialiasing), with per-axis index tables computed once per call and the planes split
+//! over threads. Coordinates are mapped in f32 as the reference executor (and onnxruntime) do.
+
+use super::{Lowered, constant, dtype_of, step_str};
+use kiln_ir::{Graph, Node};
+use kiln_target::Step;
+use kiln_tensor::{DType, Tensor};
+use rayon::prelude::*;
+
+pub const KERNEL: &str = "cpu.resize";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Transform {
+    HalfPixel,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    TfHalfPixelForNn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Rounding: prefer floor, prefer ceil, floor, ceil.
+    Nearest(u8),
+    Linear,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Settings {
+    mode: Mode,
+    transform: Transform,
+}
+
+fn settings(string: &dyn Fn(&str) -> Option<String>, int: &dyn Fn(&str) -> Option<i64>, has_axes: bool) -> Option<Settings> {
+    if has_axes || int("antialias").unwrap_or(0) != 0 || string("keep_aspect_ratio_policy").is_some_and(|p| p != "stretch") {
+        return None;
+    }
+    let transform = match string("coordinate_transformation_mode").as_deref().unwrap_or("half_pixel") {
+        "half_pixel" => Transform::HalfPixel,
+        "pytorch_half_pixel" => Transform::PytorchHalfPixel,
+        "align_corners" => Transform::AlignCorners,
+        "asymmetric" => Transform::Asymmetric,
+        "tf_half_pixel_for_nn" => Transform::TfHalfPixelForNn,
+        _ => return None,
+    };
+    let mode = match string("mode").as_deref().unwrap_or("nearest") {
+        "nearest" => Mode::Nearest(match string("nearest_mode").as_deref().unwrap_or("round_prefer_floor") {
+            "round_prefer_floor" => 0,
+            "round_prefer_ceil" => 1,
+            "floor" => 2,
+            "ceil" => 3,
+            _ => return None,
+        }),
+        "linear" => Mode::Linear,
+        _ => return None,
+    };
+    Some(Settings { mode, transform })
+}
+
+pub fn lower(g: &Graph, node: &Node) -> Option<Lowered> {
+    let s = settings(&|k| node.attr_str(k).map(String::from), &|k| node.attr_int(k), node.attrs.contains_key("axes"));
+    if s.is_none() || node.opset < 11 || dtype_of(g, node, 0) != Some(DType::F32) {
+        return None;
+    }
+    // Scales or sizes must be constants that leave every axis but the last two alone.
+    let leading_kept = |v: &[f64]| v.len() >= 2 && v[..v.len() - 2].iter().all(|&s| s == 1.0);
+    let ok = match (constant(g, node, 2, DType::F32).filter(|t| !t.is_empty()), constant(g, node, 3, DType::I64)) {
+        (Some(scales), None) => scales.to_f64_vec().ok().is_some_and(|v| leading_kept(&v)),
+        (None, Some(sizes)) => {
+            let x = g.value(node.inputs[0]?).shape.as_ref()?;
+            let sizes = sizes.to_i64_vec().ok()?;
+            sizes.len() == x.0.len() && sizes.len() >= 2 && x.0.iter().zip(&sizes).take(sizes.len() - 2).all(|(d, &s)| d.known() == usize::try_from(s).ok())
+        }
+        _ => false,
+    };
+    ok.then(|| Lowered { kernel: KERNEL, variant: "default".into() })
+}
+
+pub struct ResizeStep {
+    s: Settings,
+}
+
+impl ResizeStep {
+    pub fn load(step: &Step) -> Result<ResizeStep, String> {
+        let int = |k: &str| super::step_int(step, k);
+        let s = settings(&|k| step_str(step, k).map(String::from), &int, step.attrs.contains_key("axes")).ok_or("unsupported Resize attributes")?;
+        Ok(ResizeStep { s })
+    }
+
+    pub fn run(&mut self, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
+        let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
+        let r = x.rank();
+        if r < 2 {
+            return Err(format!("X must have rank >= 2, got {:?}", x.shape()));
+        }
+        let (h, w) = (x.shape()[r - 2], x.shape()[r - 1]);
+        let scales = inputs.get(2).copied().flatten().filter(|t| !t.is_empty());
+        let sizes = inputs.get(3).copied().flatten().filter(|t| !t.is_empty());
+        let (out_hw, scale) = match (scales, sizes) {
+            (Some(t), None) => {
+                let v = t.to_f64_vec().map_err(|e| e.to_string())?;
+                if v.len() != r || v[..r - 2].iter().any(|&s| s != 1.0) || v.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
+                    return Err(format!("scales {v:?} must be positive, one per axis, and 1 for all but the last two"));
+                }
+                ([(h as f64 * v[r - 2]).floor() as usize, (w as f64 * v[r - 1]).floor() as usize], [v[r - 2], v[r - 1]])
+            }
+            (None, Some(t)) => {
+                let v = t.to_i64_vec().map_err(|e| e.to_string())?;
+                let lead_ok = v.len() == r && v[..r - 2].iter().zip(x.shape()).all(|(&s, &d)| usize::try_from(s).ok() == Some(d));
+                let (Some(oh), Some(ow)) = (v.get(r - 2).and_then(|&s| usize::try_from(s).ok()), v.get(r - 1).and_then(|&s| usize::try_from(s).ok())) else {
+                    return Err(format!("sizes {v:?} must hold one non-negative size per axis"));
+                };
+                if !lead_ok {
+                    return Err(format!("sizes {v:?} must keep all but the last two axes of {:?}", x.shape()));
+                }
+                ([oh, ow], [oh as f64 / h.max(1) as f64, ow as f64 / w.max(1) as f64])
+            }
+            _ => return Err("exactly one of scales and sizes must be given".into()),
+        };
+        let ys = taps(self.s, h, out_hw[0], scale[0]);
+        let xs = taps(self.s, w, out_hw[1], scale[1]);
+        let src = x.as_slice::<f32>().map_err(|e| e.to_string())?;
+        let planes = src.len().checked_div(h * w).unwrap_or(0);
+        let mut shape = x.shape().to_vec();
+        shape[r - 2] = out_hw[0];
+        shape[r - 1] = out_hw[1];
+        let plane_out = out_hw[0] * out_hw[1];
+        let mut out = vec![0f32; planes * plane_out];
+        if plane_out > 0 && planes > 0 {
+            let one = |(p, dst): (usize, &mut [f32])| {
+                let plane = &src[p * h * w..][..h * w];
+                for (oy, row) in dst.chunks_exact_mut(out_hw[1]).enumerate() {
+                    let (y0, y1, wy) = ys[oy];
+                    let (r0, r1) = (&plane[y0 * w..][..w], &plane[y1 * w..][..w]);
+                    for (o, &(x0, x1, wx)) in row.iter_mut().zip(&xs) {
+                        let top = r0[x0] + (r0[x1] - r0[x0]) * wx;
+                        let bottom = r1[x0] + (r1[x1] - r1[x0]) * wx;
+                        *o = top + (bottom - top) * wy;
+                    }
+                }
+            };
+            if out.len() >= 1 << 15 {
+                out.par_chunks_mut(plane_out).enumerate().for_each(one);
+            } else {
+                out.chunks_mut(plane_out).enumerate().for_each(one);
+            }
+        }
+        Tensor::from_vec(shape, out).map_err(|e| e.to_string())
+    }
+}
+
+/// For each output position: the two input positions it reads and the weight of the second
+/// (nearest: one position twice, weight 0).
+fn taps(s: Settings, input: usize, output: usize, scale: f64) -> Vec<(usize, usize, f32)> {
+    let last = input.saturating_sub(1);
+    let exact = scale * input as f64;
+    let resized = if (exact - output as f64).abs() < 1e-9 { output as f32 } else { exact as f32 };
+    let (sc, len_in) = (scale as f32, input as f32);
+    (0..output)
+        .map(|o| {
+            let x = o as f32;
+            let v = match s.transform {
+                Transform::HalfPixel => (x + 0.5) / sc - 0.5,
+                Transform::PytorchHalfPixel if output > 1 => (x + 0.5) / sc - 0.5,
+                Transform::PytorchHalfPixel => 0.0,
+                Transform::AlignCorners if output > 1 => x * (len_in - 1.0) / (resized - 1.0),
+                Transform::AlignCorners => 0.0,
+                Transform::Asymmetric => x / sc,
+                Transform::TfHalfPixelForNn => (x + 0.5) / sc,
+            };
+            let v = f64::from(v);
+            let clamp = |i: f64| i.clamp(0.0, last as f64) as usize;
+            match s.mode {
+                Mode::Nearest(rounding) => {
+                    let half = v.fract().abs() == 0.5;
+                    let i = match rounding {
+                        0 if half => v.floor(),
+                        1 if half => v.ceil(),
+                        0 | 1 => v.round(),
+                        2 => v.floor(),
+                        _ => v.ceil(),
+                    };
+                    (clamp(i), clamp(i), 0.0)
+                }
+                Mode::Linear => {
+                    let i0 = v.floor();
+                    (clamp(i0), clamp(i0 + 1.0), (v - i0) as f32)
+                }
+            }
+        })
+        .collect()
+}
