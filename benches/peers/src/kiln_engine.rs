@@ -21,7 +21,7 @@ pub struct KilnEngine {
 impl KilnEngine {
     pub fn new(model: &Path, dims: BTreeMap<String, usize>, tune_dir: &Path, inputs: Vec<(String, Tensor)>) -> anyhow::Result<KilnEngine> {
         let target = kiln_target_cpu::CpuTarget;
-        let opts = CompileOptions { tune: TuneMode::Full, tune_budget: Duration::from_secs(30), cache_dir: Some(tune_dir.to_path_buf()), threads: None, dims };
+        let opts = CompileOptions { tune: TuneMode::Full, tune_budget: Duration::from_secs(30), cache_dir: Some(tune_dir.to_path_buf()), threads: None, dims, ..CompileOptions::default() };
         let t = Instant::now();
         let compiled = kiln_pipeline::compile(model, &target, &opts, None).with_context(|| format!("compiling {}", model.display()))?;
         let plan = compiled.plan.context("the compile stopped before lowering")?;

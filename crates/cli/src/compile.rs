@@ -93,6 +93,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         cache_dir: a.cache_dir.clone().or_else(kiln_pipeline::default_cache_dir),
         threads: None,
         dims: a.dims.iter().cloned().collect(),
+        tuning_shapes: Default::default(),
     };
     if !a.model.exists() {
         anyhow::bail!("{} does not exist", a.model.display());

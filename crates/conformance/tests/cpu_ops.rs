@@ -55,6 +55,17 @@ fn string(s: &str) -> Attr {
     Attr::String(s.as_bytes().to_vec())
 }
 
+/// Chain attributes for (op, operand, swap) triples; every op gets the same alpha / beta.
+fn chain_attrs(ops: &[(&str, i64, i64)], alpha: f32, beta: f32) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("ops", Attr::Strings(ops.iter().map(|o| o.0.as_bytes().to_vec()).collect())),
+        ("operands", Attr::Ints(ops.iter().map(|o| o.1).collect())),
+        ("swap", Attr::Ints(ops.iter().map(|o| o.2).collect())),
+        ("alpha", Attr::Floats(vec![alpha; ops.len()])),
+        ("beta", Attr::Floats(vec![beta; ops.len()])),
+    ]
+}
+
 fn run_case(c: &Case) -> Result<(), String> {
     let mut g = Graph::new("g");
     let mut feeds = Vec::new();
@@ -160,6 +171,24 @@ fn cases() -> Vec<Case> {
         case("global_max_pool", "GlobalMaxPool", vec![X(&[1, 4, 3, 5])], vec![], "cpu.global_pool"),
         case("concat_axis1", "Concat", vec![X(&[2, 3, 4]), X(&[2, 1, 4]), W(&[2, 2, 4])], vec![("axis", Attr::Int(1))], "cpu.concat"),
         case("concat_last_negative", "Concat", vec![X(&[3, 2]), X(&[3, 5])], vec![("axis", Attr::Int(-1))], "cpu.concat"),
+        Case {
+            name: "chain_mixed_operands",
+            domain: "kiln",
+            op: "Chain",
+            // Scalar, per-channel column, a row that needs the column's row length (expanded),
+            // a full operand on the left of a Sub, then Clip and GELU.
+            inputs: vec![X(&[1, 4, 5, 5]), Vals(&[], &[0.75]), W(&[1, 4, 1, 1]), W(&[5]), X(&[1, 4, 5, 5])],
+            attrs: chain_attrs(&[("HardSwish", -1, 0), ("Mul", 1, 0), ("Add", 2, 0), ("Div", 3, 0), ("Sub", 4, 1), ("Clip", -1, 0), ("GeluTanh", -1, 0)], -0.5, 0.5),
+            kernel: "cpu.chain",
+        },
+        Case {
+            name: "chain_rows",
+            domain: "kiln",
+            op: "Chain",
+            inputs: vec![X(&[3, 16]), W(&[16]), Vals(&[], &[2.0])],
+            attrs: chain_attrs(&[("Add", 1, 0), ("Sigmoid", -1, 0), ("Max", 2, 1), ("Sqrt", -1, 0)], 0.0, 0.0),
+            kernel: "cpu.chain",
+        },
         Case {
             name: "attention_mask",
             domain: "kiln",

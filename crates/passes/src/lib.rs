@@ -15,6 +15,7 @@
 
 mod attention;
 mod batchnorm;
+mod chain;
 mod dce;
 mod driver;
 mod error;
@@ -30,6 +31,7 @@ mod util;
 
 pub use attention::FuseAttention;
 pub use batchnorm::FoldBatchNorm;
+pub use chain::FuseElementwise;
 pub use dce::Dce;
 pub use driver::{AppliedPatch, MAX_FOLD_ELEMENTS, default_pipeline, optimize, phase_names, pipeline_until};
 pub use error::PassError;

@@ -94,13 +94,57 @@ pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, s
         None => TuneCache::in_memory(),
     };
     let mut tuner = Tuner::new(opts.tune, cache, target.id().fingerprint, opts.tune_budget);
-    let (plan, weights) = target.lower(&out.model, opts, &mut tuner)?;
+    let mut opts = opts.clone();
+    if opts.tuning_shapes.is_empty() {
+        opts.tuning_shapes = tuning_shapes(&out.model, &opts.dims);
+    }
+    let (plan, weights) = target.lower(&out.model, &opts, &mut tuner)?;
     tuner.cache.save()?;
     out.phase_times.push(("lower", t.elapsed()));
     out.tune = tuner.decisions;
     out.plan = Some(plan);
     out.weights = weights;
     Ok(out)
+}
+
+/// The concrete shape of every value whose shape follows from the runtime inputs with
+/// `dims` bound: shape inference again on a copy whose input dims are known. Empty when no
+/// dims are given or inference fails (tuning then falls back to the symbolic shapes).
+fn tuning_shapes(model: &Model, dims: &std::collections::BTreeMap<String, usize>) -> std::collections::BTreeMap<String, Vec<usize>> {
+    let mut out = std::collections::BTreeMap::new();
+    if dims.is_empty() {
+        return out;
+    }
+    let mut m = model.clone();
+    let g = &mut m.graph;
+    for v in g.runtime_inputs() {
+        if let Some(shape) = &mut g.value_mut(v).shape {
+            for d in &mut shape.0 {
+                if let kiln_tensor::Dim::Sym(s) = d
+                    && let Some(&n) = dims.get(s.as_str())
+                {
+                    *d = kiln_tensor::Dim::Known(n);
+                }
+            }
+        }
+    }
+    // Derived facts refine declared symbols; symbols that stood for these dims become known.
+    let inputs: std::collections::BTreeSet<usize> = g.inputs.iter().map(|v| v.0).collect();
+    for (i, info) in g.values.iter_mut().enumerate() {
+        if !inputs.contains(&i) && info.shape.as_ref().is_some_and(|s| s.0.iter().any(|d| matches!(d, kiln_tensor::Dim::Sym(_)))) {
+            info.shape = None;
+        }
+    }
+    let passes: Vec<Box<dyn kiln_passes::Pass>> = vec![Box::new(kiln_passes::InferShapes::default())];
+    if kiln_passes::optimize(&mut m, &passes).is_err() {
+        return out;
+    }
+    for info in &m.graph.values {
+        if let Some(s) = info.shape.as_ref().and_then(|s| s.0.iter().map(kiln_tensor::Dim::known).collect::<Option<Vec<usize>>>()) {
+            out.insert(info.name.clone(), s);
+        }
+    }
+    out
 }
 
 /// What `kiln run` / `kiln bench` execute: a model on the reference executor, or a plan.

@@ -57,11 +57,15 @@ pub struct CompileOptions {
     pub threads: Option<usize>,
     /// Values bound for symbolic dims when tuning shapes (e.g. batch=1, seq=128).
     pub dims: BTreeMap<String, usize>,
+    /// Concrete shapes of values (by name) with `dims` bound, where shape inference could
+    /// derive them: the sizes kernels are tuned for. The pipeline fills this from `dims`
+    /// (dims that only exist after ops like Resize get real sizes here, not 1).
+    pub tuning_shapes: BTreeMap<String, Vec<usize>>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { tune: TuneMode::Cache, tune_budget: Duration::from_secs(30), cache_dir: None, threads: None, dims: BTreeMap::new() }
+        CompileOptions { tune: TuneMode::Cache, tune_budget: Duration::from_secs(30), cache_dir: None, threads: None, dims: BTreeMap::new(), tuning_shapes: BTreeMap::new() }
     }
 }
 

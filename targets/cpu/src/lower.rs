@@ -84,7 +84,7 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
             };
             attrs.insert(k.clone(), v);
         }
-        let (kernel, variant) = match crate::native::lower(g, node, &opts.dims, tuner)? {
+        let (kernel, variant) = match crate::native::lower(g, node, &crate::native::Dims { dims: &opts.dims, shapes: &opts.tuning_shapes }, tuner)? {
             Some(l) => (l.kernel.to_string(), l.variant),
             None => ("reference".to_string(), "default".to_string()),
         };

@@ -275,6 +275,8 @@ fn kiln(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
             };
             Ok(vec![Fact::new(cx.dtype(0), shape)])
         }
+        // A chain keeps its input's shape and type.
+        "Chain" => Ok(vec![Fact::new(cx.dtype(0), cx.shape(0).map(<[Dim]>::to_vec))]),
         "Attention" => {
             // Q (.., n, d) x K' (.., d, m) -> (.., n, m); then x V (.., m, dv).
             let k_t: Option<Vec<Dim>> = cx.shape(1).map(|k| {

@@ -5,6 +5,7 @@ mod build;
 
 mod attention;
 mod batchnorm;
+mod chain;
 mod dce;
 mod driver;
 mod fold;

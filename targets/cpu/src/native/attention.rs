@@ -1,12 +1,11 @@
 //! `kiln::Attention` (f32): `softmax(scale Q K^T + mask) V` per (batch, head) on the fused
 //! attention kernel, so the score matrix never leaves cache.
 
-use super::{Lowered, bound_shape, dtype_of, filler, pick, step_float, step_int, tune};
+use super::{Dims, Lowered, bound_shape, dtype_of, filler, pick, step_float, step_int, tune};
 use crate::kernels::{AttentionParams, AttentionSpec, Mask, attention, attention_candidates};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
-use std::collections::BTreeMap;
 
 pub const KERNEL: &str = "cpu.attention";
 
@@ -46,7 +45,7 @@ fn mask_strides(mask: &[usize], scores: [usize; 4]) -> Result<[usize; 4], String
     Ok(strides)
 }
 
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     let present = node.inputs.iter().filter(|i| i.is_some()).count();
     if (0..present).any(|i| dtype_of(g, node, i) != Some(DType::F32)) || !(3..=4).contains(&present) {
         return Ok(None);

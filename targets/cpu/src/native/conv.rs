@@ -1,11 +1,10 @@
 //! `Conv` / `kiln::FusedConv` (2-D, f32, constant weights) on the CPU convolution kernels.
 
-use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
+use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
 use crate::kernels::{Activation, Conv2dSpec, ConvLayout, ConvWeights, conv2d, conv_candidates};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
-use std::collections::BTreeMap;
 
 pub const KERNEL: &str = "cpu.conv2d";
 
@@ -48,7 +47,7 @@ fn spec(x: &[usize], w: &[usize], geo: &Geometry) -> Option<Conv2dSpec> {
     Some(s)
 }
 
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     if dtype_of(g, node, 0) != Some(DType::F32) {
         return Ok(None);
     }

@@ -2,13 +2,12 @@
 //! `cols = W^T X` (`[C_out/g * kh * kw, H * W]`), then col2im adds every column into the
 //! output window it belongs to, channels over threads, bias first.
 
-use super::{Lowered, bound_shape, constant, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
+use super::{Dims, Lowered, bound_shape, constant, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
 use crate::kernels::{Bias, GemmParams, GemmSpec, gemm_candidates, sgemm};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
 
 pub const KERNEL: &str = "cpu.conv_transpose";
 
@@ -44,7 +43,7 @@ fn out_hw(geo: &Geometry, hw: [usize; 2], k: [usize; 2]) -> Option<[usize; 2]> {
     Some([one(0)?, one(1)?])
 }
 
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     if dtype_of(g, node, 0) != Some(DType::F32) {
         return Ok(None);
     }

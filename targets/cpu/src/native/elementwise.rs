@@ -3,17 +3,16 @@
 //! on the fused-chain kernel: one pass over memory, vectorised for the chosen ISA.
 
 use super::broadcast::{Pattern, broadcast_shape, expand, pattern};
-use super::{Lowered, bound_shape, dtype_of, filler, pick, step_float, step_str, tune};
+use super::{Dims, Lowered, bound_shape, dtype_of, filler, pick, step_float, step_str, tune};
 use crate::kernels::{Activation, Binary, ChainParams, Operand, Step as ChainStep, Unary, chain_candidates, run_chain_inplace};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
-use std::collections::BTreeMap;
 
 pub const KERNEL: &str = "cpu.elementwise";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Op {
+pub(super) enum Op {
     Unary(Unary),
     Binary(Binary),
 }
@@ -54,6 +53,23 @@ fn op_of(op: &str, float: &dyn Fn(&str) -> Option<f32>, string: &dyn Fn(&str) ->
     }
 }
 
+/// An op of a `kiln::Chain` (its names, with alpha / beta as the chain stores them).
+pub(super) fn chain_op(name: &str, alpha: f32, beta: f32) -> Option<Op> {
+    match name {
+        "GeluTanh" => Some(Op::Unary(Unary::Act(Activation::GeluTanh))),
+        "Gelu" => Some(Op::Unary(Unary::Act(Activation::Gelu))),
+        "Clip" => Some(Op::Unary(Unary::Act(Activation::Clip { min: alpha, max: beta }))),
+        _ => {
+            let f = |k: &str| match k {
+                "alpha" => Some(alpha),
+                "beta" => Some(beta),
+                _ => None,
+            };
+            op_of(name, &f, &|_| None, None)
+        }
+    }
+}
+
 /// Clip's bounds: attributes before opset 11, optional constant scalar inputs after.
 fn clip_bounds(opset: i64, float: &dyn Fn(&str) -> Option<f32>, input: &dyn Fn(usize) -> Option<Option<f32>>) -> Option<(f32, f32)> {
     if opset < 11 {
@@ -67,7 +83,7 @@ pub fn covers(node: &Node) -> bool {
     node.domain.is_empty() && op_of(&node.op_type, &|_| None, &|_| Some("none".into()), Some((0.0, 0.0))).is_some()
 }
 
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     let arity = node.inputs.iter().filter(|i| i.is_some()).count();
     let float = |k: &str| node.attr_float(k);
     let string = |k: &str| node.attr_str(k).map(String::from);
@@ -90,16 +106,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut
         _ => None,
     };
     let variant = match len {
-        Some(len) if len > 0 => {
-            let cands = chain_candidates(len, crate::device::cores());
-            let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
-            let mut data = filler(len);
-            let rhs = filler(len);
-            tune(tuner, KERNEL, format!("len={len}"), &names, |i| {
-                let step = ChainStep::binary(Binary::Add, Operand::Full(&rhs));
-                run_chain_inplace(&mut data, len, &[step], &cands[i]).map_err(|e| e.to_string())
-            })?
-        }
+        Some(len) if len > 0 => tune_len(tuner, KERNEL, len)?,
         _ => "default".to_string(),
     };
     Ok(Some(Lowered { kernel: KERNEL, variant }))
@@ -144,7 +151,19 @@ impl ElementwiseStep {
     }
 }
 
-fn params(len: usize, variant: &str) -> Result<ChainParams, String> {
+/// Tunes the chain kernel's tiling and threads for `len` elements (timed on one Add).
+pub(super) fn tune_len(tuner: &mut Tuner, kernel: &str, len: usize) -> Result<String, TargetError> {
+    let cands = chain_candidates(len, crate::device::cores());
+    let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
+    let mut data = filler(len);
+    let rhs = filler(len);
+    tune(tuner, kernel, format!("len={len}"), &names, |i| {
+        let step = ChainStep::binary(Binary::Add, Operand::Full(&rhs));
+        run_chain_inplace(&mut data, len, &[step], &cands[i]).map_err(|e| e.to_string())
+    })
+}
+
+pub(super) fn params(len: usize, variant: &str) -> Result<ChainParams, String> {
     pick(&chain_candidates(len, crate::device::cores()), variant).ok_or_else(|| "no elementwise candidate".to_string())
 }
 

@@ -1,12 +1,11 @@
 //! `MatMul`, `Gemm` and `kiln::FusedMatMul` with a constant 2-D right operand (a linear
 //! layer) on the CPU GEMM with pre-packed weights and a fused bias + activation epilogue.
 
-use super::{Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune};
+use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune};
 use crate::kernels::{Activation, Bias, GemmSpec, PackedB, PackedLayout, gemm_candidates, pack_b, sgemm_packed};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
-use std::collections::BTreeMap;
 
 pub const KERNEL: &str = "cpu.matmul";
 
@@ -23,7 +22,7 @@ fn gemm_attrs(int: impl Fn(&str) -> Option<i64>, float: impl Fn(&str) -> Option<
     Some(GemmAttrs { trans_b: int("transB").unwrap_or(0) != 0, alpha: float("alpha").unwrap_or(1.0) })
 }
 
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     if dtype_of(g, node, 0) != Some(DType::F32) {
         return Ok(None);
     }

@@ -6,6 +6,7 @@ mod activation;
 mod attention;
 mod batchnorm;
 mod broadcast;
+mod chain;
 mod concat;
 mod conv;
 mod conv_transpose;
@@ -38,6 +39,7 @@ pub enum Native {
     BatchNorm(batchnorm::BatchNormStep),
     GlobalPool(global_pool::GlobalPoolStep),
     Concat(concat::ConcatStep),
+    Chain(chain::ChainStepNative),
 }
 
 impl Native {
@@ -54,6 +56,7 @@ impl Native {
             batchnorm::KERNEL => Some(Native::BatchNorm(batchnorm::BatchNormStep::load(step, weight)?)),
             global_pool::KERNEL => Some(Native::GlobalPool(global_pool::GlobalPoolStep::load(&step.op)?)),
             concat::KERNEL => Some(Native::Concat(concat::ConcatStep::load(step)?)),
+            chain::KERNEL => Some(Native::Chain(chain::ChainStepNative::load(step)?)),
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
             _ => None,
         })
@@ -72,8 +75,16 @@ impl Native {
             Native::BatchNorm(b) => b.run(inputs),
             Native::GlobalPool(p) => p.run(inputs),
             Native::Concat(c) => c.run(inputs),
+            Native::Chain(c) => c.run(inputs, variant),
         }
     }
+}
+
+/// The sizes lowering tunes for: bound symbolic dims and, where shape inference could derive
+/// them with those dims, the concrete shapes of values by name.
+pub struct Dims<'a> {
+    pub dims: &'a BTreeMap<String, usize>,
+    pub shapes: &'a BTreeMap<String, Vec<usize>>,
 }
 
 /// What lowering decided for a node that can run natively: the kernel name and the chosen
@@ -85,12 +96,13 @@ pub struct Lowered {
 
 /// Lowers `node` to a native kernel when it qualifies (f32, constant weights, supported
 /// attributes); None leaves it to the reference kernel.
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     let qualified = node.qualified_op();
     let lowered = match qualified.as_str() {
         "Conv" | "kiln::FusedConv" => conv::lower(g, node, dims, tuner)?,
         "MatMul" | "Gemm" | "kiln::FusedMatMul" => matmul::lower(g, node, dims, tuner)?,
         "kiln::Attention" => attention::lower(g, node, dims, tuner)?,
+        "kiln::Chain" => chain::lower(g, node, dims, tuner)?,
         "Transpose" => transpose::lower(g, node),
         "ConvTranspose" => conv_transpose::lower(g, node, dims, tuner)?,
         "Resize" => resize::lower(g, node),
@@ -110,9 +122,14 @@ fn constant<'g>(g: &'g Graph, node: &Node, i: usize, dtype: DType) -> Option<&'g
     g.initializers.get(&v).filter(|t| t.dtype() == dtype)
 }
 
-/// The concrete shape of input `i` with symbolic dims bound from `dims` (1 when unbound).
-fn bound_shape(g: &Graph, node: &Node, i: usize, dims: &BTreeMap<String, usize>) -> Option<Vec<usize>> {
+/// The concrete shape of input `i`: from the tuning shapes when known there, else with
+/// symbolic dims bound from `dims` (1 when unbound).
+fn bound_shape(g: &Graph, node: &Node, i: usize, dims: &Dims) -> Option<Vec<usize>> {
     let v = node.inputs.get(i).copied().flatten()?;
+    if let Some(s) = dims.shapes.get(&g.value(v).name) {
+        return Some(s.clone());
+    }
+    let dims = dims.dims;
     let shape = g.value(v).shape.as_ref()?;
     Some(shape.0.iter().map(|d| d.known().unwrap_or_else(|| if let kiln_tensor::Dim::Sym(s) = d { dims.get(s).copied().unwrap_or(1) } else { 1 })).collect())
 }

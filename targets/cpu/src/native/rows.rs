@@ -2,12 +2,11 @@
 //! runs to the end (opset 13+: the last axis; before 13: the rows of the 2-D coercion) and
 //! `LayerNormalization` over its trailing axes (one output).
 
-use super::{Lowered, bound_shape, dtype_of, filler, pick, step_float, step_int, tune};
+use super::{Dims, Lowered, bound_shape, dtype_of, filler, pick, step_float, step_int, tune};
 use crate::kernels::{RowParams, layer_norm, row_candidates, softmax};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
-use std::collections::BTreeMap;
 
 pub const KERNEL: &str = "cpu.rows";
 
@@ -48,7 +47,7 @@ pub fn covers(node: &Node) -> bool {
     node.domain.is_empty() && op_of(&node.op_type, None).is_some()
 }
 
-pub fn lower(g: &Graph, node: &Node, dims: &BTreeMap<String, usize>, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
     let Some(op) = op_of(&node.op_type, node.attr_float("epsilon")) else { return Ok(None) };
     let outputs = node.outputs.iter().filter(|o| o.is_some()).count();
     let inputs_f32 = (0..node.inputs.len()).all(|i| node.inputs[i].is_none() || dtype_of(g, node, i) == Some(DType::F32));

@@ -5,6 +5,7 @@
 //! its unfused original agree to float rounding (bit for bit where no constant was folded).
 
 mod attention;
+mod chain;
 mod common;
 mod fused_conv;
 mod fused_matmul;
@@ -15,6 +16,7 @@ pub fn register(r: &mut Registry) {
     r.insert("kiln", "FusedConv", 1..=1, Kernel::Tensor(fused_conv::fused_conv));
     r.insert("kiln", "FusedMatMul", 1..=1, Kernel::Tensor(fused_matmul::fused_matmul));
     r.insert("kiln", "Attention", 1..=1, Kernel::Tensor(attention::attention));
+    r.insert("kiln", "Chain", 1..=1, Kernel::Tensor(chain::chain));
 }
 
 #[cfg(test)]
