@@ -192,20 +192,42 @@ impl Tuner {
             self.decisions.push(decide(default.clone(), "default", None, None));
             return Ok(default);
         }
-        let mut timings = Vec::new();
+        // Warm up each candidate (the default always), then time them round-robin, so a burst
+        // of load elsewhere on the machine hits every candidate alike instead of one.
+        let mut active: Vec<&String> = Vec::new();
         for c in candidates {
-            if !timings.is_empty() && Instant::now() >= self.deadline {
+            if !active.is_empty() && Instant::now() >= self.deadline {
                 break;
             }
-            measure(c)?; // warm-up
-            let mut ts: Vec<u64> = Vec::with_capacity(self.runs as usize);
-            for _ in 0..self.runs {
-                ts.push(measure(c)?.as_nanos() as u64);
-            }
-            ts.sort_unstable();
-            timings.push(CandidateTiming { variant: c.clone(), median_ns: ts[ts.len() / 2], runs: self.runs, min_ns: ts[0] });
+            measure(c)?;
+            active.push(c);
         }
-        let best = timings.iter().min_by_key(|t| t.median_ns).map(|t| t.variant.clone()).unwrap_or(default.clone());
+        let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(self.runs as usize); active.len()];
+        for round in 0..self.runs.max(1) {
+            if round > 0 && Instant::now() >= self.deadline {
+                break;
+            }
+            for (i, c) in active.iter().enumerate() {
+                samples[i].push(measure(c)?.as_nanos() as u64);
+            }
+        }
+        let timings: Vec<CandidateTiming> = active
+            .iter()
+            .zip(&mut samples)
+            .map(|(c, ts)| {
+                ts.sort_unstable();
+                CandidateTiming { variant: (*c).clone(), median_ns: ts[ts.len() / 2], runs: ts.len() as u32, min_ns: ts[0] }
+            })
+            .collect();
+        // Another candidate replaces the default only when it is clearly faster (3%): noise
+        // alone should not flip a decision.
+        let default_ns = timings.first().map(|t| t.median_ns).unwrap_or(u64::MAX);
+        let best = timings
+            .iter()
+            .filter(|t| t.variant == default || (t.median_ns as f64) < default_ns as f64 * 0.97)
+            .min_by_key(|t| t.median_ns)
+            .map(|t| t.variant.clone())
+            .unwrap_or(default.clone());
         let ns = |v: &str| timings.iter().find(|c| c.variant == v).map(|c| c.median_ns);
         self.decisions.push(decide(best.clone(), "measured", ns(&default), ns(&best)));
         self.cache.insert(TuneRecord {
