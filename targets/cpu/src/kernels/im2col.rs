@@ -85,6 +85,12 @@ fn nchw(job: &ConvJob<'_>, y: &mut [f32], pointwise: bool) -> Result<(), KernelE
     let plane_in = s.in_h * s.in_w;
     let plane_out = oh * ow;
     let tile = if pointwise || job.params.tile_rows == 0 { oh } else { job.params.tile_rows.min(oh) };
+    let items_n = s.batch * g;
+    // Fewer (image, group) items than threads but several row tiles: the tiles go to the
+    // threads instead (each its own im2col and single-threaded GEMM), then are copied in.
+    if !pointwise && job.params.gemm.threads > 1 && items_n < job.params.gemm.threads && oh > tile {
+        return nchw_tiles(job, y, tile);
+    }
     let items: Vec<(usize, &mut [f32])> = y.chunks_mut(cout_g * plane_out).enumerate().collect();
     for_items(items, &job.params.gemm, |(idx, yc), gp| {
         let (n, gi) = (idx / g, idx % g);
@@ -114,6 +120,52 @@ fn nchw(job: &ConvJob<'_>, y: &mut [f32], pointwise: bool) -> Result<(), KernelE
         }
         Ok(())
     })
+}
+
+/// NCHW im2col with the output-row tiles of every (image, group) spread over threads.
+fn nchw_tiles(job: &ConvJob<'_>, y: &mut [f32], tile: usize) -> Result<(), KernelError> {
+    let s = job.spec;
+    let [oh, ow] = s.out_hw()?;
+    let (g, cin_g, cout_g, k) = (s.groups, s.in_per_group(), s.out_per_group(), s.k());
+    let (plane_in, plane_out) = (s.in_h * s.in_w, oh * ow);
+    if cout_g == 0 || plane_out == 0 {
+        return Ok(());
+    }
+    let sw = s.stride[1];
+    let one = job.params.gemm.threads(1);
+    for (idx, yc) in y.chunks_mut(cout_g * plane_out).enumerate() {
+        let (n, gi) = (idx / g, idx % g);
+        let x_img = &job.x[(n * s.in_channels + gi * cin_g) * plane_in..][..cin_g * plane_in];
+        let wg = &job.w.gemm[gi * cout_g * k..][..cout_g * k];
+        let bias = job.bias.map_or(Bias::None, |b| Bias::PerRow(&b[gi * cout_g..][..cout_g]));
+        let phased = if sw > 1 {
+            let mut p = vec![0.0f32; cin_g * s.in_h * sw * s.in_w.div_ceil(sw)];
+            phase_split(x_img, s.in_w, sw, &mut p);
+            p
+        } else {
+            Vec::new()
+        };
+        let src = if sw > 1 { &phased[..] } else { x_img };
+        let starts: Vec<usize> = (0..oh).step_by(tile).collect();
+        let tiles: Vec<Vec<f32>> = starts
+            .par_iter()
+            .map(|&oh0| {
+                let npix = tile.min(oh - oh0) * ow;
+                let mut col = vec![0.0f32; k * npix];
+                im2col_nchw(job, src, oh0, npix / ow, ow, &mut col);
+                let mut out = vec![0.0f32; cout_g * npix];
+                sgemm(&GemmSpec::new(cout_g, npix, k).act(job.act), wg, &col, bias, &mut out, &one)?;
+                Ok(out)
+            })
+            .collect::<Result<_, KernelError>>()?;
+        for (&oh0, out) in starts.iter().zip(&tiles) {
+            let npix = out.len() / cout_g.max(1);
+            for (co, src) in out.chunks_exact(npix).enumerate() {
+                yc[co * plane_out + oh0 * ow..][..npix].copy_from_slice(src);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Column buffer `[cin/g * kh * kw, rows * ow]` for output rows `oh0..oh0 + rows`. With a

@@ -86,6 +86,8 @@ fn check_spec(s: &Conv2dSpec, r: &mut ChaCha8Rng, act: Activation, what: &str) {
         // Also exercise small tiles, every ISA, and im2col where it is not a candidate.
         let base = cands[0];
         cands.push(ConvParams { algo: ConvAlgo::Im2col, tile_rows: 1, ..base });
+        // Row tiles over threads (one image and group fewer than the threads).
+        cands.push(ConvParams { algo: ConvAlgo::Im2col, tile_rows: 1, gemm: base.gemm.threads(2) });
         for c in cands.clone() {
             for isa in Isa::available() {
                 cands.push(ConvParams { gemm: GemmParams { isa, ..c.gemm }, ..c });
