@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// supports it at the model's opset, so all unsupported ops are known at once.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (.onnx).
+    /// The model: .onnx, a Hugging Face folder (config.json + safetensors), or a .safetensors file.
     model: PathBuf,
     /// Print a JSON object instead of text.
     #[arg(long)]
