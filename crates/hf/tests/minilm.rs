@@ -147,3 +147,43 @@ fn minilm_sentence_embeddings() {
     println!("lowest cosine against the int8 export: {lowest:.5}");
     assert!(lowest >= 0.999, "the int8 export's embeddings differ: lowest cosine {lowest:.5}");
 }
+
+/// The model built from safetensors, exported to ONNX by Kiln: onnx.checker (full check)
+/// accepts it, onnxruntime runs it, and its hidden states and embeddings match Kiln's reference
+/// executor on a padded batch of the fixture sentences (max |diff| <= 1e-4).
+#[test]
+fn minilm_exported_onnx_matches_reference() {
+    let python = cache().join("venv/bin/python");
+    assert!(python.is_file(), "{} missing (the venv with onnx and onnxruntime): run bash ci/test.sh", python.display());
+    let ops = kiln_reference::op_set();
+    let model = kiln_hf::build(&model_dir(), &BuildOptions::default(), &ops).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("minilm.onnx");
+    let done = kiln_onnx::export(&model, &path, &kiln_onnx::ExportOptions::default()).unwrap();
+    println!("exported {} bytes", done.model_bytes);
+
+    let ss = sentences();
+    let all: Vec<&Sentence> = ss.iter().collect();
+    let feeds = batch(&all);
+    let feed_dir = tmp.path().join("feeds");
+    std::fs::create_dir(&feed_dir).unwrap();
+    for (name, t) in &feeds {
+        std::fs::write(feed_dir.join(format!("input_{name}.npy")), kiln_tensor::npy::write(t).unwrap()).unwrap();
+    }
+    let out_dir = tmp.path().join("ort");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/onnx_check.py");
+    let o = std::process::Command::new(&python).arg(&script).arg(&path).arg("--feeds").arg(&feed_dir).arg("--out").arg(&out_dir).output().unwrap();
+    assert!(o.status.success(), "onnx_check.py failed: {}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    println!("{}", String::from_utf8_lossy(&o.stdout).trim());
+
+    let ours = run(&model, feeds);
+    for name in ["last_hidden_state", "sentence_embedding"] {
+        let bytes = std::fs::read(out_dir.join(format!("output_{name}.npy"))).unwrap();
+        let theirs = kiln_tensor::npy::read(&bytes).unwrap();
+        let mine = output(&ours, name);
+        assert_eq!(theirs.shape(), mine.shape(), "{name}");
+        let diff = mine.as_slice::<f32>().unwrap().iter().zip(theirs.as_slice::<f32>().unwrap()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        println!("{name} {:?}: max |onnxruntime - kiln reference| = {diff:.3e}", mine.shape());
+        assert!(diff <= 1e-4, "{name}: max diff {diff:.3e} > 1e-4");
+    }
+}
