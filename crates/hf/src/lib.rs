@@ -86,6 +86,8 @@ fn resolve(path: &Path) -> Result<(PathBuf, PathBuf, PathBuf), HfError> {
 pub fn build(path: &Path, opts: &BuildOptions, ops: &OpSet) -> Result<Model, HfError> {
     let (dir, config_path, weights) = resolve(path)?;
     let config = Config::read(&config_path)?;
+    // An unknown architecture is said before the weights are opened.
+    registry::find(config.model_type()?)?;
     let ck = match Checkpoint::open(&weights) {
         Err(kiln_safetensors::SafetensorsError::NoCheckpoint { .. }) => return Err(HfError::NoWeights { path: weights }),
         other => other?,

@@ -35,7 +35,7 @@ fn random(rng: &mut rand_chacha::ChaCha8Rng, shape: &[usize], scale: f32) -> Ten
 fn bert_weights(seed: u64) -> BTreeMap<String, Tensor> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut w = BTreeMap::new();
-    let mut put = |w: &mut BTreeMap<String, Tensor>, name: String, shape: &[usize], scale: f32, rng: &mut rand_chacha::ChaCha8Rng| {
+    let put = |w: &mut BTreeMap<String, Tensor>, name: String, shape: &[usize], scale: f32, rng: &mut rand_chacha::ChaCha8Rng| {
         w.insert(name, random(rng, shape, scale));
     };
     put(&mut w, "embeddings.word_embeddings.weight".into(), &[VOCAB, H], 1.0, &mut rng);

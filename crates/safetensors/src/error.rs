@@ -44,8 +44,9 @@ pub enum SafetensorsError {
     Tensor { name: String, source: kiln_tensor::TensorError },
     #[error("shard index {path}: {reason}")]
     Index { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    InFile { path: PathBuf, source: Box<SafetensorsError> },
+    /// `inner` is not a `source`: the message already holds it, and error chains would print it twice.
+    #[error("{path}: {inner}")]
+    InFile { path: PathBuf, inner: Box<SafetensorsError> },
     #[error("tensor '{name}' is in both {first} and {second}")]
     Duplicate { name: String, first: String, second: String },
     #[error("{path} holds no safetensors checkpoint (looked for model.safetensors.index.json, model.safetensors and *.safetensors)")]

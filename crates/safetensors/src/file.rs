@@ -124,5 +124,5 @@ fn shape(name: &str, info: &TensorInfo) -> Result<Vec<usize>, SafetensorsError> 
 }
 
 pub(crate) fn in_file(path: &Path, e: SafetensorsError) -> SafetensorsError {
-    SafetensorsError::InFile { path: path.to_path_buf(), source: Box::new(e) }
+    SafetensorsError::InFile { path: path.to_path_buf(), inner: Box::new(e) }
 }
