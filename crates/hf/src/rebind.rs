@@ -3,7 +3,7 @@
 
 use crate::HfError;
 use kiln_ir::Model;
-use kiln_safetensors::Checkpoint;
+use kiln_safetensors::{Checkpoint, StDType};
 use kiln_tensor::DType;
 
 /// What a rebind did. Only `matched` (and `converted`) initializers changed.
@@ -60,7 +60,7 @@ pub fn rebind(model: &mut Model, ck: &Checkpoint) -> Result<RebindReport, HfErro
         let ck_dtype = info.dtype.to_kiln();
         let new = if ck_dtype == Some(want) {
             ck.tensor(&name)?
-        } else if want.is_float() && (ck_dtype.is_some_and(DType::is_float) || matches!(info.dtype.name(), "F8_E4M3" | "F8_E5M2")) {
+        } else if want.is_float() && (ck_dtype.is_some_and(DType::is_float) || matches!(info.dtype, StDType::F8E4M3 | StDType::F8E5M2)) {
             let wide = ck.tensor_f32(&name)?;
             let new = if want == DType::F32 {
                 wide
