@@ -20,8 +20,11 @@ enum Tune {
 /// Example: kiln compile model.onnx --target cpu -o model.kiln --tune full --tune-budget 30s
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (.onnx).
+    /// The model: .onnx, a Hugging Face folder (config.json + safetensors), or a .safetensors file.
     model: PathBuf,
+    /// Replace the model's initializers by name with this safetensors checkpoint's tensors.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
     /// The hardware target.
     #[arg(long, default_value = "cpu")]
     target: String,
@@ -98,8 +101,23 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     if !a.model.exists() {
         anyhow::bail!("{} does not exist", a.model.display());
     }
-    let compiled = kiln_pipeline::compile(&a.model, target.as_ref(), &opts, a.stop_after.as_deref())
-        .with_context(|| format!("cannot compile {}", a.model.display()))?;
+    let compiled = match &a.weights {
+        None => kiln_pipeline::compile(&a.model, target.as_ref(), &opts, a.stop_after.as_deref()),
+        Some(w) => {
+            let started = std::time::Instant::now();
+            let (model, report) = kiln_pipeline::load_model(&a.model, &target.coverage(), Some(w))
+                .with_context(|| format!("cannot import {}", a.model.display()))?;
+            if let Some(r) = &report {
+                crate::load::print_rebind(w, r);
+            }
+            let import = started.elapsed();
+            kiln_pipeline::compile_model(model, target.as_ref(), &opts, a.stop_after.as_deref()).map(|mut c| {
+                c.phase_times.insert(0, ("import", import));
+                c
+            })
+        }
+    }
+    .with_context(|| format!("cannot compile {}", a.model.display()))?;
     if let Some(phase) = &a.stop_after {
         println!("# IR after phase '{phase}'");
         print!("{}", kiln_ir::dump(&compiled.model));

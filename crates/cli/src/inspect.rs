@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// supports it at the model's opset, so all unsupported ops are known at once.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (.onnx).
+    /// The model: .onnx, a Hugging Face folder (config.json + safetensors), or a .safetensors file.
     model: PathBuf,
     /// Print a JSON object instead of text.
     #[arg(long)]
@@ -84,7 +84,7 @@ fn build(path: &std::path::Path, m: &Model) -> Report {
     let g = &m.graph;
     Report {
         model: path.display().to_string(),
-        file_bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+        file_bytes: file_bytes(path),
         ir_version: m.ir_version,
         producer: format!("{} {}", m.producer_name, m.producer_version).trim().to_string(),
         opsets: m.opsets.iter().map(|(d, v)| (if d.is_empty() { "ai.onnx".into() } else { d.clone() }, *v)).collect(),
@@ -176,4 +176,12 @@ fn text(r: &Report) -> String {
         );
     }
     s
+}
+
+/// The file's size; for a Hugging Face folder, the size of the files directly in it.
+fn file_bytes(path: &std::path::Path) -> u64 {
+    if !path.is_dir() {
+        return std::fs::metadata(path).map_or(0, |m| m.len());
+    }
+    std::fs::read_dir(path).map_or(0, |d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
 }

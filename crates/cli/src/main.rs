@@ -2,6 +2,7 @@
 
 mod bench;
 mod compile;
+mod export;
 mod inputs;
 mod inspect;
 mod load;
@@ -9,11 +10,13 @@ mod run;
 
 use clap::{Parser, Subcommand};
 
-/// Kiln compiles trained models (ONNX) into measured, deployable artifacts.
+/// Kiln compiles trained models (ONNX, or Hugging Face safetensors checkpoints) into measured,
+/// deployable artifacts.
 ///
 /// Start with `kiln inspect MODEL` to see what a model needs and whether Kiln supports every op,
 /// `kiln run MODEL --random` to execute it on Kiln's reference executor, then
-/// `kiln compile MODEL --target cpu -o DIR` and `kiln bench DIR --random` for a compiled plan.
+/// `kiln compile MODEL --target cpu -o DIR` and `kiln bench DIR --random` for a compiled plan;
+/// `kiln export MODEL -o out.onnx` writes a model (e.g. one built from safetensors) as ONNX.
 #[derive(Parser)]
 #[command(name = "kiln", version, about, long_about, propagate_version = true)]
 struct Cli {
@@ -27,6 +30,7 @@ enum Command {
     Run(run::Args),
     Compile(compile::Args),
     Bench(bench::Args),
+    Export(export::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => run::main(a),
         Command::Compile(a) => compile::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Export(a) => export::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,8 +16,12 @@ use std::path::{Path, PathBuf};
 ///           kiln run compiled/ --input x=x.npy
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (.onnx) or a folder written by `kiln compile`.
+    /// The model (.onnx, a Hugging Face folder or .safetensors file) or a folder written by
+    /// `kiln compile`.
     model: PathBuf,
+    /// Replace the model's initializers by name with this safetensors checkpoint's tensors.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
     #[command(flatten)]
     inputs: inputs::InputArgs,
     /// Write each output to DIR/<output name>.npy (names made safe for a file system).
@@ -53,7 +57,7 @@ struct Report {
 }
 
 pub fn main(a: Args) -> anyhow::Result<()> {
-    let mut runnable = load::runnable(&a.model)?;
+    let mut runnable = load::runnable_with(&a.model, a.weights.as_deref())?;
     let (feeds, notes) = a.inputs.build(&runnable.inputs())?;
     let started = std::time::Instant::now();
     let outputs = runnable.run(feeds).with_context(|| {

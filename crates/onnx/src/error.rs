@@ -29,6 +29,8 @@ pub enum OnnxError {
     Function { function: String, reason: String },
     #[error("value '{value}': {reason}")]
     Value { value: String, reason: String },
+    #[error("cannot export: {0}")]
+    Export(String),
     #[error("the imported graph is invalid: {0}")]
     Invalid(#[from] kiln_ir::IrError),
 }

@@ -1,4 +1,4 @@
-//! ONNX import: `ModelProto` bytes -> [`kiln_ir::Model`].
+//! ONNX import (`ModelProto` bytes -> [`kiln_ir::Model`]) and export ([`export`]: IR -> `.onnx`).
 //!
 //! Uses `onnx-protobuf` (pre-generated rust-protobuf 3.4 code for onnx.proto, IR version 10):
 //! it needs no `protoc` at build time and skips unknown newer fields, which is what an importer
@@ -12,12 +12,14 @@
 //! the IR has no calls, only the functions' body nodes.
 
 mod error;
+pub mod export;
 mod functions;
 mod import;
 mod tensor;
 mod wire;
 
 pub use error::OnnxError;
+pub use export::{ExportOptions, Exported, export};
 pub use functions::{MAX_CALL_DEPTH, MAX_EXPANDED_NODES};
 pub use import::{MAX_DEFAULT_OPSET, MAX_IR_VERSION, import_bytes, load};
 pub use tensor::{read_tensor_file, tensor_from_proto};

@@ -16,6 +16,12 @@ pub enum PipelineError {
     #[error(transparent)]
     Import(#[from] kiln_onnx::OnnxError),
     #[error(transparent)]
+    Hf(#[from] kiln_hf::HfError),
+    #[error(transparent)]
+    Weights(#[from] kiln_safetensors::SafetensorsError),
+    #[error("--weights {weights}: {reason}")]
+    Rebind { weights: String, reason: String },
+    #[error(transparent)]
     Target(#[from] TargetError),
     #[error(transparent)]
     Exec(#[from] kiln_reference::ExecError),
@@ -56,11 +62,38 @@ pub struct Compiled {
     pub patches: Vec<kiln_passes::AppliedPatch>,
 }
 
+/// Reads a model: an `.onnx` file, or a Hugging Face model (a folder with config.json, or a
+/// `.safetensors` file / shard index with config.json beside it) built by `kiln-hf`. Nodes
+/// outside `ops` are marked unsupported. With `weights`, the graph's initializers are replaced
+/// by name from that safetensors checkpoint; the report says what matched.
+pub fn load_model(path: &Path, ops: &kiln_ir::OpSet, weights: Option<&Path>) -> Result<(Model, Option<kiln_hf::RebindReport>), PipelineError> {
+    let mut model = if kiln_hf::is_hf_model(path) {
+        kiln_hf::build(path, &kiln_hf::BuildOptions::default(), ops)?
+    } else {
+        kiln_onnx::load(path, ops)?
+    };
+    let report = match weights {
+        None => None,
+        Some(w) => {
+            let ck = kiln_safetensors::Checkpoint::open(w)?;
+            let report = kiln_hf::rebind(&mut model, &ck)?;
+            if report.matched.is_empty() {
+                return Err(PipelineError::Rebind {
+                    weights: w.display().to_string(),
+                    reason: format!("no tensor name matches an initializer of the model ({})", report.summary()),
+                });
+            }
+            Some(report)
+        }
+    };
+    Ok((model, report))
+}
+
 /// Imports `model_path`, optimizes it, and lowers it for `target` (unless `stop_after` says
 /// otherwise). Tuning records are read from and merged into `opts.cache_dir`.
 pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
     let t = Instant::now();
-    let model = kiln_onnx::load(model_path, &target.coverage())?;
+    let (model, _) = load_model(model_path, &target.coverage(), None)?;
     let import = t.elapsed();
     let mut out = compile_model(model, target, opts, stop_after)?;
     out.phase_times.insert(0, ("import", import));
@@ -154,14 +187,28 @@ pub enum Runnable {
 }
 
 impl Runnable {
-    /// A `.onnx` file, or a folder written by `kiln compile`.
+    /// A `.onnx` file, a Hugging Face model (see [`load_model`]), or a folder written by
+    /// `kiln compile`.
     pub fn open(path: &Path) -> Result<Runnable, PipelineError> {
-        if path.is_dir() {
+        Ok(Runnable::open_with(path, None)?.0)
+    }
+
+    /// [`Runnable::open`], with a model's initializers rebound from `weights` (a compiled plan's
+    /// weights are fixed: give `--weights` to the compile instead).
+    pub fn open_with(path: &Path, weights: Option<&Path>) -> Result<(Runnable, Option<kiln_hf::RebindReport>), PipelineError> {
+        if path.is_dir() && !kiln_hf::is_hf_model(path) {
+            if let Some(w) = weights {
+                return Err(PipelineError::Rebind {
+                    weights: w.display().to_string(),
+                    reason: "a compiled plan's weights are fixed; pass --weights to kiln compile".into(),
+                });
+            }
             let (plan, weights) = kiln_target::read_plan(path)?;
             let exe = target(&plan.target.kind)?.load(&plan, weights)?;
-            return Ok(Runnable::Plan { plan: Box::new(plan), exe });
+            return Ok((Runnable::Plan { plan: Box::new(plan), exe }, None));
         }
-        Ok(Runnable::Model(Box::new(kiln_onnx::load(path, &kiln_reference::op_set())?)))
+        let (model, report) = load_model(path, &kiln_reference::op_set(), weights)?;
+        Ok((Runnable::Model(Box::new(model)), report))
     }
 
     /// (name, dtype, shape) of each runtime input as declared.
