@@ -92,16 +92,41 @@ pub fn guard<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     }
 }
 
+/// Builds the IR from a Hugging Face folder and writes it as ONNX under `work_dir`.
+fn export_for_peers(folder: &std::path::Path, work_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let (model, _) = kiln_pipeline::load_model(folder, &kiln_reference::op_set(), None)?;
+    std::fs::create_dir_all(work_dir)?;
+    let name = folder.parent().and_then(|p| p.file_name()).map_or_else(|| "model".to_string(), |n| n.to_string_lossy().into_owned());
+    let out = work_dir.join(format!("{name}.onnx"));
+    kiln_onnx::export(&model, &out, &kiln_onnx::ExportOptions::default())?;
+    Ok(out)
+}
+
 pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
     let mut r = ModelResult { label: spec.label, shapes: spec.shapes(), not_run: spec.not_run.map(str::to_string), slots: Vec::new(), kiln_planned_peak: None, ort_peak_rss_kib: None, ort_rss_before_kib: None };
     if r.not_run.is_some() {
         return r;
     }
     let path = spec.path(&cfg.cache);
-    if !path.is_file() {
+    if !(path.is_file() || (spec.hf_folder && path.is_dir())) {
         r.not_run = Some(format!("{} is missing: run testdata/fetch.sh", path.display()));
         return r;
     }
+    // The peers read ONNX: a Hugging Face folder is exported by Kiln once, for both of them.
+    let peer_path = if spec.hf_folder {
+        match export_for_peers(&path, &cfg.work_dir) {
+            Ok(p) => {
+                println!("  peers  run Kiln's ONNX export of the folder: {}", p.display());
+                p
+            }
+            Err(e) => {
+                r.not_run = Some(format!("exporting {} to ONNX for the peers: {e:#}", path.display()));
+                return r;
+            }
+        }
+    } else {
+        path.clone()
+    };
     let inputs = match spec.make_inputs(cfg.seed) {
         Ok(i) => i,
         Err(e) => {
@@ -116,14 +141,14 @@ pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
         let note = format!("compiled: {}", k.compile_note);
         (Box::new(k) as Box<dyn Engine>, note)
     });
-    let tract = if skipped("tract") { Err(skip_err()) } else { guard(|| TractEngine::new(&path, &inputs)) };
+    let tract = if skipped("tract") { Err(skip_err()) } else { guard(|| TractEngine::new(&peer_path, &inputs)) };
     let tract = tract.map(|t| {
         let note = format!("loaded, optimized and planned in {:.2} s ({})", t.load_s, t.note);
         (Box::new(t) as Box<dyn Engine>, note)
     });
-    let dir = cfg.work_dir.join(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let dir = cfg.work_dir.join(peer_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
     let mut r_before = None;
-    let ort = if skipped("ort") { Err(skip_err()) } else { guard(|| OrtEngine::new(&cfg.python, &cfg.worker, &path, &inputs, &dir)) };
+    let ort = if skipped("ort") { Err(skip_err()) } else { guard(|| OrtEngine::new(&cfg.python, &cfg.worker, &peer_path, &inputs, &dir)) };
     let ort = ort.map(|o| {
         let note = format!("onnxruntime {} session created in {:.2} s (worker RSS before it: {:.0} MiB)", o.version, o.load_ms / 1e3, o.rss_before_kib as f64 / 1024.0);
         r_before = Some(o.rss_before_kib);

