@@ -128,8 +128,25 @@ impl ResizeStep {
         let plane_out = out_hw[0] * out_hw[1];
         let mut out = vec![0f32; planes * plane_out];
         if plane_out > 0 && planes > 0 {
+            let nearest = matches!(self.s.mode, Mode::Nearest(_));
             let one = |(p, dst): (usize, &mut [f32])| {
                 let plane = &src[p * h * w..][..h * w];
+                if nearest {
+                    // A gather per element; an output row that reads the same input row as
+                    // the one above it is a copy of it.
+                    let ow = out_hw[1];
+                    for oy in 0..out_hw[0] {
+                        let (done, rest) = dst.split_at_mut(oy * ow);
+                        let row = &mut rest[..ow];
+                        if oy > 0 && ys[oy].0 == ys[oy - 1].0 {
+                            row.copy_from_slice(&done[(oy - 1) * ow..]);
+                        } else {
+                            let r0 = &plane[ys[oy].0 * w..][..w];
+                            row.iter_mut().zip(&xs).for_each(|(o, t)| *o = r0[t.0]);
+                        }
+                    }
+                    return;
+                }
                 for (oy, row) in dst.chunks_exact_mut(out_hw[1]).enumerate() {
                     let (y0, y1, wy) = ys[oy];
                     let (r0, r1) = (&plane[y0 * w..][..w], &plane[y1 * w..][..w]);
