@@ -1,7 +1,7 @@
 //! The pass driver, the default pipeline and its named phases.
 
 use crate::{
-    Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseElementwise, FuseAttention, FuseGelu, FuseHardSwish, FuseLayerNorm, InferShapes, Pass, PassError,
+    ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseElementwise, FuseAttention, FuseGelu, FuseHardSwish, FuseLayerNorm, InferShapes, Pass, PassError,
     RemoveIdentities, SimplifyLayout,
 };
 use kiln_ir::{Graph, IrError, Model, compact, verify};
@@ -35,6 +35,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(FuseHardSwish),
         Box::new(FuseAttention),
         Box::new(FuseActivation),
+        Box::new(ChooseConvLayout),
         Box::new(FuseElementwise),
         Box::new(Dce::new("cleanup")),
     ]

@@ -16,6 +16,7 @@
 mod attention;
 mod batchnorm;
 mod chain;
+mod conv_layout;
 mod dce;
 mod driver;
 mod error;
@@ -32,6 +33,7 @@ mod util;
 pub use attention::FuseAttention;
 pub use batchnorm::FoldBatchNorm;
 pub use chain::FuseElementwise;
+pub use conv_layout::ChooseConvLayout;
 pub use dce::Dce;
 pub use driver::{AppliedPatch, MAX_FOLD_ELEMENTS, default_pipeline, optimize, phase_names, pipeline_until};
 pub use error::PassError;

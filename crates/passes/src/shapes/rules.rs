@@ -215,6 +215,27 @@ pub fn conv(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
     Ok(Some(out))
 }
 
+/// `conv` for channels-last X `[N, spatial.., C]`: the output `[N, spatial out.., M]`.
+fn conv_nhwc(cx: &Cx, x: &[Dim]) -> Result<Option<Vec<Dim>>, String> {
+    let (Some(w), true) = (cx.shape(1), x.len() >= 3) else { return Ok(None) };
+    let kernel: Option<Vec<usize>> = match cx.n.attr_ints("kernel_shape") {
+        Some(k) => k.iter().map(|&v| usize::try_from(v).ok()).collect(),
+        None => w[2..].iter().map(Dim::known).collect(),
+    };
+    let spatial = &x[1..x.len() - 1];
+    let mut out = vec![x[0].clone()];
+    match kernel {
+        Some(k) if k.len() == spatial.len() => {
+            for (win, d) in window_attrs(cx, &k, false)?.iter().zip(spatial) {
+                out.push(win.output(cx, d)?);
+            }
+        }
+        _ => out.extend(spatial.iter().map(|_| cx.fresh())),
+    }
+    out.push(w.first().cloned().unwrap_or_else(|| cx.fresh()));
+    Ok(Some(out))
+}
+
 fn pool(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
     let Some(x) = cx.shape(0) else { return Ok(None) };
     let Some(k) = cx.n.attr_ints("kernel_shape") else { return Ok(None) };
@@ -260,6 +281,12 @@ fn reduce(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
 
 fn kiln(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
     match op {
+        "FusedConv" if cx.n.attr_str("layout") == Some("NHWC") => {
+            // Channels last: infer as NCHW on a permuted view of X, then move channels back.
+            let Some(x) = cx.shape(0) else { return Ok(vec![Fact::new(cx.dtype(0), None)]) };
+            let y = conv_nhwc(cx, x)?;
+            Ok(vec![Fact::new(cx.dtype(0), y)])
+        }
         "FusedConv" => Ok(vec![Fact::new(cx.dtype(0), conv(cx)?)]),
         "FusedMatMul" => {
             let gemm_form = ["transA", "transB", "alpha", "beta"].iter().any(|k| cx.n.attrs.contains_key(*k));

@@ -6,6 +6,7 @@ mod build;
 mod attention;
 mod batchnorm;
 mod chain;
+mod conv_layout;
 mod dce;
 mod driver;
 mod fold;

@@ -39,6 +39,24 @@ fn geometry(ints: impl Fn(&str) -> Option<Vec<i64>>, int: impl Fn(&str) -> Optio
     Some(Geometry { strides: pair(ints("strides"), 1)?, dilations: pair(ints("dilations"), 1)?, pads, groups: groups as usize })
 }
 
+/// The `layout` attribute of a FusedConv (plain Conv is NCHW); None for one we do not know.
+fn layout_of(attr: Option<&str>) -> Option<ConvLayout> {
+    match attr {
+        None | Some("NCHW") => Some(ConvLayout::Nchw),
+        Some("NHWC") => Some(ConvLayout::Nhwc),
+        Some(_) => None,
+    }
+}
+
+/// The spec for input dims `x` in `layout`.
+fn spec_in(x: &[usize], w: &[usize], geo: &Geometry, layout: ConvLayout) -> Option<Conv2dSpec> {
+    match (layout, x) {
+        (ConvLayout::Nhwc, &[n, h, wd, c]) => spec(&[n, c, h, wd], w, geo),
+        (ConvLayout::Nhwc, _) => None,
+        (ConvLayout::Nchw, _) => spec(x, w, geo),
+    }
+}
+
 fn spec(x: &[usize], w: &[usize], geo: &Geometry) -> Option<Conv2dSpec> {
     let (&[n, c, h, wd], &[o, cg, kh, kw]) = (x, w) else { return None };
     (c == cg * geo.groups && o % geo.groups == 0).then_some(())?;
@@ -66,22 +84,24 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
     if node.attr_ints("kernel_shape").is_some_and(|k| k != [w.shape()[2] as i64, w.shape()[3] as i64]) {
         return Ok(None);
     }
-    let variant = match bound_shape(g, node, 0, dims).and_then(|x| spec(&x, w.shape(), &geo)) {
+    let Some(layout) = layout_of(node.attr_str("layout")) else { return Ok(None) };
+    let variant = match bound_shape(g, node, 0, dims).and_then(|x| spec_in(&x, w.shape(), &geo, layout)) {
         None => "default".to_string(),
-        Some(s) => tune_conv(tuner, &s, w, act)?,
+        Some(s) => tune_conv(tuner, &s, w, act, layout)?,
     };
     Ok(Some(Lowered { kernel: KERNEL, variant }))
 }
 
-fn tune_conv(tuner: &mut Tuner, s: &Conv2dSpec, w: &Tensor, act: Activation) -> Result<String, TargetError> {
-    let cands = conv_candidates(s, ConvLayout::Nchw, crate::device::cores());
+fn tune_conv(tuner: &mut Tuner, s: &Conv2dSpec, w: &Tensor, act: Activation, layout: ConvLayout) -> Result<String, TargetError> {
+    let cands = conv_candidates(s, layout, crate::device::cores());
     let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
     let (Ok(w32), Ok(inl), Ok(outl)) = (w.as_slice::<f32>(), s.input_len(), s.output_len()) else { return Ok("default".into()) };
-    let Ok(weights) = ConvWeights::new(s, ConvLayout::Nchw, w32) else { return Ok("default".into()) };
+    let Ok(weights) = ConvWeights::new(s, layout, w32) else { return Ok("default".into()) };
     let x = filler(inl);
     let mut y = vec![0f32; outl];
+    let tag = if layout == ConvLayout::Nhwc { " nhwc" } else { "" };
     let problem = format!(
-        "n{} c{} {}x{} -> o{} k{}x{} s{:?} d{:?} p{:?} g{}",
+        "n{} c{} {}x{} -> o{} k{}x{} s{:?} d{:?} p{:?} g{}{tag}",
         s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel[0], s.kernel[1], s.stride, s.dilation, s.pads, s.groups
     );
     tune(tuner, KERNEL, problem, &names, |i| conv2d(&x, &weights, None, act, &mut y, &cands[i]).map_err(|e| e.to_string()))
@@ -95,6 +115,7 @@ pub struct ConvStep {
     bias: Option<Vec<f32>>,
     geo: Geometry,
     act: Activation,
+    layout: ConvLayout,
     packed: Option<(Conv2dSpec, ConvWeights)>,
 }
 
@@ -107,22 +128,27 @@ impl ConvStep {
             None => None,
             Some(v) => Some(weight(v).ok_or("bias is not a constant")?.into_vec::<f32>().map_err(|e| e.to_string())?),
         };
+        let layout = layout_of(step_str(step, "layout")).ok_or("unknown layout")?;
         let wshape = w.shape().to_vec();
-        Ok(ConvStep { weight: w.into_vec::<f32>().map_err(|e| e.to_string())?, wshape, bias, geo, act, packed: None })
+        Ok(ConvStep { weight: w.into_vec::<f32>().map_err(|e| e.to_string())?, wshape, bias, geo, act, layout, packed: None })
     }
 
     pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
-        let s = spec(x.shape(), &self.wshape, &self.geo)
+        let s = spec_in(x.shape(), &self.wshape, &self.geo, self.layout)
             .ok_or_else(|| format!("input shape {:?} does not fit weights {:?} and the convolution attributes", x.shape(), self.wshape))?;
         if self.packed.as_ref().is_none_or(|(p, _)| *p != s) {
-            self.packed = Some((s, ConvWeights::new(&s, ConvLayout::Nchw, &self.weight).map_err(|e| e.to_string())?));
+            self.packed = Some((s, ConvWeights::new(&s, self.layout, &self.weight).map_err(|e| e.to_string())?));
         }
         let Some((_, w)) = &self.packed else { return Err("weights were not prepared".into()) };
-        let params = pick(&conv_candidates(&s, ConvLayout::Nchw, crate::device::cores()), variant).ok_or("no convolution candidate")?;
+        let params = pick(&conv_candidates(&s, self.layout, crate::device::cores()), variant).ok_or("no convolution candidate")?;
         let [oh, ow] = s.out_hw().map_err(|e| e.to_string())?;
         let mut y = vec![0f32; s.output_len().map_err(|e| e.to_string())?];
         conv2d(x.as_slice::<f32>().map_err(|e| e.to_string())?, w, self.bias.as_deref(), self.act, &mut y, &params).map_err(|e| e.to_string())?;
-        Tensor::from_vec(vec![s.batch, s.out_channels, oh, ow], y).map_err(|e| e.to_string())
+        let shape = match self.layout {
+            ConvLayout::Nchw => vec![s.batch, s.out_channels, oh, ow],
+            ConvLayout::Nhwc => vec![s.batch, oh, ow, s.out_channels],
+        };
+        Tensor::from_vec(shape, y).map_err(|e| e.to_string())
     }
 }

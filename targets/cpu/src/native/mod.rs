@@ -13,6 +13,7 @@ mod conv_transpose;
 mod elementwise;
 mod global_pool;
 mod matmul;
+mod reduce;
 mod resize;
 mod rows;
 mod transpose;
@@ -40,6 +41,7 @@ pub enum Native {
     GlobalPool(global_pool::GlobalPoolStep),
     Concat(concat::ConcatStep),
     Chain(chain::ChainStepNative),
+    Reduce(reduce::ReduceStep),
 }
 
 impl Native {
@@ -57,6 +59,7 @@ impl Native {
             global_pool::KERNEL => Some(Native::GlobalPool(global_pool::GlobalPoolStep::load(&step.op)?)),
             concat::KERNEL => Some(Native::Concat(concat::ConcatStep::load(step)?)),
             chain::KERNEL => Some(Native::Chain(chain::ChainStepNative::load(step)?)),
+            reduce::KERNEL => Some(Native::Reduce(reduce::ReduceStep::load(step)?)),
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
             _ => None,
         })
@@ -76,6 +79,7 @@ impl Native {
             Native::GlobalPool(p) => p.run(inputs),
             Native::Concat(c) => c.run(inputs),
             Native::Chain(c) => c.run(inputs, variant),
+            Native::Reduce(r) => r.run(inputs),
         }
     }
 }
@@ -111,6 +115,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         "Concat" => concat::lower(g, node),
         _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
         _ if rows::covers(node) => rows::lower(g, node, dims, tuner)?,
+        _ if reduce::covers(node) => reduce::lower(g, node),
         _ => None,
     };
     Ok(lowered)
