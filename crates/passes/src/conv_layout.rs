@@ -6,11 +6,13 @@
 //! `kiln::FusedConv`, constant 4-D weights, explicit or VALID padding) or an agnostic op: an
 //! elementwise op (the `kiln::Chain` op list) whose 4-D output every non-constant input
 //! matches or broadcasts into per channel (`[1, C, 1, 1]`), with constant operands that are a
-//! single value or per channel; or a `Concat` of 4-D values on the channel axis. Two nodes are
+//! single value or per channel; a `Concat` of 4-D values on the channel axis; or a
+//! `GlobalAveragePool` (channels-last, a `ReduceMean` over H and W). Two nodes are
 //! joined when one reads the other's output. Regions with at least two convolutions switch:
 //! convolutions become `kiln::FusedConv` with `layout = "NHWC"`, per-channel constants are
 //! re-laid out as `[1, 1, 1, C]`, Concat moves to axis 3. A region with one convolution stays
-//! NCHW: its two transposes would cost more than the layout saves.
+//! NCHW (its two transposes would cost more than the layout saves), and so does one whose
+//! boundary transposes would move more than a quarter of the elements its convolutions read.
 
 use crate::util::{Names, View, input, is_op, make_node, output};
 use crate::{Pass, PassError};
@@ -74,10 +76,12 @@ impl Pass for ChooseConvLayout {
         let mut switched = Vec::new();
         for nodes in regions.values() {
             let convs = nodes.iter().filter(|&&i| kinds[i] == Some(Kind::Conv)).count();
-            if convs < 2 {
+            if convs < 2 || !worth_it(&view, nodes, &kinds) {
                 continue;
             }
-            switch(&view, nodes, &mut patch);
+            if !switch(&view, nodes, &mut patch) {
+                continue;
+            }
             switched.push(format!("{} nodes ({convs} convolutions) from {}", nodes.len(), g.nodes[nodes[0]].label()));
         }
         if switched.is_empty() {
@@ -86,6 +90,43 @@ impl Pass for ChooseConvLayout {
         patch.description = format!("run {} region(s) channels-last: {}", switched.len(), switched.join("; "));
         Ok(Some(patch))
     }
+}
+
+/// Elements of a value, a symbolic dim counted as 32 (a guess that only has to rank
+/// boundary traffic against convolution traffic of the same graph).
+fn volume(g: &Graph, v: ValueId) -> f64 {
+    g.value(v).shape.as_ref().map_or(0.0, |s| s.0.iter().map(|d| d.known().map_or(32.0, |n| n as f64)).product())
+}
+
+/// Whether the transposes a region needs move at most a quarter of what its convolutions read:
+/// otherwise the boundary traffic eats what the layout saves.
+fn worth_it(view: &View, nodes: &[usize], kinds: &[Option<Kind>]) -> bool {
+    let g = view.g;
+    let inside: std::collections::HashSet<usize> = nodes.iter().copied().collect();
+    let produced: std::collections::HashSet<ValueId> = nodes.iter().flat_map(|&i| g.nodes[i].outputs.iter().flatten().copied()).collect();
+    let mut conv_reads = 0.0;
+    let mut boundary = 0.0;
+    let mut seen = std::collections::HashSet::new();
+    for &i in nodes {
+        let n = &g.nodes[i];
+        let conv = kinds[i] == Some(Kind::Conv);
+        for (k, v) in n.inputs.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            if conv && k == 0 {
+                conv_reads += volume(g, v);
+            }
+            let data = !(conv && k > 0) && view.constant(v).is_none();
+            if data && !produced.contains(&v) && seen.insert(v) {
+                boundary += volume(g, v);
+            }
+        }
+        for &v in n.outputs.iter().flatten() {
+            if (view.pinned(v) || view.readers(v).iter().any(|(r, _)| !inside.contains(&r.0))) && seen.insert(v) {
+                boundary += volume(g, v);
+            }
+        }
+    }
+    boundary * 4.0 <= conv_reads
 }
 
 /// The 4-D shape of an f32 value.
@@ -125,6 +166,10 @@ fn kind(view: &View, n: &Node) -> Option<Kind> {
         return ok.then_some(Kind::Conv);
     }
     let out_shape = shape4(g, out)?;
+    if is_op(n, "GlobalAveragePool") {
+        // Channels-last it is a ReduceMean over H and W.
+        return shape4(g, input(n, 0)?).map(|_| Kind::Agnostic);
+    }
     if is_op(n, "Concat") {
         let axis = n.attr_int("axis")?;
         let ok = (axis == 1 || axis == -3) && n.inputs.iter().all(|i| i.is_some_and(|v| shape4(g, v).is_some() && view.constant(v).is_none()));
@@ -160,8 +205,12 @@ fn transpose(name: String, x: ValueId, y: ValueId, perm: [i64; 4]) -> Node {
     make_node(&name, "", "Transpose", 1, vec![Some(x)], vec![Some(y)], BTreeMap::from([("perm".to_string(), Attr::Ints(perm.to_vec()))]))
 }
 
-/// Rewrites one region channels-last.
-fn switch(view: &View, nodes: &[usize], patch: &mut GraphPatch) {
+/// Rewrites one region channels-last; false (and no node changed) when it cannot.
+fn switch(view: &View, nodes: &[usize], patch: &mut GraphPatch) -> bool {
+    // Nodes go into the patch only once the whole region is rewritten (values added before a
+    // failure stay unused and are compacted away).
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
     let g = view.g;
     let mut names = Names::of(g);
     let inside: std::collections::HashSet<usize> = nodes.iter().copied().collect();
@@ -199,7 +248,7 @@ fn switch(view: &View, nodes: &[usize], patch: &mut GraphPatch) {
                     match relaid.get(&v) {
                         Some(&m) => m,
                         None => {
-                            let Ok(m) = t.clone().reshape(vec![1, 1, 1, t.len()]) else { return };
+                            let Ok(m) = t.clone().reshape(vec![1, 1, 1, t.len()]) else { return false };
                             let m = patch.add_constant(names.fresh(&format!("{}_nhwc", g.value(v).name)), m);
                             relaid.insert(v, m);
                             m
@@ -215,7 +264,7 @@ fn switch(view: &View, nodes: &[usize], patch: &mut GraphPatch) {
             let info = g.value(v);
             let shape = info.shape.as_ref().map(|s| permuted(&s.0, &TO_NHWC));
             let t = patch.add_value(names.fresh(&format!("{}_nhwc", info.name)), info.dtype, shape);
-            patch.add_node(transpose(format!("{}_to_nhwc", info.name), v, t, TO_NHWC));
+            added.push(transpose(format!("{}_to_nhwc", info.name), v, t, TO_NHWC));
             twin.insert(v, t);
             inputs.push(Some(t));
         }
@@ -224,20 +273,36 @@ fn switch(view: &View, nodes: &[usize], patch: &mut GraphPatch) {
         let (domain, op, opset) = if conv {
             attrs.insert("layout".into(), Attr::String(b"NHWC".to_vec()));
             ("kiln", "FusedConv", 1)
+        } else if n.op_type == "GlobalAveragePool" {
+            attrs.insert("keepdims".into(), Attr::Int(1));
+            if n.opset >= 18 {
+                let Ok(t) = Tensor::from_vec(vec![2], vec![1i64, 2]) else { return false };
+                inputs.push(Some(patch.add_constant(names.fresh(&format!("{}_axes", n.name)), t)));
+            } else {
+                attrs.insert("axes".into(), Attr::Ints(vec![1, 2]));
+            }
+            ("", "ReduceMean", n.opset)
         } else {
             if n.op_type == "Concat" {
                 attrs.insert("axis".into(), Attr::Int(3));
             }
             (n.domain.as_str(), n.op_type.as_str(), n.opset)
         };
-        patch.remove_node(NodeId(i));
-        patch.add_node(make_node(&n.name, domain, op, opset, inputs, outputs, attrs));
+        removed.push(NodeId(i));
+        added.push(make_node(&n.name, domain, op, opset, inputs, outputs, attrs));
         // Values read outside the region (or graph outputs) come back as NCHW.
         for v in n.outputs.iter().flatten() {
             let outside = view.pinned(*v) || view.readers(*v).iter().any(|(r, _)| !inside.contains(&r.0));
             if outside && let Some(&t) = twin.get(v) {
-                patch.add_node(transpose(format!("{}_to_nchw", g.value(*v).name), t, *v, TO_NCHW));
+                added.push(transpose(format!("{}_to_nchw", g.value(*v).name), t, *v, TO_NCHW));
             }
         }
     }
+    for n in removed {
+        patch.remove_node(n);
+    }
+    for n in added {
+        patch.add_node(n);
+    }
+    true
 }
