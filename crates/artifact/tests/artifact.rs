@@ -162,7 +162,7 @@ fn keys_are_not_overwritten_and_bad_files_are_named() {
     key(t.path());
     assert!(keygen(&t.path().join("k")).is_err());
     std::fs::write(t.path().join("junk"), "hello").expect("write");
-    let e = read_public_key(&t.path().join("junk")).err().expect("error").to_string();
+    let e = read_public_key(&t.path().join("junk")).expect_err("error").to_string();
     assert!(e.contains("kiln keygen"), "{e}");
 }
 
