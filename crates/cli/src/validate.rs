@@ -90,8 +90,11 @@ fn bar(quiet: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
     b
 }
 
+/// Input sets, labels when given, and where the inputs came from.
+type Samples = (Vec<Vec<(String, kiln_tensor::Tensor)>>, Option<Vec<usize>>, String);
+
 /// Input sets from `--data` (with labels) or seeded random ones.
-fn samples(declared: &[Declared], dims: &[(String, usize)], o: &Opts) -> anyhow::Result<(Vec<Vec<(String, kiln_tensor::Tensor)>>, Option<Vec<usize>>, String)> {
+fn samples(declared: &[Declared], dims: &[(String, usize)], o: &Opts) -> anyhow::Result<Samples> {
     if let Some(dir) = &o.data {
         let mut subs: Vec<PathBuf> = std::fs::read_dir(dir).with_context(|| format!("--data {}", dir.display()))?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
         subs.sort();
