@@ -54,7 +54,7 @@ pub fn bars(id: &str, title: &str, rows: &[(String, f64, String)]) -> String {
     let palette = ["#4a6fd1", "#1b8a3a", "#d18b2c", "#8e44ad", "#16a085", "#c0392b"];
     for (i, (label, v, shown)) in rows.iter().enumerate() {
         let y = 10.0 + i as f64 * row_h;
-        let bw = (v / max * (w - left - 90.0)).max(1.0);
+        let bw = (v / max * (w - left - 140.0)).max(1.0);
         s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>", left - 6.0, y + 14.0, xml_escape(label)));
         s.push_str(&format!(
             "<rect class=\"bar\" x=\"{left}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
