@@ -4,7 +4,8 @@
 #   bash ci/test.sh
 #
 # Needs: Rust (cargo) with cargo-nextest, python3.11 with pip, network access to PyPI and
-# crates.io. Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
+# crates.io; Debian's chromium (installed here when run as root) for the HTML report test.
+# Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
 # testdata/fetch.sh (models + ONNX conformance data into testdata/cache); scikit-learn models
 # (testdata/sklearn_models.py); onnxruntime reference
 # outputs for the real models (testdata/ort_reference.py); then every test of the workspace.
@@ -50,6 +51,16 @@ if [ "$(cat "$venv/.kiln-requirements" 2>/dev/null)" != "$requirements" ]; then
 fi
 "$venv/bin/python" -c 'import onnx, onnxruntime, numpy; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__)'
 export PATH="$venv/bin:$PATH" # fetch.sh's python3 is the venv's
+
+step "headless chromium (renders the HTML validation report in crates/report/tests/chromium.rs)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  else
+    echo "chromium is missing: install it with 'sudo apt-get install -y chromium' (the HTML report test needs it)" >&2
+  fi
+fi
+command -v chromium >/dev/null 2>&1 && chromium --version || true
 
 step "fetch models and conformance data"
 bash testdata/fetch.sh

@@ -4,7 +4,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Tune {
     /// Every kernel takes its default candidate.
     Off,
@@ -15,37 +15,64 @@ enum Tune {
 }
 
 /// Compile a model for a target: import, optimize, lower (choosing kernels, tuned on this
-/// machine), and write a plan folder that `kiln run` and `kiln bench` execute.
+/// machine), write a versioned artifact folder (manifest with a sha256 per file; `kiln run` and
+/// `kiln bench` execute it), its provenance and build attestations beside it
+/// (`DIR.attestations/`), then validate it against the reference executor and apply gates
+/// (unless --no-validate). A failed gate still writes the report and exits with 2.
 ///
-/// Example: kiln compile model.onnx --target cpu -o model.kiln --tune full --tune-budget 30s
+/// Example: kiln compile model.onnx -o model.kiln --tune off --gate 'latency.p99<=20ms'
+/// Example: kiln compile --config kiln.toml
 #[derive(clap::Args)]
 pub struct Args {
     /// The model: .onnx, a Hugging Face folder (config.json + safetensors), or a .safetensors file.
-    model: PathBuf,
+    model: Option<PathBuf>,
+    /// A build file (kiln.toml); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Replace the model's initializers by name with this safetensors checkpoint's tensors.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
-    /// The hardware target.
-    #[arg(long, default_value = "cpu")]
-    target: String,
-    /// The plan folder to write (replaced atomically if it holds a previous plan).
-    #[arg(short = 'o', long = "output", value_name = "DIR", required_unless_present = "stop_after")]
+    /// The hardware target (default cpu).
+    #[arg(long)]
+    target: Option<String>,
+    /// The artifact folder to write (replaced atomically if it holds a previous artifact).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The artifact's name (default: the model's file name without extension).
+    #[arg(long)]
+    name: Option<String>,
+    /// The artifact's semantic version (default 0.1.0).
+    #[arg(long = "artifact-version", value_name = "SEMVER")]
+    artifact_version: Option<String>,
     /// Kernel tuning: off, cache (recorded decisions only) or full (measure what is not recorded).
-    #[arg(long, value_enum, default_value = "cache")]
-    tune: Tune,
+    #[arg(long, value_enum)]
+    tune: Option<Tune>,
     /// Time budget for measuring kernel candidates, e.g. 30s, 500ms, 2m.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     tune_budget: Duration,
     /// Tuning-record folder (default: $KILN_CACHE_DIR, else ~/.cache/kiln/tune).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Stop after a phase and print the IR at that point instead of writing a plan.
+    /// Stop after a phase and print the IR at that point instead of writing an artifact.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(kiln_pipeline::phases()))]
     stop_after: Option<String>,
     /// Bind a symbolic dimension for tuning, as NAME=SIZE (repeatable).
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = crate::inputs::parse_dim)]
     dims: Vec<(String, usize)>,
+    /// Sign the artifact digest and its attestations with this secret key (`kiln keygen`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Also write a single-file archive of the artifact and its attestations, DIR.tar.
+    #[arg(long)]
+    archive: bool,
+    /// Skip validation (and gates).
+    #[arg(long)]
+    no_validate: bool,
+    #[command(flatten)]
+    validate: crate::validate::Opts,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -71,6 +98,8 @@ struct Report {
     model: String,
     target: kiln_target::TargetId,
     output: Option<String>,
+    /// sha256 of the artifact's manifest.
+    digest: String,
     /// Measured wall time per phase, milliseconds.
     phases_ms: Vec<(String, f64)>,
     steps: usize,
@@ -79,15 +108,105 @@ struct Report {
     /// Rewrites made by the graph passes, counted per pass.
     passes: std::collections::BTreeMap<String, usize>,
     tuning: Vec<kiln_target::TuneDecision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation: Option<kiln_report::Report>,
+}
+
+/// Flags over kiln.toml over defaults.
+struct Resolved {
+    model: PathBuf,
+    weights: Option<PathBuf>,
+    target: String,
+    out: Option<PathBuf>,
+    name: String,
+    version: String,
+    tune: Tune,
+    dims: std::collections::BTreeMap<String, usize>,
+    sign: Option<PathBuf>,
+    archive: bool,
+    validate: bool,
+    opts: crate::validate::Opts,
+    cost: std::collections::BTreeMap<String, crate::cost::Price>,
+}
+
+fn resolve(a: &Args) -> anyhow::Result<Resolved> {
+    let bf = match &a.config {
+        Some(p) => crate::buildfile::read(p)?,
+        None => crate::buildfile::BuildFile::default(),
+    };
+    let model = a.model.clone().or(bf.model.clone()).context("give the model (kiln compile MODEL) or a --config kiln.toml naming it")?;
+    if bf.targets.len() > 1 && a.target.is_none() {
+        anyhow::bail!("kiln.toml lists targets {:?}: this Kiln compiles one per run; pick one with --target", bf.targets);
+    }
+    for p in &bf.precisions {
+        if p != "f32" {
+            anyhow::bail!("kiln.toml asks for precision '{p}': this Kiln builds f32 only (quantization is not implemented yet)");
+        }
+    }
+    if let Some(c) = &bf.calibration
+        && !a.quiet
+    {
+        eprintln!("note: kiln.toml [calibration] data {:?} is unused: f32 builds need no calibration", c.data);
+    }
+    if let Some(r) = &bf.registry
+        && !a.quiet
+    {
+        eprintln!("note: registry '{r}' recorded; pushing artifacts is not implemented yet");
+    }
+    let tune = match (a.tune, bf.tune.as_deref()) {
+        (Some(t), _) => t,
+        (None, None) => Tune::Cache,
+        (None, Some(t)) => <Tune as clap::ValueEnum>::from_str(t, true).map_err(|_| anyhow::anyhow!("kiln.toml: tune = '{t}' is not off, cache or full"))?,
+    };
+    let mut dims = bf.dims.clone();
+    dims.extend(a.dims.iter().cloned());
+    let v = bf.validate.unwrap_or_default();
+    let mut opts = a.validate.clone();
+    if opts.gates.is_empty() {
+        opts.gates = bf.gates.clone();
+    }
+    opts.baseline = opts.baseline.or(bf.baseline.clone());
+    if opts.batches.is_empty() {
+        opts.batches = v.batch.clone();
+    }
+    opts.runs = opts.runs.or(v.runs);
+    opts.warmup = opts.warmup.or(v.warmup);
+    opts.samples = opts.samples.or(v.samples);
+    opts.data = opts.data.or(v.data.clone());
+    let name = a.name.clone().or(bf.name.clone()).unwrap_or_else(|| {
+        let n = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        n.strip_suffix(".onnx").or(n.strip_suffix(".safetensors")).unwrap_or(&n).to_string()
+    });
+    Ok(Resolved {
+        weights: a.weights.clone().or(bf.weights.clone()),
+        target: a.target.clone().or(bf.targets.first().cloned()).unwrap_or_else(|| "cpu".into()),
+        out: a.out.clone().or(bf.output.clone()),
+        name,
+        version: a.artifact_version.clone().or(bf.version.clone()).unwrap_or_else(|| "0.1.0".into()),
+        tune,
+        dims,
+        sign: a.sign.clone().or(bf.sign.clone()),
+        archive: a.archive || bf.archive.unwrap_or(false),
+        validate: !a.no_validate && v.enabled.unwrap_or(true),
+        opts,
+        cost: bf.cost,
+        model,
+    })
 }
 
 pub fn main(a: Args) -> anyhow::Result<()> {
-    let target = kiln_pipeline::target(&a.target)?;
+    let r = resolve(&a)?;
+    let target = kiln_pipeline::target(&r.target)?;
     if let kiln_target::Availability::Unavailable { reason, remedy } = target.probe() {
-        anyhow::bail!("target {} is not available here: {reason} ({remedy})", a.target);
+        anyhow::bail!("target {} is not available here: {reason} ({remedy})", r.target);
+    }
+    let key = r.sign.as_deref().map(kiln_artifact::read_secret_key).transpose()?;
+    // Parse gates before spending time compiling.
+    for g in &r.opts.gates {
+        kiln_report::gate::parse(g)?;
     }
     let opts = CompileOptions {
-        tune: match a.tune {
+        tune: match r.tune {
             Tune::Off => TuneMode::Off,
             Tune::Cache => TuneMode::Cache,
             Tune::Full => TuneMode::Full,
@@ -95,41 +214,57 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         tune_budget: a.tune_budget,
         cache_dir: a.cache_dir.clone().or_else(kiln_pipeline::default_cache_dir),
         threads: None,
-        dims: a.dims.iter().cloned().collect(),
+        dims: r.dims.clone(),
         tuning_shapes: Default::default(),
     };
-    if !a.model.exists() {
-        anyhow::bail!("{} does not exist", a.model.display());
+    if !r.model.exists() {
+        anyhow::bail!("{} does not exist", r.model.display());
     }
-    let compiled = match &a.weights {
-        None => kiln_pipeline::compile(&a.model, target.as_ref(), &opts, a.stop_after.as_deref()),
-        Some(w) => {
-            let started = std::time::Instant::now();
-            let (model, report) = kiln_pipeline::load_model(&a.model, &target.coverage(), Some(w))
-                .with_context(|| format!("cannot import {}", a.model.display()))?;
-            if let Some(r) = &report {
-                crate::load::print_rebind(w, r);
-            }
-            let import = started.elapsed();
-            kiln_pipeline::compile_model(model, target.as_ref(), &opts, a.stop_after.as_deref()).map(|mut c| {
-                c.phase_times.insert(0, ("import", import));
-                c
-            })
+    let spinner = if a.quiet || a.json || a.stop_after.is_some() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(format!("compiling {} (import, optimize, lower{})", r.model.display(), if r.tune == Tune::Full { ", tune" } else { "" }));
+        s.enable_steady_tick(Duration::from_millis(120));
+        s
+    };
+    let started = std::time::Instant::now();
+    let (model, _) = kiln_pipeline::load_model(&r.model, &target.coverage(), r.weights.as_deref()).map(|(m, rep)| {
+        if let (Some(rep), Some(w)) = (&rep, &r.weights) {
+            crate::load::print_rebind(w, rep);
         }
-    }
-    .with_context(|| format!("cannot compile {}", a.model.display()))?;
+        (m, rep)
+    })
+    .with_context(|| format!("cannot import {}", r.model.display()))?;
+    let import = started.elapsed();
+    let compiled = kiln_pipeline::compile_model(model, target.as_ref(), &opts, a.stop_after.as_deref())
+        .map(|mut c| {
+            c.phase_times.insert(0, ("import", import));
+            c
+        })
+        .with_context(|| format!("cannot compile {}", r.model.display()))?;
+    spinner.finish_and_clear();
     if let Some(phase) = &a.stop_after {
         println!("# IR after phase '{phase}'");
         print!("{}", kiln_ir::dump(&compiled.model));
         return Ok(());
     }
     let plan = compiled.plan.as_ref().context("the lower phase produced no plan")?;
-    let out = a.out.as_ref().context("-o DIR is required")?;
-    kiln_target::write_plan(out, plan, &compiled.weights).with_context(|| format!("cannot write the plan to {}", out.display()))?;
+    let out = r.out.as_ref().context("-o DIR is required (or `output` in kiln.toml)")?;
+    let tune_name = match r.tune {
+        Tune::Off => "off",
+        Tune::Cache => "cache",
+        Tune::Full => "full",
+    };
+    let id = crate::artifact::Identity { name: r.name.clone(), version: r.version.clone() };
+    let art = crate::artifact::write(out, &id, &r.model, r.weights.as_deref(), tune_name, &r.dims, &compiled)
+        .with_context(|| format!("cannot write the artifact to {}", out.display()))?;
+    crate::artifact::write_evidence(&art, &compiled, key.as_ref())?;
     let report = Report {
-        model: a.model.display().to_string(),
+        model: r.model.display().to_string(),
         target: plan.target.clone(),
         output: Some(out.display().to_string()),
+        digest: art.digest.clone(),
         phases_ms: compiled.phase_times.iter().map(|(p, d)| (p.to_string(), d.as_secs_f64() * 1e3)).collect(),
         steps: plan.steps.len(),
         kernels: plan.kernel_histogram(),
@@ -139,13 +274,37 @@ pub fn main(a: Args) -> anyhow::Result<()> {
             m
         }),
         tuning: compiled.tune.clone(),
+        validation: None,
     };
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    if !a.json && !a.quiet {
         print_text(&report);
     }
-    Ok(())
+    let mut validation = None;
+    if r.validate {
+        let job = crate::validate::Job { artifact: out, model: &r.model, weights: r.weights.as_deref(), key: key.as_ref(), quiet: a.quiet || a.json, cost: r.cost.clone() };
+        let v = crate::validate::measure(&job, &r.opts)?;
+        let dir = crate::validate::write(&job, &v)?;
+        if !a.json && !a.quiet {
+            crate::validate::print(&v, &dir);
+        }
+        validation = Some(v);
+    }
+    if r.archive {
+        let tar = std::path::PathBuf::from(format!("{}.tar", out.display()));
+        kiln_artifact::pack(out, &tar)?;
+        if !a.json && !a.quiet {
+            println!("archive {}", tar.display());
+        }
+    }
+    if a.json {
+        let mut report = report;
+        report.validation = validation.clone();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match &validation {
+        Some(v) => crate::validate::verdict(v),
+        None => Ok(()),
+    }
 }
 
 fn print_text(r: &Report) {
@@ -168,7 +327,7 @@ fn print_text(r: &Report) {
         println!("  {} [{}]: {} ({}) {gain}", d.key.kernel, d.key.problem, d.chosen, d.source);
     }
     if let Some(o) = &r.output {
-        println!("wrote {o}");
+        println!("wrote {o} (artifact {})", r.digest);
     }
 }
 

