@@ -137,9 +137,25 @@ impl Executable for CpuExecutable {
         let mut bytes = vec![0u64; self.plan.values.len()];
         for (i, step) in self.plan.steps.iter().enumerate() {
             let started = self.profile.as_ref().map(|_| std::time::Instant::now());
+            // A step that can run in place takes over input 0 when this is its last reader.
+            let owned = match (&self.natives[i], step.inputs.first()) {
+                (Some(n), Some(Some(v)))
+                    if n.in_place()
+                        && self.plan.values[*v].weight.is_none()
+                        && self.free_after[i].contains(v)
+                        && step.inputs.iter().filter(|x| **x == Some(*v)).count() == 1 =>
+                {
+                    slots[*v].take()
+                }
+                _ => None,
+            };
             let outs = {
                 let mut ins: Vec<Option<&Tensor>> = Vec::with_capacity(step.inputs.len());
-                for &v in &step.inputs {
+                for (k, &v) in step.inputs.iter().enumerate() {
+                    if k == 0 && owned.is_some() {
+                        ins.push(None);
+                        continue;
+                    }
                     ins.push(match v {
                         None => None,
                         Some(v) => Some(match self.plan.values[v].weight {
@@ -154,7 +170,7 @@ impl Executable for CpuExecutable {
                 }
                 let run_err = |reason: String| TargetError::Run { step: i, kernel: step.kernel.clone(), reason };
                 match (&mut self.natives[i], step.kernel.as_str()) {
-                    (Some(native), _) => vec![native.run(&ins, &step.variant).map_err(run_err)?],
+                    (Some(native), _) => vec![native.run(&ins, &step.variant, owned).map_err(run_err)?],
                     (None, "reference") => kiln_reference::run_node(&self.nodes[i], &ins).map_err(|e| run_err(e.to_string()))?,
                     (None, other) => return Err(run_err(format!("this Kiln has no CPU kernel '{other}'"))),
                 }

@@ -74,10 +74,17 @@ impl ChainStepNative {
         Ok(ChainStepNative { links })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
-        let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
-        let shape = x.shape();
-        let mut acc = x.as_slice::<f32>().map_err(|e| e.to_string())?.to_vec();
+    /// `owned`: X itself when the executor hands it over (its last reader): the chain then
+    /// runs in X's buffer, with no copy.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>) -> Result<Tensor, String> {
+        let (shape, mut acc) = match owned {
+            Some(t) => (t.shape().to_vec(), t.into_vec::<f32>().map_err(|e| e.to_string())?),
+            None => {
+                let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
+                (x.shape().to_vec(), x.as_slice::<f32>().map_err(|e| e.to_string())?.to_vec())
+            }
+        };
+        let shape = &shape[..];
         let len = acc.len();
         if len == 0 {
             return Tensor::from_vec(shape.to_vec(), acc).map_err(|e| e.to_string());

@@ -129,7 +129,20 @@ impl ElementwiseStep {
         Ok(ElementwiseStep { op })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    /// Whether a unary op, which may run in its input's buffer (see `run`).
+    pub fn in_place(&self) -> bool {
+        matches!(self.op, Op::Unary(_))
+    }
+
+    /// `owned`: input 0 itself when the executor hands it over (unary ops only).
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>) -> Result<Tensor, String> {
+        if let (Op::Unary(u), Some(t)) = (self.op, owned) {
+            let shape = t.shape().to_vec();
+            let mut data = t.into_vec::<f32>().map_err(|e| e.to_string())?;
+            let n = data.len();
+            run_chain_inplace(&mut data, n.max(1), &[ChainStep::unary(u)], &params(n, variant)?).map_err(|e| e.to_string())?;
+            return Tensor::from_vec(shape, data).map_err(|e| e.to_string());
+        }
         let x = inputs.first().copied().flatten().ok_or("input 0 is missing")?;
         let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
         match self.op {

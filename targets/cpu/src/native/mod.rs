@@ -65,11 +65,22 @@ impl Native {
         })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    /// Whether the step may run in input 0's buffer when the executor hands it over.
+    pub fn in_place(&self) -> bool {
+        match self {
+            Native::Chain(_) => true,
+            Native::Elementwise(e) => e.in_place(),
+            _ => false,
+        }
+    }
+
+    /// Runs the step; `owned` is input 0 handed over (then `inputs[0]` is None), only ever
+    /// given when [`Native::in_place`] says so.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>) -> Result<Tensor, String> {
         match self {
             Native::Conv(c) => c.run(inputs, variant),
             Native::MatMul(m) => m.run(inputs, variant),
-            Native::Elementwise(e) => e.run(inputs, variant),
+            Native::Elementwise(e) => e.run(inputs, variant, owned),
             Native::Attention(a) => a.run(inputs, variant),
             Native::Rows(r) => r.run(inputs, variant),
             Native::Transpose(t) => t.run(inputs),
@@ -78,7 +89,7 @@ impl Native {
             Native::BatchNorm(b) => b.run(inputs),
             Native::GlobalPool(p) => p.run(inputs),
             Native::Concat(c) => c.run(inputs),
-            Native::Chain(c) => c.run(inputs, variant),
+            Native::Chain(c) => c.run(inputs, variant, owned),
             Native::Reduce(r) => r.run(inputs),
         }
     }
