@@ -1,9 +1,10 @@
 //! f32 GEMM: `C = alpha * op(A) * op(B) + beta * C (+ bias), then an activation`.
 //!
-//! Row-major storage with leading dimensions. Two backends: the `gemm` crate (packed
-//! AVX-512/AVX2/NEON microkernels, dispatched by the crate at run time) and a blocked loop of
-//! our own that is compiled per [`Isa`] (the fallback that always exists and the reference for
-//! a future microkernel of our own).
+//! Row-major storage with leading dimensions. Three backends: the `gemm` crate (packed
+//! AVX-512/AVX2/NEON microkernels, dispatched by the crate at run time), our microkernel
+//! backend (`micro.rs`: BLIS-style blocking, register tiles per [`Isa`], B pre-packed once
+//! into panels or packed per call, bias and activation fused per tile) and a simple blocked
+//! loop compiled per [`Isa`] (the plainest fallback).
 
 use rayon::prelude::*;
 
@@ -11,6 +12,7 @@ use super::activation::{Activation, Bias};
 use super::arch;
 use super::error::{KernelError, check_len, check_matrix, invalid};
 use super::isa::Isa;
+use super::micro;
 
 const KERNEL: &str = "gemm";
 
@@ -118,7 +120,7 @@ impl GemmSpec {
         if self.m == 0 || self.n == 0 { 0 } else { (self.m - 1) * self.ldc_eff() + self.n }
     }
 
-    fn check(&self, a: usize, b: usize, c: usize, bias: Bias<'_>) -> Result<(), KernelError> {
+    pub(crate) fn check(&self, a: usize, b: usize, c: usize, bias: Bias<'_>) -> Result<(), KernelError> {
         let (ar, ac) = self.a_dims();
         let (br, bc) = self.b_dims();
         check_matrix(KERNEL, "A", a, ar, ac, self.lda_eff())?;
@@ -139,6 +141,9 @@ pub enum GemmBackend {
     Library,
     /// Our cache-blocked loop, compiled for the `isa` of [`GemmParams`].
     Blocked,
+    /// Our packed microkernels (`isa` of [`GemmParams`]): reads a B pre-packed with
+    /// [`PackedLayout::Panel`](super::PackedLayout::Panel) as it is, packs any other B per call.
+    Micro,
 }
 
 /// Tunable choices of a GEMM.
@@ -147,7 +152,7 @@ pub struct GemmParams {
     pub backend: GemmBackend,
     /// Threads to split one product over (1 = the calling thread only).
     pub threads: usize,
-    /// ISA of the `Blocked` backend and of the epilogue.
+    /// ISA of the `Blocked` and `Micro` backends and of the epilogue.
     pub isa: Isa,
 }
 
@@ -176,9 +181,11 @@ pub fn gemm_candidates(spec: &GemmSpec, max_threads: usize) -> Vec<GemmParams> {
     for &t in &threads {
         out.push(GemmParams { backend: GemmBackend::Library, threads: t, isa: Isa::best() });
     }
-    for isa in Isa::available() {
-        for &t in &threads {
-            out.push(GemmParams { backend: GemmBackend::Blocked, threads: t, isa });
+    for backend in [GemmBackend::Micro, GemmBackend::Blocked] {
+        for isa in Isa::available() {
+            for &t in &threads {
+                out.push(GemmParams { backend, threads: t, isa });
+            }
         }
     }
     out
@@ -307,6 +314,10 @@ fn run(
                 )?;
             }
             GemmBackend::Blocked => super::gemm_blocked::blocked(spec, a, b, c, params),
+            GemmBackend::Micro => {
+                let (rs, cs) = spec.b_strides();
+                return micro::gemm(spec, a, micro::BSource::Strided { b, rs, cs }, bias, c, params);
+            }
         }
     }
     epilogue(c, m, n, ldc, bias, spec.act, params.isa, params.threads);
