@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use super::isa::Isa;
-use super::micro::{MacroJob, TileArgs, macro_body, tile_fits, tile_portable};
+use super::micro_tile::{MacroJob, TileArgs, macro_body, tile_fits, tile_portable};
 
 /// Sixteen `f32` on a 64-byte boundary (one cache line, one zmm register).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -74,27 +74,17 @@ mod x86 {
         if !tile_fits(t, c, MR, NV * 16) {
             return false;
         }
-        let (a, b, b_rs) = (t.a.as_ptr(), t.b.as_ptr(), t.b_rs);
         for row in c.iter() {
-            // Bring C into L1 while the product runs (a hint: any address is fine).
-            _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(t.col).cast());
-        }
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        for p in 0..t.kc {
-            let mut bv = [_mm512_setzero_ps(); NV];
-            for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: p < kc and v < NV, so the 16 lanes end at p b_rs + 16 NV <=
-                // (kc - 1) b_rs + 16 NV <= b.len() (`tile_fits`).
-                *x = unsafe { _mm512_loadu_ps(b.add(p * b_rs + v * 16)) };
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                // SAFETY: p MR + r < kc MR <= a.len() (`tile_fits`).
-                let av = _mm512_set1_ps(unsafe { *a.add(p * MR + r) });
-                for (s, x) in acc_r.iter_mut().zip(&bv) {
-                    *s = _mm512_fmadd_ps(av, *x, *s);
-                }
+            for v in 0..NV {
+                // Bring C into L1 while the product runs (a hint: any address is fine).
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(t.col + v * 16).cast());
             }
         }
+        let acc = if t.a_rs == 0 {
+            acc_packed::<MR, NV>(t)
+        } else {
+            acc_rows::<MR, NV>(t)
+        };
         let (alpha, beta) = (_mm512_set1_ps(t.alpha), _mm512_set1_ps(t.beta));
         for (row, acc_r) in c.iter_mut().zip(&acc) {
             let dst = row[t.col..].as_mut_ptr();
@@ -115,11 +105,75 @@ mod x86 {
         true
     }
 
+    /// B rows ahead of the one in use that the tiles prefetch (the B block streams from L2).
+    const B_PREFETCH: usize = 8;
+
+    /// B row `p` of a tile, prefetching the row `B_PREFETCH` steps ahead.
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+    #[inline]
+    fn b_row<const NV: usize>(t: &TileArgs<'_>, p: usize) -> [__m512; NV] {
+        let b = t.b.as_ptr();
+        for v in 0..NV {
+            // A hint (any address is fine, so no bounds matter).
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + B_PREFETCH) * t.b_rs + v * 16).cast());
+        }
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            // SAFETY: callers pass p < kc, so the 16 lanes end at p b_rs + 16 NV <=
+            // (kc - 1) b_rs + 16 NV <= b.len() (`tile_fits`).
+            *x = unsafe { _mm512_loadu_ps(b.add(p * t.b_rs + v * 16)) };
+        }
+        bv
+    }
+
+    /// `A B` over a tile from a packed A panel (`tile_fits` checked).
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+    #[inline]
+    fn acc_packed<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
+        let a = t.a.as_ptr();
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        for p in 0..t.kc {
+            let bv = b_row::<NV>(t, p);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: p MR + r < kc MR <= a.len() (`tile_fits`).
+                let av = _mm512_set1_ps(unsafe { *a.add(p * MR + r) });
+                for (s, x) in acc_r.iter_mut().zip(&bv) {
+                    *s = _mm512_fmadd_ps(av, *x, *s);
+                }
+            }
+        }
+        acc
+    }
+
+    /// `A B` over a tile from rows of A in place (`tile_fits` checked).
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+    #[inline]
+    fn acc_rows<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
+        // Rows in groups of three from one pointer ([p], [p + lda], [p + 2 lda]), so the
+        // addresses need few registers.
+        let lda = t.a_rs;
+        let row = |r: usize| r.min(t.a_rows - 1) * lda;
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let a = t.a.as_ptr();
+        for p in 0..t.kc {
+            let bv = b_row::<NV>(t, p);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: row r' = min(r, a_rows - 1) starts at r' a_rs, and r' a_rs + p <
+                // (a_rows - 1) a_rs + kc <= a.len() (`tile_fits`).
+                let av = _mm512_set1_ps(unsafe { *a.add(row(r) + p) });
+                for (s, x) in acc_r.iter_mut().zip(&bv) {
+                    *s = _mm512_fmadd_ps(av, *x, *s);
+                }
+            }
+        }
+        acc
+    }
+
     /// The AVX2 tile: `MR x 16` (two ymm per row), partial tiles through a local buffer.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(super) fn tile_avx2<const MR: usize>(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
-        if !tile_fits(t, c, MR, 16) {
+        if t.a_rs != 0 || !tile_fits(t, c, MR, 16) {
             return false;
         }
         let (a, b, b_rs) = (t.a.as_ptr(), t.b.as_ptr(), t.b_rs);
@@ -188,7 +242,7 @@ mod x86 {
 
 /// Runs one macro-kernel (every tile of a packed A block times a packed B block, with the
 /// epilogue on the last k block) with the tile of `isa`; `job.mr`/`job.sub` must be what
-/// [`super::micro::geometry`] gave for that ISA. False if a size did not fit (nothing is
+/// [`super::micro_tile::geometry`] gave for that ISA. False if a size did not fit (nothing is
 /// written then for the tile that did not fit).
 pub(crate) fn macro_kernel(isa: Isa, job: &MacroJob<'_>, c: &mut [&mut [f32]]) -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -36,6 +36,7 @@ mod layernorm;
 pub(crate) mod math;
 mod micro;
 mod micro_pack;
+mod micro_tile;
 mod pack;
 mod peak;
 mod rows;

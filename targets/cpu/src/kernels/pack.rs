@@ -14,7 +14,8 @@ use super::arch_micro::AlignedVec;
 use super::gemm::{GemmBackend, GemmParams, GemmSpec, sgemm};
 use super::isa::Isa;
 use super::micro::{self, BSource};
-use super::micro_pack::pack_b_panels;
+use super::arch;
+use super::micro_pack::Strided;
 
 const KERNEL: &str = "pack_b";
 
@@ -111,7 +112,7 @@ pub fn pack_b(
             let mut data = AlignedVec::zeros(checked_product(KERNEL, &[k, n.div_ceil(nr), nr])?);
             let (rs, cs) = if trans_b { (1, ldb) } else { (ldb, 1) };
             if k > 0 && n > 0 {
-                pack_b_panels(b, rs, cs, (0, k), (0, n), nr, data.as_mut_slice())
+                arch::pack_b(Isa::best(), &Strided { data: b, rs, cs }, (0, k), (0, n), nr, data.as_mut_slice())
                     .ok_or_else(|| invalid(KERNEL, "B is shorter than its shape"))?;
             }
             Ok(PackedB { k, n, layout, data })
