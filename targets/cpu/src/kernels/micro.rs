@@ -8,7 +8,7 @@
 //! [`pack_b`](super::pack_b) with [`PackedLayout::Panel`](super::PackedLayout::Panel), or,
 //! for a plain B, packed whole at the start of the call (in blocks per thread when it is very
 //! large). A is packed per block into row panels `[mc / mr][kc][mr]`. The tiles
-//! (`arch_micro`: AVX-512 `mr x 16 NV`, AVX2 `6 x 16`; `micro_tile`: a portable `4 x 8`) write
+//! (`arch_micro`: AVX-512 `mr x 16 NV`, AVX2 `6 x 16`; `micro_tile`: a portable `6 x 4`) write
 //! `alpha AB + beta C` straight into C, and on the last k block the bias and activation run
 //! on each tile while it is in L1. Threads split the rows (each packs only its own rows of A
 //! and all read the one packed B), or the columns (whole panels) when rows are few.

@@ -140,10 +140,32 @@ pub(crate) fn tile_fits(t: &TileArgs<'_>, c: &[&mut [f32]], mr: usize, w: usize)
         && c.iter().all(|row| row.len() >= t.col + t.ncols)
 }
 
-const PORTABLE_MR: usize = 4;
-const PORTABLE_W: usize = 8;
+const PORTABLE_MR: usize = 6;
+const PORTABLE_W: usize = 4;
 
-/// The portable `4 x 8` tile (the compiler vectorises it for the baseline ISA).
+/// One k step of the portable tile, written as 4-lane groups so it vectorises on any
+/// 128-bit SIMD baseline.
+#[inline(always)]
+fn portable_step(
+    acc: &mut [[f32; PORTABLE_W]; PORTABLE_MR],
+    ap: &[f32; PORTABLE_MR],
+    bp: &[f32; PORTABLE_W],
+) {
+    for (acc_r, &av) in acc.iter_mut().zip(ap) {
+        for (s4, b4) in acc_r.chunks_exact_mut(4).zip(bp.chunks_exact(4)) {
+            let a4 = [av; 4];
+            for l in 0..4 {
+                s4[l] = if cfg!(target_arch = "aarch64") {
+                    a4[l].mul_add(b4[l], s4[l])
+                } else {
+                    s4[l] + a4[l] * b4[l]
+                };
+            }
+        }
+    }
+}
+
+/// The portable `6 x 4` tile (the compiler vectorises it for the baseline ISA).
 pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
     const MR: usize = PORTABLE_MR;
     const W: usize = PORTABLE_W;
@@ -151,21 +173,13 @@ pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
         return false;
     }
     let mut acc = [[0.0f32; W]; MR];
-    for (ap, brow) in t.a.chunks_exact(MR).zip(t.b.chunks(t.b_rs)).take(t.kc) {
-        let (Ok(ap), Some(Ok(brow))) = (
-            <&[f32; MR]>::try_from(ap),
-            brow.get(..W).map(<&[f32; W]>::try_from),
-        ) else {
-            return false;
-        };
-        for (acc_r, &av) in acc.iter_mut().zip(ap) {
-            for (s, &bv) in acc_r.iter_mut().zip(brow) {
-                *s = if cfg!(target_arch = "aarch64") {
-                    av.mul_add(bv, *s)
-                } else {
-                    *s + av * bv
-                };
-            }
+    for (ap, bp) in t.a.chunks_exact(MR).zip(t.b.chunks(t.b_rs)).take(t.kc) {
+        // `tile_fits` checked that every A step and B row exists: the conversions succeed.
+        if let (Ok(ap), Some(Ok(bp))) = (
+            <[f32; MR]>::try_from(ap),
+            bp.get(..W).map(<[f32; W]>::try_from),
+        ) {
+            portable_step(&mut acc, &ap, &bp);
         }
     }
     for (row, acc_r) in c.iter_mut().zip(&acc) {
