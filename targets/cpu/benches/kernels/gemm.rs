@@ -47,7 +47,7 @@ pub fn run(peaks: &[f64], quick: bool, sweep: bool, only: Option<&str>) {
         let mut variants: Vec<Variant> = Vec::new();
         let lib = GemmParams::default();
         let micro = GemmParams { backend: GemmBackend::Micro, ..lib };
-        let panel = packed_layout_for(&micro);
+        let panel = packed_layout_for(&micro, n);
         let pk_panel = pack_b(&b, k, n, false, 0, panel).expect("pack");
         for threads in 1..=peaks.len() {
             let p = lib.threads(threads);

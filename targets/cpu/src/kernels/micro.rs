@@ -56,6 +56,8 @@ pub(crate) enum BSource<'a> {
     Strided { b: &'a [f32], rs: usize, cs: usize },
     /// Panels `[n / nr][k][nr]`, packed once.
     Panels { data: &'a [f32], nr: usize },
+    /// A row-major `op(B)` (row stride `ld`) whose columns are whole panels, read in place.
+    Rows { data: &'a [f32], ld: usize },
 }
 
 thread_local! {
@@ -92,7 +94,11 @@ pub(crate) fn gemm(
     let threads = params.threads.max(1);
     let (b, nr) = match b {
         BSource::Panels { nr, .. } => (b, nr),
-        BSource::Strided { .. } => (b, preferred_nr(isa)),
+        // A row-major B whose columns are whole panels is read in place.
+        BSource::Strided { b, rs, cs: 1 } if n % preferred_nr(isa, n) == 0 => {
+            (BSource::Rows { data: b, ld: rs }, preferred_nr(isa, n))
+        }
+        BSource::Strided { .. } | BSource::Rows { .. } => (b, preferred_nr(isa, n)),
     };
     let (mr, sub) =
         geometry(isa, nr).ok_or_else(|| invalid(KERNEL, format!("panel width {nr}")))?;
@@ -186,7 +192,10 @@ impl Whole<'_> {
     /// thread when there are at least two per thread, else what panels there are.
     fn split(&self, c: &mut [f32], ldc: usize, threads: usize) -> Result<(), KernelError> {
         let (m, n, mr, nr) = (self.spec.m, self.spec.n, self.mr, self.nr);
-        let mut rows: Vec<&mut [f32]> = c.chunks_mut(ldc).filter_map(|row| row.get_mut(..n)).collect();
+        let mut rows: Vec<&mut [f32]> = c
+            .chunks_mut(ldc)
+            .filter_map(|row| row.get_mut(..n))
+            .collect();
         if rows.len() != m {
             return Err(invalid(KERNEL, "C rows shorter than n"));
         }
@@ -274,18 +283,22 @@ impl Whole<'_> {
                 };
                 for jc in cols.clone().step_by(blk.nc) {
                     let nc = blk.nc.min(cols.end - jc);
-                    let (bdata, b_panel_stride, b_off): (&[f32], usize, usize) = match self.b {
+                    let (bdata, b_panel_stride, b_off, b_rs) = match self.b {
                         BSource::Panels { data, .. } => (
                             data.get(jc / nr * k * nr..).ok_or_else(fail)?,
                             k * nr,
                             pc * nr,
+                            nr,
                         ),
+                        BSource::Rows { data, ld } => {
+                            (data.get(jc..).ok_or_else(fail)?, nr, pc * ld, ld)
+                        }
                         BSource::Strided { b, rs, cs } => {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
                             let b = Strided { data: b, rs, cs };
                             pack_b(self.isa, &b, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
                                 .ok_or_else(fail)?;
-                            (bbuf.as_slice(), kc * nr, 0)
+                            (bbuf.as_slice(), kc * nr, 0, nr)
                         }
                     };
                     let last = pc + kc == k
@@ -304,6 +317,7 @@ impl Whole<'_> {
                         b: bdata,
                         b_panel_stride,
                         b_off,
+                        b_rs,
                         nr,
                         mr,
                         sub: self.sub,

@@ -40,10 +40,11 @@ pub(crate) struct MacroJob<'a> {
     /// `a_rs`).
     pub a: &'a [f32],
     pub a_rs: usize,
-    /// Panel `j` of the block starts at `j * b_panel_stride + b_off`, rows `nr` apart.
+    /// Panel `j` of the block starts at `j * b_panel_stride + b_off`, rows `b_rs` apart.
     pub b: &'a [f32],
     pub b_panel_stride: usize,
     pub b_off: usize,
+    pub b_rs: usize,
     pub nr: usize,
     pub mr: usize,
     /// Tile width (divides `nr`).
@@ -90,7 +91,7 @@ where
             a_rs: job.a_rs,
             a_rows: rows,
             b,
-            b_rs: nr,
+            b_rs: job.b_rs,
             col: job.col0 + col,
             ncols,
             alpha: job.alpha,
@@ -194,10 +195,14 @@ pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
     true
 }
 
-/// Panel width B is packed in by default for `isa`.
-pub(crate) fn preferred_nr(isa: Isa) -> usize {
+/// Panel width B is packed in for `isa` and `n` columns: for AVX-512 the width (8 x 48,
+/// 6 x 64 or 12 x 32 tiles) that pads `n` least, 48 on ties; 16 otherwise.
+pub(crate) fn preferred_nr(isa: Isa, n: usize) -> usize {
     match isa.effective() {
-        Isa::Avx512 => 48,
+        Isa::Avx512 => [48, 64, 32]
+            .into_iter()
+            .min_by_key(|&nr| n.div_ceil(nr) * nr - n)
+            .unwrap_or(48),
         _ => 16,
     }
 }

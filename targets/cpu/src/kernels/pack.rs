@@ -32,14 +32,16 @@ pub enum PackedLayout {
 
 /// Layouts a GEMM backend here can consume; the first is the default.
 pub fn packed_layout_candidates() -> Vec<PackedLayout> {
-    vec![PackedLayout::RowMajor, PackedLayout::Panel { nr: micro::preferred_nr(Isa::best()) }]
+    let mut v = vec![PackedLayout::RowMajor];
+    v.extend([48, 64, 32, 16].map(|nr| PackedLayout::Panel { nr }));
+    v
 }
 
-/// The layout `params` reads fastest: panels of its ISA's width for the micro backend,
-/// row-major for the others.
-pub fn packed_layout_for(params: &GemmParams) -> PackedLayout {
+/// The layout `params` reads fastest for a B of `n` columns: panels of the width its ISA's
+/// tile prefers for `n` for the micro backend, row-major for the others.
+pub fn packed_layout_for(params: &GemmParams, n: usize) -> PackedLayout {
     match params.backend {
-        GemmBackend::Micro => PackedLayout::Panel { nr: micro::preferred_nr(params.isa) },
+        GemmBackend::Micro => PackedLayout::Panel { nr: micro::preferred_nr(params.isa, n) },
         GemmBackend::Library | GemmBackend::Blocked => PackedLayout::RowMajor,
     }
 }

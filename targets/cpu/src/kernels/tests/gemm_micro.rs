@@ -225,16 +225,37 @@ fn batched_and_layout_helpers() {
         let mut got = vec![f32::NAN; count * m * n];
         sgemm_batched(&spec, batch, &a, &b, Bias::None, &mut got, &p).unwrap();
         assert_close(&format!("{p:?}"), &got, &want, 1e-4, 1e-4);
-        assert!(matches!(packed_layout_for(&p), PackedLayout::Panel { .. }));
+        assert!(matches!(
+            packed_layout_for(&p, n),
+            PackedLayout::Panel { .. }
+        ));
     }
     let lib = GemmParams::default();
     assert_eq!(
-        packed_layout_for(&GemmParams {
-            backend: GemmBackend::Library,
-            ..lib
-        }),
+        packed_layout_for(
+            &GemmParams {
+                backend: GemmBackend::Library,
+                ..lib
+            },
+            n
+        ),
         PackedLayout::RowMajor
     );
+    let widths = |n| {
+        packed_layout_for(
+            &GemmParams {
+                backend: GemmBackend::Micro,
+                isa: Isa::Avx512,
+                ..lib
+            },
+            n,
+        )
+    };
+    if Isa::Avx512.is_available() {
+        assert_eq!(widths(1536), PackedLayout::Panel { nr: 48 });
+        assert_eq!(widths(1024), PackedLayout::Panel { nr: 64 });
+        assert_eq!(widths(1000), PackedLayout::Panel { nr: 48 });
+    }
     assert!(
         gemm_candidates(&spec, 2)
             .iter()
