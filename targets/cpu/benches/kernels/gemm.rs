@@ -45,7 +45,7 @@ pub fn run(peaks: &[f64], quick: bool, sweep: bool, only: Option<&str>) {
         let bt = data(n * k, 3);
         let packed = pack_b(&bt, k, n, true, 0, PackedLayout::RowMajor).expect("pack");
         let mut variants: Vec<Variant> = Vec::new();
-        let lib = GemmParams::default();
+        let lib = GemmParams { backend: GemmBackend::Library, ..GemmParams::default() };
         let micro = GemmParams { backend: GemmBackend::Micro, ..lib };
         let panel = packed_layout_for(&micro, n);
         let pk_panel = pack_b(&b, k, n, false, 0, panel).expect("pack");

@@ -10,7 +10,7 @@
 //! | family | entry points | params (candidates) |
 //! |---|---|---|
 //! | CPU fingerprint | [`cpu_features`] ([`CpuFeatures::cache_key`]), [`fma_peak_gflops`] | - |
-//! | GEMM f32 | [`sgemm`], [`sgemm_batched`], [`pack_b`] + [`sgemm_packed`] | [`GemmParams`] ([`gemm_candidates`]) |
+//! | GEMM f32 | [`sgemm`], [`sgemm_batched`], [`pack_b`] ([`packed_layout_for`]) + [`sgemm_packed`] | [`GemmParams`] ([`gemm_candidates`]) |
 //! | convolution | [`ConvWeights::new`], [`conv2d`] | [`ConvParams`] ([`conv_candidates`]) |
 //! | elementwise chains | [`run_chain`], [`run_chain_inplace`] | [`ChainParams`] ([`chain_candidates`]) |
 //! | rows | [`softmax`], [`softmax_inplace`], [`layer_norm`] | [`RowParams`] ([`row_candidates`]) |
