@@ -56,8 +56,6 @@ pub(crate) enum BSource<'a> {
     Strided { b: &'a [f32], rs: usize, cs: usize },
     /// Panels `[n / nr][k][nr]`, packed once.
     Panels { data: &'a [f32], nr: usize },
-    /// A row-major `op(B)` (row stride `ld`) whose columns are whole panels, read in place.
-    Rows { data: &'a [f32], ld: usize },
 }
 
 thread_local! {
@@ -92,13 +90,11 @@ pub(crate) fn gemm(
     }
     let isa = params.isa.effective();
     let threads = params.threads.max(1);
-    let (b, nr) = match b {
-        BSource::Panels { nr, .. } => (b, nr),
-        // A row-major B whose columns are whole panels is read in place.
-        BSource::Strided { b, rs, cs: 1 } if n % preferred_nr(isa, n) == 0 => {
-            (BSource::Rows { data: b, ld: rs }, preferred_nr(isa, n))
-        }
-        BSource::Strided { .. } | BSource::Rows { .. } => (b, preferred_nr(isa, n)),
+    // A plain B is packed (whole, below): read in place, its rows' stride would often map
+    // them to a few L1 sets (row strides of 4 KiB multiples are common).
+    let nr = match b {
+        BSource::Panels { nr, .. } => nr,
+        BSource::Strided { .. } => preferred_nr(isa, n),
     };
     let (mr, sub) =
         geometry(isa, nr).ok_or_else(|| invalid(KERNEL, format!("panel width {nr}")))?;
@@ -290,9 +286,6 @@ impl Whole<'_> {
                             pc * nr,
                             nr,
                         ),
-                        BSource::Rows { data, ld } => {
-                            (data.get(jc..).ok_or_else(fail)?, nr, pc * ld, ld)
-                        }
                         BSource::Strided { b, rs, cs } => {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
                             let b = Strided { data: b, rs, cs };

@@ -155,24 +155,15 @@ pub(crate) fn pack_b_body(
                 d[..w].copy_from_slice(data.get(start..start + w)?);
                 d[w..].fill(0.0);
             }
-        } else if rs == 1 {
-            // B stored transposed: read each column's k run once, in groups of 8 columns so
-            // the panel rows being written stay few.
-            for g in (0..nr).step_by(8) {
-                let mut src: [&[f32]; 8] = [&[]; 8];
-                for (x, s) in src.iter_mut().enumerate() {
-                    if g + x < w {
-                        let start = (j0 + g + x) * cs + pc;
-                        *s = data.get(start..start + kc)?;
-                    }
-                }
-                for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
-                    for (x, s) in src.iter().enumerate() {
-                        if let Some(slot) = d.get_mut(g + x) {
-                            *slot = s.get(p).copied().unwrap_or(0.0);
-                        }
-                    }
-                }
+        } else if rs == 1 && matches!(nr, 16 | 32 | 48 | 64) {
+            // B stored transposed: its rows are the panel's columns, which is how A panels
+            // are packed from row-major A (with `nr` for `mr`).
+            let bt = Strided { data, rs: cs, cs: 1 };
+            match nr {
+                16 => rows_panel::<16>(&bt, j0, w, (pc, kc), panel)?,
+                32 => rows_panel::<32>(&bt, j0, w, (pc, kc), panel)?,
+                48 => rows_panel::<48>(&bt, j0, w, (pc, kc), panel)?,
+                _ => rows_panel::<64>(&bt, j0, w, (pc, kc), panel)?,
             }
         } else {
             for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
