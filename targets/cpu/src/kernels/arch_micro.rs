@@ -80,10 +80,13 @@ mod x86 {
                 _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(t.col + v * 16).cast());
             }
         }
-        let acc = if t.a_rs == 0 {
-            acc_packed::<MR, NV>(t)
-        } else {
-            acc_rows::<MR, NV>(t)
+        // SAFETY: `tile_fits(t, c, MR, 16 NV)` held above.
+        let acc = unsafe {
+            if t.a_rs == 0 {
+                acc_packed::<MR, NV>(t)
+            } else {
+                acc_rows::<MR, NV>(t)
+            }
         };
         let (alpha, beta) = (_mm512_set1_ps(t.alpha), _mm512_set1_ps(t.beta));
         for (row, acc_r) in c.iter_mut().zip(&acc) {
@@ -109,9 +112,12 @@ mod x86 {
     const B_PREFETCH: usize = 8;
 
     /// B row `p` of a tile, prefetching the row `B_PREFETCH` steps ahead.
+    ///
+    /// # Safety
+    /// `p < t.kc` and `tile_fits(t, _, _, 16 NV)`.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
-    fn b_row<const NV: usize>(t: &TileArgs<'_>, p: usize) -> [__m512; NV] {
+    unsafe fn b_row<const NV: usize>(t: &TileArgs<'_>, p: usize) -> [__m512; NV] {
         let b = t.b.as_ptr();
         for v in 0..NV {
             // A hint (any address is fine, so no bounds matter).
@@ -119,21 +125,25 @@ mod x86 {
         }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: callers pass p < kc, so the 16 lanes end at p b_rs + 16 NV <=
+            // SAFETY: p < kc (the contract), so the 16 lanes end at p b_rs + 16 NV <=
             // (kc - 1) b_rs + 16 NV <= b.len() (`tile_fits`).
             *x = unsafe { _mm512_loadu_ps(b.add(p * t.b_rs + v * 16)) };
         }
         bv
     }
 
-    /// `A B` over a tile from a packed A panel (`tile_fits` checked).
+    /// `A B` over a tile from a packed A panel.
+    ///
+    /// # Safety
+    /// `tile_fits(t, _, MR, 16 NV)`.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
-    fn acc_packed<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
+    unsafe fn acc_packed<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
         let a = t.a.as_ptr();
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         for p in 0..t.kc {
-            let bv = b_row::<NV>(t, p);
+            // SAFETY: p < kc; this function's contract gives `tile_fits`.
+            let bv = unsafe { b_row::<NV>(t, p) };
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: p MR + r < kc MR <= a.len() (`tile_fits`).
                 let av = _mm512_set1_ps(unsafe { *a.add(p * MR + r) });
@@ -145,10 +155,13 @@ mod x86 {
         acc
     }
 
-    /// `A B` over a tile from rows of A in place (`tile_fits` checked).
+    /// `A B` over a tile from rows of A in place.
+    ///
+    /// # Safety
+    /// `tile_fits(t, _, MR, 16 NV)` with `t.a_rs > 0`.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
-    fn acc_rows<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
+    unsafe fn acc_rows<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
         // Rows in groups of three from one pointer ([p], [p + lda], [p + 2 lda]), so the
         // addresses need few registers.
         let lda = t.a_rs;
@@ -156,7 +169,8 @@ mod x86 {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let a = t.a.as_ptr();
         for p in 0..t.kc {
-            let bv = b_row::<NV>(t, p);
+            // SAFETY: p < kc; this function's contract gives `tile_fits`.
+            let bv = unsafe { b_row::<NV>(t, p) };
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: row r' = min(r, a_rows - 1) starts at r' a_rs, and r' a_rs + p <
                 // (a_rows - 1) a_rs + kc <= a.len() (`tile_fits`).
