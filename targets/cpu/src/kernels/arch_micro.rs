@@ -71,7 +71,8 @@ mod x86 {
         t: &TileArgs<'_>,
         c: &mut [&mut [f32]],
     ) -> bool {
-        if !tile_fits(t, c, MR, NV * 16) {
+        // The panel is exactly the tile wide: B rows are 16 NV apart (a constant stride).
+        if t.b_rs != NV * 16 || !tile_fits(t, c, MR, NV * 16) {
             return false;
         }
         for row in c.iter() {
@@ -80,7 +81,7 @@ mod x86 {
                 _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(t.col + v * 16).cast());
             }
         }
-        // SAFETY: `tile_fits(t, c, MR, 16 NV)` held above.
+        // SAFETY: `tile_fits(t, c, MR, 16 NV)` and `b_rs == 16 NV` held above.
         let acc = unsafe {
             if t.a_rs == 0 {
                 acc_packed::<MR, NV>(t)
@@ -114,20 +115,20 @@ mod x86 {
     /// B row `p` of a tile, prefetching the row `B_PREFETCH` steps ahead.
     ///
     /// # Safety
-    /// `p < t.kc` and `tile_fits(t, _, _, 16 NV)`.
+    /// `p < t.kc`, `t.b_rs == 16 NV` and `tile_fits(t, _, _, 16 NV)`.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
     unsafe fn b_row<const NV: usize>(t: &TileArgs<'_>, p: usize) -> [__m512; NV] {
         let b = t.b.as_ptr();
         for v in 0..NV {
             // A hint (any address is fine, so no bounds matter).
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + B_PREFETCH) * t.b_rs + v * 16).cast());
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + B_PREFETCH) * NV * 16 + v * 16).cast());
         }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: p < kc (the contract), so the 16 lanes end at p b_rs + 16 NV <=
-            // (kc - 1) b_rs + 16 NV <= b.len() (`tile_fits`).
-            *x = unsafe { _mm512_loadu_ps(b.add(p * t.b_rs + v * 16)) };
+            // SAFETY: p < kc and b_rs = 16 NV (the contract), so the 16 lanes end at
+            // p b_rs + 16 NV <= (kc - 1) b_rs + 16 NV <= b.len() (`tile_fits`).
+            *x = unsafe { _mm512_loadu_ps(b.add((p * NV + v) * 16)) };
         }
         bv
     }
@@ -135,7 +136,7 @@ mod x86 {
     /// `A B` over a tile from a packed A panel.
     ///
     /// # Safety
-    /// `tile_fits(t, _, MR, 16 NV)`.
+    /// `tile_fits(t, _, MR, 16 NV)` and `t.b_rs == 16 NV`.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
     unsafe fn acc_packed<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {
@@ -158,7 +159,7 @@ mod x86 {
     /// `A B` over a tile from rows of A in place.
     ///
     /// # Safety
-    /// `tile_fits(t, _, MR, 16 NV)` with `t.a_rs > 0`.
+    /// `tile_fits(t, _, MR, 16 NV)`, `t.b_rs == 16 NV` and `t.a_rs > 0`.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
     unsafe fn acc_rows<const MR: usize, const NV: usize>(t: &TileArgs<'_>) -> [[__m512; NV]; MR] {

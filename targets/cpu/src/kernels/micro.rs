@@ -1,17 +1,18 @@
 //! Our GEMM microkernel backend ([`GemmBackend::Micro`](super::GemmBackend::Micro)):
 //! BLIS-style blocking around register tiles.
 //!
-//! `C = alpha op(A) op(B) + beta C` is cut into k blocks of `kc` (a `kc x sub` B panel stays
-//! in L1 while the A panels of a row block stream past it), row blocks of `mc` (a packed A
-//! block stays in L2) and, for a B packed per call in blocks, column blocks of `nc`. B is read
-//! from column panels `[n / nr][k][nr]` (zero-padded): pre-packed once by
-//! [`pack_b`](super::pack_b) with [`PackedLayout::Panel`](super::PackedLayout::Panel), or,
-//! for a plain B, packed whole at the start of the call (in blocks per thread when it is very
-//! large). A is packed per block into row panels `[mc / mr][kc][mr]`. The tiles
-//! (`arch_micro`: AVX-512 `mr x 16 NV`, AVX2 `6 x 16`; `micro_tile`: a portable `6 x 4`) write
-//! `alpha AB + beta C` straight into C, and on the last k block the bias and activation run
-//! on each tile while it is in L1. Threads split the rows (each packs only its own rows of A
-//! and all read the one packed B), or the columns (whole panels) when rows are few.
+//! `C = alpha op(A) op(B) + beta C` is cut into row blocks of `mc`, k blocks of `kc` and
+//! column blocks of `nc` (see [`Blocking`]): an `mr x kc` A panel stays in L1 while the B
+//! panels of a `kc x nc` block stream past it from L2 (the tiles prefetch B a few rows ahead).
+//! B is read from column panels `[n / nr][k][nr]` (zero-padded, 64-byte aligned): pre-packed
+//! once by [`pack_b`](super::pack_b) with [`PackedLayout::Panel`](super::PackedLayout::Panel),
+//! or, for a plain B, packed whole at the start of the call (in blocks per thread when it is
+//! very large). The AVX-512 tiles read a row-major A in place; otherwise A is packed per block
+//! into row panels `[mc / mr][kc][mr]`. The tiles (`arch_micro`: AVX-512 `8 x 48`, `6 x 64`,
+//! `12 x 32`, `14 x 16`; AVX2 `6 x 16`; `micro_tile`: a portable `6 x 4`) write
+//! `alpha AB + beta C` straight into C, and on the last k block the bias and activation run on
+//! each tile while it is in L1. Threads split the columns (whole panels; A is shared), or the
+//! rows when there are few panels.
 
 use rayon::prelude::*;
 
@@ -27,8 +28,10 @@ pub(crate) use super::micro_tile::{geometry, preferred_nr, valid_nr};
 
 const KERNEL: &str = "gemm micro";
 
-/// A plain B up to this many packed elements (64 MiB) is packed whole once per call.
+/// A plain B up to this many packed elements (64 MiB) is packed whole once per call; the
+/// buffer is kept for the next call on the thread up to `WHOLE_B_KEEP` elements (16 MiB).
 const WHOLE_B_MAX: usize = 16 << 20;
+const WHOLE_B_KEEP: usize = 4 << 20;
 
 /// Blocking of one thread's part, BLIS's order for a broadcast A: an `mr x kc` A panel
 /// (about 18 KiB) stays in L1 while the `kc x nc` B block (about 720 KiB) streams past it
@@ -129,7 +132,9 @@ pub(crate) fn gemm(
                 };
                 Whole { b, ..whole }.split(c, ldc, threads)
             });
-            WHOLE_B.set(buf);
+            if len <= WHOLE_B_KEEP {
+                WHOLE_B.set(buf);
+            }
             out
         }
         _ => whole.split(c, ldc, threads),

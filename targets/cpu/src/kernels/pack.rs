@@ -30,10 +30,17 @@ pub enum PackedLayout {
     Panel { nr: usize },
 }
 
-/// Layouts a GEMM backend here can consume; the first is the default.
+/// Layouts a GEMM backend here can consume; the first is the default: panels of 48 where
+/// the micro backend is the default GEMM (AVX-512, see [`gemm_candidates`](super::gemm_candidates);
+/// [`packed_layout_for`] picks the width for a given `n`), else row-major.
 pub fn packed_layout_candidates() -> Vec<PackedLayout> {
+    let panels = [48, 64, 32, 16].map(|nr| PackedLayout::Panel { nr });
     let mut v = vec![PackedLayout::RowMajor];
-    v.extend([48, 64, 32, 16].map(|nr| PackedLayout::Panel { nr }));
+    if Isa::best() == Isa::Avx512 {
+        v.splice(0..0, panels);
+    } else {
+        v.extend(panels);
+    }
     v
 }
 
