@@ -1,7 +1,7 @@
 //! GEMM microbenchmark: Kiln's f32 GEMM kernel (kiln_target_cpu::kernels::sgemm) at 1 and 2
 //! threads, as GFLOP/s and as a share of the machine's fp32 FMA peak measured the same run.
 
-use kiln_target_cpu::kernels::{Bias, GemmBackend, GemmParams, GemmSpec, Isa, fma_peak_gflops, sgemm};
+use kiln_target_cpu::kernels::{Bias, GemmBackend, GemmParams, GemmSpec, Isa, fma_peak_gflops, pack_b, packed_layout_for, sgemm, sgemm_packed};
 use std::time::{Duration, Instant};
 
 const SHAPES: &[(&str, usize, usize, usize)] = &[("1024^3", 1024, 1024, 1024), ("BERT FFN m=128 k=384 n=1536", 128, 384, 1536)];
@@ -38,7 +38,7 @@ pub fn run(device: &str) -> anyhow::Result<()> {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
         let mut c = vec![0f32; m * n];
-        for backend in [GemmBackend::Library, GemmBackend::Blocked] {
+        for backend in [GemmBackend::Library, GemmBackend::Micro, GemmBackend::Blocked] {
             for (ti, &threads) in THREADS.iter().enumerate() {
                 let params = GemmParams { backend, threads, isa };
                 let (s, best) = time_median(Duration::from_secs(1), || Ok(sgemm(&spec, &a, &b, Bias::None, &mut c, &params)?))?;
@@ -47,10 +47,25 @@ pub fn run(device: &str) -> anyhow::Result<()> {
                 let name = match backend {
                     GemmBackend::Library => "library (gemm crate)",
                     GemmBackend::Blocked => "blocked (Kiln's own)",
+                    GemmBackend::Micro => "micro (Kiln's own)",
                 };
                 let peak = peaks[ti];
                 println!("| {label} | {name} | {threads} | {:.3} | {gflops:.1} | {gflops_best:.1} | {:.0}% / {:.0}% |", s * 1e3, 100.0 * gflops / peak, 100.0 * gflops_best / peak);
             }
+        }
+        // B packed once (as Kiln's plans do for constant weights), then the micro backend.
+        for (ti, &threads) in THREADS.iter().enumerate() {
+            let params = GemmParams { backend: GemmBackend::Micro, threads, isa };
+            let packed = pack_b(&b, k, n, false, 0, packed_layout_for(&params, n))?;
+            let (s, best) = time_median(Duration::from_secs(1), || Ok(sgemm_packed(&spec, &a, &packed, Bias::None, &mut c, &params)?))?;
+            let (gflops, gflops_best, peak) = (spec.flops() / s / 1e9, spec.flops() / best / 1e9, peaks[ti]);
+            println!(
+                "| {label} | micro (Kiln's own), B pre-packed {:?} | {threads} | {:.3} | {gflops:.1} | {gflops_best:.1} | {:.0}% / {:.0}% |",
+                packed.layout(),
+                s * 1e3,
+                100.0 * gflops / peak,
+                100.0 * gflops_best / peak
+            );
         }
     }
     Ok(())

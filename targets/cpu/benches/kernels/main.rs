@@ -2,7 +2,9 @@
 //! convolution and fused-kernel timings. Prints medians (the machine may be shared: medians
 //! damp, but do not remove, noise from other work).
 //!
-//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|all] [--quick]`
+//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|all] [--quick]
+//! [--sweep] [--shape=NAME]` (`--sweep`: the micro backend on every panel width and ISA;
+//! `--shape`: only GEMM shapes whose name contains NAME)
 
 mod conv;
 mod fused;
@@ -16,6 +18,8 @@ use kiln_target_cpu::kernels::{Isa, cpu_features, fma_peak_gflops};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let sweep = args.iter().any(|a| a == "--sweep");
+    let only = args.iter().find_map(|a| a.strip_prefix("--shape="));
     let which: Vec<&str> =
         args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
     let want = |name: &str| which.is_empty() || which.contains(&"all") || which.contains(&name);
@@ -34,7 +38,7 @@ fn main() {
         println!("fp32 FMA peak ({isa}, {} thread(s)): {p:.1} GFLOP/s (best of {trials} trials)", t + 1);
     }
     if want("gemm") {
-        gemm::run(&peaks, quick);
+        gemm::run(&peaks, quick, sweep, only);
     }
     if want("conv") {
         conv::run(max_threads, quick);

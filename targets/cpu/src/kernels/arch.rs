@@ -232,6 +232,16 @@ fn mul_add_loop(iters: u64) -> f32 {
 }
 
 multiversion! {
+    /// Packs a block of A into row panels for our microkernels (see `micro_pack::pack_a_body`).
+    fn pack_a(a: &super::micro_pack::Strided<'_>, rows: (usize, usize), ks: (usize, usize), mr: usize, dst: &mut [f32]) -> Option<()> = super::micro_pack::pack_a_body;
+}
+
+multiversion! {
+    /// Packs a block of B into column panels for our microkernels (see `micro_pack::pack_b_body`).
+    fn pack_b(b: &super::micro_pack::Strided<'_>, ks: (usize, usize), js: (usize, usize), nr: usize, dst: &mut [f32]) -> Option<()> = super::micro_pack::pack_b_body;
+}
+
+multiversion! {
     /// NCHW depthwise convolution of output planes `first..` into `y`.
     fn depthwise_nchw(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::depthwise::nchw_body;
 }

@@ -2,7 +2,7 @@
 //! layer) on the CPU GEMM with pre-packed weights and a fused bias + activation epilogue.
 
 use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune};
-use crate::kernels::{Activation, Bias, GemmSpec, PackedB, PackedLayout, gemm_candidates, pack_b, sgemm_packed};
+use crate::kernels::{Activation, Bias, GemmBackend, GemmParams, GemmSpec, Isa, PackedB, PackedLayout, gemm_candidates, pack_b, packed_layout_for, sgemm_packed};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
@@ -54,11 +54,39 @@ fn tune_gemm(tuner: &mut Tuner, spec: &GemmSpec, b: &Tensor, trans_b: bool) -> R
     let cands = gemm_candidates(spec, crate::device::cores());
     let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
     let Ok(b32) = b.as_slice::<f32>() else { return Ok("default".into()) };
-    let Ok(packed) = pack_b(b32, spec.k, spec.n, trans_b, 0, PackedLayout::RowMajor) else { return Ok("default".into()) };
+    // Each candidate runs on B packed the way it would be at load (panels for the micro backend).
+    let mut packs: Vec<(PackedLayout, PackedB)> = Vec::new();
+    for c in &cands {
+        let layout = packed_layout_for(c, spec.n);
+        if !packs.iter().any(|(l, _)| *l == layout) {
+            let Ok(p) = pack_b(b32, spec.k, spec.n, trans_b, 0, layout) else { return Ok("default".into()) };
+            packs.push((layout, p));
+        }
+    }
     let a = filler(spec.m * spec.k);
     let mut c = vec![0f32; spec.m * spec.n];
     let problem = format!("m={},k={},n={}", spec.m, spec.k, spec.n);
-    tune(tuner, KERNEL, problem, &names, |i| sgemm_packed(spec, &a, &packed, Bias::None, &mut c, &cands[i]).map_err(|e| e.to_string()))
+    tune(tuner, KERNEL, problem, &names, |i| {
+        let layout = packed_layout_for(&cands[i], spec.n);
+        let packed = packs.iter().find(|(l, _)| *l == layout).map(|(_, p)| p).ok_or("B was not packed for this candidate")?;
+        sgemm_packed(spec, &a, packed, Bias::None, &mut c, &cands[i]).map_err(|e| e.to_string())
+    })
+}
+
+/// The GEMM parameters a variant string names (the Debug form the tuner stored), if any.
+fn variant_params(variant: &str) -> Option<GemmParams> {
+    let cores = crate::device::cores().max(1);
+    for backend in [GemmBackend::Micro, GemmBackend::Library, GemmBackend::Blocked] {
+        for isa in Isa::available() {
+            for threads in 1..=cores {
+                let p = GemmParams { backend, threads, isa };
+                if format!("{p:?}") == variant {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// A loaded linear layer: packed B, bias, alpha, activation.
@@ -79,7 +107,9 @@ impl MatMulStep {
             &[r, c] => (r, c),
             s => return Err(format!("B must be 2-D, found shape {s:?}")),
         };
-        let packed = pack_b(b.as_slice::<f32>().map_err(|e| e.to_string())?, k, n, ga.trans_b, 0, PackedLayout::RowMajor).map_err(|e| e.to_string())?;
+        // Packed once, in the layout the chosen candidate reads (panels for the micro backend).
+        let params = variant_params(&step.variant).unwrap_or_else(|| gemm_candidates(&GemmSpec::new(128, n, k), crate::device::cores()).first().copied().unwrap_or_default());
+        let packed = pack_b(b.as_slice::<f32>().map_err(|e| e.to_string())?, k, n, ga.trans_b, 0, packed_layout_for(&params, n)).map_err(|e| e.to_string())?;
         let bias = match step.inputs.get(2).copied().flatten() {
             None => None,
             Some(v) => Some(weight(v).ok_or("bias is not a constant")?.into_vec::<f32>().map_err(|e| e.to_string())?),

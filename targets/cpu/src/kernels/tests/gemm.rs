@@ -3,7 +3,7 @@ use crate::kernels::*;
 use rand::Rng;
 
 /// Naive f64 reference of the whole GEMM contract.
-fn naive(spec: &GemmSpec, a: &[f32], b: &[f32], bias: Bias<'_>, c: &mut [f32]) {
+pub(super) fn naive(spec: &GemmSpec, a: &[f32], b: &[f32], bias: Bias<'_>, c: &mut [f32]) {
     let (lda, ldb, ldc) = (spec.lda_eff(), spec.ldb_eff(), spec.ldc_eff());
     for i in 0..spec.m {
         for j in 0..spec.n {
@@ -134,7 +134,8 @@ fn packed_b_matches_unpacked() {
                 sgemm_packed(&plain, &a, &packed, Bias::PerCol(&bias), &mut got, &p).unwrap();
                 assert_close(&format!("{m}x{n}x{k} {p:?}"), &got, &want, 1e-5, 1e-5);
             }
-            assert!(sgemm_packed(&spec, &a, &packed, Bias::None, &mut want, &GemmParams::default()).is_err() || !tb);
+            let mut scratch = vec![0.0; m * n];
+            assert!(sgemm_packed(&spec, &a, &packed, Bias::None, &mut scratch, &GemmParams::default()).is_err() || !tb);
             assert!(sgemm_packed(&GemmSpec::new(m, n + 1, k), &a, &packed, Bias::None, &mut vec![0.0; m * (n + 1)], &GemmParams::default()).is_err());
         }
     }

@@ -4,5 +4,6 @@ mod attention;
 mod conv;
 mod fused;
 mod gemm;
+mod gemm_micro;
 mod math;
 mod util;
