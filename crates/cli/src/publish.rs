@@ -1,0 +1,118 @@
+use crate::store::{RemoteArgs, StoreArgs};
+use anyhow::Context;
+use kiln_registry::media::{ANN_CREATED, ANN_REVISION, ANN_SOURCE};
+use std::path::PathBuf;
+
+/// Publish an artifact to an OCI registry (or the local store): its files as blobs, a manifest
+/// for its target, its signature, attestations and report as referrers, and the version's image
+/// index (one entry per target) last, so an interrupted publish leaves no tag. Publishing
+/// another target under the same version adds it to that index.
+///
+/// Example: kiln publish model.kiln registry.example.com/models/resnet:1.2.0
+/// Example: kiln publish model.kiln 127.0.0.1:5000/models/resnet --insecure -u ci --password-stdin < pass
+#[derive(clap::Args)]
+pub struct Args {
+    /// An artifact folder (`kiln compile -o DIR`), or its .tar archive.
+    artifact: PathBuf,
+    /// HOST[:PORT]/REPOSITORY[:TAG] (the tag defaults to the artifact's version), or NAME[:TAG]
+    /// for the local store.
+    reference: String,
+    /// org.opencontainers.image.source annotation (where the model's code lives).
+    #[arg(long, value_name = "URL")]
+    source: Option<String>,
+    /// org.opencontainers.image.revision annotation (e.g. a git commit).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Add org.opencontainers.image.created (now, RFC 3339); off by default so a republish
+    /// gives the same digests.
+    #[arg(long)]
+    created: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main(a: Args) -> anyhow::Result<()> {
+    let tmp;
+    let dir = if a.artifact.is_file() {
+        tmp = tempfile::tempdir()?;
+        kiln_artifact::unpack(&a.artifact, tmp.path())?
+    } else {
+        a.artifact.clone()
+    };
+    let (repo, tag) = crate::store::open(&a.reference, &a.remote, &a.store)?;
+    if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
+        anyhow::bail!("{}: publish to a tag (or none: the version), not a digest", a.reference);
+    }
+    let mut opts = kiln_registry::PublishOptions { tag, ..Default::default() };
+    if let Some(s) = &a.source {
+        opts.annotations.insert(ANN_SOURCE.into(), s.clone());
+    }
+    if let Some(r) = &a.revision {
+        opts.annotations.insert(ANN_REVISION.into(), r.clone());
+    }
+    if a.created {
+        opts.annotations.insert(ANN_CREATED.into(), rfc3339_now());
+    }
+    let p = kiln_registry::publish(repo.as_ref(), &dir, &opts)
+        .with_context(|| format!("cannot publish {} to {}", a.artifact.display(), repo.describe()))?;
+    if a.json {
+        let v = serde_json::json!({
+            "reference": format!("{}:{}", repo.describe(), p.tag), "tag": p.tag, "index": p.index_digest, "manifest": p.manifest_digest,
+            "digest": p.artifact_digest, "name": p.name, "version": p.version, "target": p.target, "precision": p.precision, "bytes": p.bytes,
+            "uploaded": p.uploaded, "skipped": p.skipped, "referrers": p.referrers.iter().map(|(t, d)| serde_json::json!({"artifactType": t, "digest": d})).collect::<Vec<_>>(),
+            "referrers_tag_fallback": p.referrers_tag_fallback,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "published {} {} ({}, {}) to {}:{}",
+            p.name,
+            p.version,
+            p.target,
+            p.precision,
+            repo.describe(),
+            p.tag
+        );
+        println!(
+            "  artifact {}  manifest {}  index {}",
+            p.artifact_digest, p.manifest_digest, p.index_digest
+        );
+        println!(
+            "  {} blob(s) uploaded, {} already there; {} referrer(s){}",
+            p.uploaded,
+            p.skipped,
+            p.referrers.len(),
+            if p.referrers_tag_fallback {
+                " (referrers tag fallback: the registry has no referrers API)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Now as RFC 3339 UTC (`2026-01-02T03:04:05Z`).
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
