@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod kiln;
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -101,14 +104,19 @@ impl Registry {
 
     /// A docker config.json folder holding this registry's credentials (for $DOCKER_CONFIG).
     pub fn docker_config(&self, at: &Path) -> PathBuf {
-        std::fs::create_dir_all(at).expect("mkdir");
-        let cfg = format!(
-            "{{\"auths\":{{\"{}\":{{\"username\":\"{USER}\",\"password\":\"{PASSWORD}\"}}}}}}",
-            self.host()
-        );
-        std::fs::write(at.join("config.json"), cfg).expect("config.json");
-        at.to_path_buf()
+        docker_config(&[self.host()], at)
     }
+}
+
+/// A docker config.json folder with the test credentials for each host.
+pub fn docker_config(hosts: &[String], at: &Path) -> PathBuf {
+    std::fs::create_dir_all(at).expect("mkdir");
+    let auths: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("\"{h}\":{{\"username\":\"{USER}\",\"password\":\"{PASSWORD}\"}}"))
+        .collect();
+    std::fs::write(at.join("config.json"), format!("{{\"auths\":{{{}}}}}", auths.join(","))).expect("config.json");
+    at.to_path_buf()
 }
 
 impl Drop for Registry {
