@@ -62,7 +62,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot publish {} to {}", a.artifact.display(), repo.describe()))?;
     if a.json {
         let v = serde_json::json!({
-            "reference": format!("{}:{}", repo.describe(), p.tag), "tag": p.tag, "index": p.index_digest, "manifest": p.manifest_digest,
+            "reference": format!("{}:{}", repo.describe(), p.tag), "tag": p.tag, "target_tag": p.target_tag, "index": p.index_digest, "manifest": p.manifest_digest,
             "digest": p.artifact_digest, "name": p.name, "version": p.version, "target": p.target, "precision": p.precision, "bytes": p.bytes,
             "uploaded": p.uploaded, "skipped": p.skipped, "referrers": p.referrers.iter().map(|(t, d)| serde_json::json!({"artifactType": t, "digest": d})).collect::<Vec<_>>(),
             "referrers_tag_fallback": p.referrers_tag_fallback,

@@ -253,6 +253,9 @@ impl LocalStore {
             }
         }
         out.sort_by(|a, b| (&a.name, &a.tag, &a.target, &a.precision).cmp(&(&b.name, &b.tag, &b.target, &b.precision)));
+        // A target manifest is also tagged VERSION-TARGET: list it once, under its version.
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|e| seen.insert((e.name.clone(), e.manifest_digest.clone())));
         Ok(out)
     }
 }

@@ -21,6 +21,8 @@ pub struct PublishOptions {
 #[derive(Clone, Debug)]
 pub struct Published {
     pub tag: String,
+    /// The target manifest's own tag (`VERSION-TARGET`).
+    pub target_tag: String,
     pub index_digest: String,
     /// The target's image manifest.
     pub manifest_digest: String,
@@ -124,7 +126,10 @@ pub fn publish(repo: &dyn Repository, artifact: &Path, opts: &PublishOptions) ->
         artifact_type: Some(ARTIFACT_TYPE.into()),
         ..Descriptor::new(OCI_MANIFEST, &mbody)
     };
-    repo.put_manifest(&mdesc.digest, OCI_MANIFEST, &mbody)?;
+    // Tagged VERSION-TARGET too, for clients that do not read indexes (ORAS and the like); its
+    // content is complete, so the interrupted-push rule holds.
+    let target_tag = target_tag(&m.version, &target, &m.precision);
+    repo.put_manifest(&target_tag, OCI_MANIFEST, &mbody)?;
 
     let (referrers, fallback) = push_evidence(repo, artifact, &mdesc, &mut n)?;
 
@@ -157,6 +162,7 @@ pub fn publish(repo: &dyn Repository, artifact: &Path, opts: &PublishOptions) ->
     repo.put_manifest(&tag, OCI_INDEX, &ibody)?;
     Ok(Published {
         tag,
+        target_tag,
         index_digest: digest_of(&ibody),
         manifest_digest: mdesc.digest,
         artifact_digest: report.digest,
@@ -282,6 +288,12 @@ fn push_evidence(
         repo.put_manifest(&tag, OCI_INDEX, &to_json(&index))?;
     }
     Ok((pushed, used_fallback))
+}
+
+/// The tag of one target's manifest: `VERSION-TARGET` (`-PRECISION` added when not f32).
+pub fn target_tag(version: &str, target: &str, precision: &str) -> String {
+    let t = format!("{}-{target}", version_tag(version));
+    if precision == "f32" { t } else { format!("{t}-{precision}") }
 }
 
 /// The referrers tag schema's tag for a subject: `sha256-<hex>`.
