@@ -42,7 +42,7 @@ struct Cli {
 enum Command {
     Inspect(inspect::Args),
     Run(run::Args),
-    Compile(compile::Args),
+    Compile(Box<compile::Args>),
     Bench(bench::Args),
     Export(export::Args),
     Keygen(keys::Args),
@@ -59,7 +59,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
-        Command::Compile(a) => compile::main(a),
+        Command::Compile(a) => compile::main(*a),
         Command::Bench(a) => bench::main(a),
         Command::Export(a) => export::main(a),
         Command::Keygen(a) => keys::main(a),

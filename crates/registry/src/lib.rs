@@ -26,7 +26,7 @@ mod safe;
 pub use auth::{Credentials, docker_config_path, from_docker_config, lookup as lookup_credentials};
 pub use error::RegistryError;
 pub use layout::{LocalRepo, LocalStore, StoreEntry, default_store_path};
-pub use publish::{PublishOptions, Published, evidence_groups, publish, referrers_tag, target_tag};
+pub use publish::{EvidenceGroup, PublishOptions, Published, evidence_groups, publish, referrers_tag, target_tag};
 pub use pull::{PullOptions, Pulled, list_referrers, pull, resolve};
 pub use reference::{Reference, RemoteRef, is_tag, parse as parse_reference, version_tag};
 pub use remote::{Remote, RemoteOptions};

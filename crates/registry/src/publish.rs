@@ -178,8 +178,11 @@ pub fn publish(repo: &dyn Repository, artifact: &Path, opts: &PublishOptions) ->
     })
 }
 
-/// The evidence beside an artifact, grouped into referrers: (artifactType, [(path, media type, file)]).
-pub fn evidence_groups(artifact: &Path) -> Result<Vec<(String, Vec<(String, String, PathBuf)>)>, RegistryError> {
+/// One referrer's worth of evidence: (artifactType, [(path, media type, file)]).
+pub type EvidenceGroup = (String, Vec<(String, String, PathBuf)>);
+
+/// The evidence beside an artifact, grouped into referrers.
+pub fn evidence_groups(artifact: &Path) -> Result<Vec<EvidenceGroup>, RegistryError> {
     let att = kiln_artifact::attestations_dir(artifact);
     if !att.is_dir() {
         return Ok(Vec::new());
@@ -200,7 +203,7 @@ pub fn evidence_groups(artifact: &Path) -> Result<Vec<(String, Vec<(String, Stri
         }
     }
     files.sort();
-    let mut groups: Vec<(String, Vec<(String, String, PathBuf)>)> = Vec::new();
+    let mut groups: Vec<EvidenceGroup> = Vec::new();
     let mut report = Vec::new();
     for (rel, p) in files {
         if rel == "artifact.sig" {

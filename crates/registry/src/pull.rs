@@ -73,10 +73,10 @@ pub fn resolve(repo: &dyn Repository, reference: &str, target: Option<&str>) -> 
             ),
         ));
     }
-    if let (Some(t), Some(have)) = (target, m.annotation_target()) {
-        if t != have {
-            return Err(invalid(what(), format!("is built for target '{have}', not '{t}'")));
-        }
+    if let (Some(t), Some(have)) = (target, m.annotation_target())
+        && t != have
+    {
+        return Err(invalid(what(), format!("is built for target '{have}', not '{t}'")));
     }
     Ok((digest, m))
 }

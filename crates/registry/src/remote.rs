@@ -138,22 +138,15 @@ impl Remote {
             if let Some(a) = self.current_auth() {
                 b = b.header("Authorization", a);
             }
+            let bad = |e: ureq::http::Error| RegistryError::Transport {
+                url: url.into(),
+                reason: e.to_string(),
+                attempts: 1,
+            };
             let result = if method == "GET" || method == "HEAD" {
-                b.body(())
-                    .map_err(|e| RegistryError::Transport {
-                        url: url.into(),
-                        reason: e.to_string(),
-                        attempts: 1,
-                    })
-                    .and_then(|r| Ok(self.agent.run(r)))?
+                self.agent.run(b.body(()).map_err(bad)?)
             } else {
-                b.body(body)
-                    .map_err(|e| RegistryError::Transport {
-                        url: url.into(),
-                        reason: e.to_string(),
-                        attempts: 1,
-                    })
-                    .and_then(|r| Ok(self.agent.run(r)))?
+                self.agent.run(b.body(body).map_err(bad)?)
             };
             let backoff = self.opts.backoff.saturating_mul(1 << attempt.min(6)).min(Duration::from_secs(10));
             match result {
