@@ -28,7 +28,7 @@ pub struct BuildFile {
     pub sign: Option<PathBuf>,
     /// Also write a single-file archive (OUTPUT.tar).
     pub archive: Option<bool>,
-    /// Where artifacts are published: recorded for scripts (`kiln publish DIR REF` takes the reference).
+    /// Where artifacts are published: `kiln publish DIR --config kiln.toml` pushes to REGISTRY/NAME.
     pub registry: Option<String>,
     /// The local OCI store `kiln compile` adds artifacts to.
     pub store: Option<PathBuf>,

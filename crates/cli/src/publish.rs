@@ -15,8 +15,11 @@ pub struct Args {
     /// An artifact folder (`kiln compile -o DIR`), or its .tar archive.
     artifact: PathBuf,
     /// HOST[:PORT]/REPOSITORY[:TAG] (the tag defaults to the artifact's version), or NAME[:TAG]
-    /// for the local store.
-    reference: String,
+    /// for the local store. Default: kiln.toml's `registry` (--config) plus the artifact's name.
+    reference: Option<String>,
+    /// A build file (kiln.toml) whose `registry` gives the reference when none is given.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// org.opencontainers.image.source annotation (where the model's code lives).
     #[arg(long, value_name = "URL")]
     source: Option<String>,
@@ -44,9 +47,21 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     } else {
         a.artifact.clone()
     };
-    let (repo, tag) = crate::store::open(&a.reference, &a.remote, &a.store)?;
+    let reference = match (&a.reference, &a.config) {
+        (Some(r), _) => r.clone(),
+        (None, Some(c)) => {
+            let bf = crate::buildfile::read(c)?;
+            let registry = bf
+                .registry
+                .with_context(|| format!("{} has no `registry`: give the reference (kiln publish DIR HOST/REPO)", c.display()))?;
+            let name = crate::artifact::read_manifest(&dir)?.0.name;
+            format!("{}/{}", registry.trim_end_matches('/'), crate::store::store_name(&name))
+        }
+        (None, None) => anyhow::bail!("give the reference (kiln publish DIR HOST/REPO[:TAG]) or --config kiln.toml with a `registry`"),
+    };
+    let (repo, tag) = crate::store::open(&reference, &a.remote, &a.store)?;
     if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
-        anyhow::bail!("{}: publish to a tag (or none: the version), not a digest", a.reference);
+        anyhow::bail!("{reference}: publish to a tag (or none: the version), not a digest");
     }
     let mut opts = kiln_registry::PublishOptions { tag, ..Default::default() };
     if let Some(s) = &a.source {

