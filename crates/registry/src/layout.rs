@@ -76,7 +76,9 @@ impl LocalStore {
     }
 
     /// Tags `desc` as `ref_name` (replacing what had that name).
+    /// Under the store's lock, so concurrent compiles do not lose each other's tags.
     fn tag(&self, ref_name: &str, mut desc: Descriptor) -> Result<(), RegistryError> {
+        let _lock = Lock::take(&self.root.join(".index.lock"))?;
         let mut index = self.index()?;
         index.manifests.retain(|d| d.annotation(ANN_REF_NAME) != Some(ref_name));
         desc.annotations.insert(ANN_REF_NAME.into(), ref_name.into());
@@ -257,5 +259,35 @@ impl LocalStore {
         let mut seen = std::collections::BTreeSet::new();
         out.retain(|e| seen.insert((e.name.clone(), e.manifest_digest.clone())));
         Ok(out)
+    }
+}
+
+/// An exclusive lock file (O_EXCL), removed when dropped.
+struct Lock(PathBuf);
+
+impl Lock {
+    fn take(path: &Path) -> Result<Lock, RegistryError> {
+        let started = std::time::Instant::now();
+        loop {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(_) => return Ok(Lock(path.to_path_buf())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && started.elapsed() < std::time::Duration::from_secs(30) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(invalid(
+                        path.display().to_string(),
+                        "held for 30 s: another kiln is writing this store, or one was killed (remove the file if none is running)",
+                    ));
+                }
+                Err(e) => return Err(io(path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

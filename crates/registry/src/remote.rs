@@ -75,11 +75,24 @@ fn reason(r: &mut Resp) -> String {
     parsed.unwrap_or_else(|| r.status().canonical_reason().unwrap_or("").to_string())
 }
 
+/// Worth another try: the connection failed, was reset or timed out (not a TLS or protocol
+/// mismatch, which fails the same way every time).
 fn retryable(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::Protocol(_)
-    )
+    use std::io::ErrorKind::*;
+    match e {
+        ureq::Error::Io(io) => {
+            matches!(io.kind(), ConnectionReset | ConnectionAborted | ConnectionRefused | BrokenPipe | UnexpectedEof | TimedOut | Interrupted | NotConnected)
+        }
+        ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => true,
+        _ => false,
+    }
+}
+
+/// A transport error's text, with the likely way out for a TLS handshake against plain HTTP.
+fn describe(e: &ureq::Error, insecure: bool) -> String {
+    let text = e.to_string();
+    let tls = text.contains("InvalidContentType") || text.contains("corrupt message") || matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_));
+    if tls && !insecure { format!("{text} (TLS failed: if this registry speaks plain HTTP on a trusted network, add --insecure)") } else { text }
 }
 
 impl Remote {
@@ -157,7 +170,7 @@ impl Remote {
                 Err(e) => {
                     return Err(RegistryError::Transport {
                         url: url.into(),
-                        reason: e.to_string(),
+                        reason: describe(&e, self.opts.insecure),
                         attempts: attempt + 1,
                     });
                 }
