@@ -214,6 +214,9 @@ impl Remote {
                     .params
                     .get("realm")
                     .ok_or_else(|| unauthorized("a bearer challenge without a realm".into()))?;
+                if realm.starts_with("http://") && !self.opts.insecure {
+                    return Err(unauthorized(format!("the token endpoint {realm} is plain HTTP; credentials go there only with --insecure")));
+                }
                 let mut url = format!("{realm}?");
                 if let Some(s) = c.params.get("service") {
                     url.push_str(&format!("service={}&", encode(s)));
