@@ -54,9 +54,8 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         (Some(r), _) => r.clone(),
         (None, Some(c)) => {
             let bf = crate::buildfile::read(c)?;
-            let registry = bf
-                .registry
-                .with_context(|| format!("{} has no `registry`: give the reference (kiln publish DIR HOST/REPO)", c.display()))?;
+            let registry =
+                bf.registry.with_context(|| format!("{} has no `registry`: give the reference (kiln publish DIR HOST/REPO)", c.display()))?;
             let name = crate::artifact::read_manifest(&dir)?.0.name;
             format!("{}/{}", registry.trim_end_matches('/'), crate::store::store_name(&name))
         }
@@ -88,29 +87,14 @@ pub fn main(a: Args) -> anyhow::Result<()> {
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            println!(
-                "published {} {} ({}, {}) to {}:{}",
-                p.name,
-                p.version,
-                p.target,
-                p.precision,
-                repo.describe(),
-                p.tag
-            );
-            println!(
-                "  artifact {}  manifest {}  index {}",
-                p.artifact_digest, p.manifest_digest, p.index_digest
-            );
+            println!("published {} {} ({}, {}) to {}:{}", p.name, p.version, p.target, p.precision, repo.describe(), p.tag);
+            println!("  artifact {}  manifest {}  index {}", p.artifact_digest, p.manifest_digest, p.index_digest);
             println!(
                 "  {} blob(s) uploaded, {} already there; {} referrer(s){}",
                 p.uploaded,
                 p.skipped,
                 p.referrers.len(),
-                if p.referrers_tag_fallback {
-                    " (referrers tag fallback: the registry has no referrers API)"
-                } else {
-                    ""
-                }
+                if p.referrers_tag_fallback { " (referrers tag fallback: the registry has no referrers API)" } else { "" }
             );
         }
     }
@@ -119,10 +103,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
 
 /// Now as RFC 3339 UTC (`2026-01-02T03:04:05Z`).
 fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -145,25 +126,13 @@ fn from_store(a: &Args, tmp: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     };
     let store = a.store.open()?;
     let repo = store.repo(&name);
-    let mut targets: Vec<String> = store
-        .list()?
-        .into_iter()
-        .filter(|e| e.name == name && e.tag == tag)
-        .map(|e| e.target)
-        .collect();
+    let mut targets: Vec<String> = store.list()?.into_iter().filter(|e| e.name == name && e.tag == tag).map(|e| e.target).collect();
     targets.dedup();
-    anyhow::ensure!(
-        !targets.is_empty(),
-        "{text} is not in the local store {} (see `kiln ls`)",
-        store.root().display()
-    );
+    anyhow::ensure!(!targets.is_empty(), "{text} is not in the local store {} (see `kiln ls`)", store.root().display());
     let mut dirs = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let dir = tmp.join(format!("{i}.kiln"));
-        let opts = kiln_registry::PullOptions {
-            target: Some(t.clone()),
-            ..Default::default()
-        };
+        let opts = kiln_registry::PullOptions { target: Some(t.clone()), ..Default::default() };
         kiln_registry::pull(&repo, &tag, &dir, &opts).with_context(|| format!("cannot read {text} ({t}) from the local store"))?;
         dirs.push(dir);
     }

@@ -42,24 +42,12 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         Some(o) => o.clone(),
         None => {
             let (_, m) = kiln_registry::resolve(repo.as_ref(), &tag, a.target.as_deref())?;
-            let name = m
-                .annotations
-                .get(kiln_registry::media::ANN_NAME)
-                .cloned()
-                .unwrap_or_else(|| "artifact".into());
-            let target = m
-                .annotations
-                .get(kiln_registry::media::ANN_TARGET)
-                .cloned()
-                .unwrap_or_else(|| "any".into());
+            let name = m.annotations.get(kiln_registry::media::ANN_NAME).cloned().unwrap_or_else(|| "artifact".into());
+            let target = m.annotations.get(kiln_registry::media::ANN_TARGET).cloned().unwrap_or_else(|| "any".into());
             PathBuf::from(crate::store::store_name(&format!("{name}-{}-{target}", kiln_registry::version_tag(&tag))) + ".kiln")
         }
     };
-    let opts = kiln_registry::PullOptions {
-        target: a.target.clone(),
-        key,
-        no_evidence: a.no_evidence,
-    };
+    let opts = kiln_registry::PullOptions { target: a.target.clone(), key, no_evidence: a.no_evidence };
     let p = kiln_registry::pull(repo.as_ref(), &tag, &out, &opts).with_context(|| format!("cannot pull {}", a.reference))?;
     if a.json {
         let v = serde_json::json!({
@@ -71,11 +59,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     } else {
         println!("pulled {} {} ({}) into {}", p.name, p.version, p.target, p.dir.display());
         println!("  artifact {}  manifest {}", p.artifact_digest, p.manifest_digest);
-        println!(
-            "  verified: {} checks passed; {} evidence file(s)",
-            p.report.checks.len(),
-            p.evidence_files
-        );
+        println!("  verified: {} checks passed; {} evidence file(s)", p.report.checks.len(), p.evidence_files);
         for n in &p.report.notes {
             println!("  note: {n}");
         }

@@ -45,9 +45,7 @@ impl StoreArgs {
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split]
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size like 16MiB, 512KiB or 1048576"))?;
+    let n: u64 = t[..split].parse().map_err(|_| format!("'{s}' is not a size like 16MiB, 512KiB or 1048576"))?;
     let mult = match t[split..].trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -69,23 +67,14 @@ fn read_stdin_secret() -> anyhow::Result<String> {
 impl RemoteArgs {
     pub fn open(&self, r: &RemoteRef) -> anyhow::Result<Remote> {
         let credentials = match (&self.username, self.password_stdin) {
-            (Some(u), true) => Credentials::Basic {
-                username: u.clone(),
-                password: read_stdin_secret()?,
-            },
+            (Some(u), true) => Credentials::Basic { username: u.clone(), password: read_stdin_secret()? },
             (Some(_), false) => anyhow::bail!("--username needs --password-stdin (the password is never taken as a flag)"),
             (None, true) => Credentials::Bearer(read_stdin_secret()?),
             (None, false) => kiln_registry::lookup_credentials(&r.registry),
         };
         Ok(Remote::new(
             r,
-            RemoteOptions {
-                insecure: self.insecure,
-                credentials,
-                retries: self.retries,
-                chunk_size: self.chunk_size,
-                ..Default::default()
-            },
+            RemoteOptions { insecure: self.insecure, credentials, retries: self.retries, chunk_size: self.chunk_size, ..Default::default() },
         ))
     }
 }
@@ -110,16 +99,7 @@ pub fn store_artifact(store: &LocalStore, artifact: &Path) -> anyhow::Result<kil
 
 /// An artifact name as a store repository name (lower case; other characters as '-').
 pub fn store_name(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c.to_ascii_lowercase() } else { '-' }).collect();
     let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
     if s.is_empty() { "artifact".into() } else { s }
 }

@@ -52,14 +52,6 @@ fn dropped_connections_and_503s_are_retried_through() {
     same_artifact(&art, &back);
     // Without retries the same 503 is an error naming the status.
     proxy.set(Mode::Fail503(1));
-    let e = k.fails(&[
-        "pull",
-        &format!("{repo}:1.0.0"),
-        "-o",
-        s(&t.path().join("x")),
-        "--insecure",
-        "--retries",
-        "0",
-    ]);
+    let e = k.fails(&["pull", &format!("{repo}:1.0.0"), "-o", s(&t.path().join("x")), "--insecure", "--retries", "0"]);
     assert!(e.contains("503"), "{e}");
 }

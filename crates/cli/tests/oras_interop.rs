@@ -16,10 +16,7 @@ fn python() -> PathBuf {
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
         root.join("venv/bin/python")
     });
-    let ok = Command::new(&p)
-        .args(["-c", "import oras.client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new(&p).args(["-c", "import oras.client"]).output().is_ok_and(|o| o.status.success());
     assert!(
         ok,
         "{} cannot import oras: run `{} -m pip install oras` (ci/test.sh does), or point $KILN_ORAS_PYTHON at a Python that has it",
@@ -53,12 +50,7 @@ fn oras(py: &PathBuf, host: &str, args: &[&str], cwd: &std::path::Path) -> Strin
         .env("REG_PASSWORD", PASSWORD)
         .output()
         .expect("python runs");
-    assert!(
-        out.status.success(),
-        "oras {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "oras {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -77,19 +69,12 @@ fn oras_pulls_what_kiln_pushed_and_kiln_pulls_what_oras_pushed() {
     assert_eq!(v["target_tag"], "1.0.0-cpu");
 
     // ORAS pulls Kiln's target manifest, by tag and by digest: the files, byte for byte.
-    for (i, r) in [format!("{repo}:1.0.0-cpu"), format!("{repo}@{}", v["manifest"].as_str().expect("digest"))]
-        .iter()
-        .enumerate()
-    {
+    for (i, r) in [format!("{repo}:1.0.0-cpu"), format!("{repo}@{}", v["manifest"].as_str().expect("digest"))].iter().enumerate() {
         let dst = t.path().join(format!("oras-{i}"));
         let listed = oras(&py, &reg.host(), &["pull", r, s(&dst)], t.path());
         assert_eq!(listed, r#"["plan.json", "tuning.json", "weights.bin"]"#, "{r}");
         for f in ["plan.json", "tuning.json", "weights.bin"] {
-            assert_eq!(
-                std::fs::read(art.join(f)).expect("a"),
-                std::fs::read(dst.join(f)).expect("b"),
-                "{f} differs after ORAS pulled {r}"
-            );
+            assert_eq!(std::fs::read(art.join(f)).expect("a"), std::fs::read(dst.join(f)).expect("b"), "{f} differs after ORAS pulled {r}");
         }
     }
 

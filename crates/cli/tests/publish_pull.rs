@@ -20,12 +20,7 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
 
     // 1.0.0/cpu signed and validated (so it has a report); the rest relabelled copies.
     let a = |n: &str| t.path().join(n);
-    compile(
-        &k,
-        &a("v1-cpu"),
-        "1.0.0",
-        &["--validate", "--sign", s(&key), "--runs", "3", "--warmup", "1", "--samples", "1"],
-    );
+    compile(&k, &a("v1-cpu"), "1.0.0", &["--validate", "--sign", s(&key), "--runs", "3", "--warmup", "1", "--samples", "1"]);
     relabel(&a("v1-cpu"), &a("v1-wgpu"), "1.0.0", "wgpu");
     compile(&k, &a("v2-cpu"), "1.1.0", &[]);
     relabel(&a("v2-cpu"), &a("v2-wgpu"), "1.1.0", "wgpu");
@@ -34,10 +29,7 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
     // No credentials: refused, with the way out.
     let e = k.fails(&["publish", s(&a("v1-cpu")), &repo, "--insecure"]);
     assert!(e.contains("authentication failed") && e.contains("--password-stdin"), "{e}");
-    let (code, out, err) = k.run(
-        &["publish", s(&a("v1-cpu")), &repo, "--insecure", "-u", USER, "--password-stdin"],
-        Some("wrong\n"),
-    );
+    let (code, out, err) = k.run(&["publish", s(&a("v1-cpu")), &repo, "--insecure", "-u", USER, "--password-stdin"], Some("wrong\n"));
     assert_ne!(code, 0, "a wrong password must fail: {out}");
     assert!(err.contains("authentication failed"), "{err}");
 
@@ -63,28 +55,13 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("publish --json");
     assert_eq!(v["tag"], "1.0.0");
-    let kinds: Vec<&str> = v["referrers"]
-        .as_array()
-        .expect("referrers")
-        .iter()
-        .filter_map(|r| r["artifactType"].as_str())
-        .collect();
-    for want in [
-        "application/vnd.kiln.signature.v1+json",
-        "application/vnd.kiln.attestation.v1",
-        "application/vnd.kiln.report.v1",
-    ] {
+    let kinds: Vec<&str> = v["referrers"].as_array().expect("referrers").iter().filter_map(|r| r["artifactType"].as_str()).collect();
+    for want in ["application/vnd.kiln.signature.v1+json", "application/vnd.kiln.attestation.v1", "application/vnd.kiln.report.v1"] {
         assert!(kinds.contains(&want), "{want} not among the referrers {kinds:?}");
     }
-    assert_eq!(
-        v["referrers_tag_fallback"], true,
-        "docker-registry 2.8 has no referrers API: the tag fallback must be used"
-    );
+    assert_eq!(v["referrers_tag_fallback"], true, "docker-registry 2.8 has no referrers API: the tag fallback must be used");
     let v1_manifest = v["manifest"].as_str().expect("manifest digest").to_string();
-    assert!(
-        reg.has_tag("team/rapid", &format!("sha256-{}", &v1_manifest["sha256:".len()..])),
-        "no referrers tag for {v1_manifest}"
-    );
+    assert!(reg.has_tag("team/rapid", &format!("sha256-{}", &v1_manifest["sha256:".len()..])), "no referrers tag for {v1_manifest}");
 
     let dc = reg.docker_config(&t.path().join("docker"));
     let k = k.env("DOCKER_CONFIG", s(&dc));
@@ -96,12 +73,7 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
     assert!(out.contains("0 blob(s) uploaded"), "{out}");
 
     // Pull each version and target back, byte for byte.
-    for (n, version, target) in [
-        ("v1-cpu", "1.0.0", "cpu"),
-        ("v1-wgpu", "1.0.0", "wgpu"),
-        ("v2-cpu", "1.1.0", "cpu"),
-        ("v2-wgpu", "1.1.0", "wgpu"),
-    ] {
+    for (n, version, target) in [("v1-cpu", "1.0.0", "cpu"), ("v1-wgpu", "1.0.0", "wgpu"), ("v2-cpu", "1.1.0", "cpu"), ("v2-wgpu", "1.1.0", "wgpu")] {
         let dst = a(&format!("pulled-{n}"));
         let out = k.ok(&["pull", &format!("{repo}:{version}"), "--target", target, "-o", s(&dst), "--insecure"]);
         assert!(out.contains(&format!("({target})")), "{out}");
@@ -109,25 +81,9 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
     }
     // The signed one comes back with its evidence, and verifies with the release key.
     let dst = a("pulled-signed");
-    k.ok(&[
-        "pull",
-        &format!("{repo}:1.0.0"),
-        "--target",
-        "cpu",
-        "-o",
-        s(&dst),
-        "--insecure",
-        "--key",
-        &public,
-    ]);
+    k.ok(&["pull", &format!("{repo}:1.0.0"), "--target", "cpu", "-o", s(&dst), "--insecure", "--key", &public]);
     let att = t.path().join("pulled-signed.attestations");
-    for f in [
-        "artifact.sig",
-        "provenance.intoto.json",
-        "build.intoto.json",
-        "validation.intoto.json",
-        "report/report.json",
-    ] {
+    for f in ["artifact.sig", "provenance.intoto.json", "build.intoto.json", "validation.intoto.json", "report/report.json"] {
         assert!(att.join(f).is_file(), "{f} was not pulled as a referrer");
     }
     k.ok(&["verify", s(&dst), "--key", &public]);
@@ -137,17 +93,7 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
     let e = k.fails(&["pull", &format!("{repo}:1.0.0"), "--target", "rocm", "-o", s(&a("x")), "--insecure"]);
     assert!(e.contains("no manifest for target 'rocm'"), "{e}");
     // --key refuses an unsigned artifact and one signed by another key, and leaves nothing.
-    let e = k.fails(&[
-        "pull",
-        &format!("{repo}:1.1.0"),
-        "--target",
-        "cpu",
-        "-o",
-        s(&a("unsigned")),
-        "--insecure",
-        "--key",
-        &public,
-    ]);
+    let e = k.fails(&["pull", &format!("{repo}:1.1.0"), "--target", "cpu", "-o", s(&a("unsigned")), "--insecure", "--key", &public]);
     assert!(e.contains("does not verify") && e.contains("artifact.sig"), "{e}");
     let e = k.fails(&[
         "pull",
@@ -179,27 +125,13 @@ fn a_tampered_blob_in_the_registry_fails_the_pull_naming_its_digest() {
     k.ok(&["publish", s(&art), &repo, "--insecure"]);
     // Straight from the local store: every target of NAME:VERSION.
     let m = registry::kiln::model();
-    k.ok(&[
-        "compile",
-        s(&m),
-        "--tune",
-        "off",
-        "--no-validate",
-        "--dim",
-        "DynamicDimension.0=1",
-        "--artifact-version",
-        "2.1.0",
-        "-q",
-    ]);
+    k.ok(&["compile", s(&m), "--tune", "off", "--no-validate", "--dim", "DynamicDimension.0=1", "--artifact-version", "2.1.0", "-q"]);
     let out = k.ok(&["publish", "rapid_orientation:2.1.0", &repo, "--insecure"]);
     assert!(out.contains("published rapid_orientation 2.1.0 (cpu, f32)"), "{out}");
     assert!(reg.has_tag("tamper/rapid", "2.1.0") && reg.has_tag("tamper/rapid", "2.1.0-cpu"));
     // HTTPS unless told otherwise: against this plain-HTTP registry that fails, saying why.
     let e = k.fails(&["publish", s(&art), &repo]);
-    assert!(
-        e.contains("TLS failed") && e.contains("--insecure") && e.contains("after 1 attempt"),
-        "{e}"
-    );
+    assert!(e.contains("TLS failed") && e.contains("--insecure") && e.contains("after 1 attempt"), "{e}");
     // kiln.toml's `registry` gives the reference: REGISTRY/NAME:VERSION.
     let toml = t.path().join("kiln.toml");
     std::fs::write(&toml, format!("registry = \"oci://{}/from-toml\"\n", reg.host())).expect("kiln.toml");
@@ -214,10 +146,7 @@ fn a_tampered_blob_in_the_registry_fails_the_pull_naming_its_digest() {
     std::fs::write(&blob, &bytes).expect("tamper");
     let dst = t.path().join("pulled");
     let e = k.fails(&["pull", &format!("{repo}:2.0.0"), "-o", s(&dst), "--insecure"]);
-    assert!(
-        e.contains(&weights) && e.contains("refusing"),
-        "the error must name the tampered blob {weights}: {e}"
-    );
+    assert!(e.contains(&weights) && e.contains("refusing"), "the error must name the tampered blob {weights}: {e}");
     assert!(!dst.exists(), "a failed pull left {}", dst.display());
     let leftovers: Vec<_> = std::fs::read_dir(t.path())
         .expect("ls")
@@ -235,43 +164,17 @@ fn compile_stores_in_the_local_store_and_ls_lists_it() {
     let store = t.path().join("store");
     let m = model();
     // No -o: the store is the destination.
-    let out = k.ok(&[
-        "compile",
-        s(&m),
-        "--tune",
-        "off",
-        "--no-validate",
-        "--dim",
-        "DynamicDimension.0=1",
-        "--artifact-version",
-        "3.1.0",
-    ]);
+    let out = k.ok(&["compile", s(&m), "--tune", "off", "--no-validate", "--dim", "DynamicDimension.0=1", "--artifact-version", "3.1.0"]);
     assert!(out.contains("stored rapid_orientation:3.1.0 (cpu)"), "{out}");
     let dir = t.path().join("b.kiln");
-    k.ok(&[
-        "compile",
-        s(&m),
-        "--tune",
-        "off",
-        "--no-validate",
-        "--dim",
-        "DynamicDimension.0=1",
-        "--artifact-version",
-        "3.2.0",
-        "-o",
-        s(&dir),
-        "-q",
-    ]);
+    k.ok(&["compile", s(&m), "--tune", "off", "--no-validate", "--dim", "DynamicDimension.0=1", "--artifact-version", "3.2.0", "-o", s(&dir), "-q"]);
     for f in ["oci-layout", "index.json", "blobs/sha256"] {
         assert!(store.join(f).exists(), "{f} missing from the OCI layout");
     }
     let ls = k.ok(&["ls"]);
     assert!(ls.starts_with("NAME") && ls.contains("PRECISION") && ls.contains("DIGEST"), "{ls}");
     let digest = k.ok(&["verify", s(&dir)]).lines().next().expect("digest").to_string();
-    let row = ls
-        .lines()
-        .find(|l| l.contains("3.2.0"))
-        .unwrap_or_else(|| panic!("3.2.0 not listed: {ls}"));
+    let row = ls.lines().find(|l| l.contains("3.2.0")).unwrap_or_else(|| panic!("3.2.0 not listed: {ls}"));
     for want in ["rapid_orientation", "cpu", "f32", "MiB", digest.as_str()] {
         assert!(row.contains(want), "{want} missing from `{row}`");
     }

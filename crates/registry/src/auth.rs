@@ -46,25 +46,16 @@ pub fn from_docker_config(text: &str, registry: &str) -> Option<Credentials> {
     if let Some(a) = s("auth") {
         let decoded = String::from_utf8(B64.decode(a.trim()).ok()?).ok()?;
         let (u, p) = decoded.split_once(':')?;
-        return Some(Credentials::Basic {
-            username: u.into(),
-            password: p.into(),
-        });
+        return Some(Credentials::Basic { username: u.into(), password: p.into() });
     }
     // An identity token is a refresh token for the OAuth2 flow; as a password it works with the
     // basic-authenticated token endpoints most registries run.
-    s("identitytoken").map(|t| Credentials::Basic {
-        username: "<token>".into(),
-        password: t,
-    })
+    s("identitytoken").map(|t| Credentials::Basic { username: "<token>".into(), password: t })
 }
 
 /// Credentials from the user's docker config for `registry` (anonymous when there are none).
 pub fn lookup(registry: &str) -> Credentials {
-    docker_config_path()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| from_docker_config(&t, registry))
-        .unwrap_or_default()
+    docker_config_path().and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| from_docker_config(&t, registry)).unwrap_or_default()
 }
 
 pub(crate) fn basic_header(username: &str, password: &str) -> String {
@@ -96,10 +87,7 @@ pub(crate) fn parse_challenge(h: &str) -> Challenge {
         params.insert(k, val.to_string());
         rest = tail.trim_start().trim_start_matches(',').trim_start();
     }
-    Challenge {
-        scheme: scheme.to_ascii_lowercase(),
-        params,
-    }
+    Challenge { scheme: scheme.to_ascii_lowercase(), params }
 }
 
 #[cfg(test)]
@@ -109,21 +97,9 @@ mod tests {
     #[test]
     fn docker_config_and_challenges() {
         let cfg = r#"{"auths":{"https://127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"},"ghcr.io":{"registrytoken":"t0k"},"https://index.docker.io/v1/":{"username":"u","password":"p"}}}"#;
-        assert_eq!(
-            from_docker_config(cfg, "127.0.0.1:5000"),
-            Some(Credentials::Basic {
-                username: "user".into(),
-                password: "pass".into()
-            })
-        );
+        assert_eq!(from_docker_config(cfg, "127.0.0.1:5000"), Some(Credentials::Basic { username: "user".into(), password: "pass".into() }));
         assert_eq!(from_docker_config(cfg, "ghcr.io"), Some(Credentials::Bearer("t0k".into())));
-        assert_eq!(
-            from_docker_config(cfg, "docker.io"),
-            Some(Credentials::Basic {
-                username: "u".into(),
-                password: "p".into()
-            })
-        );
+        assert_eq!(from_docker_config(cfg, "docker.io"), Some(Credentials::Basic { username: "u".into(), password: "p".into() }));
         assert_eq!(from_docker_config(cfg, "other.io"), None);
         let c = parse_challenge(r#"Bearer realm="https://auth.io/token",service="registry.io",scope="repository:a/b:pull,push""#);
         assert_eq!(c.scheme, "bearer");

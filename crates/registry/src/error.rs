@@ -29,15 +29,9 @@ pub enum RegistryError {
 }
 
 pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> RegistryError {
-    RegistryError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    RegistryError::Io { path: path.display().to_string(), source }
 }
 
 pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid {
-        what: what.into(),
-        reason: reason.into(),
-    }
+    RegistryError::Invalid { what: what.into(), reason: reason.into() }
 }

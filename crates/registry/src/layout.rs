@@ -23,10 +23,7 @@ pub fn default_store_path() -> PathBuf {
     if let Some(p) = std::env::var_os("XDG_DATA_HOME") {
         return PathBuf::from(p).join("kiln/store");
     }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".local/share/kiln/store")
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/share/kiln/store")
 }
 
 impl LocalStore {
@@ -54,10 +51,7 @@ impl LocalStore {
     }
 
     pub fn repo(&self, name: &str) -> LocalRepo {
-        LocalRepo {
-            store: self.clone(),
-            name: name.to_string(),
-        }
+        LocalRepo { store: self.clone(), name: name.to_string() }
     }
 
     pub fn index(&self) -> Result<ImageIndex, RegistryError> {
@@ -83,9 +77,7 @@ impl LocalStore {
         index.manifests.retain(|d| d.annotation(ANN_REF_NAME) != Some(ref_name));
         desc.annotations.insert(ANN_REF_NAME.into(), ref_name.into());
         index.manifests.push(desc);
-        index
-            .manifests
-            .sort_by(|a, b| a.annotation(ANN_REF_NAME).cmp(&b.annotation(ANN_REF_NAME)));
+        index.manifests.sort_by(|a, b| a.annotation(ANN_REF_NAME).cmp(&b.annotation(ANN_REF_NAME)));
         self.write_index(&index)
     }
 }
@@ -131,9 +123,7 @@ impl Repository for LocalRepo {
 
     fn fetch_blob(&self, desc: &Descriptor, sink: &mut dyn Write) -> Result<(), RegistryError> {
         let p = self.store.blob_path(&desc.digest)?;
-        let mut f = std::fs::File::open(&p).map_err(|_| RegistryError::NotFound {
-            reference: format!("{} in {}", desc.digest, self.describe()),
-        })?;
+        let mut f = std::fs::File::open(&p).map_err(|_| RegistryError::NotFound { reference: format!("{} in {}", desc.digest, self.describe()) })?;
         copy_verified(desc, &mut f, sink)
     }
 
@@ -144,10 +134,7 @@ impl Repository for LocalRepo {
         }
         if digest_hex(reference).is_some() {
             if reference != desc.digest {
-                return Err(RegistryError::DigestMismatch {
-                    digest: reference.into(),
-                    reason: format!("the manifest hashes to {}", desc.digest),
-                });
+                return Err(RegistryError::DigestMismatch { digest: reference.into(), reason: format!("the manifest hashes to {}", desc.digest) });
             }
         } else {
             self.store.tag(&format!("{}:{reference}", self.name), desc)?;
@@ -159,32 +146,18 @@ impl Repository for LocalRepo {
         let desc = if digest_hex(reference).is_some() {
             let p = self.store.blob_path(reference)?;
             match std::fs::metadata(&p) {
-                Ok(m) => Descriptor {
-                    size: m.len(),
-                    ..Descriptor::new("", b"")
-                }
-                .with_digest(reference),
+                Ok(m) => Descriptor { size: m.len(), ..Descriptor::new("", b"") }.with_digest(reference),
                 Err(_) => return Ok(None),
             }
         } else {
             let name = format!("{}:{reference}", self.name);
-            match self
-                .store
-                .index()?
-                .manifests
-                .into_iter()
-                .find(|d| d.annotation(ANN_REF_NAME) == Some(name.as_str()))
-            {
+            match self.store.index()?.manifests.into_iter().find(|d| d.annotation(ANN_REF_NAME) == Some(name.as_str())) {
                 Some(d) => d,
                 None => return Ok(None),
             }
         };
         let bytes = crate::repo::fetch_small(self, &desc, 4 << 20)?;
-        let mt = if desc.media_type.is_empty() {
-            media_type_of(&bytes)
-        } else {
-            desc.media_type.clone()
-        };
+        let mt = if desc.media_type.is_empty() { media_type_of(&bytes) } else { desc.media_type.clone() };
         debug_assert_eq!(digest_of(&bytes), desc.digest);
         Ok(Some((mt, bytes)))
     }

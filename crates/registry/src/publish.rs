@@ -59,10 +59,7 @@ fn push_blob(repo: &dyn Repository, desc: &Descriptor, content: &Content, n: &mu
 fn regular_file(p: &Path) -> Result<(), RegistryError> {
     let m = std::fs::symlink_metadata(p).map_err(|e| io(p, e))?;
     if !m.file_type().is_file() {
-        return Err(RegistryError::Unsafe {
-            path: p.display().to_string(),
-            reason: "not a regular file (symlinks are not published)".into(),
-        });
+        return Err(RegistryError::Unsafe { path: p.display().to_string(), reason: "not a regular file (symlinks are not published)".into() });
     }
     Ok(())
 }
@@ -71,10 +68,7 @@ pub fn publish(repo: &dyn Repository, artifact: &Path, opts: &PublishOptions) ->
     let report = kiln_artifact::verify(artifact, None)?;
     if !report.ok() {
         let failures: Vec<&str> = report.failures().map(|c| c.what.as_str()).collect();
-        return Err(invalid(
-            artifact.display().to_string(),
-            format!("does not verify, refusing to publish it: {}", failures.join("; ")),
-        ));
+        return Err(invalid(artifact.display().to_string(), format!("does not verify, refusing to publish it: {}", failures.join("; "))));
     }
     let mpath = artifact.join(kiln_artifact::MANIFEST_FILE);
     regular_file(&mpath)?;
@@ -122,10 +116,7 @@ pub fn publish(repo: &dyn Repository, artifact: &Path, opts: &PublishOptions) ->
         push_blob(repo, d, c, &mut n)?;
     }
     let mbody = to_json(&manifest);
-    let mdesc = Descriptor {
-        artifact_type: Some(ARTIFACT_TYPE.into()),
-        ..Descriptor::new(OCI_MANIFEST, &mbody)
-    };
+    let mdesc = Descriptor { artifact_type: Some(ARTIFACT_TYPE.into()), ..Descriptor::new(OCI_MANIFEST, &mbody) };
     // Tagged VERSION-TARGET too, for clients that do not read indexes (ORAS and the like); its
     // content is complete, so the interrupted-push rule holds.
     let target_tag = target_tag(&m.version, &target, &m.precision);
@@ -148,9 +139,7 @@ pub fn publish(repo: &dyn Repository, artifact: &Path, opts: &PublishOptions) ->
     index.artifact_type = Some(ARTIFACT_TYPE.into());
     index.annotations.insert(ANN_VERSION.into(), m.version.clone());
     index.annotations.insert(ANN_NAME.into(), m.name.clone());
-    index
-        .manifests
-        .retain(|d| !(d.annotation(ANN_TARGET) == Some(target.as_str()) && d.annotation(ANN_PRECISION) == Some(m.precision.as_str())));
+    index.manifests.retain(|d| !(d.annotation(ANN_TARGET) == Some(target.as_str()) && d.annotation(ANN_PRECISION) == Some(m.precision.as_str())));
     let mut entry = mdesc.clone();
     entry.annotations.insert(ANN_TARGET.into(), target.clone());
     entry.annotations.insert(ANN_PRECISION.into(), m.precision.clone());
@@ -241,10 +230,7 @@ fn push_evidence(
     }
     let empty = Descriptor::new(OCI_EMPTY, EMPTY_JSON);
     push_blob(repo, &empty, &Content::Bytes(EMPTY_JSON.to_vec()), n)?;
-    let subject = Descriptor {
-        annotations: BTreeMap::new(),
-        ..subject.clone()
-    };
+    let subject = Descriptor { annotations: BTreeMap::new(), ..subject.clone() };
     let mut pushed = Vec::new();
     let mut fallback = Vec::new();
     for (artifact_type, files) in groups {
@@ -266,10 +252,7 @@ fn push_evidence(
             annotations: BTreeMap::new(),
         };
         let body = to_json(&rm);
-        let d = Descriptor {
-            artifact_type: Some(artifact_type.clone()),
-            ..Descriptor::new(OCI_MANIFEST, &body)
-        };
+        let d = Descriptor { artifact_type: Some(artifact_type.clone()), ..Descriptor::new(OCI_MANIFEST, &body) };
         let r = repo.put_manifest(&d.digest, OCI_MANIFEST, &body)?;
         if !r.subject_accepted {
             fallback.push(d.clone());
@@ -301,7 +284,5 @@ pub fn target_tag(version: &str, target: &str, precision: &str) -> String {
 
 /// The referrers tag schema's tag for a subject: `sha256-<hex>`.
 pub fn referrers_tag(digest: &str) -> Result<String, RegistryError> {
-    digest_hex(digest)
-        .map(|h| format!("sha256-{h}"))
-        .ok_or_else(|| invalid(format!("digest '{digest}'"), "not sha256:<64 hex digits>"))
+    digest_hex(digest).map(|h| format!("sha256-{h}")).ok_or_else(|| invalid(format!("digest '{digest}'"), "not sha256:<64 hex digits>"))
 }

@@ -39,9 +39,8 @@ pub struct Pulled {
 
 /// The target manifest a reference names: (its digest, the manifest).
 pub fn resolve(repo: &dyn Repository, reference: &str, target: Option<&str>) -> Result<(String, ImageManifest), RegistryError> {
-    let (mt, bytes) = repo.get_manifest(reference)?.ok_or_else(|| RegistryError::NotFound {
-        reference: format!("{reference} in {}", repo.describe()),
-    })?;
+    let (mt, bytes) =
+        repo.get_manifest(reference)?.ok_or_else(|| RegistryError::NotFound { reference: format!("{reference} in {}", repo.describe()) })?;
     let what = || format!("{reference} in {}", repo.describe());
     let (digest, bytes) = if mt == OCI_INDEX || mt == DOCKER_LIST {
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| invalid(what(), format!("the index does not parse ({e})")))?;
@@ -56,9 +55,9 @@ pub fn resolve(repo: &dyn Repository, reference: &str, target: Option<&str>) -> 
             None if index.manifests.is_empty() => return Err(invalid(what(), "the index is empty")),
             None => return Err(invalid(what(), format!("holds targets {targets:?}: pick one with --target"))),
         };
-        let (_, b) = repo.get_manifest(&chosen.digest)?.ok_or_else(|| RegistryError::NotFound {
-            reference: format!("{} (listed in {reference}) in {}", chosen.digest, repo.describe()),
-        })?;
+        let (_, b) = repo
+            .get_manifest(&chosen.digest)?
+            .ok_or_else(|| RegistryError::NotFound { reference: format!("{} (listed in {reference}) in {}", chosen.digest, repo.describe()) })?;
         (chosen.digest.clone(), b)
     } else {
         (digest_of(&bytes), bytes)
@@ -126,17 +125,13 @@ pub fn pull(repo: &dyn Repository, reference: &str, out: &Path, opts: &PullOptio
     // Every layer must be a file the Kiln manifest lists, with the size and digest it declares.
     let mut files = Vec::new();
     for l in &m.layers {
-        let title = l.annotation(ANN_TITLE).ok_or_else(|| {
-            invalid(
-                format!("layer {}", l.digest),
-                "has no org.opencontainers.image.title: Kiln cannot tell which file it is",
-            )
-        })?;
+        let title = l
+            .annotation(ANN_TITLE)
+            .ok_or_else(|| invalid(format!("layer {}", l.digest), "has no org.opencontainers.image.title: Kiln cannot tell which file it is"))?;
         crate::safe::check_relative(title)?;
-        let f = km.file(title).ok_or_else(|| RegistryError::Unsafe {
-            path: title.into(),
-            reason: "not listed in the artifact's manifest.json".into(),
-        })?;
+        let f = km
+            .file(title)
+            .ok_or_else(|| RegistryError::Unsafe { path: title.into(), reason: "not listed in the artifact's manifest.json".into() })?;
         if l.size != f.bytes {
             return Err(RegistryError::Unsafe {
                 path: title.into(),
@@ -144,10 +139,7 @@ pub fn pull(repo: &dyn Repository, reference: &str, out: &Path, opts: &PullOptio
             });
         }
         if l.digest != format!("sha256:{}", f.sha256) {
-            return Err(invalid(
-                title,
-                format!("layer digest {} differs from the manifest's sha256:{}", l.digest, f.sha256),
-            ));
+            return Err(invalid(title, format!("layer digest {} differs from the manifest's sha256:{}", l.digest, f.sha256)));
         }
         files.push((title.to_string(), l.clone()));
     }
@@ -157,10 +149,7 @@ pub fn pull(repo: &dyn Repository, reference: &str, out: &Path, opts: &PullOptio
 
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "artifact".into());
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "artifact".into());
     let tmp = parent.join(format!(".{name}.pull-{}", std::process::id()));
     let tmp_att = kiln_artifact::attestations_dir(&tmp);
     let clean = || {
@@ -223,9 +212,7 @@ fn fetch_evidence(repo: &dyn Repository, subject: &str, att: &Path) -> Result<us
         }
         std::fs::create_dir_all(att).map_err(|e| io(att, e))?;
         for l in &rm.layers {
-            let title = l
-                .annotation(ANN_TITLE)
-                .ok_or_else(|| invalid(format!("referrer layer {}", l.digest), "has no title"))?;
+            let title = l.annotation(ANN_TITLE).ok_or_else(|| invalid(format!("referrer layer {}", l.digest), "has no title"))?;
             if l.size > MAX_EVIDENCE_FILE {
                 return Err(RegistryError::Unsafe {
                     path: title.into(),
@@ -245,10 +232,7 @@ fn move_into_place(tmp: &Path, out: &Path) -> Result<(), RegistryError> {
         let ours = out.join(kiln_artifact::MANIFEST_FILE).exists() || out.join("plan.json").exists();
         let empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
         if !ours && !empty {
-            return Err(invalid(
-                out.display().to_string(),
-                "exists and is not a Kiln artifact; refusing to replace it (pick another -o)",
-            ));
+            return Err(invalid(out.display().to_string(), "exists and is not a Kiln artifact; refusing to replace it (pick another -o)"));
         }
         std::fs::remove_dir_all(out).map_err(|e| io(out, e))?;
     }

@@ -29,11 +29,7 @@ impl RemoteRef {
     }
     /// The host the API lives on.
     pub fn api_host(&self) -> &str {
-        if self.registry == "docker.io" || self.registry == "index.docker.io" {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
+        if self.registry == "docker.io" || self.registry == "index.docker.io" { "registry-1.docker.io" } else { &self.registry }
     }
 }
 
@@ -103,12 +99,7 @@ pub fn parse(input: &str) -> Result<Reference, RegistryError> {
     } else {
         repository.to_string()
     };
-    Ok(Reference::Remote(RemoteRef {
-        registry: registry.to_string(),
-        repository,
-        tag,
-        digest,
-    }))
+    Ok(Reference::Remote(RemoteRef { registry: registry.to_string(), repository, tag, digest }))
 }
 
 #[cfg(test)]
@@ -125,24 +116,12 @@ mod tests {
     #[test]
     fn parses_registry_and_local_references() {
         let r = remote("127.0.0.1:5000/models/resnet:1.2.0");
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
-            ("127.0.0.1:5000", "models/resnet", Some("1.2.0"))
-        );
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "models/resnet", Some("1.2.0")));
         let r = remote("oci://ghcr.io/acme/m@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-        assert_eq!(
-            r.reference(),
-            Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-        );
+        assert_eq!(r.reference(), Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
         assert_eq!(remote("localhost/m").tag, None);
         assert_eq!(remote("docker.io/m:1").repository, "library/m");
-        assert_eq!(
-            parse("resnet:1.0.0").ok(),
-            Some(Reference::Local {
-                name: "resnet".into(),
-                tag: Some("1.0.0".into())
-            })
-        );
+        assert_eq!(parse("resnet:1.0.0").ok(), Some(Reference::Local { name: "resnet".into(), tag: Some("1.0.0".into()) }));
         for bad in ["", "Host.io/UPPER:1", "a.io/m:bad tag", "m@sha256:zz", "a.io/m@md5:00", "a.io/../m"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

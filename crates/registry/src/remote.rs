@@ -27,13 +27,7 @@ pub struct RemoteOptions {
 
 impl Default for RemoteOptions {
     fn default() -> Self {
-        RemoteOptions {
-            insecure: false,
-            credentials: Credentials::Anonymous,
-            retries: 4,
-            backoff: Duration::from_millis(250),
-            chunk_size: 16 << 20,
-        }
+        RemoteOptions { insecure: false, credentials: Credentials::Anonymous, retries: 4, backoff: Duration::from_millis(250), chunk_size: 16 << 20 }
     }
 }
 
@@ -62,11 +56,7 @@ fn reason(r: &mut Resp) -> String {
         Some(
             errs.iter()
                 .map(|e| {
-                    format!(
-                        "{} {}",
-                        e.get("code").and_then(|c| c.as_str()).unwrap_or(""),
-                        e.get("message").and_then(|c| c.as_str()).unwrap_or("")
-                    )
+                    format!("{} {}", e.get("code").and_then(|c| c.as_str()).unwrap_or(""), e.get("message").and_then(|c| c.as_str()).unwrap_or(""))
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
@@ -81,7 +71,10 @@ fn retryable(e: &ureq::Error) -> bool {
     use std::io::ErrorKind::*;
     match e {
         ureq::Error::Io(io) => {
-            matches!(io.kind(), ConnectionReset | ConnectionAborted | ConnectionRefused | BrokenPipe | UnexpectedEof | TimedOut | Interrupted | NotConnected)
+            matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | ConnectionRefused | BrokenPipe | UnexpectedEof | TimedOut | Interrupted | NotConnected
+            )
         }
         ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => true,
         _ => false,
@@ -122,11 +115,7 @@ impl Remote {
     }
 
     fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else {
-            format!("{}{location}", self.base)
-        }
+        if location.starts_with("http://") || location.starts_with("https://") { location.to_string() } else { format!("{}{location}", self.base) }
     }
 
     fn current_auth(&self) -> Option<String> {
@@ -151,11 +140,7 @@ impl Remote {
             if let Some(a) = self.current_auth() {
                 b = b.header("Authorization", a);
             }
-            let bad = |e: ureq::http::Error| RegistryError::Transport {
-                url: url.into(),
-                reason: e.to_string(),
-                attempts: 1,
-            };
+            let bad = |e: ureq::http::Error| RegistryError::Transport { url: url.into(), reason: e.to_string(), attempts: 1 };
             let result = if method == "GET" || method == "HEAD" {
                 self.agent.run(b.body(()).map_err(bad)?)
             } else {
@@ -168,21 +153,14 @@ impl Remote {
                     std::thread::sleep(backoff);
                 }
                 Err(e) => {
-                    return Err(RegistryError::Transport {
-                        url: url.into(),
-                        reason: describe(&e, self.opts.insecure),
-                        attempts: attempt + 1,
-                    });
+                    return Err(RegistryError::Transport { url: url.into(), reason: describe(&e, self.opts.insecure), attempts: attempt + 1 });
                 }
                 Ok(mut r) if r.status().as_u16() == 401 && auth_rounds < 2 => {
                     auth_rounds += 1;
                     self.answer_challenge(&mut r)?;
                 }
                 Ok(mut r) if r.status().as_u16() == 401 => {
-                    return Err(RegistryError::Unauthorized {
-                        registry: self.r.registry.clone(),
-                        reason: reason(&mut r),
-                    });
+                    return Err(RegistryError::Unauthorized { registry: self.r.registry.clone(), reason: reason(&mut r) });
                 }
                 Ok(r) if (r.status().is_server_error() || r.status().as_u16() == 429) && attempt < self.opts.retries => {
                     attempt += 1;
@@ -194,10 +172,7 @@ impl Remote {
     }
 
     fn answer_challenge(&self, r: &mut Resp) -> Result<(), RegistryError> {
-        let unauthorized = |reason: String| RegistryError::Unauthorized {
-            registry: self.r.registry.clone(),
-            reason,
-        };
+        let unauthorized = |reason: String| RegistryError::Unauthorized { registry: self.r.registry.clone(), reason };
         let c = parse_challenge(header(r, "www-authenticate").unwrap_or(""));
         match (c.scheme.as_str(), &self.opts.credentials) {
             ("basic", Credentials::Basic { username, password }) => {
@@ -210,10 +185,7 @@ impl Remote {
             }
             ("basic", _) => Err(unauthorized("the registry asks for a username and password".into())),
             ("bearer", creds) => {
-                let realm = c
-                    .params
-                    .get("realm")
-                    .ok_or_else(|| unauthorized("a bearer challenge without a realm".into()))?;
+                let realm = c.params.get("realm").ok_or_else(|| unauthorized("a bearer challenge without a realm".into()))?;
                 if realm.starts_with("http://") && !self.opts.insecure {
                     return Err(unauthorized(format!("the token endpoint {realm} is plain HTTP; credentials go there only with --insecure")));
                 }
@@ -221,11 +193,7 @@ impl Remote {
                 if let Some(s) = c.params.get("service") {
                     url.push_str(&format!("service={}&", encode(s)));
                 }
-                let scope = c
-                    .params
-                    .get("scope")
-                    .cloned()
-                    .unwrap_or_else(|| format!("repository:{}:pull,push", self.r.repository));
+                let scope = c.params.get("scope").cloned().unwrap_or_else(|| format!("repository:{}:pull,push", self.r.repository));
                 url.push_str(&format!("scope={}", encode(&scope)));
                 let mut req = self.agent.get(&url);
                 if let Credentials::Basic { username, password } = creds {
@@ -233,11 +201,7 @@ impl Remote {
                 }
                 let mut resp = req.call().map_err(|e| unauthorized(format!("token endpoint {realm}: {e}")))?;
                 if !resp.status().is_success() {
-                    return Err(unauthorized(format!(
-                        "token endpoint {realm}: {} {}",
-                        resp.status().as_u16(),
-                        reason(&mut resp)
-                    )));
+                    return Err(unauthorized(format!("token endpoint {realm}: {} {}", resp.status().as_u16(), reason(&mut resp))));
                 }
                 let v: serde_json::Value =
                     serde_json::from_slice(&resp.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default()).unwrap_or_default();
@@ -258,11 +222,7 @@ impl Remote {
     }
 
     fn status_error(&self, url: &str, r: &mut Resp) -> RegistryError {
-        RegistryError::Status {
-            url: url.into(),
-            status: r.status().as_u16(),
-            reason: reason(r),
-        }
+        RegistryError::Status { url: url.into(), status: r.status().as_u16(), reason: reason(r) }
     }
 
     fn upload(&self, desc: &Descriptor, content: &Content) -> Result<(), RegistryError> {
@@ -272,11 +232,7 @@ impl Remote {
             return Err(self.status_error(&start, &mut r));
         }
         let Some(location) = header(&r, "location").map(|l| self.absolute(l)) else {
-            return Err(RegistryError::Status {
-                url: start,
-                status: 202,
-                reason: "no Location header for the upload session".into(),
-            });
+            return Err(RegistryError::Status { url: start, status: 202, reason: "no Location header for the upload session".into() });
         };
         let mut location = location;
         let mut reader = content.open()?;
@@ -284,17 +240,12 @@ impl Remote {
         let chunk = self.opts.chunk_size.max(1);
         let mut final_body = Vec::new();
         if desc.size <= chunk {
-            reader
-                .read_to_end(&mut final_body)
-                .map_err(|e| io(std::path::Path::new(&desc.digest), e))?;
+            reader.read_to_end(&mut final_body).map_err(|e| io(std::path::Path::new(&desc.digest), e))?;
         } else {
             let mut buf = Vec::with_capacity(chunk as usize);
             while offset < desc.size {
                 buf.clear();
-                (&mut reader)
-                    .take(chunk)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| io(std::path::Path::new(&desc.digest), e))?;
+                (&mut reader).take(chunk).read_to_end(&mut buf).map_err(|e| io(std::path::Path::new(&desc.digest), e))?;
                 if buf.is_empty() {
                     return Err(RegistryError::DigestMismatch {
                         digest: desc.digest.clone(),
@@ -302,10 +253,7 @@ impl Remote {
                     });
                 }
                 let end = offset + buf.len() as u64 - 1;
-                let headers = [
-                    ("Content-Type", "application/octet-stream".to_string()),
-                    ("Content-Range", format!("{offset}-{end}")),
-                ];
+                let headers = [("Content-Type", "application/octet-stream".to_string()), ("Content-Range", format!("{offset}-{end}"))];
                 let mut r = self.send("PATCH", &location, &headers, &buf)?;
                 if r.status().as_u16() != 202 {
                     return Err(self.status_error(&location, &mut r));
@@ -328,15 +276,7 @@ impl Remote {
 
 /// Percent-encodes a query value.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 impl Repository for Remote {
@@ -364,19 +304,14 @@ impl Repository for Remote {
 
     fn fetch_blob(&self, desc: &Descriptor, sink: &mut dyn Write) -> Result<(), RegistryError> {
         if digest_hex(&desc.digest).is_none() {
-            return Err(RegistryError::DigestMismatch {
-                digest: desc.digest.clone(),
-                reason: "not a sha256 digest Kiln can check".into(),
-            });
+            return Err(RegistryError::DigestMismatch { digest: desc.digest.clone(), reason: "not a sha256 digest Kiln can check".into() });
         }
         let url = self.url(&format!("blobs/{}", desc.digest));
         let mut r = self.send("GET", &url, &[], &[])?;
         match r.status().as_u16() {
             200 => {}
             404 => {
-                return Err(RegistryError::NotFound {
-                    reference: format!("blob {} in {}", desc.digest, self.describe()),
-                });
+                return Err(RegistryError::NotFound { reference: format!("blob {} in {}", desc.digest, self.describe()) });
             }
             _ => return Err(self.status_error(&url, &mut r)),
         }
@@ -390,9 +325,7 @@ impl Repository for Remote {
         if r.status().as_u16() != 201 {
             return Err(self.status_error(&url, &mut r));
         }
-        Ok(PutManifest {
-            subject_accepted: header(&r, "oci-subject").is_some(),
-        })
+        Ok(PutManifest { subject_accepted: header(&r, "oci-subject").is_some() })
     }
 
     fn get_manifest(&self, reference: &str) -> Result<Option<(String, Vec<u8>)>, RegistryError> {
@@ -403,37 +336,19 @@ impl Repository for Remote {
             404 => return Ok(None),
             _ => return Err(self.status_error(&url, &mut r)),
         }
-        let mt = header(&r, "content-type")
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        let mt = header(&r, "content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
         let claimed = header(&r, "docker-content-digest").map(String::from);
-        let bytes = r
-            .body_mut()
-            .with_config()
-            .limit(4 << 20)
-            .read_to_vec()
-            .map_err(|e| RegistryError::Transport {
-                url: url.clone(),
-                reason: e.to_string(),
-                attempts: 1,
-            })?;
+        let bytes = r.body_mut().with_config().limit(4 << 20).read_to_vec().map_err(|e| RegistryError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+            attempts: 1,
+        })?;
         let actual = digest_of(&bytes);
-        let expected = if digest_hex(reference).is_some() {
-            Some(reference.to_string())
-        } else {
-            claimed
-        };
+        let expected = if digest_hex(reference).is_some() { Some(reference.to_string()) } else { claimed };
         if let Some(d) = expected
             && d != actual
         {
-            return Err(RegistryError::DigestMismatch {
-                digest: d,
-                reason: format!("the manifest served for {reference} hashes to {actual}"),
-            });
+            return Err(RegistryError::DigestMismatch { digest: d, reason: format!("the manifest served for {reference} hashes to {actual}") });
         }
         let mt = if mt.is_empty() || mt == "application/octet-stream" || mt == "application/json" {
             serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -454,16 +369,11 @@ impl Repository for Remote {
             200 | 400 | 404 | 405 | 501 => return Ok(None),
             _ => return Err(self.status_error(&url, &mut r)),
         }
-        let bytes = r
-            .body_mut()
-            .with_config()
-            .limit(4 << 20)
-            .read_to_vec()
-            .map_err(|e| RegistryError::Transport {
-                url: url.clone(),
-                reason: e.to_string(),
-                attempts: 1,
-            })?;
+        let bytes = r.body_mut().with_config().limit(4 << 20).read_to_vec().map_err(|e| RegistryError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+            attempts: 1,
+        })?;
         Ok(serde_json::from_slice::<ImageIndex>(&bytes).ok().map(|i| i.manifests))
     }
 }

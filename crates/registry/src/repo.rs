@@ -51,17 +51,12 @@ pub trait Repository {
 /// Copies `reader` into `sink`, refusing more than `desc.size` bytes, fewer, or a digest other
 /// than `desc.digest`.
 pub fn copy_verified(desc: &Descriptor, reader: &mut dyn Read, sink: &mut dyn Write) -> Result<(), RegistryError> {
-    let mismatch = |reason: String| RegistryError::DigestMismatch {
-        digest: desc.digest.clone(),
-        reason,
-    };
+    let mismatch = |reason: String| RegistryError::DigestMismatch { digest: desc.digest.clone(), reason };
     let mut h = Sha256::new();
     let mut n: u64 = 0;
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let k = reader
-            .read(&mut buf)
-            .map_err(|e| mismatch(format!("reading failed after {n} bytes ({e})")))?;
+        let k = reader.read(&mut buf).map_err(|e| mismatch(format!("reading failed after {n} bytes ({e})")))?;
         if k == 0 {
             break;
         }

@@ -5,10 +5,7 @@ use crate::error::{RegistryError, io};
 use std::path::{Component, Path, PathBuf};
 
 fn unsafe_path(path: &str, reason: &str) -> RegistryError {
-    RegistryError::Unsafe {
-        path: path.to_string(),
-        reason: reason.to_string(),
-    }
+    RegistryError::Unsafe { path: path.to_string(), reason: reason.to_string() }
 }
 
 /// Checks a `/`-separated relative path from a manifest or annotation.
@@ -46,10 +43,7 @@ pub fn create_file(root: &Path, rel: &str) -> Result<(std::fs::File, PathBuf), R
         dir.push(part);
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(unsafe_path(
-                    rel,
-                    &format!("{} is a symlink, which could lead out of the folder", dir.display()),
-                ));
+                return Err(unsafe_path(rel, &format!("{} is a symlink, which could lead out of the folder", dir.display())));
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(unsafe_path(rel, &format!("{} exists and is not a folder", dir.display()))),
@@ -66,11 +60,7 @@ pub fn create_file(root: &Path, rel: &str) -> Result<(std::fs::File, PathBuf), R
         return Err(unsafe_path(rel, what));
     }
     // create_new: O_EXCL, which never follows a symlink planted after the check.
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| io(&path, e))?;
+    let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| io(&path, e))?;
     Ok((f, path))
 }
 

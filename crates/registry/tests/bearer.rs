@@ -35,10 +35,7 @@ fn fake_registry(token: &'static str, accept: &'static str) -> (u16, Arc<Mutex<V
             let mut c = c;
             let resp = if path.starts_with("/token") {
                 let body = format!("{{\"token\":\"{token}\"}}");
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
             } else if auth == format!("Bearer {accept}") {
                 "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
             } else {
@@ -53,38 +50,19 @@ fn fake_registry(token: &'static str, accept: &'static str) -> (u16, Arc<Mutex<V
 }
 
 fn remote(port: u16, credentials: Credentials) -> Remote {
-    let kiln_registry::Reference::Remote(r) = parse_reference(&format!("127.0.0.1:{port}/team/m:1.0.0")).expect("ref") else {
-        panic!("not remote")
-    };
-    Remote::new(
-        &r,
-        RemoteOptions {
-            insecure: true,
-            credentials,
-            retries: 0,
-            ..Default::default()
-        },
-    )
+    let kiln_registry::Reference::Remote(r) = parse_reference(&format!("127.0.0.1:{port}/team/m:1.0.0")).expect("ref") else { panic!("not remote") };
+    Remote::new(&r, RemoteOptions { insecure: true, credentials, retries: 0, ..Default::default() })
 }
 
 #[test]
 fn a_bearer_challenge_is_answered_with_a_token_from_the_realm() {
     let (port, log) = fake_registry("tok-123", "tok-123");
-    let r = remote(
-        port,
-        Credentials::Basic {
-            username: "u".into(),
-            password: "p".into(),
-        },
-    );
+    let r = remote(port, Credentials::Basic { username: "u".into(), password: "p".into() });
     assert_eq!(r.get_manifest("1.0.0").expect("answered"), None, "the fake registry has no manifests");
     let log = log.lock().expect("log").clone();
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(log[0].starts_with("/v2/team/m/manifests/1.0.0 []"), "{log:?}");
-    assert!(
-        log[1].starts_with("/token?service=fake&scope=repository%3Ateam%2Fm%3Apull [Basic dTpw]"),
-        "{log:?}"
-    );
+    assert!(log[1].starts_with("/token?service=fake&scope=repository%3Ateam%2Fm%3Apull [Basic dTpw]"), "{log:?}");
     assert!(log[2].ends_with("[Bearer tok-123]"), "{log:?}");
 }
 
@@ -92,14 +70,8 @@ fn a_bearer_challenge_is_answered_with_a_token_from_the_realm() {
 fn a_refused_token_is_an_authentication_error() {
     // The realm hands out a token the registry then refuses: Kiln gives up, naming the registry.
     let (port, log) = fake_registry_refusing();
-    let e = remote(port, Credentials::Anonymous)
-        .get_manifest("1.0.0")
-        .expect_err("refused")
-        .to_string();
-    assert!(
-        e.contains(&format!("127.0.0.1:{port}: authentication failed")) && e.contains("--password-stdin"),
-        "{e}"
-    );
+    let e = remote(port, Credentials::Anonymous).get_manifest("1.0.0").expect_err("refused").to_string();
+    assert!(e.contains(&format!("127.0.0.1:{port}: authentication failed")) && e.contains("--password-stdin"), "{e}");
     assert!(log.lock().expect("log").len() <= 6, "it must not loop");
 }
 

@@ -15,19 +15,9 @@ fn manifest() -> Manifest {
         version: "1.0.0".into(),
         target: BTreeMap::from([("kind".to_string(), "cpu".to_string())]),
         precision: "f32".into(),
-        source: SourceModel {
-            name: "m.onnx".into(),
-            sha256: "00".into(),
-            weights_sha256: None,
-        },
-        build: BuildConfig {
-            target: "cpu".into(),
-            ..Default::default()
-        },
-        kiln: KilnInfo {
-            version: "0".into(),
-            commit: "unknown".into(),
-        },
+        source: SourceModel { name: "m.onnx".into(), sha256: "00".into(), weights_sha256: None },
+        build: BuildConfig { target: "cpu".into(), ..Default::default() },
+        kiln: KilnInfo { version: "0".into(), commit: "unknown".into() },
         files: vec![],
     }
 }
@@ -39,11 +29,7 @@ fn craft(store: &LocalStore, listed: &[(&str, &[u8])], layers: &[(&str, &[u8], u
     let mut m = manifest();
     m.files = listed
         .iter()
-        .map(|(p, b)| kiln_artifact::FileEntry {
-            path: p.to_string(),
-            bytes: b.len() as u64,
-            sha256: kiln_artifact::sha256_hex(b),
-        })
+        .map(|(p, b)| kiln_artifact::FileEntry { path: p.to_string(), bytes: b.len() as u64, sha256: kiln_artifact::sha256_hex(b) })
         .collect();
     let config = m.to_bytes();
     let cdesc = Descriptor::new(CONFIG_MEDIA_TYPE, &config);
@@ -69,9 +55,7 @@ fn craft(store: &LocalStore, listed: &[(&str, &[u8])], layers: &[(&str, &[u8], u
 }
 
 fn pull_err(store: &LocalStore, out: &Path) -> String {
-    let e = kiln_registry::pull(&store.repo("m"), "bad", out, &PullOptions::default())
-        .expect_err("must be refused")
-        .to_string();
+    let e = kiln_registry::pull(&store.repo("m"), "bad", out, &PullOptions::default()).expect_err("must be refused").to_string();
     assert!(!out.exists(), "a refused pull left {}", out.display());
     e
 }
@@ -131,9 +115,7 @@ fn a_folder_that_is_not_an_artifact_is_not_replaced() {
     let out = t.path().join("home");
     std::fs::create_dir_all(&out).expect("mkdir");
     std::fs::write(out.join("precious.txt"), b"mine").expect("write");
-    let e = kiln_registry::pull(&store.repo("m"), "bad", &out, &PullOptions::default())
-        .expect_err("refused")
-        .to_string();
+    let e = kiln_registry::pull(&store.repo("m"), "bad", &out, &PullOptions::default()).expect_err("refused").to_string();
     assert!(e.contains("not a Kiln artifact"), "{e}");
     assert_eq!(std::fs::read(out.join("precious.txt")).expect("kept"), b"mine");
     // The well-formed artifact itself pulls into a fresh folder.
@@ -151,8 +133,6 @@ fn publishing_refuses_a_symlinked_file() {
     kiln_artifact::write_artifact(&art, manifest(), &[("w.bin".into(), b"secret".to_vec())]).expect("artifact");
     std::fs::remove_file(art.join("w.bin")).expect("rm");
     std::os::unix::fs::symlink(&outside, art.join("w.bin")).expect("symlink");
-    let e = kiln_registry::publish(&store.repo("m"), &art, &Default::default())
-        .expect_err("refused")
-        .to_string();
+    let e = kiln_registry::publish(&store.repo("m"), &art, &Default::default()).expect_err("refused").to_string();
     assert!(e.contains("symlink"), "{e}");
 }

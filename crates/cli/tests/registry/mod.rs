@@ -60,12 +60,7 @@ impl Registry {
         self.child = Some(child);
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "docker-registry did not listen on {}: {}",
-                self.port,
-                self.log()
-            );
+            assert!(t.elapsed() < Duration::from_secs(20), "docker-registry did not listen on {}: {}", self.port, self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -111,10 +106,7 @@ impl Registry {
 /// A docker config.json folder with the test credentials for each host.
 pub fn docker_config(hosts: &[String], at: &Path) -> PathBuf {
     std::fs::create_dir_all(at).expect("mkdir");
-    let auths: Vec<String> = hosts
-        .iter()
-        .map(|h| format!("\"{h}\":{{\"username\":\"{USER}\",\"password\":\"{PASSWORD}\"}}"))
-        .collect();
+    let auths: Vec<String> = hosts.iter().map(|h| format!("\"{h}\":{{\"username\":\"{USER}\",\"password\":\"{PASSWORD}\"}}")).collect();
     std::fs::write(at.join("config.json"), format!("{{\"auths\":{{{}}}}}", auths.join(","))).expect("config.json");
     at.to_path_buf()
 }
