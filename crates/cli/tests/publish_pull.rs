@@ -72,6 +72,32 @@ fn two_versions_two_targets_round_trip_with_auth_referrers_and_keys() {
     let out = k.ok(&["publish", s(&a("v2-cpu")), &repo, "--insecure"]);
     assert!(out.contains("0 blob(s) uploaded"), "{out}");
 
+    // The layout: an index per version, one manifest per target, Kiln's media types and annotations.
+    for version in ["1.0.0", "1.1.0"] {
+        let index = reg.tagged_json("team/rapid", version);
+        assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+        assert_eq!(index["artifactType"], "application/vnd.kiln.artifact.v1");
+        let targets: Vec<&str> =
+            index["manifests"].as_array().expect("manifests").iter().filter_map(|d| d["annotations"]["dev.kiln.target"].as_str()).collect();
+        assert_eq!(targets, ["cpu", "wgpu"], "{index}");
+    }
+    let m = reg.blob_json(&v1_manifest);
+    assert_eq!(m["artifactType"], "application/vnd.kiln.artifact.v1");
+    assert_eq!(m["config"]["mediaType"], "application/vnd.kiln.manifest.v1+json");
+    let ann = &m["annotations"];
+    for (k, v) in [
+        ("org.opencontainers.image.version", "1.0.0"),
+        ("org.opencontainers.image.source", "https://example.invalid/rapid"),
+        ("org.opencontainers.image.revision", "abc123"),
+        ("dev.kiln.target", "cpu"),
+        ("dev.kiln.precision", "f32"),
+    ] {
+        assert_eq!(ann[k], v, "{k} in {m}");
+    }
+    assert!(ann["org.opencontainers.image.created"].as_str().is_some_and(|c| c.len() == 20 && c.ends_with('Z')), "{m}");
+    let titles: Vec<&str> =
+        m["layers"].as_array().expect("layers").iter().filter_map(|l| l["annotations"]["org.opencontainers.image.title"].as_str()).collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
     // Pull each version and target back, byte for byte.
     for (n, version, target) in [("v1-cpu", "1.0.0", "cpu"), ("v1-wgpu", "1.0.0", "wgpu"), ("v2-cpu", "1.1.0", "cpu"), ("v2-wgpu", "1.1.0", "wgpu")] {
         let dst = a(&format!("pulled-{n}"));

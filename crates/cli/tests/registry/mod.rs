@@ -93,6 +93,17 @@ impl Registry {
         self.storage().join("blobs/sha256").join(&hex[..2]).join(hex).join("data")
     }
 
+    /// The JSON a tag points to, read from the registry's storage.
+    pub fn tagged_json(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let link = self.storage().join("repositories").join(repo).join("_manifests/tags").join(tag).join("current/link");
+        let digest = std::fs::read_to_string(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+        self.blob_json(digest.trim())
+    }
+
+    pub fn blob_json(&self, digest: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.blob_file(digest)).expect("blob")).expect("json blob")
+    }
+
     pub fn has_tag(&self, repo: &str, tag: &str) -> bool {
         self.storage().join("repositories").join(repo).join("_manifests/tags").join(tag).exists()
     }
