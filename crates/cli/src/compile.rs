@@ -306,7 +306,11 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     if let Some(store) = &store {
         let p = crate::store::store_artifact(store, out).with_context(|| format!("cannot add the artifact to the local store {}", store.root().display()))?;
         if !a.json && !a.quiet {
-            println!("stored {}:{} ({}) in {}", crate::store::store_name(&p.name), p.tag, p.target, store.root().display());
+            let name = crate::store::store_name(&p.name);
+            println!("stored {name}:{} ({}) in {}", p.tag, p.target, store.root().display());
+            if r.out.is_none() {
+                println!("  (no -o: the folder above was temporary; `kiln pull {name}:{} -o DIR` writes the artifact, and its evidence and report in DIR.attestations/)", p.tag);
+            }
         }
     }
     if r.archive {
