@@ -4,7 +4,9 @@
 #   bash ci/test.sh
 #
 # Needs: Rust (cargo) with cargo-nextest, python3.11 with pip, network access to PyPI and
-# crates.io; Debian's chromium (installed here when run as root) for the HTML report test.
+# crates.io; Debian's chromium (installed here when run as root) for the HTML report test;
+# Debian's docker-registry and apache2-utils (htpasswd), installed here when run as root, for the
+# registry tests (each starts its own registry on 127.0.0.1); the ORAS Python SDK (in the venv).
 # Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
 # testdata/fetch.sh (models + ONNX conformance data into testdata/cache); scikit-learn models
 # (testdata/sklearn_models.py); onnxruntime reference
@@ -17,8 +19,9 @@ cd "$root"
 cache="${KILN_TESTDATA:-$root/testdata/cache}"
 export KILN_TESTDATA="$cache"
 venv="$cache/venv"
-# scikit-learn + skl2onnx (and scipy, pinned for repeatable training) build the ai.onnx.ml models.
-requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0"
+# scikit-learn + skl2onnx (and scipy, pinned for repeatable training) build the ai.onnx.ml models;
+# oras is the ORAS client crates/cli/tests/oras_interop.rs checks Kiln's registry layout against.
+requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0 oras==0.2.43"
 python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 step() { printf '\n=== %s (%ds)\n' "$1" "$SECONDS"; }
@@ -49,7 +52,7 @@ if [ "$(cat "$venv/.kiln-requirements" 2>/dev/null)" != "$requirements" ]; then
   "$venv/bin/python" -m pip install --quiet $requirements
   echo "$requirements" > "$venv/.kiln-requirements"
 fi
-"$venv/bin/python" -c 'import onnx, onnxruntime, numpy; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__)'
+"$venv/bin/python" -c 'import onnx, onnxruntime, numpy, oras.client; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__, "oras", oras.__version__)'
 export PATH="$venv/bin:$PATH" # fetch.sh's python3 is the venv's
 
 step "headless chromium (renders the HTML validation report in crates/report/tests/chromium.rs)"
@@ -61,6 +64,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 command -v chromium >/dev/null 2>&1 && chromium --version || true
+
+step "docker-registry + htpasswd (the registry tests start their own on 127.0.0.1)"
+if ! command -v docker-registry >/dev/null 2>&1 || ! command -v htpasswd >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq docker-registry apache2-utils >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq docker-registry apache2-utils >/dev/null; }
+  else
+    echo "docker-registry/htpasswd are missing: install them with 'sudo apt-get install -y docker-registry apache2-utils' (the registry tests need them)" >&2
+  fi
+fi
+command -v docker-registry >/dev/null 2>&1 && docker-registry --version || true
 
 step "fetch models and conformance data"
 bash testdata/fetch.sh

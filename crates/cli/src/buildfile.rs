@@ -28,8 +28,10 @@ pub struct BuildFile {
     pub sign: Option<PathBuf>,
     /// Also write a single-file archive (OUTPUT.tar).
     pub archive: Option<bool>,
-    /// Where artifacts are pushed (recorded; pushing is not implemented yet).
+    /// Where artifacts are published: `kiln publish DIR --config kiln.toml` pushes to REGISTRY/NAME.
     pub registry: Option<String>,
+    /// The local OCI store `kiln compile` adds artifacts to.
+    pub store: Option<PathBuf>,
     pub calibration: Option<Calibration>,
     pub validate: Option<Validate>,
     #[serde(default)]
@@ -56,7 +58,7 @@ pub struct Validate {
 }
 
 const TOP: &[&str] =
-    &["model", "weights", "output", "name", "version", "targets", "precisions", "tune", "dims", "gates", "baseline", "sign", "archive", "registry", "calibration", "validate", "cost"];
+    &["model", "weights", "output", "name", "version", "targets", "precisions", "tune", "dims", "gates", "baseline", "sign", "archive", "registry", "store", "calibration", "validate", "cost"];
 const CALIBRATION: &[&str] = &["data", "samples"];
 const VALIDATE: &[&str] = &["enabled", "batch", "runs", "warmup", "samples", "data"];
 const COST: &[&str] = &["price_per_hour", "power_watts", "source"];
@@ -115,6 +117,7 @@ pub fn read(path: &Path) -> anyhow::Result<BuildFile> {
     fix(&mut bf.output);
     fix(&mut bf.baseline);
     fix(&mut bf.sign);
+    fix(&mut bf.store);
     if let Some(c) = &mut bf.calibration {
         fix(&mut c.data);
     }

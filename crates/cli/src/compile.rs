@@ -36,8 +36,16 @@ pub struct Args {
     #[arg(long)]
     target: Option<String>,
     /// The artifact folder to write (replaced atomically if it holds a previous artifact).
+    /// Without it the artifact goes to the local store only.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The local OCI store every compile adds its artifact to (default: `store` in kiln.toml,
+    /// else $KILN_STORE, else ~/.local/share/kiln/store); `kiln ls` lists it.
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Do not add the artifact to the local store.
+    #[arg(long, conflicts_with = "store")]
+    no_store: bool,
     /// The artifact's name (default: the model's file name without extension).
     #[arg(long)]
     name: Option<String>,
@@ -118,6 +126,7 @@ struct Resolved {
     weights: Option<PathBuf>,
     target: String,
     out: Option<PathBuf>,
+    store: Option<PathBuf>,
     name: String,
     version: String,
     tune: Tune,
@@ -148,11 +157,6 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     {
         eprintln!("note: kiln.toml [calibration] data {:?} is unused: f32 builds need no calibration", c.data);
     }
-    if let Some(r) = &bf.registry
-        && !a.quiet
-    {
-        eprintln!("note: registry '{r}' recorded; pushing artifacts is not implemented yet");
-    }
     let tune = match (a.tune, bf.tune.as_deref()) {
         (Some(t), _) => t,
         (None, None) => Tune::Cache,
@@ -181,6 +185,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
         weights: a.weights.clone().or(bf.weights.clone()),
         target: a.target.clone().or(bf.targets.first().cloned()).unwrap_or_else(|| "cpu".into()),
         out: a.out.clone().or(bf.output.clone()),
+        store: if a.no_store { None } else { Some(a.store.clone().or(bf.store.clone()).unwrap_or_else(kiln_registry::default_store_path)) },
         name,
         version: a.artifact_version.clone().or(bf.version.clone()).unwrap_or_else(|| "0.1.0".into()),
         tune,
@@ -199,6 +204,9 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     let target = kiln_pipeline::target(&r.target)?;
     if let kiln_target::Availability::Unavailable { reason, remedy } = target.probe() {
         anyhow::bail!("target {} is not available here: {reason} ({remedy})", r.target);
+    }
+    if r.archive && r.out.is_none() {
+        anyhow::bail!("--archive needs -o DIR (the archive is written beside it as DIR.tar)");
     }
     let key = r.sign.as_deref().map(kiln_artifact::read_secret_key).transpose()?;
     // Parse gates before spending time compiling.
@@ -250,7 +258,13 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let plan = compiled.plan.as_ref().context("the lower phase produced no plan")?;
-    let out = r.out.as_ref().context("-o DIR is required (or `output` in kiln.toml)")?;
+    let scratch = tempfile::tempdir()?;
+    let out = match (&r.out, &r.store) {
+        (Some(o), _) => o,
+        (None, Some(_)) => &scratch.path().join(format!("{}.kiln", crate::store::store_name(&r.name))),
+        (None, None) => anyhow::bail!("--no-store needs -o DIR (or `output` in kiln.toml): the artifact has to go somewhere"),
+    };
+    let store = r.store.as_deref().map(|p| kiln_registry::LocalStore::open(p).with_context(|| format!("cannot open the local store {}", p.display()))).transpose()?;
     let tune_name = match r.tune {
         Tune::Off => "off",
         Tune::Cache => "cache",
@@ -263,7 +277,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     let report = Report {
         model: r.model.display().to_string(),
         target: plan.target.clone(),
-        output: Some(out.display().to_string()),
+        output: r.out.as_ref().map(|o| o.display().to_string()),
         digest: art.digest.clone(),
         phases_ms: compiled.phase_times.iter().map(|(p, d)| (p.to_string(), d.as_secs_f64() * 1e3)).collect(),
         steps: plan.steps.len(),
@@ -288,6 +302,16 @@ pub fn main(a: Args) -> anyhow::Result<()> {
             crate::validate::print(&v, &dir);
         }
         validation = Some(v);
+    }
+    if let Some(store) = &store {
+        let p = crate::store::store_artifact(store, out).with_context(|| format!("cannot add the artifact to the local store {}", store.root().display()))?;
+        if !a.json && !a.quiet {
+            let name = crate::store::store_name(&p.name);
+            println!("stored {name}:{} ({}) in {}", p.tag, p.target, store.root().display());
+            if r.out.is_none() {
+                println!("  (no -o: the folder above was temporary; `kiln pull {name}:{} -o DIR` writes the artifact, and its evidence and report in DIR.attestations/)", p.tag);
+            }
+        }
     }
     if r.archive {
         let tar = std::path::PathBuf::from(format!("{}.tar", out.display()));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn kiln(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("KILN_STORE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-store")).output().expect("run kiln");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -74,7 +74,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn kiln(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("KILN_STORE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-store")).output().expect("run kiln");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 const H: usize = 8;
 
 fn kiln(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("kiln runs");
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("KILN_STORE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-store")).output().expect("kiln runs");
     (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
