@@ -4,7 +4,8 @@
 #   bash ci/test.sh
 #
 # Needs: Rust (cargo) with cargo-nextest, python3.11 with pip, network access to PyPI and
-# crates.io; Debian's chromium (installed here when run as root) for the HTML report test.
+# crates.io; Debian's chromium (installed here when run as root) for the HTML report test;
+# Debian's mesa-vulkan-drivers (lavapipe, installed here when run as root) for the wgpu target.
 # Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
 # testdata/fetch.sh (models + ONNX conformance data into testdata/cache); scikit-learn models
 # (testdata/sklearn_models.py); onnxruntime reference
@@ -61,6 +62,20 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 command -v chromium >/dev/null 2>&1 && chromium --version || true
+
+step "Vulkan driver for the wgpu target (Mesa lavapipe: Vulkan on the CPU)"
+# The wgpu tests run their kernels on whatever adapter wgpu finds; CI must have one, so
+# KILN_REQUIRE_GPU_ADAPTER=1 turns "skipped: no adapter" into a failure.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null; }
+  else
+    echo "lavapipe is missing: install it with 'sudo apt-get install -y mesa-vulkan-drivers libvulkan1' (the wgpu tests need an adapter)" >&2
+  fi
+fi
+ls /usr/share/vulkan/icd.d/ 2>/dev/null | tr '\n' ' '; echo
+export KILN_REQUIRE_GPU_ADAPTER=1
 
 step "fetch models and conformance data"
 bash testdata/fetch.sh
