@@ -43,6 +43,16 @@ fn check(model_id: &str) {
     let t = Instant::now();
     let _ = exe.run(inputs.clone()).unwrap_or_else(|e| panic!("{model_id}: wgpu run failed: {e}"));
     let wgpu_s = t.elapsed().as_secs_f64();
+    if std::env::var_os("KILN_WGPU_PROFILE").is_some() && exe.set_profiling(true) {
+        let _ = exe.run(inputs.clone());
+        let mut by: std::collections::BTreeMap<String, (usize, f64)> = std::collections::BTreeMap::new();
+        for st in exe.step_times() {
+            let e = by.entry(st.kernel.split('/').next().unwrap_or("").to_string()).or_default();
+            e.0 += 1;
+            e.1 += st.seconds;
+        }
+        println!("{model_id}: profile by kernel (steps, ms): {:?}", by.iter().map(|(k, (n, s))| (k.as_str(), *n, (s * 1e3).round())).collect::<Vec<_>>());
+    }
 
     let cpu = kiln_target_cpu::CpuTarget;
     let cc = kiln_pipeline::compile(&path, &cpu, &opts, None).unwrap_or_else(|e| panic!("{model_id}: cpu compile failed: {e}"));

@@ -8,7 +8,7 @@ use crate::kernels::{self, Encoded, GpuKernel, KernelCtx};
 use crate::lower::{READBACK, TRANSFER, UPLOAD, is_gpu};
 use crate::runtime::{GpuTensor, Pool, encoder, readback, upload};
 use crate::weights::{step_weights, sub_blob, value_weight};
-use kiln_target::{Executable, Plan, TargetError};
+use kiln_target::{Executable, Plan, StepTime, TargetError};
 use kiln_target_cpu::CpuExecutable;
 use kiln_tensor::{DType, Tensor};
 use std::collections::HashMap;
@@ -41,6 +41,9 @@ pub struct WgpuExecutable {
     host_weights: HashMap<usize, Tensor>,
     free_after: Vec<Vec<usize>>,
     pool: Pool,
+    /// Per-step (calls, seconds) while profiling is on (each wgpu step then waits for the
+    /// adapter, so the times are the step's own).
+    profile: Option<Vec<(u64, f64)>>,
 }
 
 fn plan_err(reason: String) -> TargetError {
@@ -97,7 +100,7 @@ impl WgpuExecutable {
             }
         }
         let host_weights = plan.outputs.iter().filter_map(|&v| weight(v).map(|t| (v, t))).collect();
-        Ok(WgpuExecutable { gpu, plan: plan.clone(), execs, segments, resident, host_weights, free_after, pool: Pool::default() })
+        Ok(WgpuExecutable { gpu, plan: plan.clone(), execs, segments, resident, host_weights, free_after, pool: Pool::default(), profile: None })
     }
 }
 
@@ -171,6 +174,7 @@ impl Executable for WgpuExecutable {
         let gpu = self.gpu.clone();
         let mut enc = encoder(&gpu);
         for i in 0..self.execs.len() {
+            let started = self.profile.as_ref().map(|_| std::time::Instant::now());
             let kernel = self.plan.steps[i].kernel.clone();
             let run_err = |reason: String| TargetError::Run { step: i, kernel: kernel.clone(), reason };
             let name = |v: usize| self.plan.values[v].name.clone();
@@ -221,6 +225,16 @@ impl Executable for WgpuExecutable {
                 }
                 Exec::InSegment => {}
             }
+            if let (Some(t), Some(_)) = (started, self.profile.as_ref()) {
+                if matches!(self.execs[i], Exec::Gpu(_) | Exec::Upload(_)) {
+                    let pending = std::mem::replace(&mut enc, encoder(&gpu));
+                    crate::runtime::finish(&gpu, pending).map_err(|e| run_err(e.to_string()))?;
+                }
+                if let Some(p) = self.profile.as_mut() {
+                    p[i].0 += 1;
+                    p[i].1 += t.elapsed().as_secs_f64();
+                }
+            }
             for &v in &self.free_after[i] {
                 host[v] = None;
                 if let Some(t) = dev[v].take() {
@@ -245,5 +259,29 @@ impl Executable for WgpuExecutable {
 
     fn planned_peak_bytes(&self) -> Option<u64> {
         Some(self.pool.allocated_bytes)
+    }
+
+    fn set_profiling(&mut self, on: bool) -> bool {
+        self.profile = on.then(|| vec![(0, 0.0); self.plan.steps.len()]);
+        true
+    }
+
+    /// A CPU segment's time is reported on its first step.
+    fn step_times(&self) -> Vec<StepTime> {
+        let Some(p) = &self.profile else { return Vec::new() };
+        self.plan
+            .steps
+            .iter()
+            .zip(p)
+            .enumerate()
+            .map(|(i, (s, &(calls, seconds)))| StepTime {
+                step: i,
+                node: s.node.clone(),
+                op: if s.domain.is_empty() { s.op.clone() } else { format!("{}::{}", s.domain, s.op) },
+                kernel: format!("{}/{}", s.kernel, s.variant),
+                calls,
+                seconds,
+            })
+            .collect()
     }
 }
