@@ -67,7 +67,7 @@ fn chain_attrs(ops: &[(&str, i64, i64)], alpha: f32, beta: f32) -> Vec<(&'static
     ]
 }
 
-fn run_case(c: &Case) -> Result<(), String> {
+fn run_case(c: &Case, variant: Option<&str>, opts: &CompileOptions) -> Result<Vec<kiln_target::TuneDecision>, String> {
     let mut g = Graph::new("g");
     let mut feeds = Vec::new();
     let mut node_inputs = Vec::new();
@@ -111,9 +111,13 @@ fn run_case(c: &Case) -> Result<(), String> {
 
     let want = kiln_reference::run(&model, feeds.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect()).map_err(|e| format!("reference: {e}"))?;
     let target = kiln_target_wgpu::WgpuTarget;
-    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
-    let compiled = kiln_pipeline::compile_model(model, &target, &opts, None).map_err(|e| format!("compile: {e}"))?;
-    let plan = compiled.plan.ok_or("no plan")?;
+    let compiled = kiln_pipeline::compile_model(model, &target, opts, None).map_err(|e| format!("compile: {e}"))?;
+    let mut plan = compiled.plan.ok_or("no plan")?;
+    if let Some(v) = variant {
+        for s in plan.steps.iter_mut().filter(|s| s.kernel == c.kernel) {
+            s.variant = v.to_string();
+        }
+    }
     let kernels: Vec<&str> = plan.steps.iter().map(|s| s.kernel.as_str()).collect();
     if !kernels.contains(&c.kernel) {
         return Err(format!("lowered to {kernels:?}, expected {} (a silent CPU fallback)", c.kernel));
@@ -125,7 +129,11 @@ fn run_case(c: &Case) -> Result<(), String> {
     if diff > 1e-3 * scale.max(1.0) {
         return Err(format!("max |wgpu - reference| = {diff:.3e} (scale {scale:.3e})"));
     }
-    Ok(())
+    Ok(compiled.tune)
+}
+
+fn off() -> CompileOptions {
+    CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() }
 }
 
 fn cases() -> Vec<Case> {
@@ -200,10 +208,59 @@ fn wgsl_kernels_match_the_reference() {
     let mut failures = Vec::new();
     let all = cases();
     for c in &all {
-        match run_case(c) {
-            Ok(()) => println!("{}: ok ({})", c.name, c.kernel),
+        match run_case(c, None, &off()) {
+            Ok(_) => println!("{}: ok ({})", c.name, c.kernel),
             Err(e) => failures.push(format!("{}: {e}", c.name)),
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), all.len(), failures.join("\n  "));
+}
+
+/// The tuner may pick any variant the adapter allows: each must compute the same thing.
+#[test]
+fn every_variant_matches_the_reference() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let all = cases();
+    let mut runs = 0;
+    for name in ["linear_tiles", "gemm_transb_bias", "fused_matmul_gelu", "softmax_long_row", "layernorm", "fused_conv_grouped_hard_swish", "fused_conv_nhwc", "chain_mixed_operands"] {
+        let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
+        for v in kiln_target_wgpu::kernel_variants(c.kernel) {
+            runs += 1;
+            if let Err(e) = run_case(c, Some(v), &off()) {
+                failures.push(format!("{name} {v}: {e}"));
+            }
+        }
+    }
+    println!("{runs} case x variant runs");
+    assert!(failures.is_empty(), "{} variant runs failed:\n  {}", failures.len(), failures.join("\n  "));
+}
+
+/// Full tuning measures the wgpu steps' variants on the adapter (default first) and records
+/// them under the adapter's fingerprint; a second compile replays the record.
+#[test]
+fn tuning_measures_on_the_adapter_and_replays() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let all = cases();
+    let c = all.iter().find(|c| c.name == "linear_tiles").expect("case");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = CompileOptions { tune: TuneMode::Full, cache_dir: Some(dir.path().to_path_buf()), ..CompileOptions::default() };
+    let decisions = run_case(c, None, &full).unwrap_or_else(|e| panic!("{e}"));
+    let d = decisions.iter().find(|d| d.key.kernel == "wgpu.matmul").unwrap_or_else(|| panic!("no wgpu.matmul decision in {decisions:?}"));
+    println!("tuned {}: {} ({}; default {:?} ns, chosen {:?} ns)", d.key.problem, d.chosen, d.source, d.default_ns, d.chosen_ns);
+    assert_eq!(d.source, "measured");
+    assert_eq!(d.default_variant, kiln_target_wgpu::kernel_variants("wgpu.matmul")[0]);
+    assert!(d.default_ns.is_some());
+    let fp = kiln_target_wgpu::WgpuTarget.id().fingerprint;
+    assert!(fp.starts_with("wgpu/"), "fingerprint {fp}");
+    let records = std::fs::read_to_string(dir.path().join("tune-records.json")).expect("records written");
+    assert!(records.contains(&fp) && records.contains("wgpu.matmul"), "no wgpu.matmul record under {fp}");
+    let cached = CompileOptions { tune: TuneMode::Cache, ..full };
+    let again = run_case(c, None, &cached).unwrap_or_else(|e| panic!("{e}"));
+    let d2 = again.iter().find(|d| d.key.kernel == "wgpu.matmul").expect("decision");
+    assert_eq!((d2.source, d2.chosen.as_str()), ("cache", d.chosen.as_str()));
 }

@@ -5,6 +5,7 @@
 //! Architecture invariant: wgpu (and WGSL) is known here and nowhere upstream; the CPU part of
 //! a plan is the CPU target's, used through its public API.
 
+pub mod bench;
 pub mod device;
 mod error;
 mod exec;
@@ -31,6 +32,11 @@ pub fn placement(plan: &Plan) -> (usize, usize, usize) {
     let gpu = plan.steps.iter().filter(|s| lower::is_gpu(s)).count();
     let transfers = plan.steps.iter().filter(|s| s.kernel == TRANSFER).count();
     (gpu, plan.steps.len() - gpu - transfers, transfers)
+}
+
+/// Every variant of a wgpu kernel (`wgpu.matmul`, ...), default first.
+pub fn kernel_variants(kernel: &str) -> &'static [&'static str] {
+    kernels::variants(kernel)
 }
 
 /// f16 storage and math need the adapter's `shader-f16`; without it this says why.

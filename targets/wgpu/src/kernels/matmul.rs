@@ -9,8 +9,16 @@ use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
 use kiln_target::Step;
 
 pub const KERNEL: &str = "wgpu.matmul";
-pub const VARIANTS: &[&str] = &["w16r1", "w8r2", "w16r2", "w8r4", "w8r1"];
+pub const VARIANTS: &[&str] = &["w16r1", "w8r2", "w16r2", "w8r4", "d64c1", "d64c4", "d128c4", "d64c8"];
 const SOURCE: &str = include_str!("matmul.wgsl");
+const DIRECT: &str = include_str!("matmul_direct.wgsl");
+
+/// (workgroup size, columns per invocation) of a direct variant `d{WG}c{C}`.
+fn direct(variant: &str) -> Option<(u32, u32)> {
+    let rest = variant.strip_prefix('d')?;
+    let (w, c) = rest.split_once('c')?;
+    Some((w.parse().ok()?, c.parse().ok()?)).filter(|&(w, c)| w > 0 && c > 0)
+}
 
 /// (W, R) of a variant name `w{W}r{R}`.
 pub fn geometry(variant: &str) -> (u32, u32) {
@@ -24,11 +32,18 @@ pub fn geometry(variant: &str) -> (u32, u32) {
 
 /// Threads and workgroup bytes of a variant.
 pub fn footprint(variant: &str) -> (u32, u32) {
+    if let Some((wg, _)) = direct(variant) {
+        return (wg, 0);
+    }
     let (w, r) = geometry(variant);
     (w * w, 2 * w * w * r * 4)
 }
 
 pub fn shader(variant: &str, epi: &str) -> String {
+    if let Some((wg, c)) = direct(variant) {
+        let body = DIRECT.replace("{WG}", &wg.to_string()).replace("{C}", &c.to_string()).replace("{EPILOGUE}", epi);
+        return format!("{PARAMS_WGSL}{PRELUDE}{body}");
+    }
     let (w, r) = geometry(variant);
     let body = SOURCE
         .replace("{W}", &w.to_string())
@@ -46,6 +61,7 @@ pub fn covers(step: &Step) -> bool {
 
 pub struct MatMul {
     pipeline: wgpu::ComputePipeline,
+    direct: Option<(u32, u32)>,
     w: u32,
     r: u32,
     trans_b: bool,
@@ -59,7 +75,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (w, r) = geometry(&step.variant);
     let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(&step.variant, &epi)).map_err(|e| e.to_string())?;
     let trans_b = step_int(step, "transB").unwrap_or(0) != 0;
-    Ok(Box::new(MatMul { pipeline: p, w, r, trans_b, alpha: step_float(step, "alpha").unwrap_or(1.0), dummy: upload(cx.gpu, &[0.0], &[1]) }))
+    Ok(Box::new(MatMul { pipeline: p, direct: direct(&step.variant), w, r, trans_b, alpha: step_float(step, "alpha").unwrap_or(1.0), dummy: upload(cx.gpu, &[0.0], &[1]) }))
 }
 
 /// (M, N, K) and the output shape for A's shape and B's.
@@ -88,8 +104,13 @@ impl GpuKernel for MatMul {
         let (m, n, k, out) = problem(&a.shape, &b.shape, self.trans_b)?;
         let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
         let params = [m as u32, n as u32, k as u32, self.trans_b as u32, self.alpha.to_bits(), bias.is_some() as u32];
-        let tile = (self.w * self.r) as usize;
-        let groups = [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, 1];
+        let groups = match self.direct {
+            Some((wg, c)) => crate::runtime::groups_1d(m * n.div_ceil(c as usize), wg),
+            None => {
+                let tile = (self.w * self.r) as usize;
+                [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, 1]
+            }
+        };
         if groups[1] > 65535 {
             return Err(format!("{m} rows exceed the adapter's 65535 workgroups per dimension"));
         }

@@ -76,3 +76,14 @@ pub fn launch(kernel: &str, variant: &str, shapes: &[Option<Vec<usize>>]) -> Opt
         _ => None,
     }
 }
+
+/// Every variant of a wgpu kernel, default first (empty for an unknown kernel).
+pub fn variants(kernel: &str) -> &'static [&'static str] {
+    match kernel {
+        elementwise::KERNEL => elementwise::VARIANTS,
+        matmul::KERNEL => matmul::VARIANTS,
+        rows::KERNEL => rows::VARIANTS,
+        conv::KERNEL => conv::VARIANTS,
+        _ => &[],
+    }
+}
