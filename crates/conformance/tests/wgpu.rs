@@ -6,7 +6,6 @@
 
 mod wgpu_common;
 
-
 use kiln_reference::Value;
 use kiln_target::{CompileOptions, Target, TuneMode};
 

@@ -51,12 +51,16 @@ fn check(model_id: &str) {
             e.0 += 1;
             e.1 += st.seconds;
         }
-        println!("{model_id}: profile by kernel (steps, ms): {:?}", by.iter().map(|(k, (n, s))| (k.as_str(), *n, (s * 1e3).round())).collect::<Vec<_>>());
+        println!(
+            "{model_id}: profile by kernel (steps, ms): {:?}",
+            by.iter().map(|(k, (n, s))| (k.as_str(), *n, (s * 1e3).round())).collect::<Vec<_>>()
+        );
     }
 
     let cpu = kiln_target_cpu::CpuTarget;
     let cc = kiln_pipeline::compile(&path, &cpu, &opts, None).unwrap_or_else(|e| panic!("{model_id}: cpu compile failed: {e}"));
-    let mut cexe = cpu.load(&cc.plan.unwrap_or_else(|| panic!("no cpu plan")), cc.weights).unwrap_or_else(|e| panic!("{model_id}: cpu load failed: {e}"));
+    let mut cexe =
+        cpu.load(&cc.plan.unwrap_or_else(|| panic!("no cpu plan")), cc.weights).unwrap_or_else(|e| panic!("{model_id}: cpu load failed: {e}"));
     let _ = cexe.run(inputs.clone());
     let t = Instant::now();
     let _ = cexe.run(inputs);

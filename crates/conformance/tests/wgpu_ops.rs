@@ -109,7 +109,8 @@ fn run_case(c: &Case, variant: Option<&str>, opts: &CompileOptions) -> Result<Ve
     }
     let model = Model { graph: g, ir_version: 8, opsets, ..Model::default() };
 
-    let want = kiln_reference::run(&model, feeds.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect()).map_err(|e| format!("reference: {e}"))?;
+    let want = kiln_reference::run(&model, feeds.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect())
+        .map_err(|e| format!("reference: {e}"))?;
     let target = kiln_target_wgpu::WgpuTarget;
     let compiled = kiln_pipeline::compile_model(model, &target, opts, None).map_err(|e| format!("compile: {e}"))?;
     let mut plan = compiled.plan.ok_or("no plan")?;
@@ -148,7 +149,13 @@ fn cases() -> Vec<Case> {
         case("sigmoid", "Sigmoid", vec![X(&[3, 40])], vec![], "wgpu.elementwise"),
         case("linear_batched", "MatMul", vec![X(&[2, 5, 33]), W(&[33, 20])], vec![], "wgpu.matmul"),
         case("linear_tiles", "MatMul", vec![X(&[1, 70, 130]), W(&[130, 97])], vec![], "wgpu.matmul"),
-        case("gemm_transb_bias", "Gemm", vec![X(&[7, 16]), W(&[24, 16]), W(&[24])], vec![("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5))], "wgpu.matmul"),
+        case(
+            "gemm_transb_bias",
+            "Gemm",
+            vec![X(&[7, 16]), W(&[24, 16]), W(&[24])],
+            vec![("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5))],
+            "wgpu.matmul",
+        ),
         case("gemm_no_bias", "Gemm", vec![X(&[3, 9]), W(&[9, 4]), Absent], vec![], "wgpu.matmul"),
         Case {
             name: "fused_matmul_gelu",
@@ -163,13 +170,25 @@ fn cases() -> Vec<Case> {
         case("layernorm", "LayerNormalization", vec![X(&[2, 5, 16]), W(&[16]), W(&[16])], vec![("epsilon", Attr::Float(1e-3))], "wgpu.rows"),
         case("layernorm_2axes", "LayerNormalization", vec![X(&[3, 4, 6]), W(&[4, 6])], vec![("axis", Attr::Int(1))], "wgpu.rows"),
         case("conv_bias", "Conv", vec![X(&[2, 3, 9, 8]), W(&[5, 3, 3, 3]), W(&[5])], vec![("pads", ints(&[1, 1, 1, 1]))], "wgpu.conv2d"),
-        case("conv_depthwise_s2", "Conv", vec![X(&[1, 6, 11, 10]), W(&[6, 1, 3, 3])], vec![("group", Attr::Int(6)), ("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))], "wgpu.conv2d"),
+        case(
+            "conv_depthwise_s2",
+            "Conv",
+            vec![X(&[1, 6, 11, 10]), W(&[6, 1, 3, 3])],
+            vec![("group", Attr::Int(6)), ("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))],
+            "wgpu.conv2d",
+        ),
         Case {
             name: "fused_conv_grouped_hard_swish",
             domain: "kiln",
             op: "FusedConv",
             inputs: vec![X(&[1, 6, 9, 11]), W(&[8, 3, 3, 3]), W(&[8])],
-            attrs: vec![("group", Attr::Int(2)), ("pads", ints(&[1, 0, 1, 2])), ("strides", ints(&[2, 1])), ("dilations", ints(&[1, 2])), ("activation", string("hard_swish"))],
+            attrs: vec![
+                ("group", Attr::Int(2)),
+                ("pads", ints(&[1, 0, 1, 2])),
+                ("strides", ints(&[2, 1])),
+                ("dilations", ints(&[1, 2])),
+                ("activation", string("hard_swish")),
+            ],
             kernel: "wgpu.conv2d",
         },
         Case {
@@ -177,7 +196,13 @@ fn cases() -> Vec<Case> {
             domain: "kiln",
             op: "FusedConv",
             inputs: vec![X(&[1, 9, 11, 6]), W(&[8, 3, 3, 3]), W(&[8])],
-            attrs: vec![("layout", string("NHWC")), ("group", Attr::Int(2)), ("pads", ints(&[1, 0, 1, 2])), ("strides", ints(&[2, 1])), ("activation", string("relu"))],
+            attrs: vec![
+                ("layout", string("NHWC")),
+                ("group", Attr::Int(2)),
+                ("pads", ints(&[1, 0, 1, 2])),
+                ("strides", ints(&[2, 1])),
+                ("activation", string("relu")),
+            ],
             kernel: "wgpu.conv2d",
         },
         case("tanh", "Tanh", vec![X(&[3, 40])], vec![], "wgpu.elementwise"),
@@ -186,7 +211,11 @@ fn cases() -> Vec<Case> {
             domain: "kiln",
             op: "Chain",
             inputs: vec![X(&[1, 4, 5, 5]), Vals(&[], &[0.75]), W(&[1, 4, 1, 1]), W(&[5]), X(&[1, 4, 5, 5])],
-            attrs: chain_attrs(&[("HardSwish", -1, 0), ("Mul", 1, 0), ("Add", 2, 0), ("Div", 3, 0), ("Sub", 4, 1), ("Clip", -1, 0), ("GeluTanh", -1, 0)], -0.5, 0.5),
+            attrs: chain_attrs(
+                &[("HardSwish", -1, 0), ("Mul", 1, 0), ("Add", 2, 0), ("Div", 3, 0), ("Sub", 4, 1), ("Clip", -1, 0), ("GeluTanh", -1, 0)],
+                -0.5,
+                0.5,
+            ),
             kernel: "wgpu.elementwise",
         },
         Case {
@@ -225,7 +254,16 @@ fn every_variant_matches_the_reference() {
     let mut failures = Vec::new();
     let all = cases();
     let mut runs = 0;
-    for name in ["linear_tiles", "gemm_transb_bias", "fused_matmul_gelu", "softmax_long_row", "layernorm", "fused_conv_grouped_hard_swish", "fused_conv_nhwc", "chain_mixed_operands"] {
+    for name in [
+        "linear_tiles",
+        "gemm_transb_bias",
+        "fused_matmul_gelu",
+        "softmax_long_row",
+        "layernorm",
+        "fused_conv_grouped_hard_swish",
+        "fused_conv_nhwc",
+        "chain_mixed_operands",
+    ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {
             runs += 1;

@@ -48,7 +48,11 @@ pub fn gemm(m: usize, n: usize, k: usize, runs: usize) -> Result<Vec<GemmFigure>
             opset: 17,
             launch: None,
         };
-        let k_ = kernels::load(&step, &KernelCtx { gpu: &g, weight: &|_| None }).map_err(|reason| WgpuError::Shader { kernel: step.kernel.clone(), variant: v.to_string(), reason })?;
+        let k_ = kernels::load(&step, &KernelCtx { gpu: &g, weight: &|_| None }).map_err(|reason| WgpuError::Shader {
+            kernel: step.kernel.clone(),
+            variant: v.to_string(),
+            reason,
+        })?;
         let mut times = Vec::new();
         for r in 0..=runs.max(1) {
             let t = Instant::now();

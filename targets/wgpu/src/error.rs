@@ -8,7 +8,9 @@ pub enum WgpuError {
     NoAdapter { reason: String, remedy: String },
     #[error("the adapter refused a device: {0}; check the driver (`vulkaninfo --summary`) or run on the cpu target")]
     Device(String),
-    #[error("kernel '{kernel}' ({variant}) failed to compile on the adapter: {reason}; this is a Kiln bug, run the layer on the cpu target meanwhile")]
+    #[error(
+        "kernel '{kernel}' ({variant}) failed to compile on the adapter: {reason}; this is a Kiln bug, run the layer on the cpu target meanwhile"
+    )]
     Shader { kernel: String, variant: String, reason: String },
     #[error("reading a buffer back from the adapter failed: {0}")]
     Readback(String),

@@ -62,7 +62,13 @@ impl WgpuExecutable {
             let s = &plan.steps[i];
             if s.kernel == TRANSFER {
                 let v = s.inputs.first().copied().flatten().ok_or_else(|| plan_err(format!("transfer step {i} names no value")))?;
-                execs.push(if s.op == UPLOAD { Exec::Upload(v) } else if s.op == READBACK { Exec::Readback(v) } else { return Err(plan_err(format!("unknown transfer '{}'", s.op))) });
+                execs.push(if s.op == UPLOAD {
+                    Exec::Upload(v)
+                } else if s.op == READBACK {
+                    Exec::Readback(v)
+                } else {
+                    return Err(plan_err(format!("unknown transfer '{}'", s.op)));
+                });
                 i += 1;
             } else if is_gpu(s) {
                 for &v in s.inputs.iter().flatten() {
@@ -134,7 +140,8 @@ fn segment(plan: &Plan, blob: &[u8], start: usize, end: usize) -> Result<Segment
         }
     }
     let later: std::collections::HashSet<usize> = plan.steps[end..].iter().flat_map(|s| s.inputs.iter().flatten().copied()).collect();
-    let outputs: Vec<usize> = steps.iter().flat_map(|s| s.outputs.iter().flatten().copied()).filter(|v| later.contains(v) || plan.outputs.contains(v)).collect();
+    let outputs: Vec<usize> =
+        steps.iter().flat_map(|s| s.outputs.iter().flatten().copied()).filter(|v| later.contains(v) || plan.outputs.contains(v)).collect();
     for &v in &inputs {
         // Shapes were checked where the value was made; dims bind per call.
         sub.values[v].shape = None;
@@ -157,14 +164,20 @@ impl Executable for WgpuExecutable {
         for (name, t) in inputs {
             let &v = self.plan.inputs.iter().find(|&&v| self.plan.values[v].name == name).ok_or_else(|| TargetError::Input {
                 name: name.clone(),
-                reason: format!("not an input of this plan (inputs: {})", self.plan.inputs.iter().map(|&v| self.plan.values[v].name.as_str()).collect::<Vec<_>>().join(", ")),
+                reason: format!(
+                    "not an input of this plan (inputs: {})",
+                    self.plan.inputs.iter().map(|&v| self.plan.values[v].name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             })?;
             let pv = &self.plan.values[v];
             if pv.dtype != "?" && pv.dtype != t.dtype().name() {
                 return Err(TargetError::Input { name, reason: format!("expects {} elements, got {}", pv.dtype, t.dtype()) });
             }
             if pv.shape.as_ref().is_some_and(|s| s.len() != t.rank()) {
-                return Err(TargetError::Input { name, reason: format!("expects rank {}, got shape {:?}", pv.shape.as_ref().map_or(0, Vec::len), t.shape()) });
+                return Err(TargetError::Input {
+                    name,
+                    reason: format!("expects rank {}, got shape {:?}", pv.shape.as_ref().map_or(0, Vec::len), t.shape()),
+                });
             }
             host[v] = Some(t);
         }
@@ -247,7 +260,11 @@ impl Executable for WgpuExecutable {
             let name = self.plan.values[v].name.clone();
             let t = match self.host_weights.get(&v) {
                 Some(t) => t.clone(),
-                None => host[v].take().ok_or_else(|| TargetError::Run { step: self.plan.steps.len(), kernel: "output".into(), reason: format!("output '{name}' was not produced") })?,
+                None => host[v].take().ok_or_else(|| TargetError::Run {
+                    step: self.plan.steps.len(),
+                    kernel: "output".into(),
+                    reason: format!("output '{name}' was not produced"),
+                })?,
             };
             outs.push((name, t));
         }

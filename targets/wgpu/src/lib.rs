@@ -80,7 +80,10 @@ impl Target for WgpuTarget {
 
     fn load(&self, plan: &Plan, weights: Vec<u8>) -> Result<Box<dyn Executable>, TargetError> {
         if plan.target.kind != "wgpu" {
-            return Err(TargetError::Plan { path: "<plan>".into(), reason: format!("the plan was compiled for target '{}', not wgpu", plan.target.kind) });
+            return Err(TargetError::Plan {
+                path: "<plan>".into(),
+                reason: format!("the plan was compiled for target '{}', not wgpu", plan.target.kind),
+            });
         }
         let gpu = device::gpu().map_err(|e| TargetError::Plan { path: "<plan>".into(), reason: e.to_string() })?;
         Ok(Box::new(WgpuExecutable::load(gpu, plan, weights)?))
@@ -88,6 +91,11 @@ impl Target for WgpuTarget {
 
     fn estimate(&self, plan: &Plan, _dims: &BTreeMap<String, usize>) -> CostEstimate {
         let bytes: f64 = plan.weights.iter().map(|w| w.bytes as f64).sum();
-        CostEstimate { seconds: bytes / 100e9, flops: 0.0, bytes, model: "weight streaming at an assumed 100 GB/s device bandwidth (lower bound)".into() }
+        CostEstimate {
+            seconds: bytes / 100e9,
+            flops: 0.0,
+            bytes,
+            model: "weight streaming at an assumed 100 GB/s device bandwidth (lower bound)".into(),
+        }
     }
 }

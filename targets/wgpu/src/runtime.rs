@@ -110,7 +110,8 @@ pub fn encoder(gpu: &Gpu) -> wgpu::CommandEncoder {
 /// [`WgpuError::Shader`] instead of a panic.
 pub fn pipeline(gpu: &Gpu, kernel: &str, variant: &str, source: &str) -> Result<wgpu::ComputePipeline, WgpuError> {
     let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(kernel), source: wgpu::ShaderSource::Wgsl(source.into()) });
+    let module =
+        gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(kernel), source: wgpu::ShaderSource::Wgsl(source.into()) });
     let p = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(kernel),
         layout: None,
@@ -132,13 +133,27 @@ pub const MAX_PARAMS: usize = 128;
 pub const PARAMS_WGSL: &str = "@group(0) @binding(0) var<uniform> p: array<vec4<u32>, 32>;\nfn P(i: u32) -> u32 { return p[i / 4u][i % 4u]; }\nfn PF(i: u32) -> f32 { return bitcast<f32>(P(i)); }\n";
 
 /// Records one dispatch: binding 0 is the u32 parameter block, then `buffers` in order.
-pub fn dispatch(gpu: &Gpu, enc: &mut wgpu::CommandEncoder, p: &wgpu::ComputePipeline, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Result<(), String> {
+pub fn dispatch(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    p: &wgpu::ComputePipeline,
+    params: &[u32],
+    buffers: &[&wgpu::Buffer],
+    groups: [u32; 3],
+) -> Result<(), String> {
     if params.len() > MAX_PARAMS {
-        return Err(format!("{} kernel parameters, more than the {MAX_PARAMS} a kernel takes (a tensor of too high rank or too many operands)", params.len()));
+        return Err(format!(
+            "{} kernel parameters, more than the {MAX_PARAMS} a kernel takes (a tensor of too high rank or too many operands)",
+            params.len()
+        ));
     }
     let mut block = [0u32; MAX_PARAMS];
     block[..params.len()].copy_from_slice(params);
-    let pbuf = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: bytemuck::cast_slice(&block), usage: wgpu::BufferUsages::UNIFORM });
+    let pbuf = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("params"),
+        contents: bytemuck::cast_slice(&block),
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
     let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: pbuf.as_entire_binding() }];
     for (i, b) in buffers.iter().enumerate() {
         entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });

@@ -24,8 +24,11 @@ pub fn step_weights(plan: &Plan, s: &Step) -> Vec<usize> {
     out
 }
 
+/// Weight references of a sub-blob, its bytes, and old weight index -> new index.
+pub type SubBlob = (Vec<WeightRef>, Vec<u8>, Vec<Option<usize>>);
+
 /// A sub-blob holding only `keep` (old weight indices), 64-byte aligned, and the index map.
-pub fn sub_blob(plan: &Plan, blob: &[u8], keep: &[usize]) -> Result<(Vec<WeightRef>, Vec<u8>, Vec<Option<usize>>), String> {
+pub fn sub_blob(plan: &Plan, blob: &[u8], keep: &[usize]) -> Result<SubBlob, String> {
     let mut map = vec![None; plan.weights.len()];
     let mut refs = Vec::new();
     let mut bytes = Vec::new();

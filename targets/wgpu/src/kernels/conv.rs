@@ -91,10 +91,30 @@ impl GpuKernel for Conv {
         let out = if g.nhwc { vec![n, oh, ow, o] } else { vec![n, o, oh, ow] };
         let total: usize = out.iter().product();
         let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
-        let params: Vec<u32> = [n, c, h, wd, o, oh, ow, kh, kw, g.strides[0], g.strides[1], g.dilations[0], g.dilations[1], g.pads[0], g.pads[1], g.groups, g.nhwc as usize, bias.is_some() as usize, total]
-            .iter()
-            .map(|&v| v as u32)
-            .collect();
+        let params: Vec<u32> = [
+            n,
+            c,
+            h,
+            wd,
+            o,
+            oh,
+            ow,
+            kh,
+            kw,
+            g.strides[0],
+            g.strides[1],
+            g.dilations[0],
+            g.dilations[1],
+            g.pads[0],
+            g.pads[1],
+            g.groups,
+            g.nhwc as usize,
+            bias.is_some() as usize,
+            total,
+        ]
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
         let bias_buf = bias.unwrap_or(&self.dummy);
         dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&x.buf, &w.buf, &bias_buf.buf, &y.buf], groups_1d(total, self.wg))?;
         Ok(y)

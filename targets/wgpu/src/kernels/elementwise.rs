@@ -156,7 +156,8 @@ pub fn covers(step: &Step, weight: &dyn Fn(usize) -> Option<kiln_tensor::Tensor>
 
 impl GpuKernel for Elementwise {
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
-        let ins: Vec<&GpuTensor> = (0..self.arity).map(|j| inputs.get(j).copied().flatten().ok_or(format!("operand {j} is missing"))).collect::<Result<_, _>>()?;
+        let ins: Vec<&GpuTensor> =
+            (0..self.arity).map(|j| inputs.get(j).copied().flatten().ok_or(format!("operand {j} is missing"))).collect::<Result<_, _>>()?;
         let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape.as_slice()).collect();
         let out = broadcast(&shapes)?;
         if self.chain && out != ins[0].shape {

@@ -75,7 +75,15 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (w, r) = geometry(&step.variant);
     let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(&step.variant, &epi)).map_err(|e| e.to_string())?;
     let trans_b = step_int(step, "transB").unwrap_or(0) != 0;
-    Ok(Box::new(MatMul { pipeline: p, direct: direct(&step.variant), w, r, trans_b, alpha: step_float(step, "alpha").unwrap_or(1.0), dummy: upload(cx.gpu, &[0.0], &[1]) }))
+    Ok(Box::new(MatMul {
+        pipeline: p,
+        direct: direct(&step.variant),
+        w,
+        r,
+        trans_b,
+        alpha: step_float(step, "alpha").unwrap_or(1.0),
+        dummy: upload(cx.gpu, &[0.0], &[1]),
+    }))
 }
 
 /// (M, N, K) and the output shape for A's shape and B's.
