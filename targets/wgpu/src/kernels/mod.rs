@@ -5,6 +5,7 @@ pub mod act;
 pub mod conv;
 pub mod elementwise;
 pub mod matmul;
+pub mod movement;
 pub mod rows;
 
 use crate::device::Gpu;
@@ -39,6 +40,8 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
         "cpu.conv2d" if conv::covers(step) => Some((conv::KERNEL, conv::VARIANTS)),
+        "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
+        "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
         _ => None,
     }
 }
@@ -50,6 +53,8 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         matmul::KERNEL => matmul::load(step, cx),
         rows::KERNEL => rows::load(step, cx),
         conv::KERNEL => conv::load(step, cx),
+        movement::TRANSPOSE => movement::load_transpose(step, cx),
+        movement::CONCAT => movement::load_concat(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -57,7 +62,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 /// Threads per workgroup and workgroup memory bytes of a variant (for pruning by limits).
 pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
-        elementwise::KERNEL | conv::KERNEL => (elementwise::workgroup(variant), 0),
+        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         matmul::KERNEL => matmul::footprint(variant),
         _ => (0, 0),
@@ -84,6 +89,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         matmul::KERNEL => matmul::VARIANTS,
         rows::KERNEL => rows::VARIANTS,
         conv::KERNEL => conv::VARIANTS,
+        movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
         _ => &[],
     }
 }
