@@ -2,6 +2,7 @@
 //! its tunable variants, and how a loaded step encodes its dispatches.
 
 pub mod act;
+pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod matmul;
@@ -40,6 +41,7 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
         "cpu.conv2d" if conv::covers(step) => Some((conv::KERNEL, conv::VARIANTS)),
+        "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
         "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
         _ => None,
@@ -53,6 +55,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         matmul::KERNEL => matmul::load(step, cx),
         rows::KERNEL => rows::load(step, cx),
         conv::KERNEL => conv::load(step, cx),
+        attention::KERNEL => attention::load(step, cx),
         movement::TRANSPOSE => movement::load_transpose(step, cx),
         movement::CONCAT => movement::load_concat(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
@@ -64,6 +67,7 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
         elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
+        attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
         _ => (0, 0),
     }
@@ -90,6 +94,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         rows::KERNEL => rows::VARIANTS,
         conv::KERNEL => conv::VARIANTS,
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
+        attention::KERNEL => attention::VARIANTS,
         _ => &[],
     }
 }

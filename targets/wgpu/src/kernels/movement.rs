@@ -87,7 +87,11 @@ impl GpuKernel for Transpose {
         let r = x.shape.len();
         let perm: Vec<usize> = match &self.perm {
             None => (0..r).rev().collect(),
-            Some(p) => p.iter().map(|&a| usize::try_from(a).ok().filter(|&a| a < r)).collect::<Option<_>>().ok_or_else(|| format!("perm {p:?} does not fit rank {r}"))?,
+            Some(p) => p
+                .iter()
+                .map(|&a| usize::try_from(a).ok().filter(|&a| a < r))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("perm {p:?} does not fit rank {r}"))?,
         };
         let mut seen = vec![false; r];
         if perm.len() != r || perm.iter().any(|&a| std::mem::replace(&mut seen[a], true)) {
@@ -117,7 +121,8 @@ impl GpuKernel for Concat {
         let first = xs.first().ok_or("Concat has no inputs")?;
         let r = first.shape.len() as i64;
         let axis = if self.axis < 0 { self.axis + r } else { self.axis };
-        let axis = usize::try_from(axis).ok().filter(|&a| (a as i64) < r).ok_or_else(|| format!("axis {} is out of range for rank {r}", self.axis))?;
+        let axis =
+            usize::try_from(axis).ok().filter(|&a| (a as i64) < r).ok_or_else(|| format!("axis {} is out of range for rank {r}", self.axis))?;
         let mut out = first.shape.clone();
         out[axis] = 0;
         for x in &xs {
