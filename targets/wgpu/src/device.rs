@@ -21,9 +21,14 @@ static GPU: OnceLock<Result<Arc<Gpu>, String>> = OnceLock::new();
 
 /// The shared device, created on first use.
 pub fn gpu() -> Result<Arc<Gpu>, WgpuError> {
-    GPU.get_or_init(|| open().map(Arc::new).map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|reason| WgpuError::NoAdapter { reason, remedy: REMEDY.into() })
+    GPU.get_or_init(|| {
+        open().map(Arc::new).map_err(|e| match e {
+            WgpuError::NoAdapter { reason, .. } => reason,
+            other => other.to_string(),
+        })
+    })
+    .clone()
+    .map_err(|reason| WgpuError::NoAdapter { reason, remedy: REMEDY.into() })
 }
 
 fn open() -> Result<Gpu, WgpuError> {

@@ -19,7 +19,8 @@ pub fn input_shapes(plan: &Plan, step: &Step, opts: &CompileOptions) -> Option<V
                 if let Some(s) = opts.tuning_shapes.get(&pv.name) {
                     return Some(Some(s.clone()));
                 }
-                let dims: Option<Vec<usize>> = pv.shape.as_ref()?.iter().map(|d| d.resolve(&opts.dims).or(Some(1))).collect();
+                // Unbound symbolic dims: not tuned (a guess could be an invalid size).
+                let dims: Option<Vec<usize>> = pv.shape.as_ref()?.iter().map(|d| d.resolve(&opts.dims)).collect();
                 Some(Some(dims?))
             }
         })
@@ -48,7 +49,16 @@ pub fn tune_step(
     let cands: Vec<String> = variants.iter().enumerate().filter(|(i, v)| *i == 0 || fits(gpu, &step.kernel, v)).map(|(_, v)| v.to_string()).collect();
     let default = cands[0].clone();
     let Some(shapes) = input_shapes(plan, step, opts) else { return Ok((default, None)) };
-    let problem = format!("{}{} {:?}", if step.domain.is_empty() { String::new() } else { format!("{}::", step.domain) }, step.op, shapes);
+    // Shapes and the attributes that change the work (two convolutions of one shape but other
+    // strides are different problems).
+    let shape_text: Vec<String> = shapes.iter().map(|s| s.as_ref().map_or("-".into(), |s| format!("{s:?}"))).collect();
+    let mut problem =
+        format!("{}{} {}", if step.domain.is_empty() { String::new() } else { format!("{}::", step.domain) }, step.op, shape_text.join(" "));
+    for k in ["strides", "pads", "dilations", "group", "layout", "transB", "perm", "axis", "k_transposed", "activation", "ops"] {
+        if let Some(a) = step.attrs.get(k) {
+            problem.push_str(&format!(" {k}={}", attr_text(a)));
+        }
+    }
     let key = TuneKey { kernel: step.kernel.clone(), problem };
     // Operands: the plan's constants where it has them, deterministic filler elsewhere.
     let mut inputs = Vec::new();
@@ -76,7 +86,22 @@ pub fn tune_step(
         pool.give(out);
         Ok(d)
     };
-    let chosen = tuner.choose(key, &cands, &mut measure)?;
+    // A step that cannot be measured at these sizes (shapes inference could not pin down)
+    // keeps its default rather than failing the compile; running it checks it for real.
+    let Ok(chosen) = tuner.choose(key, &cands, &mut measure) else { return Ok((default, None)) };
     let launch = kernels::launch(&step.kernel, &chosen, &shapes);
     Ok((chosen, launch))
+}
+
+fn attr_text(a: &kiln_target::AttrValue) -> String {
+    use kiln_target::AttrValue::*;
+    match a {
+        Int(i) => i.to_string(),
+        Float(f) => f.to_string(),
+        Ints(v) => format!("{v:?}"),
+        Floats(v) => format!("{v:?}"),
+        String(s) => s.clone(),
+        Strings(v) => v.join(","),
+        Tensor(i) => format!("tensor{i}"),
+    }
 }
