@@ -7,6 +7,7 @@
 # crates.io; Debian's chromium (installed here when run as root) for the HTML report test;
 # Debian's docker-registry and apache2-utils (htpasswd), installed here when run as root, for the
 # registry tests (each starts its own registry on 127.0.0.1); the ORAS Python SDK (in the venv).
+# Debian's mesa-vulkan-drivers (lavapipe, installed here when run as root) for the wgpu target.
 # Steps: a Python venv in testdata/cache/venv with pinned onnx/onnxruntime/numpy;
 # testdata/fetch.sh (models + ONNX conformance data into testdata/cache); scikit-learn models
 # (testdata/sklearn_models.py); onnxruntime reference
@@ -75,6 +76,19 @@ if ! command -v docker-registry >/dev/null 2>&1 || ! command -v htpasswd >/dev/n
   fi
 fi
 command -v docker-registry >/dev/null 2>&1 && docker-registry --version || true
+step "Vulkan driver for the wgpu target (Mesa lavapipe: Vulkan on the CPU)"
+# The wgpu tests run their kernels on whatever adapter wgpu finds; CI must have one, so
+# KILN_REQUIRE_GPU_ADAPTER=1 turns "skipped: no adapter" into a failure.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null; }
+  else
+    echo "lavapipe is missing: install it with 'sudo apt-get install -y mesa-vulkan-drivers libvulkan1' (the wgpu tests need an adapter)" >&2
+  fi
+fi
+ls /usr/share/vulkan/icd.d/ 2>/dev/null | tr '\n' ' '; echo
+export KILN_REQUIRE_GPU_ADAPTER=1
 
 step "fetch models and conformance data"
 bash testdata/fetch.sh

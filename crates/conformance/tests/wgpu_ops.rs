@@ -1,0 +1,332 @@
+//! WGSL kernels one op at a time: each case is one node with its weights as initializers,
+//! compiled for the wgpu target (tune off), checked to put the step on the expected wgpu
+//! kernel (a silent fallback to the CPU fails the case) and to match the reference executor
+//! within 1e-3 relative. Without an adapter the test says skipped, and fails when
+//! KILN_REQUIRE_GPU_ADAPTER=1 (CI installs lavapipe).
+
+mod wgpu_common;
+
+use kiln_ir::{Attr, Graph, Model, Node};
+use kiln_reference::Value;
+use kiln_target::{CompileOptions, Target, TuneMode};
+use kiln_tensor::{Shape, Tensor};
+use std::collections::BTreeMap;
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+enum In {
+    /// A runtime input of this shape.
+    X(&'static [usize]),
+    /// A constant of this shape (seeded values).
+    W(&'static [usize]),
+    /// A constant with these values.
+    Vals(&'static [usize], &'static [f32]),
+    Absent,
+}
+
+struct Case {
+    name: &'static str,
+    domain: &'static str,
+    op: &'static str,
+    inputs: Vec<In>,
+    attrs: Vec<(&'static str, Attr)>,
+    kernel: &'static str,
+}
+
+fn case(name: &'static str, op: &'static str, inputs: Vec<In>, attrs: Vec<(&'static str, Attr)>, kernel: &'static str) -> Case {
+    Case { name, domain: "", op, inputs, attrs, kernel }
+}
+
+fn ints(v: &[i64]) -> Attr {
+    Attr::Ints(v.to_vec())
+}
+
+fn string(s: &str) -> Attr {
+    Attr::String(s.as_bytes().to_vec())
+}
+
+/// Chain attributes for (op, operand, swap) triples; every op gets the same alpha / beta.
+fn chain_attrs(ops: &[(&str, i64, i64)], alpha: f32, beta: f32) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("ops", Attr::Strings(ops.iter().map(|o| o.0.as_bytes().to_vec()).collect())),
+        ("operands", Attr::Ints(ops.iter().map(|o| o.1).collect())),
+        ("swap", Attr::Ints(ops.iter().map(|o| o.2).collect())),
+        ("alpha", Attr::Floats(vec![alpha; ops.len()])),
+        ("beta", Attr::Floats(vec![beta; ops.len()])),
+    ]
+}
+
+fn run_case(c: &Case, variant: Option<&str>, opts: &CompileOptions) -> Result<Vec<kiln_target::TuneDecision>, String> {
+    let mut g = Graph::new("g");
+    let mut feeds = Vec::new();
+    let mut node_inputs = Vec::new();
+    for (i, input) in c.inputs.iter().enumerate() {
+        let name = format!("in{i}");
+        let t = match input {
+            In::Absent => {
+                node_inputs.push(None);
+                continue;
+            }
+            In::X(s) | In::W(s) => Tensor::from_vec(s.to_vec(), values(s.iter().product(), i as u64 + 1)),
+            In::Vals(s, v) => Tensor::from_vec(s.to_vec(), v.to_vec()),
+        }
+        .map_err(|e| e.to_string())?;
+        let v = g.add_value(&name, Some(t.dtype()), Some(Shape::known(t.shape())));
+        if let In::X(_) = input {
+            g.inputs.push(v);
+            feeds.push((name, t));
+        } else {
+            g.initializers.insert(v, t);
+        }
+        node_inputs.push(Some(v));
+    }
+    let out = g.add_value("y", None, None);
+    g.nodes.push(Node {
+        name: c.name.into(),
+        op_type: c.op.into(),
+        domain: c.domain.into(),
+        opset: if c.domain.is_empty() { 17 } else { 1 },
+        inputs: node_inputs,
+        outputs: vec![Some(out)],
+        attrs: c.attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
+        unsupported: None,
+    });
+    g.outputs.push(out);
+    let mut opsets = BTreeMap::from([(String::new(), 17)]);
+    if !c.domain.is_empty() {
+        opsets.insert(c.domain.to_string(), 1);
+    }
+    let model = Model { graph: g, ir_version: 8, opsets, ..Model::default() };
+
+    let want = kiln_reference::run(&model, feeds.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect())
+        .map_err(|e| format!("reference: {e}"))?;
+    let target = kiln_target_wgpu::WgpuTarget;
+    let compiled = kiln_pipeline::compile_model(model, &target, opts, None).map_err(|e| format!("compile: {e}"))?;
+    let mut plan = compiled.plan.ok_or("no plan")?;
+    if let Some(v) = variant {
+        for s in plan.steps.iter_mut().filter(|s| s.kernel == c.kernel) {
+            s.variant = v.to_string();
+        }
+    }
+    let kernels: Vec<&str> = plan.steps.iter().map(|s| s.kernel.as_str()).collect();
+    if !kernels.contains(&c.kernel) {
+        return Err(format!("lowered to {kernels:?}, expected {} (a silent CPU fallback)", c.kernel));
+    }
+    let mut exe = target.load(&plan, compiled.weights).map_err(|e| format!("load: {e}"))?;
+    let got = exe.run(feeds).map_err(|e| format!("run: {e}"))?;
+    let (Some((_, g)), Some((_, Value::Tensor(w)))) = (got.first(), want.first()) else { return Err("no output".into()) };
+    let (diff, scale) = kiln_conformance::models::max_abs_diff(g, w)?;
+    if diff > 1e-3 * scale.max(1.0) {
+        return Err(format!("max |wgpu - reference| = {diff:.3e} (scale {scale:.3e})"));
+    }
+    Ok(compiled.tune)
+}
+
+fn off() -> CompileOptions {
+    CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() }
+}
+
+fn cases() -> Vec<Case> {
+    use In::*;
+    vec![
+        case("add_row", "Add", vec![X(&[2, 3, 8]), W(&[8])], vec![], "wgpu.elementwise"),
+        case("mul_channel", "Mul", vec![X(&[2, 4, 5, 5]), W(&[1, 4, 1, 1])], vec![], "wgpu.elementwise"),
+        case("sub_scalar_left", "Sub", vec![W(&[]), X(&[3, 7])], vec![], "wgpu.elementwise"),
+        case("div_general", "Div", vec![X(&[3, 1, 6]), X(&[1, 4, 1])], vec![], "wgpu.elementwise"),
+        case("hard_sigmoid", "HardSigmoid", vec![X(&[4, 33])], vec![("alpha", Attr::Float(0.3))], "wgpu.elementwise"),
+        case("clip_inputs", "Clip", vec![X(&[5, 9]), Vals(&[], &[-0.25]), Vals(&[], &[0.5])], vec![], "wgpu.elementwise"),
+        case("sigmoid", "Sigmoid", vec![X(&[3, 40])], vec![], "wgpu.elementwise"),
+        case("linear_batched", "MatMul", vec![X(&[2, 5, 33]), W(&[33, 20])], vec![], "wgpu.matmul"),
+        case("linear_tiles", "MatMul", vec![X(&[1, 70, 130]), W(&[130, 97])], vec![], "wgpu.matmul"),
+        case(
+            "gemm_transb_bias",
+            "Gemm",
+            vec![X(&[7, 16]), W(&[24, 16]), W(&[24])],
+            vec![("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5))],
+            "wgpu.matmul",
+        ),
+        case("gemm_no_bias", "Gemm", vec![X(&[3, 9]), W(&[9, 4]), Absent], vec![], "wgpu.matmul"),
+        Case {
+            name: "fused_matmul_gelu",
+            domain: "kiln",
+            op: "FusedMatMul",
+            inputs: vec![X(&[3, 40]), W(&[40, 70]), W(&[70])],
+            attrs: vec![("activation", string("gelu"))],
+            kernel: "wgpu.matmul",
+        },
+        case("transpose_heads", "Transpose", vec![X(&[2, 7, 3, 4])], vec![("perm", ints(&[0, 2, 1, 3]))], "wgpu.transpose"),
+        case("transpose_reverse", "Transpose", vec![X(&[2, 3, 5])], vec![], "wgpu.transpose"),
+        case("concat_axis1", "Concat", vec![X(&[2, 3, 4]), X(&[2, 1, 4]), W(&[2, 2, 4])], vec![("axis", Attr::Int(1))], "wgpu.concat"),
+        case("concat_last_negative", "Concat", vec![X(&[3, 2]), X(&[3, 5])], vec![("axis", Attr::Int(-1))], "wgpu.concat"),
+        case("softmax_last", "Softmax", vec![X(&[2, 3, 17])], vec![], "wgpu.rows"),
+        case("softmax_long_row", "Softmax", vec![X(&[3, 700])], vec![], "wgpu.rows"),
+        case("layernorm", "LayerNormalization", vec![X(&[2, 5, 16]), W(&[16]), W(&[16])], vec![("epsilon", Attr::Float(1e-3))], "wgpu.rows"),
+        case("layernorm_2axes", "LayerNormalization", vec![X(&[3, 4, 6]), W(&[4, 6])], vec![("axis", Attr::Int(1))], "wgpu.rows"),
+        case("conv_bias", "Conv", vec![X(&[2, 3, 9, 8]), W(&[5, 3, 3, 3]), W(&[5])], vec![("pads", ints(&[1, 1, 1, 1]))], "wgpu.conv2d"),
+        case(
+            "conv_depthwise_s2",
+            "Conv",
+            vec![X(&[1, 6, 11, 10]), W(&[6, 1, 3, 3])],
+            vec![("group", Attr::Int(6)), ("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))],
+            "wgpu.conv2d",
+        ),
+        Case {
+            name: "fused_conv_grouped_hard_swish",
+            domain: "kiln",
+            op: "FusedConv",
+            inputs: vec![X(&[1, 6, 9, 11]), W(&[8, 3, 3, 3]), W(&[8])],
+            attrs: vec![
+                ("group", Attr::Int(2)),
+                ("pads", ints(&[1, 0, 1, 2])),
+                ("strides", ints(&[2, 1])),
+                ("dilations", ints(&[1, 2])),
+                ("activation", string("hard_swish")),
+            ],
+            kernel: "wgpu.conv2d",
+        },
+        Case {
+            name: "fused_conv_nhwc",
+            domain: "kiln",
+            op: "FusedConv",
+            inputs: vec![X(&[1, 9, 11, 6]), W(&[8, 3, 3, 3]), W(&[8])],
+            attrs: vec![
+                ("layout", string("NHWC")),
+                ("group", Attr::Int(2)),
+                ("pads", ints(&[1, 0, 1, 2])),
+                ("strides", ints(&[2, 1])),
+                ("activation", string("relu")),
+            ],
+            kernel: "wgpu.conv2d",
+        },
+        case("tanh", "Tanh", vec![X(&[3, 40])], vec![], "wgpu.elementwise"),
+        Case {
+            name: "chain_mixed_operands",
+            domain: "kiln",
+            op: "Chain",
+            inputs: vec![X(&[1, 4, 5, 5]), Vals(&[], &[0.75]), W(&[1, 4, 1, 1]), W(&[5]), X(&[1, 4, 5, 5])],
+            attrs: chain_attrs(
+                &[("HardSwish", -1, 0), ("Mul", 1, 0), ("Add", 2, 0), ("Div", 3, 0), ("Sub", 4, 1), ("Clip", -1, 0), ("GeluTanh", -1, 0)],
+                -0.5,
+                0.5,
+            ),
+            kernel: "wgpu.elementwise",
+        },
+        Case {
+            name: "attention_mask",
+            domain: "kiln",
+            op: "Attention",
+            inputs: vec![X(&[2, 3, 9, 8]), X(&[2, 3, 11, 8]), X(&[2, 3, 11, 5]), X(&[2, 1, 1, 11])],
+            attrs: vec![("scale", Attr::Float(0.35))],
+            kernel: "wgpu.attention",
+        },
+        Case {
+            name: "attention_k_transposed_one_kv_head",
+            domain: "kiln",
+            op: "Attention",
+            inputs: vec![X(&[1, 4, 6, 8]), X(&[1, 1, 8, 7]), X(&[1, 1, 7, 8])],
+            attrs: vec![("k_transposed", Attr::Int(1))],
+            kernel: "wgpu.attention",
+        },
+        Case {
+            name: "attention_long_keys",
+            domain: "kiln",
+            op: "Attention",
+            inputs: vec![X(&[1, 2, 3, 16]), X(&[1, 2, 1500, 16]), X(&[1, 2, 1500, 40])],
+            attrs: vec![("scale", Attr::Float(0.25))],
+            kernel: "wgpu.attention",
+        },
+        Case {
+            name: "chain_rows",
+            domain: "kiln",
+            op: "Chain",
+            inputs: vec![X(&[3, 16]), W(&[16]), Vals(&[], &[2.0])],
+            attrs: chain_attrs(&[("Add", 1, 0), ("Sigmoid", -1, 0), ("Max", 2, 1), ("Sqrt", -1, 0)], 0.0, 0.0),
+            kernel: "wgpu.elementwise",
+        },
+    ]
+}
+
+#[test]
+fn wgsl_kernels_match_the_reference() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let all = cases();
+    for c in &all {
+        match run_case(c, None, &off()) {
+            Ok(_) => println!("{}: ok ({})", c.name, c.kernel),
+            Err(e) => failures.push(format!("{}: {e}", c.name)),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), all.len(), failures.join("\n  "));
+}
+
+/// The tuner may pick any variant the adapter allows: each must compute the same thing.
+#[test]
+fn every_variant_matches_the_reference() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let all = cases();
+    let mut runs = 0;
+    for name in [
+        "linear_tiles",
+        "gemm_transb_bias",
+        "fused_matmul_gelu",
+        "softmax_long_row",
+        "layernorm",
+        "fused_conv_grouped_hard_swish",
+        "fused_conv_nhwc",
+        "chain_mixed_operands",
+    ] {
+        let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
+        for v in kiln_target_wgpu::kernel_variants(c.kernel) {
+            runs += 1;
+            if let Err(e) = run_case(c, Some(v), &off()) {
+                failures.push(format!("{name} {v}: {e}"));
+            }
+        }
+    }
+    println!("{runs} case x variant runs");
+    assert!(failures.is_empty(), "{} variant runs failed:\n  {}", failures.len(), failures.join("\n  "));
+}
+
+/// Full tuning measures the wgpu steps' variants on the adapter (default first) and records
+/// them under the adapter's fingerprint; a second compile replays the record.
+#[test]
+fn tuning_measures_on_the_adapter_and_replays() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let all = cases();
+    let c = all.iter().find(|c| c.name == "linear_tiles").expect("case");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = CompileOptions { tune: TuneMode::Full, cache_dir: Some(dir.path().to_path_buf()), ..CompileOptions::default() };
+    let decisions = run_case(c, None, &full).unwrap_or_else(|e| panic!("{e}"));
+    let d = decisions.iter().find(|d| d.key.kernel == "wgpu.matmul").unwrap_or_else(|| panic!("no wgpu.matmul decision in {decisions:?}"));
+    println!("tuned {}: {} ({}; default {:?} ns, chosen {:?} ns)", d.key.problem, d.chosen, d.source, d.default_ns, d.chosen_ns);
+    assert_eq!(d.source, "measured");
+    assert_eq!(d.default_variant, kiln_target_wgpu::kernel_variants("wgpu.matmul")[0]);
+    assert!(d.default_ns.is_some());
+    let fp = kiln_target_wgpu::WgpuTarget.id().fingerprint;
+    assert!(fp.starts_with("wgpu/"), "fingerprint {fp}");
+    let records = std::fs::read_to_string(dir.path().join("tune-records.json")).expect("records written");
+    assert!(records.contains(&fp) && records.contains("wgpu.matmul"), "no wgpu.matmul record under {fp}");
+    let cached = CompileOptions { tune: TuneMode::Cache, ..full };
+    let again = run_case(c, None, &cached).unwrap_or_else(|e| panic!("{e}"));
+    let d2 = again.iter().find(|d| d.key.kernel == "wgpu.matmul").expect("decision");
+    assert_eq!((d2.source, d2.chosen.as_str()), ("cache", d.chosen.as_str()));
+}

@@ -1,0 +1,129 @@
+//! `wgpu.matmul`: linear layers (`MatMul` / `Gemm` / `kiln::FusedMatMul` with a constant 2-D
+//! B, the steps the CPU target puts on `cpu.matmul`) on a tiled GEMM with workgroup memory
+//! and the fused alpha + bias + activation epilogue. Variants: W x W threads, R x R outputs
+//! each (tile W*R), default first.
+
+use super::act::{PRELUDE, epilogue, step_float, step_int};
+use super::{Encoded, GpuKernel, KernelCtx};
+use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
+use kiln_target::Step;
+
+pub const KERNEL: &str = "wgpu.matmul";
+pub const VARIANTS: &[&str] = &["w16r1", "w8r2", "w16r2", "w8r4", "d64c1", "d64c4", "d128c4", "d64c8"];
+const SOURCE: &str = include_str!("matmul.wgsl");
+const DIRECT: &str = include_str!("matmul_direct.wgsl");
+
+/// (workgroup size, columns per invocation) of a direct variant `d{WG}c{C}`.
+fn direct(variant: &str) -> Option<(u32, u32)> {
+    let rest = variant.strip_prefix('d')?;
+    let (w, c) = rest.split_once('c')?;
+    Some((w.parse().ok()?, c.parse().ok()?)).filter(|&(w, c)| w > 0 && c > 0)
+}
+
+/// (W, R) of a variant name `w{W}r{R}`.
+pub fn geometry(variant: &str) -> (u32, u32) {
+    let parse = || -> Option<(u32, u32)> {
+        let rest = variant.strip_prefix('w')?;
+        let (w, r) = rest.split_once('r')?;
+        Some((w.parse().ok()?, r.parse().ok()?))
+    };
+    parse().filter(|&(w, r)| w > 0 && r > 0).unwrap_or((16, 1))
+}
+
+/// Threads and workgroup bytes of a variant.
+pub fn footprint(variant: &str) -> (u32, u32) {
+    if let Some((wg, _)) = direct(variant) {
+        return (wg, 0);
+    }
+    let (w, r) = geometry(variant);
+    (w * w, 2 * w * w * r * 4)
+}
+
+pub fn shader(variant: &str, epi: &str) -> String {
+    if let Some((wg, c)) = direct(variant) {
+        let body = DIRECT.replace("{WG}", &wg.to_string()).replace("{C}", &c.to_string()).replace("{EPILOGUE}", epi);
+        return format!("{PARAMS_WGSL}{PRELUDE}{body}");
+    }
+    let (w, r) = geometry(variant);
+    let body = SOURCE
+        .replace("{W}", &w.to_string())
+        .replace("{R}", &r.to_string())
+        .replace("{BM_BK}", &(w * r * w).to_string())
+        .replace("{BK_BN}", &(w * w * r).to_string())
+        .replace("{RR}", &(r * r).to_string())
+        .replace("{EPILOGUE}", epi);
+    format!("{PARAMS_WGSL}{PRELUDE}{body}")
+}
+
+pub fn covers(step: &Step) -> bool {
+    step_int(step, "transA").unwrap_or(0) == 0 && step_float(step, "beta").unwrap_or(1.0) == 1.0 && epilogue(step, "x").is_some()
+}
+
+pub struct MatMul {
+    pipeline: wgpu::ComputePipeline,
+    direct: Option<(u32, u32)>,
+    w: u32,
+    r: u32,
+    trans_b: bool,
+    alpha: f32,
+    /// A one-value buffer bound when there is no bias.
+    dummy: GpuTensor,
+}
+
+pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
+    let epi = epilogue(step, "x").ok_or("unsupported activation")?;
+    let (w, r) = geometry(&step.variant);
+    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(&step.variant, &epi)).map_err(|e| e.to_string())?;
+    let trans_b = step_int(step, "transB").unwrap_or(0) != 0;
+    Ok(Box::new(MatMul {
+        pipeline: p,
+        direct: direct(&step.variant),
+        w,
+        r,
+        trans_b,
+        alpha: step_float(step, "alpha").unwrap_or(1.0),
+        dummy: upload(cx.gpu, &[0.0], &[1]),
+    }))
+}
+
+/// (M, N, K) and the output shape for A's shape and B's.
+pub fn problem(a: &[usize], b: &[usize], trans_b: bool) -> Result<(usize, usize, usize, Vec<usize>), String> {
+    let (k, n) = match b {
+        &[r, c] if trans_b => (c, r),
+        &[r, c] => (r, c),
+        s => return Err(format!("B must be 2-D, found {s:?}")),
+    };
+    if a.len() < 2 || a.last() != Some(&k) {
+        return Err(format!("A {a:?} does not fit B {b:?} (transB {trans_b})"));
+    }
+    let m: usize = a[..a.len() - 1].iter().product();
+    let mut out = a.to_vec();
+    if let Some(l) = out.last_mut() {
+        *l = n;
+    }
+    Ok((m, n, k, out))
+}
+
+impl GpuKernel for MatMul {
+    fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
+        let a = inputs.first().copied().flatten().ok_or("A is missing")?;
+        let b = inputs.get(1).copied().flatten().ok_or("B is missing")?;
+        let bias = inputs.get(2).copied().flatten();
+        let (m, n, k, out) = problem(&a.shape, &b.shape, self.trans_b)?;
+        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let params = [m as u32, n as u32, k as u32, self.trans_b as u32, self.alpha.to_bits(), bias.is_some() as u32];
+        let groups = match self.direct {
+            Some((wg, c)) => crate::runtime::groups_1d(m * n.div_ceil(c as usize), wg),
+            None => {
+                let tile = (self.w * self.r) as usize;
+                [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, 1]
+            }
+        };
+        if groups[1] > 65535 {
+            return Err(format!("{m} rows exceed the adapter's 65535 workgroups per dimension"));
+        }
+        let bias_buf = bias.unwrap_or(&self.dummy);
+        dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&a.buf, &b.buf, &bias_buf.buf, &y.buf], groups)?;
+        Ok(y)
+    }
+}

@@ -1,0 +1,100 @@
+//! The WGSL kernels, one family per file: which CPU-plan steps each takes over (`select`),
+//! its tunable variants, and how a loaded step encodes its dispatches.
+
+pub mod act;
+pub mod attention;
+pub mod conv;
+pub mod elementwise;
+pub mod matmul;
+pub mod movement;
+pub mod rows;
+
+use crate::device::Gpu;
+use crate::runtime::{GpuTensor, Pool};
+use kiln_target::Step;
+use kiln_tensor::Tensor;
+
+/// What a kernel may read when it is loaded: the device and the plan's constants.
+pub struct KernelCtx<'a> {
+    pub gpu: &'a Gpu,
+    pub weight: &'a dyn Fn(usize) -> Option<Tensor>,
+}
+
+/// What a kernel records into: the device, the buffer pool and the open command encoder.
+pub struct Encoded<'a> {
+    pub gpu: &'a Gpu,
+    pub pool: &'a mut Pool,
+    pub enc: &'a mut wgpu::CommandEncoder,
+}
+
+/// A loaded wgpu step.
+pub trait GpuKernel: Send {
+    /// Records the step's dispatches and returns its (pooled) output.
+    fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String>;
+}
+
+/// The wgpu kernel that takes over a CPU-plan step, with its variants (default first), or
+/// None when the step stays on the CPU.
+pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(&'static str, &'static [&'static str])> {
+    match step.kernel.as_str() {
+        "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
+        "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
+        "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
+        "cpu.conv2d" if conv::covers(step) => Some((conv::KERNEL, conv::VARIANTS)),
+        "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
+        "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
+        "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
+        _ => None,
+    }
+}
+
+/// Binds a wgpu plan step to its kernel.
+pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
+    match step.kernel.as_str() {
+        elementwise::KERNEL => elementwise::load(step, cx),
+        matmul::KERNEL => matmul::load(step, cx),
+        rows::KERNEL => rows::load(step, cx),
+        conv::KERNEL => conv::load(step, cx),
+        attention::KERNEL => attention::load(step, cx),
+        movement::TRANSPOSE => movement::load_transpose(step, cx),
+        movement::CONCAT => movement::load_concat(step, cx),
+        other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
+    }
+}
+
+/// Threads per workgroup and workgroup memory bytes of a variant (for pruning by limits).
+pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
+    match kernel {
+        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT => (elementwise::workgroup(variant), 0),
+        rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
+        attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
+        matmul::KERNEL => matmul::footprint(variant),
+        _ => (0, 0),
+    }
+}
+
+/// The launch geometry a variant uses at the given input shapes (for the plan).
+pub fn launch(kernel: &str, variant: &str, shapes: &[Option<Vec<usize>>]) -> Option<kiln_target::Launch> {
+    match kernel {
+        elementwise::KERNEL => {
+            let s: Vec<&[usize]> = shapes.iter().flatten().map(Vec::as_slice).collect();
+            let n: usize = elementwise::broadcast(&s).ok()?.iter().product();
+            let wg = elementwise::workgroup(variant);
+            Some(kiln_target::Launch { grid: crate::runtime::groups_1d(n, wg), block: [wg, 1, 1], shared_bytes: 0 })
+        }
+        _ => None,
+    }
+}
+
+/// Every variant of a wgpu kernel, default first (empty for an unknown kernel).
+pub fn variants(kernel: &str) -> &'static [&'static str] {
+    match kernel {
+        elementwise::KERNEL => elementwise::VARIANTS,
+        matmul::KERNEL => matmul::VARIANTS,
+        rows::KERNEL => rows::VARIANTS,
+        conv::KERNEL => conv::VARIANTS,
+        movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
+        attention::KERNEL => attention::VARIANTS,
+        _ => &[],
+    }
+}
