@@ -6,6 +6,7 @@
 
 mod compare;
 pub mod models;
+pub mod single_op;
 mod proto_values;
 pub mod suite;
 mod table;

@@ -4,128 +4,21 @@
 //! fallback to the reference kernel fails the case) and to match the reference executor
 //! within 1e-4 relative.
 
-use kiln_ir::{Attr, Graph, Model, Node};
-use kiln_reference::Value;
+use kiln_conformance::single_op::{Case, In, case, chain_attrs, check_close, check_kernel, ints, model, string};
+use kiln_ir::Attr;
 use kiln_target::{CompileOptions, Target, TuneMode};
-use kiln_tensor::{Shape, Tensor};
-use std::collections::BTreeMap;
-
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-enum In {
-    /// A runtime input of this shape.
-    X(&'static [usize]),
-    /// A constant of this shape (seeded values).
-    W(&'static [usize]),
-    /// A constant with these values.
-    Vals(&'static [usize], &'static [f32]),
-    Ints(&'static [i64]),
-    Absent,
-}
-
-struct Case {
-    name: &'static str,
-    domain: &'static str,
-    op: &'static str,
-    inputs: Vec<In>,
-    attrs: Vec<(&'static str, Attr)>,
-    kernel: &'static str,
-}
-
-fn case(name: &'static str, op: &'static str, inputs: Vec<In>, attrs: Vec<(&'static str, Attr)>, kernel: &'static str) -> Case {
-    Case { name, domain: "", op, inputs, attrs, kernel }
-}
-
-fn ints(v: &[i64]) -> Attr {
-    Attr::Ints(v.to_vec())
-}
-
-fn string(s: &str) -> Attr {
-    Attr::String(s.as_bytes().to_vec())
-}
-
-/// Chain attributes for (op, operand, swap) triples; every op gets the same alpha / beta.
-fn chain_attrs(ops: &[(&str, i64, i64)], alpha: f32, beta: f32) -> Vec<(&'static str, Attr)> {
-    vec![
-        ("ops", Attr::Strings(ops.iter().map(|o| o.0.as_bytes().to_vec()).collect())),
-        ("operands", Attr::Ints(ops.iter().map(|o| o.1).collect())),
-        ("swap", Attr::Ints(ops.iter().map(|o| o.2).collect())),
-        ("alpha", Attr::Floats(vec![alpha; ops.len()])),
-        ("beta", Attr::Floats(vec![beta; ops.len()])),
-    ]
-}
 
 fn run_case(c: &Case) -> Result<(), String> {
-    let mut g = Graph::new("g");
-    let mut feeds = Vec::new();
-    let mut node_inputs = Vec::new();
-    for (i, input) in c.inputs.iter().enumerate() {
-        let name = format!("in{i}");
-        let t = match input {
-            In::Absent => {
-                node_inputs.push(None);
-                continue;
-            }
-            In::X(s) | In::W(s) => Tensor::from_vec(s.to_vec(), values(s.iter().product(), i as u64 + 1)),
-            In::Vals(s, v) => Tensor::from_vec(s.to_vec(), v.to_vec()),
-            In::Ints(v) => Tensor::from_vec(vec![v.len()], v.to_vec()),
-        }
-        .map_err(|e| e.to_string())?;
-        let v = g.add_value(&name, Some(t.dtype()), Some(Shape::known(t.shape())));
-        if let In::X(_) = input {
-            g.inputs.push(v);
-            feeds.push((name, t));
-        } else {
-            g.initializers.insert(v, t);
-        }
-        node_inputs.push(Some(v));
-    }
-    let out = g.add_value("y", None, None);
-    g.nodes.push(Node {
-        name: c.name.into(),
-        op_type: c.op.into(),
-        domain: c.domain.into(),
-        opset: if c.domain.is_empty() { 17 } else { 1 },
-        inputs: node_inputs,
-        outputs: vec![Some(out)],
-        attrs: c.attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
-        unsupported: None,
-    });
-    g.outputs.push(out);
-    let mut opsets = BTreeMap::from([(String::new(), 17)]);
-    if !c.domain.is_empty() {
-        opsets.insert(c.domain.to_string(), 1);
-    }
-    let model = Model { graph: g, ir_version: 8, opsets, ..Model::default() };
-
-    let want = kiln_reference::run(&model, feeds.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect()).map_err(|e| format!("reference: {e}"))?;
+    let (model, feeds, want) = model(c)?;
     let target = kiln_target_cpu::CpuTarget;
     let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
     let compiled = kiln_pipeline::compile_model(model, &target, &opts, None).map_err(|e| format!("compile: {e}"))?;
     let plan = compiled.plan.ok_or("no plan")?;
-    let kernels: Vec<&str> = plan.steps.iter().map(|s| s.kernel.as_str()).collect();
-    if !kernels.contains(&c.kernel) {
-        return Err(format!("lowered to {kernels:?}, expected {}", c.kernel));
-    }
+    check_kernel(c, &plan.steps.iter().map(|s| s.kernel.as_str()).collect::<Vec<_>>())?;
     let mut exe = target.load(&plan, compiled.weights).map_err(|e| format!("load: {e}"))?;
     let got = exe.run(feeds).map_err(|e| format!("run: {e}"))?;
-    let (Some((_, g)), Some((_, Value::Tensor(w)))) = (got.first(), want.first()) else { return Err("no output".into()) };
-    let (diff, scale) = kiln_conformance::models::max_abs_diff(g, w)?;
-    if diff > 1e-4 * scale.max(1.0) {
-        return Err(format!("max |cpu - reference| = {diff:.3e} (scale {scale:.3e})"));
-    }
-    Ok(())
+    let (_, got) = got.first().ok_or("no output")?;
+    check_close(got, &want, 1e-4, "cpu")
 }
 
 fn cases() -> Vec<Case> {
