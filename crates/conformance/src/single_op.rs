@@ -69,9 +69,12 @@ pub fn chain_attrs(ops: &[(&str, i64, i64)], alpha: f32, beta: f32) -> Vec<(&'st
     ]
 }
 
+/// A case made runnable: the model, its runtime feeds, and the reference executor's output.
+pub type Built = (Model, Vec<(String, Tensor)>, Tensor);
+
 /// The case as a model (ai.onnx opset 17, kiln opset 1), its runtime feeds, and the reference
 /// executor's output.
-pub fn model(c: &Case) -> Result<(Model, Vec<(String, Tensor)>, Tensor), String> {
+pub fn model(c: &Case) -> Result<Built, String> {
     let mut g = Graph::new("g");
     let mut feeds = Vec::new();
     let mut node_inputs = Vec::new();
