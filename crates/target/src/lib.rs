@@ -96,6 +96,23 @@ pub trait Executable: Send {
     }
 }
 
+/// Per-step times of `plan` from (calls, seconds) per step, as `Executable::step_times` reports them.
+pub fn step_times(plan: &Plan, profile: &[(u64, f64)]) -> Vec<StepTime> {
+    plan.steps
+        .iter()
+        .zip(profile)
+        .enumerate()
+        .map(|(i, (s, &(calls, seconds)))| StepTime {
+            step: i,
+            node: s.node.clone(),
+            op: if s.domain.is_empty() { s.op.clone() } else { format!("{}::{}", s.domain, s.op) },
+            kernel: format!("{}/{}", s.kernel, s.variant),
+            calls,
+            seconds,
+        })
+        .collect()
+}
+
 /// Measured wall time of one plan step, summed over `calls` runs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StepTime {

@@ -218,20 +218,6 @@ impl Executable for CpuExecutable {
     }
 
     fn step_times(&self) -> Vec<StepTime> {
-        let Some(p) = &self.profile else { return Vec::new() };
-        self.plan
-            .steps
-            .iter()
-            .zip(p)
-            .enumerate()
-            .map(|(i, (s, &(calls, seconds)))| StepTime {
-                step: i,
-                node: s.node.clone(),
-                op: if s.domain.is_empty() { s.op.clone() } else { format!("{}::{}", s.domain, s.op) },
-                kernel: format!("{}/{}", s.kernel, s.variant),
-                calls,
-                seconds,
-            })
-            .collect()
+        self.profile.as_deref().map_or_else(Vec::new, |p| kiln_target::step_times(&self.plan, p))
     }
 }
