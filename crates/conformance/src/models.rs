@@ -51,3 +51,52 @@ pub fn max_abs_diff(got: &Tensor, want: &Tensor) -> Result<(f64, f64), String> {
     }
     Ok((diff, scale))
 }
+
+/// A model's reference run: its path, the onnxruntime reference inputs, and the reference
+/// executor's outputs on them (what target model tests compare against).
+pub type ReferenceRun = (PathBuf, Vec<(String, Tensor)>, Vec<(String, kiln_reference::Value)>);
+
+pub fn reference_run(model_id: &str) -> Result<ReferenceRun, String> {
+    let (path, dir) = ort_case(model_id)?;
+    let model = kiln_onnx::load(&path, &kiln_reference::op_set()).map_err(|e| format!("{model_id}: import failed: {e}"))?;
+    let g = &model.graph;
+    let mut inputs = Vec::new();
+    for &v in &g.runtime_inputs() {
+        let name = g.value(v).name.clone();
+        let t = read_npy(&dir.join(format!("input_{}.npy", sanitize(&name))))?;
+        inputs.push((name, t));
+    }
+    let feeds = inputs.iter().map(|(n, t)| (n.clone(), kiln_reference::Value::Tensor(t.clone()))).collect();
+    let want = kiln_reference::run(&model, feeds).map_err(|e| format!("{model_id}: reference run failed: {e}"))?;
+    Ok((path, inputs, want))
+}
+
+/// Compares a target's outputs with the reference executor's: floats within `rel` x
+/// max(1, max |reference|), integers and bools exact. Prints each float output's error; returns
+/// the failures (empty when all agree). `who` names the target in the messages.
+pub fn compare_to_reference(model_id: &str, who: &str, got: &[(String, Tensor)], want: &[(String, kiln_reference::Value)], rel: f64) -> Vec<String> {
+    let mut failures = Vec::new();
+    if got.len() != want.len() {
+        failures.push(format!("{} outputs, the reference has {}", got.len(), want.len()));
+    }
+    for ((name, g), (_, w)) in got.iter().zip(want) {
+        let kiln_reference::Value::Tensor(w) = w else { continue };
+        if !w.dtype().is_float() {
+            if g != w {
+                failures.push(format!("output '{name}': integer/bool values differ"));
+            }
+            continue;
+        }
+        match max_abs_diff(g, w) {
+            Ok((diff, scale)) => {
+                let bound = rel * scale.max(1.0);
+                println!("{model_id}: output '{name}': max |{who} - reference| = {diff:.3e} (bound {bound:.3e}, rel {:.3e})", diff / scale.max(1.0));
+                if diff > bound {
+                    failures.push(format!("output '{name}': {diff:.3e} exceeds {bound:.3e}"));
+                }
+            }
+            Err(e) => failures.push(format!("output '{name}': {e}")),
+        }
+    }
+    failures
+}

@@ -2,28 +2,13 @@
 //! default variants, reference fallbacks) against the reference executor on the same inputs
 //! (the onnxruntime reference inputs): max |cpu - reference| <= 1e-4 * max(1, max |reference|).
 
-use kiln_conformance::models::{max_abs_diff, ort_case, read_npy, sanitize};
-use kiln_reference::Value;
+use kiln_conformance::models::{compare_to_reference, reference_run};
 use kiln_target::{CompileOptions, Target, TuneMode};
 
 const REL_TOL: f64 = 1e-4;
 
 fn check(model_id: &str) {
-    let (path, dir) = ort_case(model_id).unwrap_or_else(|e| panic!("{e}"));
-    let reference = kiln_onnx::load(&path, &kiln_reference::op_set()).unwrap_or_else(|e| panic!("{model_id}: import failed: {e}"));
-    let g = &reference.graph;
-    let inputs: Vec<(String, kiln_tensor::Tensor)> = g
-        .runtime_inputs()
-        .iter()
-        .map(|&v| {
-            let name = g.value(v).name.clone();
-            let t = read_npy(&dir.join(format!("input_{}.npy", sanitize(&name)))).unwrap_or_else(|e| panic!("{e}"));
-            (name, t)
-        })
-        .collect();
-    let want = kiln_reference::run(&reference, inputs.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect())
-        .unwrap_or_else(|e| panic!("{model_id}: reference run failed: {e}"));
-
+    let (path, inputs, want) = reference_run(model_id).unwrap_or_else(|e| panic!("{e}"));
     let target = kiln_target_cpu::CpuTarget;
     let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
     let compiled = kiln_pipeline::compile(&path, &target, &opts, None).unwrap_or_else(|e| panic!("{model_id}: compile failed: {e}"));
@@ -31,27 +16,7 @@ fn check(model_id: &str) {
     println!("{model_id}: plan kernels {:?}", plan.kernel_histogram());
     let mut exe = target.load(&plan, compiled.weights).unwrap_or_else(|e| panic!("{model_id}: load failed: {e}"));
     let got = exe.run(inputs).unwrap_or_else(|e| panic!("{model_id}: CPU run failed: {e}"));
-
-    let mut failures = Vec::new();
-    for ((name, g), (_, w)) in got.iter().zip(&want) {
-        let Value::Tensor(w) = w else { continue };
-        if !w.dtype().is_float() {
-            if g != w {
-                failures.push(format!("output '{name}': integer/bool values differ"));
-            }
-            continue;
-        }
-        match max_abs_diff(g, w) {
-            Ok((diff, scale)) => {
-                let bound = REL_TOL * scale.max(1.0);
-                println!("{model_id}: output '{name}': max |cpu - reference| = {diff:.3e} (bound {bound:.3e})");
-                if diff > bound {
-                    failures.push(format!("output '{name}': {diff:.3e} exceeds {bound:.3e}"));
-                }
-            }
-            Err(e) => failures.push(format!("output '{name}': {e}")),
-        }
-    }
+    let failures = compare_to_reference(model_id, "cpu", &got, &want, REL_TOL);
     assert!(failures.is_empty(), "{model_id}: the CPU plan differs from the reference executor:\n  {}", failures.join("\n  "));
 }
 

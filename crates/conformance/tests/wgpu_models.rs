@@ -6,8 +6,7 @@
 
 mod wgpu_common;
 
-use kiln_conformance::models::{max_abs_diff, ort_case, read_npy, sanitize};
-use kiln_reference::Value;
+use kiln_conformance::models::{compare_to_reference, reference_run};
 use kiln_target::{CompileOptions, Target, TuneMode};
 use std::time::Instant;
 
@@ -17,20 +16,7 @@ fn check(model_id: &str) {
     if wgpu_common::adapter_or_skip().is_none() {
         return;
     }
-    let (path, dir) = ort_case(model_id).unwrap_or_else(|e| panic!("{e}"));
-    let reference = kiln_onnx::load(&path, &kiln_reference::op_set()).unwrap_or_else(|e| panic!("{model_id}: import failed: {e}"));
-    let g = &reference.graph;
-    let inputs: Vec<(String, kiln_tensor::Tensor)> = g
-        .runtime_inputs()
-        .iter()
-        .map(|&v| {
-            let name = g.value(v).name.clone();
-            let t = read_npy(&dir.join(format!("input_{}.npy", sanitize(&name)))).unwrap_or_else(|e| panic!("{e}"));
-            (name, t)
-        })
-        .collect();
-    let want = kiln_reference::run(&reference, inputs.iter().map(|(n, t)| (n.clone(), Value::Tensor(t.clone()))).collect())
-        .unwrap_or_else(|e| panic!("{model_id}: reference run failed: {e}"));
+    let (path, inputs, want) = reference_run(model_id).unwrap_or_else(|e| panic!("{e}"));
 
     let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
     let target = kiln_target_wgpu::WgpuTarget;
@@ -67,26 +53,7 @@ fn check(model_id: &str) {
     let cpu_s = t.elapsed().as_secs_f64();
     println!("{model_id}: one run measured: wgpu {:.2} ms, cpu target {:.2} ms (ratio {:.2}x)", wgpu_s * 1e3, cpu_s * 1e3, wgpu_s / cpu_s.max(1e-9));
 
-    let mut failures = Vec::new();
-    for ((name, g), (_, w)) in got.iter().zip(&want) {
-        let Value::Tensor(w) = w else { continue };
-        if !w.dtype().is_float() {
-            if g != w {
-                failures.push(format!("output '{name}': integer/bool values differ"));
-            }
-            continue;
-        }
-        match max_abs_diff(g, w) {
-            Ok((diff, scale)) => {
-                let bound = REL_TOL * scale.max(1.0);
-                println!("{model_id}: output '{name}': max |wgpu - reference| = {diff:.3e} (bound {bound:.3e}, rel {:.3e})", diff / scale.max(1.0));
-                if diff > bound {
-                    failures.push(format!("output '{name}': {diff:.3e} exceeds {bound:.3e}"));
-                }
-            }
-            Err(e) => failures.push(format!("output '{name}': {e}")),
-        }
-    }
+    let failures = compare_to_reference(model_id, "wgpu", &got, &want, REL_TOL);
     assert!(failures.is_empty(), "{model_id}: the wgpu plan differs from the reference executor:\n  {}", failures.join("\n  "));
 }
 
