@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashSet};
 
 pub struct FuseElementwise;
 
-const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div", "Max", "Min"];
-const UNARY: &[&str] = &["Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Gelu", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal"];
+pub(crate) const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div", "Max", "Min"];
+pub(crate) const UNARY: &[&str] = &["Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Gelu", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal"];
 
 /// One op of a chain: (name in `ops`, operand value, swap, alpha, beta).
 type Link = (String, Option<ValueId>, bool, f32, f32);

@@ -22,10 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 
 pub struct ChooseConvLayout;
 
-const ELEMENTWISE: &[&str] = &[
-    "Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Gelu", "Neg",
-    "Abs", "Sqrt", "Exp", "Log", "Reciprocal",
-];
 const TO_NHWC: [i64; 4] = [0, 2, 3, 1];
 const TO_NCHW: [i64; 4] = [0, 3, 1, 2];
 
@@ -175,7 +171,8 @@ fn kind(view: &View, n: &Node) -> Option<Kind> {
         let ok = (axis == 1 || axis == -3) && n.inputs.iter().all(|i| i.is_some_and(|v| shape4(g, v).is_some() && view.constant(v).is_none()));
         return ok.then_some(Kind::Agnostic);
     }
-    if !ELEMENTWISE.iter().any(|op| is_op(n, op)) {
+    // The ops a chain can hold (crate::chain): elementwise, shape-preserving.
+    if !crate::chain::BINARY.iter().chain(crate::chain::UNARY).any(|op| is_op(n, op)) {
         return None;
     }
     let data_inputs = if is_op(n, "Clip") { 1 } else { n.inputs.len() };
