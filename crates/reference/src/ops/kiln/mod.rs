@@ -9,6 +9,7 @@ mod chain;
 mod common;
 mod fused_conv;
 mod fused_matmul;
+mod quantized;
 
 use crate::{Kernel, Registry};
 
@@ -17,6 +18,8 @@ pub fn register(r: &mut Registry) {
     r.insert("kiln", "FusedMatMul", 1..=1, Kernel::Tensor(fused_matmul::fused_matmul));
     r.insert("kiln", "Attention", 1..=1, Kernel::Tensor(attention::attention));
     r.insert("kiln", "Chain", 1..=1, Kernel::Tensor(chain::chain));
+    r.insert("kiln", "QMatMul", 1..=1, Kernel::Tensor(quantized::q_matmul));
+    r.insert("kiln", "QConv", 1..=1, Kernel::Tensor(quantized::q_conv));
 }
 
 #[cfg(test)]

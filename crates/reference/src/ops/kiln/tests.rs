@@ -106,3 +106,51 @@ fn attention_is_the_unfused_sequence() {
     let plain = onnx("MatMul", &[], &[&onnx("Softmax", &[("axis", Attr::Int(-1))], &[&scores]), &v]);
     assert_eq!(kiln("Attention", &[], &[Some(&q), Some(&k), Some(&v)]), plain);
 }
+
+#[test]
+fn q_matmul_is_dq_q_then_matmul_add_activation() {
+    let (a, bias) = (t(&[2, 3, 4], 13), t(&[5], 14));
+    let wq = Tensor::from_vec(vec![4, 5], (0..20).map(|i| (i * 13 % 255) as i8 - 100).collect::<Vec<i8>>()).unwrap();
+    let ws = Tensor::from_vec(vec![5], vec![0.01f32, 0.02, 0.005, 0.03, 0.015]).unwrap();
+    let wd = onnx("DequantizeLinear", &[("axis", Attr::Int(1))], &[&wq, &ws]);
+    // Static, asymmetric u8 activation.
+    let (xs, xz) = (Tensor::scalar(0.01f32), Tensor::scalar(128u8));
+    let xd = onnx("DequantizeLinear", &[], &[&onnx("QuantizeLinear", &[], &[&a, &xs, &xz]), &xs, &xz]);
+    let want = onnx("Relu", &[], &[&onnx("Add", &[], &[&onnx("MatMul", &[], &[&xd, &wd]), &bias])]);
+    let got = kiln("QMatMul", &[("activation", s("relu"))], &[Some(&a), Some(&xs), Some(&xz), Some(&wq), Some(&ws), None, Some(&bias)]);
+    assert_eq!(got, want);
+    // Dynamic: DynamicQuantizeLinear's parameters; no bias, no activation.
+    let dq = run_op_all("DynamicQuantizeLinear", &[&a]);
+    let xd = onnx("DequantizeLinear", &[], &[&dq[0], &dq[1], &dq[2]]);
+    let got = kiln("QMatMul", &[], &[Some(&a), None, None, Some(&wq), Some(&ws)]);
+    assert_eq!(got, onnx("MatMul", &[], &[&xd, &wd]));
+    // The static quantization actually rounds: the result is not the float product.
+    assert_ne!(kiln("QMatMul", &[], &[Some(&a), Some(&xs), Some(&xz), Some(&wq), Some(&ws)]), onnx("MatMul", &[], &[&a, &wd]));
+    assert!(run_op("kiln", "QMatMul", 1, &[], &[Some(&a), None, Some(&xz), Some(&wq), Some(&ws)]).is_err());
+    let wf = t(&[4, 5], 15);
+    assert!(run_op("kiln", "QMatMul", 1, &[], &[Some(&a), None, None, Some(&wf), Some(&ws)]).is_err());
+}
+
+#[test]
+fn q_conv_is_dq_q_then_fused_conv() {
+    let (x, bias) = (t(&[1, 2, 5, 5], 16), t(&[3], 17));
+    let wq = Tensor::from_vec(vec![3, 2, 3, 3], (0..54).map(|i| (i * 29 % 255) as i8 - 120).collect::<Vec<i8>>()).unwrap();
+    let ws = Tensor::from_vec(vec![3], vec![0.01f32, 0.004, 0.02]).unwrap();
+    let wd = onnx("DequantizeLinear", &[("axis", Attr::Int(0))], &[&wq, &ws]);
+    let (xs, xz) = (Tensor::scalar(0.008f32), Tensor::scalar(0i8));
+    let xd = onnx("DequantizeLinear", &[], &[&onnx("QuantizeLinear", &[], &[&x, &xs, &xz]), &xs, &xz]);
+    let attrs = [("pads", Attr::Ints(vec![1, 1, 1, 1])), ("activation", s("hard_swish"))];
+    let want = kiln("FusedConv", &attrs, &[Some(&xd), Some(&wd), Some(&bias)]);
+    assert_eq!(kiln("QConv", &attrs, &[Some(&x), Some(&xs), Some(&xz), Some(&wq), Some(&ws), None, Some(&bias)]), want);
+}
+
+fn run_op_all(op: &str, inputs: &[&Tensor]) -> Vec<Tensor> {
+    let node = Node { op_type: op.into(), opset: 21, outputs: vec![None, None, None], ..Node::default() };
+    let sub = |_: &Graph, _: Vec<Value>| -> Result<Vec<Value>, crate::ExecError> { Ok(vec![]) };
+    let ctx = OpCtx { node: &node, subgraph: &sub };
+    let ins: Vec<Option<&Tensor>> = inputs.iter().map(|t| Some(*t)).collect();
+    match registry().lookup("", op, 21) {
+        Some(Kernel::Tensor(f)) => f(&ctx, &ins).unwrap_or_else(|e| panic!("{op}: {e}")),
+        _ => panic!("no {op}"),
+    }
+}
