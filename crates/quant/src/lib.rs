@@ -1,0 +1,96 @@
+//! Int8 quantization of a float graph into a standard ONNX QDQ graph.
+//!
+//! The flow, driven by the caller (the pipeline):
+//! 1. [`plan_observation`] lists the values to calibrate: the float activation inputs of the
+//!    MatMul / Gemm / Conv nodes that will be quantized ([`select`](crate::select) rules);
+//! 2. [`with_observed_outputs`] gives a model that also outputs them; the caller runs it on
+//!    any executor, one [`data::CalibrationSet`] sample at a time, and feeds each observed
+//!    tensor to a [`Calibrator`] (MinMax, Percentile or Entropy; memory independent of the
+//!    number of samples);
+//! 3. [`quantize`] rewrites the model with the [`Ranges`] (static: QuantizeLinear /
+//!    DequantizeLinear with calibrated constants) or without (dynamic: DynamicQuantizeLinear
+//!    at run time, the data-free fallback, flagged in the [`QuantSummary`]).
+//!
+//! Weights are int8, symmetric, one scale per output channel; biases stay float. The crate
+//! never runs a model itself.
+//!
+//! Architecture invariant: knows the IR and tensors; nothing of ONNX protobuf, executors,
+//! targets or the CLI. The output is plain ai.onnx that onnxruntime runs.
+
+pub mod calib;
+pub mod data;
+mod error;
+mod params;
+mod qdq;
+mod select;
+mod summary;
+mod weights;
+
+pub use calib::{CalibMethod, Calibrator, Observer, Range, Ranges};
+pub use data::{CalibrationSet, Sample};
+pub use error::{DataError, QuantError};
+pub use params::{QDType, QParams};
+pub use qdq::MIN_OPSET;
+pub use summary::{ActivationScheme, Excluded, QuantSummary, QuantizedNode, WeightScheme};
+
+use kiln_ir::Model;
+use kiln_tensor::DType;
+use serde::{Deserialize, Serialize};
+
+/// What to quantize and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantOptions {
+    /// Static activations: `U8` asymmetric (the default, as onnxruntime) or `I8` symmetric.
+    pub activation: QDType,
+    /// Node names kept in float.
+    #[serde(default)]
+    pub exclude_nodes: Vec<String>,
+    /// Op types kept in float (`"Conv"`, `"Gemm"`, `"MatMul"`).
+    #[serde(default)]
+    pub exclude_ops: Vec<String>,
+}
+
+impl Default for QuantOptions {
+    fn default() -> Self {
+        QuantOptions { activation: QDType::U8, exclude_nodes: Vec::new(), exclude_ops: Vec::new() }
+    }
+}
+
+/// The values to calibrate, and the nodes that will be left in float.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Observed value names, in first-use order.
+    pub values: Vec<String>,
+    pub excluded: Vec<Excluded>,
+}
+
+/// The values [`quantize`] will need ranges for, under these options.
+pub fn plan_observation(model: &Model, opts: &QuantOptions) -> Observation {
+    let sel = select::select(model, opts);
+    Observation { values: sel.observed(&model.graph), excluded: sel.excluded }
+}
+
+/// A copy of `model` that also outputs every observed value (typed f32 where untyped), so a
+/// run of it yields the tensors a [`Calibrator`] wants. Values already outputs stay once.
+pub fn with_observed_outputs(model: &Model, observation: &Observation) -> Model {
+    let mut out = model.clone();
+    let g = &mut out.graph;
+    for name in &observation.values {
+        let Some(v) = g.value_by_name(name) else {
+            continue;
+        };
+        let info = g.value_mut(v);
+        info.dtype.get_or_insert(DType::F32);
+        if !g.outputs.contains(&v) {
+            g.outputs.push(v);
+        }
+    }
+    out
+}
+
+/// Rewrites `model` into a QDQ graph: static with `ranges` (from a [`Calibrator`] over
+/// [`plan_observation`]'s values), dynamic without (the data-free fallback).
+pub fn quantize(model: &Model, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<(Model, QuantSummary), QuantError> {
+    let sel = select::select(model, opts);
+    qdq::rewrite(model, opts, &sel, ranges)
+}
