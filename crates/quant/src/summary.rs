@@ -105,8 +105,13 @@ impl fmt::Display for QuantSummary {
             };
             writeln!(
                 f,
-                "  {:<8} {:<24} weights {} per-channel axis {} ({} ch)  activation {act}",
-                n.op, n.node, w.dtype, w.axis, w.channels
+                "  {:<8} {:<24} weights {} per-channel axis {} ({} ch){}  activation {act}",
+                n.op,
+                n.node,
+                w.dtype,
+                w.axis,
+                w.channels,
+                w.folded_alpha.map_or(String::new(), |a| format!(", alpha {a} folded"))
             )?;
         }
         for e in &self.excluded {
