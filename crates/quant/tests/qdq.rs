@@ -151,7 +151,7 @@ fn old_opsets_are_raised_or_refused() {
 fn quantized_models_track_the_float_ones() {
     let mut rng = Rng::new(5);
     for (model, input, shape) in [(mlp(), "x", vec![16, 8]), (convnet(), "x", vec![1, 2, 6, 6])] {
-        let mut feeds = |rng: &mut Rng| {
+        let feeds = |rng: &mut Rng| {
             let n = shape.iter().product();
             let mut v = vec![(input, Tensor::from_vec(shape.clone(), rng.vec(n, 1.0)).unwrap())];
             if model.graph.inputs.len() > 1 {
