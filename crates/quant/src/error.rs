@@ -20,6 +20,8 @@ pub enum QuantError {
         "per-channel DequantizeLinear needs ai.onnx opset 13, and node '{node}' ({op}) changes meaning between opset {opset} and 13: convert the model to opset 13 first"
     )]
     OpsetUpgrade { node: String, op: String, opset: i64 },
+    #[error("running the model on calibration sample '{sample}' failed: {source}")]
+    Run { sample: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("cannot quantize weight '{name}': {message}")]
     Weight { name: String, message: String },
     #[error("the quantized graph does not verify: {0}")]

@@ -255,6 +255,7 @@ pub(crate) fn rewrite(
         weight_bytes_before: model.graph.parameter_bytes(),
         weight_bytes_after: out.graph.parameter_bytes(),
     };
+    out.metadata.insert(crate::summary::METADATA_KEY.into(), summary.headline());
     Ok((out, summary))
 }
 

@@ -7,7 +7,8 @@ mod common;
 
 use common::run;
 use kiln_ir::Model;
-use kiln_quant::{CalibMethod, CalibrationSet, Calibrator, QDType, QuantOptions, plan_observation, quantize, with_observed_outputs};
+use kiln_quant::{CalibMethod, CalibrationSet, QDType, QuantOptions, quantize};
+use kiln_reference::Value;
 use kiln_tensor::{DType, Tensor, npy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,18 +35,15 @@ fn rows(x: &Tensor) -> Vec<Tensor> {
     (0..*n).map(|i| Tensor::from_vec(vec![1, *k], v[i * k..(i + 1) * k].to_vec()).unwrap()).collect()
 }
 
-/// Calibrates over one .npy file per row, streamed through a CalibrationSet.
+/// Calibrates over one .npy file per row, streamed through a CalibrationSet, on the reference.
 fn calibrate(model: &Model, opts: &QuantOptions, method: CalibMethod, dir: &Path) -> kiln_quant::Ranges {
-    let obs = plan_observation(model, opts);
-    let observed = with_observed_outputs(model, &obs);
-    let mut cal = Calibrator::new(method, &obs);
-    for sample in CalibrationSet::from_dir(dir, model).unwrap().iter() {
-        let inputs = sample.unwrap().inputs;
-        let feeds: Vec<(&str, Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let outs = run(&observed, &feeds);
-        cal.observe_outputs(outs.iter().map(|(n, t)| (n.as_str(), t))).unwrap();
-    }
-    cal.finish().unwrap()
+    let set = CalibrationSet::from_dir(dir, model).unwrap();
+    kiln_quant::calibrate(model, opts, method, &set, |m, inputs| {
+        let feeds = inputs.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect();
+        let outs = kiln_reference::run(m, feeds)?;
+        Ok(outs.into_iter().filter_map(|(n, v)| v.into_tensor().map(|t| (n, t))).collect())
+    })
+    .unwrap()
 }
 
 fn argmax_rows(p: &Tensor) -> Vec<usize> {
