@@ -18,7 +18,7 @@ fn model() -> Model {
     let a = b.input("a", &["N", "4"]);
     let bb = b.input("b", &["3"]);
     let y = b.op("y", "Add", &[a, bb], vec![]);
-    b.output(y);
+    b.output(y, &["N", "4"]);
     b.model()
 }
 
@@ -194,7 +194,7 @@ fn a_name_fitting_two_inputs_is_refused() {
     let x = b.input("x", &["2"]);
     let x1 = b.input("x_1", &["2"]);
     let y = b.op("y", "Add", &[x, x1], vec![]);
-    b.output(y);
+    b.output(y, &["2"]);
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x_1.npy");
     write_npy(&f, &b3(0.0));

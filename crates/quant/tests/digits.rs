@@ -13,13 +13,9 @@ use kiln_tensor::{DType, Tensor, npy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-fn cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache")
-}
-
 /// The model and its 20 input rows, or None (with a note) when the test data is not fetched.
 fn digits() -> Option<(Model, Tensor)> {
-    let dir = cache().join("sklearn");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache/sklearn");
     let (model, x) = (dir.join("digits-mlp.onnx"), dir.join("digits-mlp.X.npy"));
     if !model.is_file() || !x.is_file() {
         eprintln!("skipped: {} missing (testdata/sklearn_models.py writes it)", model.display());
@@ -114,38 +110,18 @@ fn int8_weights_are_stored() {
 #[test]
 fn exported_qdq_runs_in_onnxruntime() {
     let Some((model, x)) = digits() else { return };
-    let python = cache().join("venv/bin/python");
-    if !python.is_file() {
-        eprintln!("skipped: {} missing", python.display());
-        return;
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/onnx_check.py");
-    let dir = tempfile::tempdir().unwrap();
-    let calib = dir.path().join("calib");
-    std::fs::create_dir(&calib).unwrap();
-    std::fs::write(calib.join("X.npy"), npy::write(&x).unwrap()).unwrap();
-    let feeds = dir.path().join("feeds");
-    std::fs::create_dir(&feeds).unwrap();
-    std::fs::write(feeds.join("input_X.npy"), npy::write(&x).unwrap()).unwrap();
+    let calib = tempfile::tempdir().unwrap();
+    std::fs::write(calib.path().join("X.npy"), npy::write(&x).unwrap()).unwrap();
     let want = run(&model, &[("X", x.clone())]);
     for activation in [Some(QDType::U8), Some(QDType::I8), None] {
         let opts = QuantOptions { activation: activation.unwrap_or(QDType::U8), ..QuantOptions::default() };
-        let ranges = activation.map(|_| calibrate(&model, &opts, CalibMethod::MinMax, &calib));
+        let ranges = activation.map(|_| calibrate(&model, &opts, CalibMethod::MinMax, calib.path()));
         let (q, _) = quantize(&model, &opts, ranges.as_ref()).unwrap();
-        let path = dir.path().join("q.onnx");
-        kiln_onnx::export(&q, &path, &kiln_onnx::ExportOptions::default()).unwrap();
-        let out = dir.path().join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::create_dir(&out).unwrap();
-        let o =
-            std::process::Command::new(&python).arg(&script).arg(&path).arg("--feeds").arg(&feeds).arg("--out").arg(&out).output().unwrap();
-        assert!(o.status.success(), "{activation:?}: {}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
-        let read = |name: &str| npy::read(&std::fs::read(out.join(format!("output_{name}.npy"))).unwrap()).unwrap();
+        let Some(ort) = common::ort_run(&q, &[("X", x.clone())]) else { return };
         let ours = run(&q, &[("X", x.clone())]);
-        let (p_ort, label_ort) = (read("probabilities"), read("label"));
-        let d = common::max_diff(&p_ort, &ours["probabilities"]).0;
+        let d = common::max_diff(&ort["probabilities"], &ours["probabilities"]).0;
         eprintln!("{activation:?}: onnxruntime vs reference on the QDQ graph: max |diff| {d:.2e}");
         assert!(d < 1e-4, "{activation:?}: onnxruntime and the reference differ by {d}");
-        assert_eq!(label_ort, want["label"], "{activation:?}: onnxruntime's labels differ from f32's");
+        assert_eq!(ort["label"], want["label"], "{activation:?}: onnxruntime's labels differ from f32's");
     }
 }

@@ -25,7 +25,7 @@ fn mlp() -> Model {
     let y = b.op("y", "Gemm", &[r, w2, b2], vec![("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5))]);
     let skip = b.op("skip", "MatMul", &[x, w3], vec![]);
     let out = b.op("out", "Add", &[y, skip], vec![]);
-    b.output(out);
+    b.output(out, &["N", "3"]);
     b.model()
 }
 
@@ -46,7 +46,7 @@ fn convnet() -> Model {
     let p = b.op("pool", "GlobalAveragePool", &[k], vec![]);
     let f = b.op("flat", "Flatten", &[p], vec![]);
     let y = b.op("fc", "Gemm", &[f, w3], vec![]);
-    b.output(y);
+    b.output(y, &["1", "3"]);
     b.model()
 }
 
@@ -138,7 +138,7 @@ fn old_opsets_are_raised_or_refused() {
     let w = b.weight("w", &[4, 4], 1.0);
     let h = b.op("h", "MatMul", &[x, w], vec![]);
     let s = b.op("s", "Softmax", &[h], vec![]);
-    b.output(s);
+    b.output(s, &["2", "4"]);
     let mut model = b.model();
     model.opsets.insert(String::new(), 11);
     model.graph.nodes.iter_mut().for_each(|n| n.opset = 11);
@@ -178,5 +178,24 @@ fn quantized_models_track_the_float_ones() {
                 assert!(d <= 0.03 * scale, "{label} '{name}': max |diff| {d} vs max |y| {scale}");
             }
         }
+    }
+}
+
+/// The conv net's QDQ graphs (i8 per-channel 4-D weights, grouped Conv, Gemm) in onnxruntime.
+#[test]
+fn convnet_qdq_runs_in_onnxruntime() {
+    let model = convnet();
+    let mut rng = Rng::new(9);
+    let feeds = vec![
+        ("x", Tensor::from_vec(vec![1, 2, 6, 6], rng.vec(72, 1.0)).unwrap()),
+        ("wk", Tensor::from_vec(vec![4, 4, 1, 1], rng.vec(16, 0.5)).unwrap()),
+    ];
+    for activation in [Some(QDType::I8), Some(QDType::U8), None] {
+        let opts = QuantOptions { activation: activation.unwrap_or(QDType::U8), ..QuantOptions::default() };
+        let r = activation.map(|_| calibrate(&model, &opts, std::slice::from_ref(&feeds)));
+        let (q, _) = quantize(&model, &opts, r.as_ref()).unwrap();
+        let Some(ort) = common::ort_run(&q, &feeds) else { return };
+        let (d, scale) = max_diff(&ort["fc"], &run(&q, &feeds)["fc"]);
+        assert!(d <= 1e-5 * scale.max(1.0), "{activation:?}: onnxruntime and the reference differ by {d}");
     }
 }
