@@ -115,10 +115,11 @@ impl Rewriter<'_> {
             return Ok(done.clone());
         }
         let info = self.g.value(c.weight).clone();
-        let w = self.g.initializers[&c.weight].clone();
-        let qw = quantize_per_channel(&w, c.axis, c.alpha)
-            .map_err(|e| QuantError::Weight { name: info.name.clone(), message: e.to_string() })?;
-        let scales = qw.scale.as_slice::<f32>().map_err(|e| QuantError::Weight { name: info.name.clone(), message: e.to_string() })?;
+        let fail = |e: kiln_tensor::TensorError| QuantError::Weight { name: info.name.clone(), message: e.to_string() };
+        let w = &self.g.initializers[&c.weight];
+        let shape = w.shape().to_vec();
+        let qw = quantize_per_channel(w, c.axis, c.alpha).map_err(fail)?;
+        let scales = qw.scale.as_slice::<f32>().map_err(fail)?;
         let scheme = WeightScheme {
             name: info.name.clone(),
             dtype: QDType::I8,
@@ -132,7 +133,7 @@ impl Rewriter<'_> {
         let q = self.constant(format!("{base}_quantized"), qw.q);
         let s = self.constant(format!("{base}_scale"), qw.scale);
         let zp = self.constant(format!("{base}_zero_point"), qw.zero_point);
-        let out = self.value(format!("{base}_dequantized"), DType::F32, Some(Shape::known(w.shape())));
+        let out = self.value(format!("{base}_dequantized"), DType::F32, Some(Shape::known(&shape)));
         let dq = self.node(
             format!("{base}_DequantizeLinear"),
             "DequantizeLinear",

@@ -199,3 +199,14 @@ fn convnet_qdq_runs_in_onnxruntime() {
         assert!(d <= 1e-5 * scale.max(1.0), "{activation:?}: onnxruntime and the reference differ by {d}");
     }
 }
+
+/// Options read from kiln.toml / JSON take the defaults for what they leave out.
+#[test]
+fn options_deserialise_with_defaults() {
+    let o: QuantOptions = serde_json::from_str(r#"{"exclude_ops": ["Conv"]}"#).unwrap();
+    assert_eq!(o, QuantOptions { exclude_ops: vec!["Conv".into()], ..QuantOptions::default() });
+    let o: QuantOptions = serde_json::from_str(r#"{"activation": "i8"}"#).unwrap();
+    assert_eq!(o.activation, QDType::I8);
+    let m: CalibMethod = serde_json::from_str(r#"{"method": "percentile", "percentile": 99.9, "symmetric": true}"#).unwrap();
+    assert_eq!(m, CalibMethod::Percentile { percentile: 99.9, symmetric: true });
+}
