@@ -36,9 +36,9 @@ pub enum DataError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
-        "{dir} holds no calibration samples: put one .npz per sample there (arrays named by graph input: {inputs}), or .npy files named <input>.npy / <input>_<n>.npy"
+        "{place} holds no calibration samples: put one .npz per sample there (arrays named by graph input: {inputs}), or .npy files named <input>.npy / <input>_<n>.npy"
     )]
-    Empty { dir: PathBuf, inputs: String },
+    Empty { place: String, inputs: String },
     #[error("{path}: {reason}")]
     Ambiguous { path: PathBuf, reason: String },
     #[error("{path}: '{name}' is not an input of the model (inputs: {inputs}); rename it to an input's name")]

@@ -127,6 +127,8 @@ fn errors_name_the_file_and_the_way_out() {
     let p = dir.path();
     let e = err(CalibrationSet::from_dir(p, &m));
     assert!(e.contains("no calibration samples") && e.contains("a, b") && e.contains("<input>_<n>.npy"), "{e}");
+    let e = err(CalibrationSet::from_files(&[], &m));
+    assert!(e.contains("the list of calibration files holds no calibration samples"), "{e}");
 
     write_npy(&p.join("a_2.npy"), &a(1, 0.0));
     let set = CalibrationSet::from_dir(p, &m).unwrap();

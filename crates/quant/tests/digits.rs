@@ -7,8 +7,7 @@ mod common;
 
 use common::run;
 use kiln_ir::Model;
-use kiln_quant::{CalibMethod, CalibrationSet, QDType, QuantOptions, quantize};
-use kiln_reference::Value;
+use kiln_quant::{CalibMethod, QDType, QuantOptions, quantize};
 use kiln_tensor::{DType, Tensor, npy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,17 +28,6 @@ fn rows(x: &Tensor) -> Vec<Tensor> {
     let [n, k] = x.shape() else { panic!("X is {:?}", x.shape()) };
     let v = x.as_slice::<f32>().unwrap();
     (0..*n).map(|i| Tensor::from_vec(vec![1, *k], v[i * k..(i + 1) * k].to_vec()).unwrap()).collect()
-}
-
-/// Calibrates over one .npy file per row, streamed through a CalibrationSet, on the reference.
-fn calibrate(model: &Model, opts: &QuantOptions, method: CalibMethod, dir: &Path) -> kiln_quant::Ranges {
-    let set = CalibrationSet::from_dir(dir, model).unwrap();
-    kiln_quant::calibrate(model, opts, method, &set, |m, inputs| {
-        let feeds = inputs.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect();
-        let outs = kiln_reference::run(m, feeds)?;
-        Ok(outs.into_iter().filter_map(|(n, v)| v.into_tensor().map(|t| (n, t))).collect())
-    })
-    .unwrap()
 }
 
 fn argmax_rows(p: &Tensor) -> Vec<usize> {
@@ -69,7 +57,7 @@ fn int8_digits_mlp_agrees_with_f32() {
     let methods =
         [CalibMethod::MinMax, CalibMethod::Percentile { percentile: 99.99, symmetric: false }, CalibMethod::Entropy { symmetric: false }];
     for method in methods {
-        let ranges = calibrate(&model, &opts, method, calib.path());
+        let ranges = common::reference_calibrate(&model, &opts, method, calib.path());
         assert_eq!(ranges.samples, n as u64);
         let (q, summary) = quantize(&model, &opts, Some(&ranges)).unwrap();
         assert_eq!(summary.nodes.len(), 2, "{summary}");
@@ -115,7 +103,7 @@ fn exported_qdq_runs_in_onnxruntime() {
     let want = run(&model, &[("X", x.clone())]);
     for activation in [Some(QDType::U8), Some(QDType::I8), None] {
         let opts = QuantOptions { activation: activation.unwrap_or(QDType::U8), ..QuantOptions::default() };
-        let ranges = activation.map(|_| calibrate(&model, &opts, CalibMethod::MinMax, calib.path()));
+        let ranges = activation.map(|_| common::reference_calibrate(&model, &opts, CalibMethod::MinMax, calib.path()));
         let (q, _) = quantize(&model, &opts, ranges.as_ref()).unwrap();
         let Some(ort) = common::ort_run(&q, &[("X", x.clone())]) else { return };
         let ours = run(&q, &[("X", x.clone())]);

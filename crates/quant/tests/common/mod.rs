@@ -137,3 +137,18 @@ pub fn ort_run(model: &Model, feeds: &[(&str, Tensor)]) -> Option<BTreeMap<Strin
     let read = |name: &str| kiln_tensor::npy::read(&std::fs::read(out.join(format!("output_{name}.npy"))).unwrap()).unwrap();
     Some(g.outputs.iter().map(|&v| (g.value(v).name.clone(), read(&g.value(v).name))).collect())
 }
+
+/// Calibration over the samples of `dir`, run on the reference executor.
+pub fn reference_calibrate(
+    model: &Model,
+    opts: &kiln_quant::QuantOptions,
+    method: kiln_quant::CalibMethod,
+    dir: &std::path::Path,
+) -> kiln_quant::Ranges {
+    let set = kiln_quant::CalibrationSet::from_dir(dir, model).unwrap();
+    kiln_quant::calibrate(model, opts, method, &set, |m, inputs| {
+        let feeds = inputs.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect();
+        Ok(kiln_reference::run(m, feeds)?.into_iter().filter_map(|(n, v)| v.into_tensor().map(|t| (n, t))).collect())
+    })
+    .unwrap()
+}
