@@ -10,7 +10,7 @@ use kiln_ir::Model;
 use kiln_quant::{CalibMethod, QDType, QuantOptions, quantize};
 use kiln_tensor::{DType, Tensor, npy};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The model and its 20 input rows, or None (with a note) when the test data is not fetched.
 fn digits() -> Option<(Model, Tensor)> {
