@@ -157,6 +157,8 @@ impl Rewriter<'_> {
         if let Some(done) = self.activations.get(&c.activation) {
             return Ok(done.clone());
         }
+        // Selection only takes f32 or untyped activations: record the type (fuse-qdq reads it).
+        self.g.value_mut(c.activation).dtype = Some(DType::F32);
         let info = self.g.value(c.activation).clone();
         let (base, shape) = (&info.name, info.shape);
         let (q, s, zp, qn, scheme) = match ranges {
