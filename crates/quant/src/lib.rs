@@ -114,6 +114,11 @@ pub fn calibrate(
 /// Rewrites `model` into a QDQ graph: static with `ranges` (from a [`Calibrator`] over
 /// [`plan_observation`]'s values), dynamic without (the data-free fallback).
 pub fn quantize(model: &Model, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<(Model, QuantSummary), QuantError> {
-    let sel = select::select(model, opts);
+    quantize_owned(model.clone(), opts, ranges)
+}
+
+/// [`quantize`] consuming the model, so its float weights are not held twice (large models).
+pub fn quantize_owned(model: Model, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<(Model, QuantSummary), QuantError> {
+    let sel = select::select(&model, opts);
     qdq::rewrite(model, opts, &sel, ranges)
 }

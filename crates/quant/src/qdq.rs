@@ -199,14 +199,14 @@ impl Rewriter<'_> {
     }
 }
 
-/// Applies the selection to a copy of `model`; `ranges` None quantizes activations dynamically.
+/// Applies the selection (made on this model) to it; `ranges` None quantizes activations dynamically.
 pub(crate) fn rewrite(
-    model: &Model,
+    mut out: Model,
     opts: &QuantOptions,
     sel: &Selection,
     ranges: Option<&Ranges>,
 ) -> Result<(Model, QuantSummary), QuantError> {
-    let mut out = model.clone();
+    let weight_bytes_before = out.graph.parameter_bytes();
     let (opset_from, opset_to) = raise_opset(&mut out)?;
     let producers = out.graph.producers();
     let names = out.graph.values.iter().map(|v| v.name.clone()).collect();
@@ -255,7 +255,7 @@ pub(crate) fn rewrite(
         opset_to,
         nodes,
         excluded: sel.excluded.clone(),
-        weight_bytes_before: model.graph.parameter_bytes(),
+        weight_bytes_before,
         weight_bytes_after: out.graph.parameter_bytes(),
     };
     out.metadata.insert(crate::summary::METADATA_KEY.into(), summary.headline());
