@@ -2,11 +2,12 @@
 //!
 //! The flow, driven by the caller (the pipeline):
 //! 1. [`plan_observation`] lists the values to calibrate: the float activation inputs of the
-//!    MatMul / Gemm / Conv nodes that will be quantized ([`select`](crate::select) rules);
+//!    nodes that will be quantized (ai.onnx MatMul with a constant 2-D B, Gemm with a constant
+//!    B, Conv with a constant W; [`QuantOptions`] excludes nodes by name or op);
 //! 2. [`with_observed_outputs`] gives a model that also outputs them; the caller runs it on
 //!    any executor, one [`data::CalibrationSet`] sample at a time, and feeds each observed
 //!    tensor to a [`Calibrator`] (MinMax, Percentile or Entropy; memory independent of the
-//!    number of samples);
+//!    number of samples). [`calibrate`] is that loop, with the executor as a closure;
 //! 3. [`quantize`] rewrites the model with the [`Ranges`] (static: QuantizeLinear /
 //!    DequantizeLinear with calibrated constants) or without (dynamic: DynamicQuantizeLinear
 //!    at run time, the data-free fallback, flagged in the [`QuantSummary`]).
