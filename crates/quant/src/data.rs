@@ -71,15 +71,19 @@ impl CalibrationSet {
             files.push(path);
         }
         files.sort();
-        let set = Self::from_files(&files, model)?;
-        if set.sources.is_empty() {
-            return Err(DataError::Empty { dir: dir.to_path_buf(), inputs: set.input_names() });
-        }
-        Ok(set)
+        Self::index(&files, model)?.non_empty(dir.display().to_string())
     }
 
     /// Files as kiln.toml lists them, grouped by the same convention as a folder.
     pub fn from_files(files: &[PathBuf], model: &Model) -> Result<CalibrationSet, DataError> {
+        Self::index(files, model)?.non_empty("the list of calibration files".into())
+    }
+
+    fn non_empty(self, place: String) -> Result<CalibrationSet, DataError> {
+        if self.sources.is_empty() { Err(DataError::Empty { place, inputs: self.input_names() }) } else { Ok(self) }
+    }
+
+    fn index(files: &[PathBuf], model: &Model) -> Result<CalibrationSet, DataError> {
         let g = &model.graph;
         let inputs: Vec<InputSpec> = g
             .runtime_inputs()

@@ -20,6 +20,8 @@ pub enum QuantError {
         "per-channel DequantizeLinear needs ai.onnx opset 13, and node '{node}' ({op}) changes meaning between opset {opset} and 13: convert the model to opset 13 first"
     )]
     OpsetUpgrade { node: String, op: String, opset: i64 },
+    #[error("running the model on calibration sample '{sample}' failed: {source}")]
+    Run { sample: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("cannot quantize weight '{name}': {message}")]
     Weight { name: String, message: String },
     #[error("the quantized graph does not verify: {0}")]
@@ -34,9 +36,9 @@ pub enum DataError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
-        "{dir} holds no calibration samples: put one .npz per sample there (arrays named by graph input: {inputs}), or .npy files named <input>.npy / <input>_<n>.npy"
+        "{place} holds no calibration samples: put one .npz per sample there (arrays named by graph input: {inputs}), or .npy files named <input>.npy / <input>_<n>.npy"
     )]
-    Empty { dir: PathBuf, inputs: String },
+    Empty { place: String, inputs: String },
     #[error("{path}: {reason}")]
     Ambiguous { path: PathBuf, reason: String },
     #[error("{path}: '{name}' is not an input of the model (inputs: {inputs}); rename it to an input's name")]

@@ -115,10 +115,11 @@ impl Rewriter<'_> {
             return Ok(done.clone());
         }
         let info = self.g.value(c.weight).clone();
-        let w = self.g.initializers[&c.weight].clone();
-        let qw = quantize_per_channel(&w, c.axis, c.alpha)
-            .map_err(|e| QuantError::Weight { name: info.name.clone(), message: e.to_string() })?;
-        let scales = qw.scale.as_slice::<f32>().map_err(|e| QuantError::Weight { name: info.name.clone(), message: e.to_string() })?;
+        let fail = |e: kiln_tensor::TensorError| QuantError::Weight { name: info.name.clone(), message: e.to_string() };
+        let w = &self.g.initializers[&c.weight];
+        let shape = w.shape().to_vec();
+        let qw = quantize_per_channel(w, c.axis, c.alpha).map_err(fail)?;
+        let scales = qw.scale.as_slice::<f32>().map_err(fail)?;
         let scheme = WeightScheme {
             name: info.name.clone(),
             dtype: QDType::I8,
@@ -132,7 +133,7 @@ impl Rewriter<'_> {
         let q = self.constant(format!("{base}_quantized"), qw.q);
         let s = self.constant(format!("{base}_scale"), qw.scale);
         let zp = self.constant(format!("{base}_zero_point"), qw.zero_point);
-        let out = self.value(format!("{base}_dequantized"), DType::F32, Some(Shape::known(w.shape())));
+        let out = self.value(format!("{base}_dequantized"), DType::F32, Some(Shape::known(&shape)));
         let dq = self.node(
             format!("{base}_DequantizeLinear"),
             "DequantizeLinear",
@@ -156,6 +157,8 @@ impl Rewriter<'_> {
         if let Some(done) = self.activations.get(&c.activation) {
             return Ok(done.clone());
         }
+        // Selection only takes f32 or untyped activations: record the type (fuse-qdq reads it).
+        self.g.value_mut(c.activation).dtype = Some(DType::F32);
         let info = self.g.value(c.activation).clone();
         let (base, shape) = (&info.name, info.shape);
         let (q, s, zp, qn, scheme) = match ranges {
@@ -196,14 +199,14 @@ impl Rewriter<'_> {
     }
 }
 
-/// Applies the selection to a copy of `model`; `ranges` None quantizes activations dynamically.
+/// Applies the selection (made on this model) to it; `ranges` None quantizes activations dynamically.
 pub(crate) fn rewrite(
-    model: &Model,
+    mut out: Model,
     opts: &QuantOptions,
     sel: &Selection,
     ranges: Option<&Ranges>,
 ) -> Result<(Model, QuantSummary), QuantError> {
-    let mut out = model.clone();
+    let weight_bytes_before = out.graph.parameter_bytes();
     let (opset_from, opset_to) = raise_opset(&mut out)?;
     let producers = out.graph.producers();
     let names = out.graph.values.iter().map(|v| v.name.clone()).collect();
@@ -252,9 +255,10 @@ pub(crate) fn rewrite(
         opset_to,
         nodes,
         excluded: sel.excluded.clone(),
-        weight_bytes_before: model.graph.parameter_bytes(),
+        weight_bytes_before,
         weight_bytes_after: out.graph.parameter_bytes(),
     };
+    out.metadata.insert(crate::summary::METADATA_KEY.into(), summary.headline());
     Ok((out, summary))
 }
 

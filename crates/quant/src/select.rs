@@ -76,7 +76,12 @@ fn candidate(g: &Graph, n: &Node, opts: &QuantOptions) -> Result<(ValueId, Value
     };
     let is_const = |v: ValueId| g.initializers.contains_key(&v) && !g.inputs.contains(&v);
     if is_const(x) {
-        return Err("the activation is a constant (fold constants first)".into());
+        let why = if is_const(w) {
+            "both inputs are constants (fold constants first)"
+        } else {
+            "input A is the constant; only a constant B is quantized"
+        };
+        return Err(why.into());
     }
     if let Some(d) = g.value(x).dtype
         && d != DType::F32

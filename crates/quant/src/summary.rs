@@ -71,19 +71,25 @@ fn kib(b: usize) -> String {
     format!("{:.1} KiB", b as f64 / 1024.0)
 }
 
+/// The model metadata key under which [`crate::quantize`] records [`QuantSummary::headline`].
+pub const METADATA_KEY: &str = "kiln.quantization";
+
+impl QuantSummary {
+    /// One line saying how activations were quantized; data-free says so in capitals.
+    pub fn headline(&self) -> String {
+        if self.data_free {
+            return "int8 DATA-FREE: no calibration data was given; activations are quantized dynamically at run time (DynamicQuantizeLinear, u8)".into();
+        }
+        let how = self.calibration.map_or("?".to_string(), |m| m.to_string());
+        let asym = if self.activation_dtype == QDType::U8 { "asymmetric" } else { "symmetric" };
+        let samples = self.samples.unwrap_or(0);
+        format!("int8 static: {} {asym} activations, calibrated by {how} over {samples} samples", self.activation_dtype)
+    }
+}
+
 impl fmt::Display for QuantSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.data_free {
-            writeln!(
-                f,
-                "int8 DATA-FREE: no calibration data was given; activations are quantized dynamically at run time (DynamicQuantizeLinear, u8)"
-            )?;
-        } else {
-            let how = self.calibration.map_or("?".to_string(), |m| m.to_string());
-            let asym = if self.activation_dtype == QDType::U8 { "asymmetric" } else { "symmetric" };
-            let samples = self.samples.unwrap_or(0);
-            writeln!(f, "int8 static: {} {asym} activations, calibrated by {how} over {samples} samples", self.activation_dtype)?;
-        }
+        writeln!(f, "{}", self.headline())?;
         writeln!(
             f,
             "quantized {} nodes, {} left in float; weights {} -> {}",
@@ -105,8 +111,13 @@ impl fmt::Display for QuantSummary {
             };
             writeln!(
                 f,
-                "  {:<8} {:<24} weights {} per-channel axis {} ({} ch)  activation {act}",
-                n.op, n.node, w.dtype, w.axis, w.channels
+                "  {:<8} {:<24} weights {} per-channel axis {} ({} ch){}  activation {act}",
+                n.op,
+                n.node,
+                w.dtype,
+                w.axis,
+                w.channels,
+                w.folded_alpha.map_or(String::new(), |a| format!(", alpha {a} folded"))
             )?;
         }
         for e in &self.excluded {

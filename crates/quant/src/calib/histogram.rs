@@ -132,22 +132,27 @@ impl Histogram {
         self.bins = merged;
     }
 
-    /// The smallest value `t` (a bin's upper edge) such that at least `fraction` of the counts
-    /// lie in bins below it, scanning from the bottom of the range.
-    pub fn quantile(&self, fraction: f64) -> f32 {
+    /// The first bin at which at least `fraction` of the counts lie in it or below it
+    /// (None while the range is empty).
+    pub fn quantile_bin(&self, fraction: f64) -> Option<usize> {
         if self.range == 0.0 {
-            return 0.0;
+            return None;
         }
         let total: u64 = self.bins.iter().sum();
-        let want = (fraction.clamp(0.0, 1.0) * total as f64).ceil() as u64;
+        let want = ((fraction.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
         for (i, c) in self.bins.iter().enumerate() {
             seen += c;
-            if seen >= want.max(1) {
-                return self.edge(i + 1);
+            if seen >= want {
+                return Some(i);
             }
         }
-        self.edge(self.bins.len())
+        Some(self.bins.len() - 1)
+    }
+
+    /// The upper edge of [`Histogram::quantile_bin`] (0 while the range is empty).
+    pub fn quantile(&self, fraction: f64) -> f32 {
+        self.quantile_bin(fraction).map_or(0.0, |i| self.edge(i + 1))
     }
 }
 

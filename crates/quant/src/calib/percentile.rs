@@ -17,7 +17,8 @@ pub fn percentile_range(hist: &Histogram, percentile: f64) -> Option<(f32, f32)>
     } else {
         let cut = (1.0 - p) / 2.0;
         // The lower bound is the lower edge of the bin where the cut-off fraction is reached.
-        (hist.quantile(cut) - hist.bin_width(), hist.quantile(1.0 - cut))
+        let lo = hist.quantile_bin(cut).map_or(0.0, |i| hist.edge(i));
+        (lo, hist.quantile(1.0 - cut))
     };
     Some((lo.max(min), hi.min(max)))
 }

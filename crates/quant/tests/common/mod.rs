@@ -1,7 +1,7 @@
 //! Shared test helpers: a deterministic random source, small graph building, reference runs.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use kiln_ir::{Attr, Graph, Model, Node, ValueId};
+use kiln_ir::{Attr, Graph, Model, Node, ValueId, ValueInfo};
 use kiln_reference::Value;
 use kiln_tensor::{DType, Dim, Shape, Tensor};
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ impl Rng {
     }
 }
 
+fn shape(dims: &[&str]) -> Shape {
+    Shape(dims.iter().map(|d| d.parse().map_or_else(|_| Dim::Sym(d.to_string()), Dim::Known)).collect())
+}
+
 /// A graph under construction, ai.onnx opset 17.
 pub struct B {
     pub g: Graph,
@@ -45,8 +49,7 @@ impl B {
         B { g: Graph::new("g"), rng: Rng::new(seed) }
     }
     pub fn input(&mut self, name: &str, dims: &[&str]) -> ValueId {
-        let shape = Shape(dims.iter().map(|d| d.parse().map_or_else(|_| Dim::Sym(d.to_string()), Dim::Known)).collect());
-        let v = self.g.add_value(name, Some(DType::F32), Some(shape));
+        let v = self.g.add_value(name, Some(DType::F32), Some(shape(dims)));
         self.g.inputs.push(v);
         v
     }
@@ -72,8 +75,9 @@ impl B {
         });
         out
     }
-    pub fn output(&mut self, v: ValueId) {
-        self.g.value_mut(v).dtype = Some(DType::F32);
+    /// A graph output, typed f32 of `dims` (`"N"` symbolic).
+    pub fn output(&mut self, v: ValueId, dims: &[&str]) {
+        *self.g.value_mut(v) = ValueInfo { name: self.g.value(v).name.clone(), dtype: Some(DType::F32), shape: Some(shape(dims)) };
         self.g.outputs.push(v);
     }
     pub fn model(&self) -> Model {
@@ -100,4 +104,51 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
     assert_eq!(a.len(), b.len());
     let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     (d, b.iter().map(|x| x.abs()).fold(0.0, f32::max))
+}
+
+/// Exports `model` and runs it in onnxruntime through testdata/onnx_check.py (onnx.checker's
+/// full check first). None, with a note, when the test venv is missing.
+pub fn ort_run(model: &Model, feeds: &[(&str, Tensor)]) -> Option<BTreeMap<String, Tensor>> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join("testdata/cache/venv/bin/python");
+    if !python.is_file() {
+        eprintln!("skipped: {} missing (ci/test.sh makes it)", python.display());
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, input, out) = (dir.path().join("model.onnx"), dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir(&input).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    for (name, t) in feeds {
+        std::fs::write(input.join(format!("input_{name}.npy")), kiln_tensor::npy::write(t).unwrap()).unwrap();
+    }
+    kiln_onnx::export(model, &path, &kiln_onnx::ExportOptions::default()).unwrap();
+    let o = std::process::Command::new(&python)
+        .arg(root.join("testdata/onnx_check.py"))
+        .arg(&path)
+        .arg("--feeds")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    let g = &model.graph;
+    let read = |name: &str| kiln_tensor::npy::read(&std::fs::read(out.join(format!("output_{name}.npy"))).unwrap()).unwrap();
+    Some(g.outputs.iter().map(|&v| (g.value(v).name.clone(), read(&g.value(v).name))).collect())
+}
+
+/// Calibration over the samples of `dir`, run on the reference executor.
+pub fn reference_calibrate(
+    model: &Model,
+    opts: &kiln_quant::QuantOptions,
+    method: kiln_quant::CalibMethod,
+    dir: &std::path::Path,
+) -> kiln_quant::Ranges {
+    let set = kiln_quant::CalibrationSet::from_dir(dir, model).unwrap();
+    kiln_quant::calibrate(model, opts, method, &set, |m, inputs| {
+        let feeds = inputs.into_iter().map(|(n, t)| (n, Value::Tensor(t))).collect();
+        Ok(kiln_reference::run(m, feeds)?.into_iter().filter_map(|(n, v)| v.into_tensor().map(|t| (n, t))).collect())
+    })
+    .unwrap()
 }
