@@ -1,0 +1,275 @@
+//! `unsafe` of the int8 GEMM: the VNNI / AVX2 register tiles (vector loads through raw
+//! pointers, `#[target_feature]` functions) and the `#[target_feature]` builds of the
+//! activation quantization loops. The driver, packing and epilogue are safe code in
+//! `qgemm.rs` / `qpack.rs`.
+//!
+//! Why `unsafe` is unavoidable here:
+//! - The tiles load 4 bytes of A per row (broadcast) and 64 bytes of packed B per panel and
+//!   k group with `_mm512_loadu_si512` and friends, which take raw pointers. [`tile`] checks
+//!   every length once before the loop (see [`TileIn::fits`]); the SAFETY comments say which
+//!   check covers which access.
+//! - `#[target_feature]` functions are called only after [`QIsa::effective`] detected the
+//!   features.
+#![allow(unsafe_code)]
+
+use super::qgemm::{PANEL, QIsa};
+use super::qpack::{minmax_body, quantize_body};
+
+/// One tile's operands: `MR` rows of A (u8, row stride `lda`, `kg` groups of 4 bytes from
+/// `a_off`) against `nv` panels of packed B (`kg * 64` bytes each, from `b_off`).
+pub(crate) struct TileIn<'a> {
+    pub a: &'a [u8],
+    pub a_off: usize,
+    pub lda: usize,
+    pub b: &'a [i8],
+    pub b_off: usize,
+    pub kg: usize,
+}
+
+impl TileIn<'_> {
+    /// Whether `mr` rows and `nv` panels lie inside A and B, and `out` holds `mr * nv * 16`.
+    fn fits(&self, mr: usize, nv: usize, out: &[i32]) -> bool {
+        let a_need = (mr - 1)
+            .checked_mul(self.lda)
+            .and_then(|x| x.checked_add(self.kg * 4))
+            .and_then(|x| x.checked_add(self.a_off));
+        let b_need = nv
+            .checked_mul(self.kg * PANEL * 4)
+            .and_then(|x| x.checked_add(self.b_off));
+        mr >= 1
+            && self.lda >= self.kg * 4
+            && a_need.is_some_and(|n| n <= self.a.len())
+            && b_need.is_some_and(|n| n <= self.b.len())
+            && out.len() >= mr * nv * PANEL
+    }
+}
+
+/// `out[r * nv * 16 + c] = sum_k A[r][k] B[k][c]` (u8 x i8 -> i32, no compensation) for an
+/// `mr x 16 nv` tile; false when `isa` has no tile of that shape or the operands do not fit
+/// (the caller then uses the portable tile).
+pub(crate) fn tile(isa: QIsa, mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> bool {
+    if !t.fits(mr, nv, out) {
+        return false;
+    }
+    match isa.effective() {
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Avx512Vnni => x86::dispatch_512(mr, nv, t, out),
+        #[cfg(target_arch = "x86_64")]
+        QIsa::AvxVnni => x86::dispatch_256(mr, nv, t, out, true),
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Avx2 => x86::dispatch_256(mr, nv, t, out, false),
+        _ => false,
+    }
+}
+
+/// The quantization loop (see `qpack::quantize_body`) compiled for the best vector level.
+pub(crate) fn quantize(isa: QIsa, x: &[f32], out: &mut [u8], p: [f32; 4]) -> i32 {
+    match isa.effective() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `effective` detected AVX-512 F/BW/VL/DQ.
+        QIsa::Avx512Vnni => unsafe { x86::quantize_512(x, out, p) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `effective` detected AVX2 (every level above it includes it).
+        QIsa::AvxVnni | QIsa::Avx2 => unsafe { x86::quantize_256(x, out, p) },
+        _ => quantize_body(x, out, p),
+    }
+}
+
+/// `(min(0, min x), max(0, max x))` compiled for the best vector level.
+pub(crate) fn minmax(isa: QIsa, x: &[f32]) -> (f32, f32) {
+    match isa.effective() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `quantize`.
+        QIsa::Avx512Vnni => unsafe { x86::minmax_512(x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `quantize`.
+        QIsa::AvxVnni | QIsa::Avx2 => unsafe { x86::minmax_256(x) },
+        _ => minmax_body(x),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{PANEL, TileIn, minmax_body, quantize_body};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) fn quantize_512(x: &[f32], out: &mut [u8], p: [f32; 4]) -> i32 {
+        quantize_body(x, out, p)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn quantize_256(x: &[f32], out: &mut [u8], p: [f32; 4]) -> i32 {
+        quantize_body(x, out, p)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) fn minmax_512(x: &[f32]) -> (f32, f32) {
+        minmax_body(x)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn minmax_256(x: &[f32]) -> (f32, f32) {
+        minmax_body(x)
+    }
+
+    /// The AVX-512 VNNI tiles: `MR x NV` zmm accumulators, one `vpdpbusd` per row and panel
+    /// and k group.
+    pub(super) fn dispatch_512(mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> bool {
+        if !is_x86_feature_detected!("avx512vnni") {
+            return false;
+        }
+        macro_rules! go {
+            ($mr:literal, $nv:literal) => {
+                // SAFETY: AVX-512 F/BW + VNNI detected (`QIsa::effective` and just above);
+                // `tile` checked `t.fits(mr, nv, out)`.
+                unsafe { tile_512::<$mr, $nv>(t, out) }
+            };
+        }
+        match (mr, nv) {
+            (8, 3) => go!(8, 3),
+            (8, 2) => go!(8, 2),
+            (8, 1) => go!(8, 1),
+            (6, 4) => go!(6, 4),
+            (6, 3) => go!(6, 3),
+            (6, 2) => go!(6, 2),
+            (6, 1) => go!(6, 1),
+            (12, 2) => go!(12, 2),
+            (12, 1) => go!(12, 1),
+            _ => return false,
+        }
+        true
+    }
+
+    /// # Safety
+    /// AVX-512 F/BW and VNNI are available and `t.fits(MR, NV, out)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
+    unsafe fn tile_512<const MR: usize, const NV: usize>(t: &TileIn<'_>, out: &mut [i32]) {
+        let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+        let pstride = t.kg * PANEL * 4;
+        let a = t.a.as_ptr().wrapping_add(t.a_off);
+        let b = t.b.as_ptr().wrapping_add(t.b_off);
+        for g in 0..t.kg {
+            let mut bv = [_mm512_setzero_si512(); NV];
+            for (v, bv) in bv.iter_mut().enumerate() {
+                // SAFETY: panel v < NV, group g < kg: byte v kg 64 + 64 g + 63 < NV kg 64,
+                // inside B by `fits`.
+                *bv = unsafe { _mm512_loadu_si512(b.add(v * pstride + g * 64).cast()) };
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < MR, bytes 4g..4g+4 < 4 kg <= lda: inside A by `fits`.
+                let ar = unsafe { a.add(r * t.lda + g * 4).cast::<i32>().read_unaligned() };
+                let av = _mm512_set1_epi32(ar);
+                for (acc, bv) in acc_r.iter_mut().zip(&bv) {
+                    *acc = _mm512_dpbusd_epi32(*acc, av, *bv);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (v, acc) in acc_r.iter().enumerate() {
+                // SAFETY: (r NV + v) 16 + 15 < MR NV 16 <= out.len() by `fits`.
+                unsafe {
+                    _mm512_storeu_si512(out.as_mut_ptr().add((r * NV + v) * PANEL).cast(), *acc)
+                };
+            }
+        }
+    }
+
+    /// The 256-bit tiles: AVX-VNNI `vpdpbusd ymm` (`vnni`), else AVX2 (u8 and i8 widened to
+    /// i16, `vpmaddwd`: exact, unlike `vpmaddubsw`, which saturates).
+    pub(super) fn dispatch_256(
+        mr: usize,
+        nv: usize,
+        t: &TileIn<'_>,
+        out: &mut [i32],
+        vnni: bool,
+    ) -> bool {
+        if vnni && !is_x86_feature_detected!("avxvnni") {
+            return false;
+        }
+        macro_rules! go {
+            ($f:ident, $mr:literal) => {
+                // SAFETY: the tile's features were detected (`QIsa::effective`, and AVX-VNNI
+                // just above); `tile` checked `t.fits(mr, 1, out)`.
+                unsafe { $f::<$mr>(t, out) }
+            };
+        }
+        match (vnni, mr, nv) {
+            (true, 6, 1) => go!(tile_avxvnni, 6),
+            (true, 4, 1) => go!(tile_avxvnni, 4),
+            (false, 2, 1) => go!(tile_avx2, 2),
+            (false, 1, 1) => go!(tile_avx2, 1),
+            _ => return false,
+        }
+        true
+    }
+
+    /// # Safety
+    /// AVX2 and AVX-VNNI are available and `t.fits(MR, 1, out)`.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    unsafe fn tile_avxvnni<const MR: usize>(t: &TileIn<'_>, out: &mut [i32]) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        let a = t.a.as_ptr().wrapping_add(t.a_off);
+        let b = t.b.as_ptr().wrapping_add(t.b_off);
+        for g in 0..t.kg {
+            // SAFETY: bytes 64 g .. 64 g + 64 of one panel: inside B by `fits`.
+            let bv = unsafe {
+                [
+                    _mm256_loadu_si256(b.add(g * 64).cast()),
+                    _mm256_loadu_si256(b.add(g * 64 + 32).cast()),
+                ]
+            };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < MR, bytes 4g..4g+4 < 4 kg <= lda: inside A by `fits`.
+                let av = _mm256_set1_epi32(unsafe {
+                    a.add(r * t.lda + g * 4).cast::<i32>().read_unaligned()
+                });
+                acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], av, bv[0]);
+                acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], av, bv[1]);
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (h, acc) in acc_r.iter().enumerate() {
+                // SAFETY: r 16 + 8 h + 7 < MR 16 <= out.len() by `fits`.
+                unsafe {
+                    _mm256_storeu_si256(out.as_mut_ptr().add(r * PANEL + h * 8).cast(), *acc)
+                };
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 is available and `t.fits(MR, 1, out)`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_avx2<const MR: usize>(t: &TileIn<'_>, out: &mut [i32]) {
+        // acc[r][q]: columns 4q..4q+4, two partial sums (k pairs) per column.
+        let mut acc = [[_mm256_setzero_si256(); 4]; MR];
+        let a = t.a.as_ptr().wrapping_add(t.a_off);
+        let b = t.b.as_ptr().wrapping_add(t.b_off);
+        for g in 0..t.kg {
+            let mut bv = [_mm256_setzero_si256(); 4];
+            for (q, bv) in bv.iter_mut().enumerate() {
+                // SAFETY: bytes 64 g + 16 q .. + 16 of one panel: inside B by `fits`.
+                *bv =
+                    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(b.add(g * 64 + q * 16).cast()) });
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < MR, bytes 4g..4g+4 < 4 kg <= lda: inside A by `fits`.
+                let ar = unsafe { a.add(r * t.lda + g * 4).cast::<i32>().read_unaligned() };
+                let av = _mm256_cvtepu8_epi16(_mm_set1_epi32(ar));
+                for (acc, bv) in acc_r.iter_mut().zip(&bv) {
+                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(av, *bv));
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for h in 0..2 {
+                // hadd pairs: lanes [c0 c1 c4 c5 | c2 c3 c6 c7] of this half, then in order.
+                let s = _mm256_hadd_epi32(acc_r[2 * h], acc_r[2 * h + 1]);
+                let s = _mm256_permute4x64_epi64::<0b11_01_10_00>(s);
+                // SAFETY: r 16 + 8 h + 7 < MR 16 <= out.len() by `fits`.
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(r * PANEL + h * 8).cast(), s) };
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The int8 GEMM's inner part: one thread's rows x column panels, tile by tile, with the
+//! zero-point compensation and the sink (float epilogue or raw i32) applied per tile row.
+
+use super::activation::Activation;
+use super::arch_q::{self, TileIn};
+use super::error::{KernelError, invalid};
+use super::qgemm::{PANEL, QGemmParams};
+use super::qpack::{QPackedB, QuantizedA};
+
+const KERNEL: &str = "qgemm";
+/// The tallest and widest tiles (for the accumulator buffer).
+pub(crate) const MAX_MR: usize = 12;
+pub(crate) const MAX_NV: usize = 4;
+
+/// Where a tile's compensated i32 sums go.
+pub(crate) trait Sink: Sync {
+    type T: Copy + Default + Send + Sync;
+    /// Writes columns `col0..col0 + vals.len()` of one row.
+    fn write(&self, col0: usize, vals: &[i32], dst: &mut [Self::T]);
+}
+
+pub(crate) struct I32Sink;
+
+impl Sink for I32Sink {
+    type T = i32;
+    fn write(&self, _: usize, vals: &[i32], dst: &mut [i32]) {
+        dst.copy_from_slice(vals);
+    }
+}
+
+pub(crate) struct F32Sink<'a> {
+    pub(crate) scale: &'a [f32],
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) act: Activation,
+}
+
+impl Sink for F32Sink<'_> {
+    type T = f32;
+    fn write(&self, col0: usize, vals: &[i32], dst: &mut [f32]) {
+        let scale = self.scale.get(col0..col0 + vals.len()).unwrap_or_default();
+        for ((d, &v), &s) in dst.iter_mut().zip(vals).zip(scale) {
+            *d = v as f32 * s;
+        }
+        if let Some(bias) = self.bias.and_then(|b| b.get(col0..col0 + vals.len())) {
+            for (d, &b) in dst.iter_mut().zip(bias) {
+                *d += b;
+            }
+        }
+        self.act.apply_slice(dst);
+    }
+}
+
+/// Everything a part of the product reads.
+pub(crate) struct Job<'a> {
+    pub(crate) a: &'a QuantizedA,
+    pub(crate) b: &'a QPackedB,
+    /// Per column: `k za zb - za sum_k b` (wrapping).
+    pub(crate) col_comp: Vec<i32>,
+    pub(crate) zb_any: bool,
+    pub(crate) params: QGemmParams,
+}
+
+/// Rows `rows` x column panels `panels` of the product into `out` (row `rows.start` and
+/// column `panels.start * 16` at its origin, row stride `ldo`). `rows.start` is a multiple
+/// of `mr`, so every tile lies inside A's padded rows.
+pub(crate) fn part<S: Sink>(
+    job: &Job<'_>,
+    sink: &S,
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+    out: &mut [S::T],
+    ldo: usize,
+) -> Result<(), KernelError> {
+    let QGemmParams {
+        isa, mr, nv, nc, ..
+    } = job.params;
+    let (a, b, n) = (job.a, job.b, job.b.n());
+    let kg = b.kg();
+    let col_base = panels.start * PANEL;
+    let mut acc = [0i32; MAX_MR * MAX_NV * PANEL];
+    let mut vals = [0i32; MAX_NV * PANEL];
+    for pb in panels.clone().step_by(nc) {
+        let pe = (pb + nc).min(panels.end);
+        for r0 in rows.clone().step_by(mr) {
+            let real = mr.min(rows.end - r0);
+            for p in (pb..pe).step_by(nv) {
+                let nvr = nv.min(pe - p);
+                let width = nvr * PANEL;
+                let t = TileIn {
+                    a: &a.data,
+                    a_off: r0 * a.lda,
+                    lda: a.lda,
+                    b: b.data(),
+                    b_off: p * kg * PANEL * 4,
+                    kg,
+                };
+                let acc = &mut acc[..mr * width];
+                if !arch_q::tile(isa, mr, nvr, &t, acc) {
+                    tile_portable(mr, nvr, &t, acc)?;
+                }
+                let (c0, cols) = (p * PANEL, width.min(n - p * PANEL));
+                let comp = job
+                    .col_comp
+                    .get(c0..c0 + cols)
+                    .ok_or_else(|| invalid(KERNEL, "column sums"))?;
+                let zbs = b
+                    .zero_points()
+                    .get(c0..c0 + cols)
+                    .ok_or_else(|| invalid(KERNEL, "zero points"))?;
+                for r in 0..real {
+                    let rs = a.row_sums.get(r0 + r).copied().unwrap_or(0);
+                    let src = &acc[r * width..r * width + cols];
+                    let v = &mut vals[..cols];
+                    if job.zb_any {
+                        for (((v, &s), &cc), &zb) in v.iter_mut().zip(src).zip(comp).zip(zbs) {
+                            *v = s.wrapping_add(cc).wrapping_sub(zb.wrapping_mul(rs));
+                        }
+                    } else {
+                        for ((v, &s), &cc) in v.iter_mut().zip(src).zip(comp) {
+                            *v = s.wrapping_add(cc);
+                        }
+                    }
+                    let at = (r0 + r - rows.start) * ldo + (c0 - col_base);
+                    let dst = out
+                        .get_mut(at..at + cols)
+                        .ok_or_else(|| invalid(KERNEL, "C is too short"))?;
+                    sink.write(c0, v, dst);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The portable tile (any shape): `out[r * 16 nv + c] = sum_k a b`.
+fn tile_portable(mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> Result<(), KernelError> {
+    let width = nv * PANEL;
+    out.fill(0);
+    let short = || invalid(KERNEL, "tile operands out of range");
+    for r in 0..mr {
+        let a_row =
+            t.a.get(t.a_off + r * t.lda..t.a_off + r * t.lda + t.kg * 4)
+                .ok_or_else(short)?;
+        let o_row = out.get_mut(r * width..(r + 1) * width).ok_or_else(short)?;
+        for v in 0..nv {
+            let panel =
+                t.b.get(t.b_off + v * t.kg * 64..t.b_off + (v + 1) * t.kg * 64)
+                    .ok_or_else(short)?;
+            let o = &mut o_row[v * PANEL..(v + 1) * PANEL];
+            for (a4, b64) in a_row.chunks_exact(4).zip(panel.chunks_exact(64)) {
+                for (o, b4) in o.iter_mut().zip(b64.chunks_exact(4)) {
+                    *o = o.wrapping_add(
+                        a4.iter()
+                            .zip(b4)
+                            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                            .sum::<i32>(),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
