@@ -29,13 +29,8 @@ pub(crate) struct TileIn<'a> {
 impl TileIn<'_> {
     /// Whether `mr` rows and `nv` panels lie inside A and B, and `out` holds `mr * nv * 16`.
     fn fits(&self, mr: usize, nv: usize, out: &[i32]) -> bool {
-        let a_need = (mr - 1)
-            .checked_mul(self.lda)
-            .and_then(|x| x.checked_add(self.kg * 4))
-            .and_then(|x| x.checked_add(self.a_off));
-        let b_need = nv
-            .checked_mul(self.kg * PANEL * 4)
-            .and_then(|x| x.checked_add(self.b_off));
+        let a_need = (mr - 1).checked_mul(self.lda).and_then(|x| x.checked_add(self.kg * 4)).and_then(|x| x.checked_add(self.a_off));
+        let b_need = nv.checked_mul(self.kg * PANEL * 4).and_then(|x| x.checked_add(self.b_off));
         mr >= 1
             && self.lda >= self.kg * 4
             && a_need.is_some_and(|n| n <= self.a.len())
@@ -93,19 +88,70 @@ mod x86 {
     use super::{PANEL, TileIn, minmax_body, quantize_body};
     use std::arch::x86_64::*;
 
+    /// `quantize_body` on 16 lanes: true division, round to nearest even, zero point,
+    /// saturation, NaN lanes to the integer 0, the u8 sum.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
     pub(super) fn quantize_512(x: &[f32], out: &mut [u8], p: [f32; 4]) -> i32 {
-        quantize_body(x, out, p)
+        let n = x.len().min(out.len());
+        let [scale, zp, lo, hi] = p;
+        let (vs, vz, vlo, vhi) = (_mm512_set1_ps(scale), _mm512_set1_ps(zp), _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let off = _mm512_set1_epi32(if lo < 0.0 { 128 } else { 0 });
+        let mut sum = _mm512_setzero_si512();
+        let body = n / 16 * 16;
+        for i in (0..body).step_by(16) {
+            // SAFETY: i + 16 <= n <= x.len().
+            let v = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
+            let q = _mm512_add_ps(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_div_ps(v, vs)), vz);
+            let ok = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(q, q);
+            let qi = _mm512_maskz_cvtps_epi32(ok, _mm512_min_ps(_mm512_max_ps(q, vlo), vhi));
+            let u = _mm512_add_epi32(qi, off);
+            sum = _mm512_add_epi32(sum, u);
+            // SAFETY: i + 16 <= n <= out.len().
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(u)) };
+        }
+        _mm512_reduce_add_epi32(sum) + quantize_body(&x[body..n], &mut out[body..n], p)
     }
 
+    /// `quantize_512` on 8 lanes.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn quantize_256(x: &[f32], out: &mut [u8], p: [f32; 4]) -> i32 {
-        quantize_body(x, out, p)
+        let n = x.len().min(out.len());
+        let [scale, zp, lo, hi] = p;
+        let (vs, vz, vlo, vhi) = (_mm256_set1_ps(scale), _mm256_set1_ps(zp), _mm256_set1_ps(lo), _mm256_set1_ps(hi));
+        let off = _mm256_set1_epi32(if lo < 0.0 { 128 } else { 0 });
+        let mut sum = _mm256_setzero_si256();
+        let body = n / 8 * 8;
+        for i in (0..body).step_by(8) {
+            // SAFETY: i + 8 <= n <= x.len().
+            let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+            let q = _mm256_add_ps(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_div_ps(v, vs)), vz);
+            let ok = _mm256_cmp_ps::<_CMP_ORD_Q>(q, q);
+            let q = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(q, vlo), vhi), ok);
+            let u = _mm256_add_epi32(_mm256_cvtps_epi32(q), off);
+            sum = _mm256_add_epi32(sum, u);
+            let w = _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256::<1>(u));
+            // SAFETY: i + 8 <= n <= out.len(); the store writes 8 bytes.
+            unsafe { _mm_storel_epi64(out.as_mut_ptr().add(i).cast(), _mm_packus_epi16(w, w)) };
+        }
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` holds exactly 8 i32.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
+        lanes.iter().sum::<i32>() + quantize_body(&x[body..n], &mut out[body..n], p)
     }
 
+    /// `minmax_body` on 16 lanes (`vminps x, acc` keeps acc for a NaN x, as `f32::min`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
     pub(super) fn minmax_512(x: &[f32]) -> (f32, f32) {
-        minmax_body(x)
+        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let body = x.len() / 16 * 16;
+        for i in (0..body).step_by(16) {
+            // SAFETY: i + 16 <= x.len().
+            let v = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
+            lo = _mm512_min_ps(v, lo);
+            hi = _mm512_max_ps(v, hi);
+        }
+        let (tlo, thi) = minmax_body(&x[body..]);
+        (_mm512_reduce_min_ps(lo).min(tlo), _mm512_reduce_max_ps(hi).max(thi))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -168,22 +214,14 @@ mod x86 {
         for (r, acc_r) in acc.iter().enumerate() {
             for (v, acc) in acc_r.iter().enumerate() {
                 // SAFETY: (r NV + v) 16 + 15 < MR NV 16 <= out.len() by `fits`.
-                unsafe {
-                    _mm512_storeu_si512(out.as_mut_ptr().add((r * NV + v) * PANEL).cast(), *acc)
-                };
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add((r * NV + v) * PANEL).cast(), *acc) };
             }
         }
     }
 
     /// The 256-bit tiles: AVX-VNNI `vpdpbusd ymm` (`vnni`), else AVX2 (u8 and i8 widened to
     /// i16, `vpmaddwd`: exact, unlike `vpmaddubsw`, which saturates).
-    pub(super) fn dispatch_256(
-        mr: usize,
-        nv: usize,
-        t: &TileIn<'_>,
-        out: &mut [i32],
-        vnni: bool,
-    ) -> bool {
+    pub(super) fn dispatch_256(mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32], vnni: bool) -> bool {
         if vnni && !is_x86_feature_detected!("avxvnni") {
             return false;
         }
@@ -213,17 +251,10 @@ mod x86 {
         let b = t.b.as_ptr().wrapping_add(t.b_off);
         for g in 0..t.kg {
             // SAFETY: bytes 64 g .. 64 g + 64 of one panel: inside B by `fits`.
-            let bv = unsafe {
-                [
-                    _mm256_loadu_si256(b.add(g * 64).cast()),
-                    _mm256_loadu_si256(b.add(g * 64 + 32).cast()),
-                ]
-            };
+            let bv = unsafe { [_mm256_loadu_si256(b.add(g * 64).cast()), _mm256_loadu_si256(b.add(g * 64 + 32).cast())] };
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: row r < MR, bytes 4g..4g+4 < 4 kg <= lda: inside A by `fits`.
-                let av = _mm256_set1_epi32(unsafe {
-                    a.add(r * t.lda + g * 4).cast::<i32>().read_unaligned()
-                });
+                let av = _mm256_set1_epi32(unsafe { a.add(r * t.lda + g * 4).cast::<i32>().read_unaligned() });
                 acc_r[0] = _mm256_dpbusd_avx_epi32(acc_r[0], av, bv[0]);
                 acc_r[1] = _mm256_dpbusd_avx_epi32(acc_r[1], av, bv[1]);
             }
@@ -231,9 +262,7 @@ mod x86 {
         for (r, acc_r) in acc.iter().enumerate() {
             for (h, acc) in acc_r.iter().enumerate() {
                 // SAFETY: r 16 + 8 h + 7 < MR 16 <= out.len() by `fits`.
-                unsafe {
-                    _mm256_storeu_si256(out.as_mut_ptr().add(r * PANEL + h * 8).cast(), *acc)
-                };
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(r * PANEL + h * 8).cast(), *acc) };
             }
         }
     }
@@ -250,8 +279,7 @@ mod x86 {
             let mut bv = [_mm256_setzero_si256(); 4];
             for (q, bv) in bv.iter_mut().enumerate() {
                 // SAFETY: bytes 64 g + 16 q .. + 16 of one panel: inside B by `fits`.
-                *bv =
-                    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(b.add(g * 64 + q * 16).cast()) });
+                *bv = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(b.add(g * 64 + q * 16).cast()) });
             }
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: row r < MR, bytes 4g..4g+4 < 4 kg <= lda: inside A by `fits`.

@@ -17,7 +17,7 @@
 //! | elementwise chains | [`run_chain`], [`run_chain_inplace`] | [`ChainParams`] ([`chain_candidates`]) |
 //! | rows | [`softmax`], [`softmax_inplace`], [`layer_norm`] | [`RowParams`] ([`row_candidates`]) |
 //! | attention | [`attention`] | [`AttentionParams`] ([`attention_candidates`]) |
-| int8 GEMM (u8 x i8) | [`qpack_b`] + [`QuantizedA::quantize`] / [`QuantizedA::gather`] ([`QuantParams`], [`quantize_slice`]) + [`qgemm`] / [`qgemm_i32`] | [`QGemmParams`] ([`qgemm_candidates`]) |
+//! | int8 GEMM (u8 x i8) | [`qpack_b`] + [`QuantizedA::quantize`] / [`QuantizedA::gather`] ([`QuantParams`], [`quantize_slice`]) + [`qgemm`] / [`qgemm_i32`] | [`QGemmParams`] ([`qgemm_candidates`]) |
 //!
 //! Activations ([`Activation`]) and biases ([`Bias`]) are fused into GEMM and convolution
 //! epilogues. Kernels check every size and return [`KernelError`] rather than panic.

@@ -7,9 +7,9 @@
 //! the precomputed sums, `sum (a - za)(b - zb) = sum ab - zb sum_k a - za sum_k b + k za zb`
 //! (wrapping i32, exact whenever the result fits i32), and the tile is written through the
 //! fused epilogue while hot: `act(scale[n] * acc + bias[n])` ([`qgemm`]) or the i32 sums
-//! themselves ([`qgemm_i32`]). Blocking: a block of `nc` column panels (B in L2) against every
-//! `mr`-row tile of A (in L1); threads split the rows, or the column panels when the rows are
-//! few.
+//! themselves ([`qgemm_i32`]). Blocking (`nc`): 0 runs each `nv`-panel B sliver (in L1) against every
+//! `mr`-row tile of A (from L2), the default; otherwise a block of `nc` column panels (B in L2)
+//! against every row tile. Threads split the rows, or the column panels when the rows are few.
 
 use rayon::prelude::*;
 
@@ -46,9 +46,7 @@ impl QIsa {
                 QIsa::Scalar => true,
                 QIsa::Avx2 => avx2,
                 QIsa::AvxVnni => avx2 && is_x86_feature_detected!("avxvnni"),
-                QIsa::Avx512Vnni => {
-                    super::isa::has_avx512() && is_x86_feature_detected!("avx512vnni")
-                }
+                QIsa::Avx512Vnni => super::isa::has_avx512() && is_x86_feature_detected!("avx512vnni"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -59,18 +57,12 @@ impl QIsa {
 
     /// Levels available here, best first.
     pub fn available() -> Vec<QIsa> {
-        [QIsa::Avx512Vnni, QIsa::AvxVnni, QIsa::Avx2, QIsa::Scalar]
-            .into_iter()
-            .filter(|i| i.is_available())
-            .collect()
+        [QIsa::Avx512Vnni, QIsa::AvxVnni, QIsa::Avx2, QIsa::Scalar].into_iter().filter(|i| i.is_available()).collect()
     }
 
     /// `self` if available, else the best available level below it.
     pub fn effective(self) -> QIsa {
-        QIsa::available()
-            .into_iter()
-            .find(|&i| i <= self)
-            .unwrap_or(QIsa::Scalar)
+        QIsa::available().into_iter().find(|&i| i <= self).unwrap_or(QIsa::Scalar)
     }
 
     /// Register tile shapes `(mr, panels)` this level has (the first is its default).
@@ -85,7 +77,7 @@ impl QIsa {
 }
 
 /// Choices of one int8 GEMM: level, register tile (`mr` rows x `nv` panels of 16), column
-/// block (`nc` panels), threads.
+/// order (`nc`: 0 = B sliver outer, else blocks of `nc` panels), threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QGemmParams {
     pub isa: QIsa,
@@ -99,13 +91,7 @@ impl Default for QGemmParams {
     fn default() -> Self {
         let isa = QIsa::Avx512Vnni.effective();
         let (mr, nv) = isa.tiles().first().copied().unwrap_or((4, 1));
-        QGemmParams {
-            isa,
-            mr,
-            nv,
-            nc: 24,
-            threads: 1,
-        }
+        QGemmParams { isa, mr, nv, nc: 0, threads: 1 }
     }
 }
 
@@ -117,16 +103,10 @@ pub fn qgemm_candidates(m: usize, n: usize, k: usize, max_threads: usize) -> Vec
     let mut out = Vec::new();
     for (level, isa) in QIsa::available().into_iter().enumerate() {
         for &(mr, nv) in isa.tiles() {
-            let ncs: &[usize] = if level == 0 { &[24, 8] } else { &[24] };
+            let ncs: &[usize] = if level == 0 { &[0, 24] } else { &[0] };
             for &nc in ncs {
                 for t in [threads, 1] {
-                    let p = QGemmParams {
-                        isa,
-                        mr,
-                        nv,
-                        nc,
-                        threads: t,
-                    };
+                    let p = QGemmParams { isa, mr, nv, nc, threads: t };
                     if !out.contains(&p) {
                         out.push(p);
                     }
@@ -148,53 +128,23 @@ pub struct QEpilogue<'a> {
 
 /// `c[i][j] = act(scale[j] * sum_k (A[i][k] - za)(B[k][j] - zb[j]) + bias[j])`, c row-major
 /// `a.rows() x b.n()`.
-pub fn qgemm(
-    a: &QuantizedA,
-    b: &QPackedB,
-    epi: &QEpilogue<'_>,
-    c: &mut [f32],
-    params: &QGemmParams,
-) -> Result<(), KernelError> {
+pub fn qgemm(a: &QuantizedA, b: &QPackedB, epi: &QEpilogue<'_>, c: &mut [f32], params: &QGemmParams) -> Result<(), KernelError> {
     check_len(KERNEL, "scale", epi.scale.len(), b.n())?;
     if let Some(bias) = epi.bias {
         check_len(KERNEL, "bias", bias.len(), b.n())?;
     }
-    run(
-        a,
-        b,
-        &F32Sink {
-            scale: epi.scale,
-            bias: epi.bias,
-            act: epi.act,
-        },
-        c,
-        params,
-    )
+    run(a, b, &F32Sink { scale: epi.scale, bias: epi.bias, act: epi.act }, c, params)
 }
 
 /// The compensated i32 sums `c[i][j] = sum_k (A[i][k] - za)(B[k][j] - zb[j])` (wrapping).
-pub fn qgemm_i32(
-    a: &QuantizedA,
-    b: &QPackedB,
-    c: &mut [i32],
-    params: &QGemmParams,
-) -> Result<(), KernelError> {
+pub fn qgemm_i32(a: &QuantizedA, b: &QPackedB, c: &mut [i32], params: &QGemmParams) -> Result<(), KernelError> {
     run(a, b, &I32Sink, c, params)
 }
 
-fn run<S: Sink>(
-    a: &QuantizedA,
-    b: &QPackedB,
-    sink: &S,
-    c: &mut [S::T],
-    params: &QGemmParams,
-) -> Result<(), KernelError> {
+fn run<S: Sink>(a: &QuantizedA, b: &QPackedB, sink: &S, c: &mut [S::T], params: &QGemmParams) -> Result<(), KernelError> {
     let (m, n) = (a.rows, b.n());
     if a.k != b.k() {
-        return Err(invalid(
-            KERNEL,
-            format!("A has k = {}, B has k = {}", a.k, b.k()),
-        ));
+        return Err(invalid(KERNEL, format!("A has k = {}, B has k = {}", a.k, b.k())));
     }
     check_len(KERNEL, "C", c.len(), checked_product(KERNEL, &[m, n])?)?;
     if m == 0 || n == 0 {
@@ -202,10 +152,7 @@ fn run<S: Sink>(
     }
     let isa = params.isa.effective();
     let (mut mr, mut nv) = (params.mr, params.nv);
-    if !(1..=MAX_MR).contains(&mr)
-        || !(1..=MAX_NV).contains(&nv)
-        || !super::qpack::ROW_ALIGN.is_multiple_of(mr)
-    {
+    if !(1..=MAX_MR).contains(&mr) || !(1..=MAX_NV).contains(&nv) || !super::qpack::ROW_ALIGN.is_multiple_of(mr) {
         (mr, nv) = isa.tiles().first().copied().unwrap_or((4, 1));
     }
     let za = a.zero_point;
@@ -214,27 +161,11 @@ fn run<S: Sink>(
         .col_sums()
         .iter()
         .zip(b.zero_points())
-        .map(|(&s, &zb)| {
-            k.wrapping_mul(za)
-                .wrapping_mul(zb)
-                .wrapping_sub(za.wrapping_mul(s))
-        })
+        .map(|(&s, &zb)| k.wrapping_mul(za).wrapping_mul(zb).wrapping_sub(za.wrapping_mul(s)))
         .collect();
     let zb_any = b.zero_points().iter().any(|&z| z != 0);
-    let params = QGemmParams {
-        isa,
-        mr,
-        nv,
-        nc: params.nc.max(1),
-        threads: params.threads.max(1),
-    };
-    let job = Job {
-        a,
-        b,
-        col_comp,
-        zb_any,
-        params,
-    };
+    let params = QGemmParams { isa, mr, nv, nc: params.nc, threads: params.threads.max(1) };
+    let job = Job { a, b, col_comp, zb_any, params };
     let panels = n.div_ceil(PANEL);
     let threads = params.threads;
     if threads == 1 {
@@ -243,13 +174,10 @@ fn run<S: Sink>(
     if m >= threads * mr * 2 || panels < threads {
         // Rows split in multiples of mr: each thread's C rows are contiguous.
         let rows_per = m.div_ceil(threads).div_ceil(mr) * mr;
-        return c
-            .par_chunks_mut(rows_per * n)
-            .enumerate()
-            .try_for_each(|(t, cc)| {
-                let r0 = t * rows_per;
-                part(&job, sink, r0..(r0 + rows_per).min(m), 0..panels, cc, n)
-            });
+        return c.par_chunks_mut(rows_per * n).enumerate().try_for_each(|(t, cc)| {
+            let r0 = t * rows_per;
+            part(&job, sink, r0..(r0 + rows_per).min(m), 0..panels, cc, n)
+        });
     }
     // Few rows: threads take column panels into their own buffers, copied into C after.
     let per = panels.div_ceil(threads);

@@ -71,42 +71,40 @@ pub(crate) fn part<S: Sink>(
     out: &mut [S::T],
     ldo: usize,
 ) -> Result<(), KernelError> {
-    let QGemmParams {
-        isa, mr, nv, nc, ..
-    } = job.params;
+    let QGemmParams { isa, mr, nv, nc, .. } = job.params;
     let (a, b, n) = (job.a, job.b, job.b.n());
     let kg = b.kg();
     let col_base = panels.start * PANEL;
     let mut acc = [0i32; MAX_MR * MAX_NV * PANEL];
     let mut vals = [0i32; MAX_NV * PANEL];
-    for pb in panels.clone().step_by(nc) {
-        let pe = (pb + nc).min(panels.end);
-        for r0 in rows.clone().step_by(mr) {
+    // The order of the tiles: nc == 0, each `nv`-panel B sliver (in L1) against every row
+    // tile; else blocks of `nc` panels (in L2), every row tile across each block.
+    let mut order = Vec::new();
+    let chunk = |pb: usize, pe: usize| (pb..pe).step_by(nv).map(move |p| (p, nv.min(pe - p)));
+    if nc == 0 {
+        for (p, nvr) in chunk(panels.start, panels.end) {
+            order.extend(rows.clone().step_by(mr).map(|r0| (r0, p, nvr)));
+        }
+    } else {
+        for pb in panels.clone().step_by(nc) {
+            for r0 in rows.clone().step_by(mr) {
+                order.extend(chunk(pb, (pb + nc).min(panels.end)).map(|(p, nvr)| (r0, p, nvr)));
+            }
+        }
+    }
+    for (r0, p, nvr) in order {
+        {
             let real = mr.min(rows.end - r0);
-            for p in (pb..pe).step_by(nv) {
-                let nvr = nv.min(pe - p);
+            {
                 let width = nvr * PANEL;
-                let t = TileIn {
-                    a: &a.data,
-                    a_off: r0 * a.lda,
-                    lda: a.lda,
-                    b: b.data(),
-                    b_off: p * kg * PANEL * 4,
-                    kg,
-                };
+                let t = TileIn { a: &a.data, a_off: r0 * a.lda, lda: a.lda, b: b.data(), b_off: p * kg * PANEL * 4, kg };
                 let acc = &mut acc[..mr * width];
                 if !arch_q::tile(isa, mr, nvr, &t, acc) {
                     tile_portable(mr, nvr, &t, acc)?;
                 }
                 let (c0, cols) = (p * PANEL, width.min(n - p * PANEL));
-                let comp = job
-                    .col_comp
-                    .get(c0..c0 + cols)
-                    .ok_or_else(|| invalid(KERNEL, "column sums"))?;
-                let zbs = b
-                    .zero_points()
-                    .get(c0..c0 + cols)
-                    .ok_or_else(|| invalid(KERNEL, "zero points"))?;
+                let comp = job.col_comp.get(c0..c0 + cols).ok_or_else(|| invalid(KERNEL, "column sums"))?;
+                let zbs = b.zero_points().get(c0..c0 + cols).ok_or_else(|| invalid(KERNEL, "zero points"))?;
                 for r in 0..real {
                     let rs = a.row_sums.get(r0 + r).copied().unwrap_or(0);
                     let src = &acc[r * width..r * width + cols];
@@ -121,9 +119,7 @@ pub(crate) fn part<S: Sink>(
                         }
                     }
                     let at = (r0 + r - rows.start) * ldo + (c0 - col_base);
-                    let dst = out
-                        .get_mut(at..at + cols)
-                        .ok_or_else(|| invalid(KERNEL, "C is too short"))?;
+                    let dst = out.get_mut(at..at + cols).ok_or_else(|| invalid(KERNEL, "C is too short"))?;
                     sink.write(c0, v, dst);
                 }
             }
@@ -138,23 +134,14 @@ fn tile_portable(mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> Resul
     out.fill(0);
     let short = || invalid(KERNEL, "tile operands out of range");
     for r in 0..mr {
-        let a_row =
-            t.a.get(t.a_off + r * t.lda..t.a_off + r * t.lda + t.kg * 4)
-                .ok_or_else(short)?;
+        let a_row = t.a.get(t.a_off + r * t.lda..t.a_off + r * t.lda + t.kg * 4).ok_or_else(short)?;
         let o_row = out.get_mut(r * width..(r + 1) * width).ok_or_else(short)?;
         for v in 0..nv {
-            let panel =
-                t.b.get(t.b_off + v * t.kg * 64..t.b_off + (v + 1) * t.kg * 64)
-                    .ok_or_else(short)?;
+            let panel = t.b.get(t.b_off + v * t.kg * 64..t.b_off + (v + 1) * t.kg * 64).ok_or_else(short)?;
             let o = &mut o_row[v * PANEL..(v + 1) * PANEL];
             for (a4, b64) in a_row.chunks_exact(4).zip(panel.chunks_exact(64)) {
                 for (o, b4) in o.iter_mut().zip(b64.chunks_exact(4)) {
-                    *o = o.wrapping_add(
-                        a4.iter()
-                            .zip(b4)
-                            .map(|(&x, &y)| i32::from(x) * i32::from(y))
-                            .sum::<i32>(),
-                    );
+                    *o = o.wrapping_add(a4.iter().zip(b4).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum::<i32>());
                 }
             }
         }

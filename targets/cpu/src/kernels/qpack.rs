@@ -77,34 +77,15 @@ impl QPackedB {
 
 /// Packs `B[kk][j] = b[kk * rs + j * cs]` (`k x n`; `rs, cs` let a conv's `[M, K]` weights
 /// be read as `[K, M]`); `zero_points` (in b's own type) has 1 or `n` entries (empty: 0).
-pub fn qpack_b(
-    b: QInts<'_>,
-    k: usize,
-    n: usize,
-    rs: usize,
-    cs: usize,
-    zero_points: &[i32],
-) -> Result<QPackedB, KernelError> {
+pub fn qpack_b(b: QInts<'_>, k: usize, n: usize, rs: usize, cs: usize, zero_points: &[i32]) -> Result<QPackedB, KernelError> {
     if k > 0 && n > 0 {
-        let last = (k - 1)
-            .checked_mul(rs)
-            .zip((n - 1).checked_mul(cs))
-            .and_then(|(x, y)| x.checked_add(y));
+        let last = (k - 1).checked_mul(rs).zip((n - 1).checked_mul(cs)).and_then(|(x, y)| x.checked_add(y));
         if last.is_none_or(|l| l >= b.len()) {
-            return Err(invalid(
-                KERNEL,
-                format!(
-                    "B ({} elements) is too short for {k}x{n} with strides ({rs}, {cs})",
-                    b.len()
-                ),
-            ));
+            return Err(invalid(KERNEL, format!("B ({} elements) is too short for {k}x{n} with strides ({rs}, {cs})", b.len())));
         }
     }
     if !matches!(zero_points.len(), 0 | 1) && zero_points.len() != n {
-        return Err(invalid(
-            KERNEL,
-            format!("{} zero points for {n} columns", zero_points.len()),
-        ));
+        return Err(invalid(KERNEL, format!("{} zero points for {n} columns", zero_points.len())));
     }
     let (kg, panels) = (k.div_ceil(4), n.div_ceil(PANEL));
     let mut data = vec![0i8; checked_product(KERNEL, &[panels, kg, PANEL * 4])?];
@@ -112,9 +93,7 @@ pub fn qpack_b(
     for (j, sum) in col_sums.iter_mut().enumerate() {
         let base = (j / PANEL) * kg * PANEL * 4 + (j % PANEL) * 4;
         for kk in 0..k {
-            let v = b
-                .at(kk * rs + j * cs)
-                .ok_or_else(|| invalid(KERNEL, "B index out of range"))?;
+            let v = b.at(kk * rs + j * cs).ok_or_else(|| invalid(KERNEL, "B index out of range"))?;
             if let Some(d) = data.get_mut(base + (kk / 4) * PANEL * 4 + kk % 4) {
                 // v is in [-128, 127] (u8 shifted by -128), so the cast is exact.
                 *d = v as i8;
@@ -122,21 +101,8 @@ pub fn qpack_b(
             *sum += v;
         }
     }
-    let zp = |j: usize| {
-        zero_points
-            .get(j)
-            .or(zero_points.first())
-            .copied()
-            .unwrap_or(0)
-            - b.shift()
-    };
-    Ok(QPackedB {
-        k,
-        n,
-        data,
-        col_sums,
-        zero_points: (0..n).map(zp).collect(),
-    })
+    let zp = |j: usize| zero_points.get(j).or(zero_points.first()).copied().unwrap_or(0) - b.shift();
+    Ok(QPackedB { k, n, data, col_sums, zero_points: (0..n).map(zp).collect() })
 }
 
 /// How x is quantized: `[scale, zero point, lo, hi]` of the activation's own type plus the
@@ -156,16 +122,8 @@ impl QuantParams {
         let (lo, hi) = arch_q::minmax(isa, x);
         let scale = (hi - lo) / 255.0;
         // Scale 0: zero point 0 (the reference's choice; `-0 / 0` is NaN, which `as` makes 0 too).
-        let zero_point = if scale == 0.0 {
-            0
-        } else {
-            (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32
-        };
-        QuantParams {
-            scale,
-            zero_point,
-            signed: false,
-        }
+        let zero_point = if scale == 0.0 { 0 } else { (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32 };
+        QuantParams { scale, zero_point, signed: false }
     }
 
     /// The zero point in the u8 domain the GEMM uses.
@@ -175,11 +133,7 @@ impl QuantParams {
 
     /// `[scale, zp, lo, hi]` for `quantize_body`, in the activation's own type.
     fn body(&self) -> [f32; 4] {
-        let (lo, hi) = if self.signed {
-            (-128.0, 127.0)
-        } else {
-            (0.0, 255.0)
-        };
+        let (lo, hi) = if self.signed { (-128.0, 127.0) } else { (0.0, 255.0) };
         [self.scale, self.zero_point as f32, lo, hi]
     }
 }
@@ -218,12 +172,7 @@ pub(crate) fn minmax_body(x: &[f32]) -> (f32, f32) {
 }
 
 /// Quantizes `x` elementwise into `out` (u8 domain); returns the sum of `out`.
-pub fn quantize_slice(
-    x: &[f32],
-    p: &QuantParams,
-    isa: QIsa,
-    out: &mut [u8],
-) -> Result<i32, KernelError> {
+pub fn quantize_slice(x: &[f32], p: &QuantParams, isa: QIsa, out: &mut [u8]) -> Result<i32, KernelError> {
     check_len(KERNEL, "quantized output", out.len(), x.len())?;
     // Scale 0 (DynamicQuantizeLinear of zeros): 0 / 0 is NaN, which quantizes to 0 as well.
     Ok(arch_q::quantize(isa, x, out, p.body()))
@@ -273,28 +222,16 @@ impl QuantizedA {
         self.data.resize(len, 0);
         self.row_sums.clear();
         self.row_sums.resize(rows, 0);
-        (self.rows, self.k, self.lda, self.zero_point, self.scale) =
-            (rows, k, lda, p.u8_zero_point(), p.scale);
+        (self.rows, self.k, self.lda, self.zero_point, self.scale) = (rows, k, lda, p.u8_zero_point(), p.scale);
         Ok(())
     }
 
     /// Quantizes a row-major `rows x k` x (QMatMul's A) with `p`.
-    pub fn quantize(
-        &mut self,
-        x: &[f32],
-        rows: usize,
-        k: usize,
-        p: &QuantParams,
-        isa: QIsa,
-    ) -> Result<(), KernelError> {
+    pub fn quantize(&mut self, x: &[f32], rows: usize, k: usize, p: &QuantParams, isa: QIsa) -> Result<(), KernelError> {
         check_len(KERNEL, "A", x.len(), checked_product(KERNEL, &[rows, k])?)?;
         self.reset(rows, k, p)?;
         let lda = self.lda;
-        for ((xr, dst), sum) in x
-            .chunks_exact(k.max(1))
-            .zip(self.data.chunks_exact_mut(lda.max(1)))
-            .zip(self.row_sums.iter_mut())
-        {
+        for ((xr, dst), sum) in x.chunks_exact(k.max(1)).zip(self.data.chunks_exact_mut(lda.max(1))).zip(self.row_sums.iter_mut()) {
             *sum = quantize_slice(xr, p, isa, &mut dst[..k])?;
         }
         Ok(())
@@ -302,21 +239,10 @@ impl QuantizedA {
 
     /// Fills the rows from already quantized u8 data (a conv's im2col): `fill(r, row)` writes
     /// row `r`'s `k` bytes.
-    pub fn gather(
-        &mut self,
-        rows: usize,
-        k: usize,
-        p: &QuantParams,
-        mut fill: impl FnMut(usize, &mut [u8]),
-    ) -> Result<(), KernelError> {
+    pub fn gather(&mut self, rows: usize, k: usize, p: &QuantParams, mut fill: impl FnMut(usize, &mut [u8])) -> Result<(), KernelError> {
         self.reset(rows, k, p)?;
         let lda = self.lda;
-        for (r, (dst, sum)) in self
-            .data
-            .chunks_exact_mut(lda.max(1))
-            .zip(self.row_sums.iter_mut())
-            .enumerate()
-        {
+        for (r, (dst, sum)) in self.data.chunks_exact_mut(lda.max(1)).zip(self.row_sums.iter_mut()).enumerate() {
             let row = &mut dst[..k];
             fill(r, row);
             *sum = row.iter().map(|&v| i32::from(v)).sum();

@@ -3,8 +3,7 @@
 
 use super::util::{assert_close, rng};
 use crate::kernels::{
-    Activation, QEpilogue, QGemmParams, QInts, QIsa, QuantParams, QuantizedA, qgemm,
-    qgemm_candidates, qgemm_i32, qpack_b, quantize_slice,
+    Activation, QEpilogue, QGemmParams, QInts, QIsa, QuantParams, QuantizedA, qgemm, qgemm_candidates, qgemm_i32, qpack_b, quantize_slice,
 };
 use rand::Rng;
 
@@ -29,11 +28,7 @@ fn weights(r: &mut impl Rng, k: usize, n: usize, signed: bool, zp_kind: usize) -
 fn quantized_a(r: &mut impl Rng, m: usize, k: usize, za: i32) -> (QuantizedA, Vec<i32>) {
     let vals: Vec<i32> = (0..m * k).map(|_| r.random_range(0..=255)).collect();
     let mut a = QuantizedA::default();
-    let p = QuantParams {
-        scale: 0.5,
-        zero_point: za,
-        signed: false,
-    };
+    let p = QuantParams { scale: 0.5, zero_point: za, signed: false };
     a.gather(m, k, &p, |row, dst| {
         for (d, &v) in dst.iter_mut().zip(&vals[row * k..]) {
             *d = v as u8;
@@ -48,12 +43,7 @@ fn naive(a: &[i32], za: i32, w: &W, m: usize, n: usize, k: usize) -> Vec<i32> {
     let mut c = vec![0i32; m * n];
     for i in 0..m {
         for j in 0..n {
-            let s: i64 = (0..k)
-                .map(|p| {
-                    (i64::from(a[i * k + p]) - i64::from(za))
-                        * (i64::from(w.vals[p * n + j]) - zb(j))
-                })
-                .sum();
+            let s: i64 = (0..k).map(|p| (i64::from(a[i * k + p]) - i64::from(za)) * (i64::from(w.vals[p * n + j]) - zb(j))).sum();
             c[i * n + j] = s as i32;
         }
     }
@@ -73,46 +63,19 @@ fn pack(w: &W, k: usize, n: usize) -> crate::kernels::QPackedB {
 #[test]
 fn qgemm_i32_is_exact_for_every_isa_tile_and_thread_count() {
     let mut r = rng(7);
-    let shapes = [
-        (1, 1, 1),
-        (1, 17, 3),
-        (2, 16, 4),
-        (7, 13, 5),
-        (13, 50, 33),
-        (25, 97, 67),
-        (37, 64, 130),
-        (64, 48, 384),
-        (3, 200, 7),
-    ];
+    let shapes = [(1, 1, 1), (1, 17, 3), (2, 16, 4), (7, 13, 5), (13, 50, 33), (25, 97, 67), (37, 64, 130), (64, 48, 384), (3, 200, 7)];
     for (si, &(m, n, k)) in shapes.iter().enumerate() {
-        for (signed, zp_kind) in [
-            (true, 0),
-            (true, 1),
-            (true, 2),
-            (false, 0),
-            (false, 1),
-            (false, 2),
-        ] {
+        for (signed, zp_kind) in [(true, 0), (true, 1), (true, 2), (false, 0), (false, 1), (false, 2)] {
             let w = weights(&mut r, k, n, signed, zp_kind);
-            let za = if si % 2 == 0 {
-                r.random_range(0..=255)
-            } else {
-                0
-            };
+            let za = if si % 2 == 0 { r.random_range(0..=255) } else { 0 };
             let (a, av) = quantized_a(&mut r, m, k, za);
             let want = naive(&av, za, &w, m, n, k);
             let b = pack(&w, k, n);
             for isa in QIsa::available() {
                 for &(mr, nv) in isa.tiles() {
-                    for nc in [1, 24] {
+                    for nc in [0, 1, 24] {
                         for threads in [1, 2] {
-                            let p = QGemmParams {
-                                isa,
-                                mr,
-                                nv,
-                                nc,
-                                threads,
-                            };
+                            let p = QGemmParams { isa, mr, nv, nc, threads };
                             let mut c = vec![0i32; m * n];
                             qgemm_i32(&a, &b, &mut c, &p).unwrap();
                             assert_eq!(c, want, "{m}x{n}x{k} signed {signed} zp {zp_kind} {p:?}");
@@ -134,21 +97,13 @@ fn every_candidate_is_exact_and_the_float_epilogue_scales_and_biases() {
     let b = pack(&w, k, n);
     let scale: Vec<f32> = (0..n).map(|j| 0.01 + j as f32 * 1e-3).collect();
     let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.1 - 1.0).collect();
-    let wantf: Vec<f32> = want
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v as f32 * scale[i % n] + bias[i % n]).max(0.0))
-        .collect();
+    let wantf: Vec<f32> = want.iter().enumerate().map(|(i, &v)| (v as f32 * scale[i % n] + bias[i % n]).max(0.0)).collect();
     for p in qgemm_candidates(m, n, k, 2) {
         let mut c = vec![0i32; m * n];
         qgemm_i32(&a, &b, &mut c, &p).unwrap();
         assert_eq!(c, want, "{p:?}");
         let mut cf = vec![0f32; m * n];
-        let epi = QEpilogue {
-            scale: &scale,
-            bias: Some(&bias),
-            act: Activation::Relu,
-        };
+        let epi = QEpilogue { scale: &scale, bias: Some(&bias), act: Activation::Relu };
         qgemm(&a, &b, &epi, &mut cf, &p).unwrap();
         assert_close(&format!("{p:?}"), &cf, &wantf, 0.0, 0.0);
     }
@@ -156,11 +111,7 @@ fn every_candidate_is_exact_and_the_float_epilogue_scales_and_biases() {
 
 #[test]
 fn mismatched_sizes_are_errors() {
-    let w = W {
-        signed: true,
-        vals: vec![1; 12],
-        zps: vec![],
-    };
+    let w = W { signed: true, vals: vec![1; 12], zps: vec![] };
     let b = pack(&w, 3, 4);
     let (a, _) = quantized_a(&mut rng(1), 2, 5, 0);
     assert!(qgemm_i32(&a, &b, &mut [0; 8], &QGemmParams::default()).is_err());
@@ -171,44 +122,20 @@ fn mismatched_sizes_are_errors() {
 /// The reference's QuantizeLinear of one f32 (crates/reference, `quantize_value`): the f64
 /// quotient rounded to f32, ties to even, plus zp, saturated, then `as` the integer type.
 fn reference_q(x: f32, scale: f32, zp: i32, signed: bool) -> i32 {
-    let (lo, hi) = if signed {
-        (-128.0, 127.0)
-    } else {
-        (0.0, 255.0)
-    };
+    let (lo, hi) = if signed { (-128.0, 127.0) } else { (0.0, 255.0) };
     let q = ((x as f64 / scale as f64) as f32 as f64).round_ties_even() + zp as f64;
     let q = q.clamp(lo, hi);
-    if signed {
-        i32::from(q as i8)
-    } else {
-        i32::from(q as u8)
-    }
+    if signed { i32::from(q as i8) } else { i32::from(q as u8) }
 }
 
 fn test_values(r: &mut impl Rng, scale: f32) -> Vec<f32> {
-    let mut xs: Vec<f32> = (0..4000)
-        .map(|_| r.random_range(-300.0f32..300.0) * scale)
-        .collect();
+    let mut xs: Vec<f32> = (0..4000).map(|_| r.random_range(-300.0f32..300.0) * scale).collect();
     // Exact ties, their neighbours, saturating and special values.
     for j in -300..300 {
         let t = (j as f32 + 0.5) * scale;
-        xs.extend([
-            t,
-            f32::from_bits(t.to_bits() + 1),
-            f32::from_bits(t.to_bits().saturating_sub(1)),
-        ]);
+        xs.extend([t, f32::from_bits(t.to_bits() + 1), f32::from_bits(t.to_bits().saturating_sub(1))]);
     }
-    xs.extend([
-        0.0,
-        -0.0,
-        1e30,
-        -1e30,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        f32::NAN,
-        f32::MIN_POSITIVE,
-        1e-40,
-    ]);
+    xs.extend([0.0, -0.0, 1e30, -1e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE, 1e-40]);
     xs
 }
 
@@ -217,26 +144,10 @@ fn static_quantization_matches_the_reference_bit_for_bit() {
     let mut r = rng(9);
     for &scale in &[1.0f32, 0.5, 0.1, 0.003_921_568_6, 0.0173, 3.7e-3, 1e-6] {
         let xs = test_values(&mut r, scale);
-        for (zp, signed) in [
-            (0, false),
-            (128, false),
-            (255, false),
-            (17, false),
-            (0, true),
-            (-128, true),
-            (127, true),
-            (-5, true),
-        ] {
-            let p = QuantParams {
-                scale,
-                zero_point: zp,
-                signed,
-            };
+        for (zp, signed) in [(0, false), (128, false), (255, false), (17, false), (0, true), (-128, true), (127, true), (-5, true)] {
+            let p = QuantParams { scale, zero_point: zp, signed };
             let off = if signed { 128 } else { 0 };
-            let want: Vec<i32> = xs
-                .iter()
-                .map(|&x| reference_q(x, scale, zp, signed) + off)
-                .collect();
+            let want: Vec<i32> = xs.iter().map(|&x| reference_q(x, scale, zp, signed) + off).collect();
             for isa in QIsa::available() {
                 let mut got = vec![0u8; xs.len()];
                 let sum = quantize_slice(&xs, &p, isa, &mut got).unwrap();
@@ -253,26 +164,13 @@ fn reference_dynamic(xs: &[f32]) -> (f32, i32) {
     let lo = xs.iter().copied().fold(0.0f32, f32::min);
     let hi = xs.iter().copied().fold(0.0f32, f32::max);
     let scale = (hi - lo) / 255.0;
-    if scale == 0.0 {
-        (0.0, 0)
-    } else {
-        (
-            scale,
-            (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32,
-        )
-    }
+    if scale == 0.0 { (0.0, 0) } else { (scale, (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32) }
 }
 
 #[test]
 fn dynamic_quantization_matches_the_reference_bit_for_bit() {
     let mut r = rng(10);
-    let mut cases: Vec<Vec<f32>> = vec![
-        vec![0.0; 37],
-        vec![],
-        vec![2.5; 5],
-        vec![-1.0, -3.0],
-        vec![0.0, f32::NAN, 0.0],
-    ];
+    let mut cases: Vec<Vec<f32>> = vec![vec![0.0; 37], vec![], vec![2.5; 5], vec![-1.0, -3.0], vec![0.0, f32::NAN, 0.0]];
     for n in [1, 15, 16, 17, 100, 1000] {
         cases.push((0..n).map(|_| r.random_range(-2.0f32..5.0)).collect());
         cases.push((0..n).map(|_| r.random_range(0.5f32..5.0)).collect());
@@ -280,30 +178,13 @@ fn dynamic_quantization_matches_the_reference_bit_for_bit() {
     }
     for xs in &cases {
         let (scale, zp) = reference_dynamic(xs);
-        let want: Vec<i32> = xs
-            .iter()
-            .map(|&x| {
-                if scale == 0.0 {
-                    0
-                } else {
-                    reference_q(x, scale, zp, false)
-                }
-            })
-            .collect();
+        let want: Vec<i32> = xs.iter().map(|&x| if scale == 0.0 { 0 } else { reference_q(x, scale, zp, false) }).collect();
         for isa in QIsa::available() {
             let p = QuantParams::dynamic(xs, isa);
-            assert_eq!(
-                (p.scale.to_bits(), p.zero_point, p.signed),
-                (scale.to_bits(), zp, false),
-                "{isa:?} {xs:?}"
-            );
+            assert_eq!((p.scale.to_bits(), p.zero_point, p.signed), (scale.to_bits(), zp, false), "{isa:?} {xs:?}");
             let mut got = vec![0u8; xs.len()];
             quantize_slice(xs, &p, isa, &mut got).unwrap();
-            assert_eq!(
-                got.iter().map(|&v| i32::from(v)).collect::<Vec<_>>(),
-                want,
-                "{isa:?}"
-            );
+            assert_eq!(got.iter().map(|&v| i32::from(v)).collect::<Vec<_>>(), want, "{isa:?}");
         }
     }
 }
@@ -312,11 +193,7 @@ fn dynamic_quantization_matches_the_reference_bit_for_bit() {
 fn quantized_rows_are_padded_and_summed() {
     let xs: Vec<f32> = (0..3 * 5).map(|i| i as f32).collect();
     let mut a = QuantizedA::default();
-    let p = QuantParams {
-        scale: 1.0,
-        zero_point: -3,
-        signed: true,
-    };
+    let p = QuantParams { scale: 1.0, zero_point: -3, signed: true };
     a.quantize(&xs, 3, 5, &p, QIsa::Scalar).unwrap();
     assert_eq!(a.row(1).unwrap(), &[130, 131, 132, 133, 134]);
     assert_eq!(a.zero_point(), 125);
