@@ -5,9 +5,10 @@
 //!
 //! Why `unsafe` is unavoidable here:
 //! - The tiles load 4 bytes of A per row (broadcast) and 64 bytes of packed B per panel and
-//!   k group with `_mm512_loadu_si512` and friends, which take raw pointers. [`tile`] checks
-//!   every length once before the loop (see [`TileIn::fits`]); the SAFETY comments say which
-//!   check covers which access.
+//!   k group with `_mm512_loadu_si512` and friends, which take raw pointers, and the fused
+//!   epilogue loads and stores its columns with masks. [`tile`] / [`tile_f32`] check every
+//!   length once before the loop (`TileIn::fits`, `TileEpi::fits`, the output length); the
+//!   SAFETY comments say which check covers which access.
 //! - `#[target_feature]` functions are called only after [`QIsa::effective`] detected the
 //!   features.
 #![allow(unsafe_code)]
@@ -27,15 +28,59 @@ pub(crate) struct TileIn<'a> {
 }
 
 impl TileIn<'_> {
-    /// Whether `mr` rows and `nv` panels lie inside A and B, and `out` holds `mr * nv * 16`.
-    fn fits(&self, mr: usize, nv: usize, out: &[i32]) -> bool {
+    /// Whether `mr` rows and `nv` panels lie inside A and B.
+    fn fits(&self, mr: usize, nv: usize) -> bool {
         let a_need = (mr - 1).checked_mul(self.lda).and_then(|x| x.checked_add(self.kg * 4)).and_then(|x| x.checked_add(self.a_off));
         let b_need = nv.checked_mul(self.kg * PANEL * 4).and_then(|x| x.checked_add(self.b_off));
-        mr >= 1
-            && self.lda >= self.kg * 4
-            && a_need.is_some_and(|n| n <= self.a.len())
-            && b_need.is_some_and(|n| n <= self.b.len())
-            && out.len() >= mr * nv * PANEL
+        mr >= 1 && self.lda >= self.kg * 4 && a_need.is_some_and(|n| n <= self.a.len()) && b_need.is_some_and(|n| n <= self.b.len())
+    }
+}
+
+/// The float epilogue of one tile, applied in registers: for `rows x cols` (at most the tile),
+/// `out[r * ldo + c] = (acc + comp[c] - zb[c] row_sums[r]) as f32 * scale[c] + bias[c]`.
+pub(crate) struct TileEpi<'a> {
+    pub comp: &'a [i32],
+    pub zb: Option<&'a [i32]>,
+    pub row_sums: &'a [i32],
+    pub scale: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub out: &'a mut [f32],
+    pub ldo: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl TileEpi<'_> {
+    fn fits(&self, mr: usize, nv: usize) -> bool {
+        let (rows, cols) = (self.rows, self.cols);
+        let out_need = (rows.max(1) - 1).checked_mul(self.ldo).and_then(|x| x.checked_add(cols));
+        (1..=mr).contains(&rows)
+            && (1..=nv * PANEL).contains(&cols)
+            && self.comp.len() >= cols
+            && self.zb.is_none_or(|z| z.len() >= cols)
+            && self.scale.len() >= cols
+            && self.bias.is_none_or(|b| b.len() >= cols)
+            && self.row_sums.len() >= rows
+            && out_need.is_some_and(|n| n <= self.out.len())
+    }
+}
+
+/// Where a tile goes: raw sums (`mr x 16 nv`, row-major) or through the float epilogue.
+pub(crate) enum Dst<'o, 'e> {
+    I32(&'o mut [i32]),
+    F32(&'o mut TileEpi<'e>),
+}
+
+/// The tile with the float epilogue in registers; false when `isa` has no such tile (then the
+/// caller computes raw sums and runs the portable epilogue).
+pub(crate) fn tile_f32(isa: QIsa, mr: usize, nv: usize, t: &TileIn<'_>, e: &mut TileEpi<'_>) -> bool {
+    if !t.fits(mr, nv) || !e.fits(mr, nv) {
+        return false;
+    }
+    match isa.effective() {
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Avx512Vnni => x86::dispatch_512(mr, nv, t, Dst::F32(e)),
+        _ => false,
     }
 }
 
@@ -43,12 +88,12 @@ impl TileIn<'_> {
 /// `mr x 16 nv` tile; false when `isa` has no tile of that shape or the operands do not fit
 /// (the caller then uses the portable tile).
 pub(crate) fn tile(isa: QIsa, mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> bool {
-    if !t.fits(mr, nv, out) {
+    if !t.fits(mr, nv) || out.len() < mr * nv * PANEL {
         return false;
     }
     match isa.effective() {
         #[cfg(target_arch = "x86_64")]
-        QIsa::Avx512Vnni => x86::dispatch_512(mr, nv, t, out),
+        QIsa::Avx512Vnni => x86::dispatch_512(mr, nv, t, Dst::I32(out)),
         #[cfg(target_arch = "x86_64")]
         QIsa::AvxVnni => x86::dispatch_256(mr, nv, t, out, true),
         #[cfg(target_arch = "x86_64")]
@@ -85,7 +130,7 @@ pub(crate) fn minmax(isa: QIsa, x: &[f32]) -> (f32, f32) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{PANEL, TileIn, minmax_body, quantize_body};
+    use super::{Dst, PANEL, TileEpi, TileIn, minmax_body, quantize_body};
     use std::arch::x86_64::*;
 
     /// `quantize_body` on 16 lanes: true division, round to nearest even, zero point,
@@ -161,15 +206,15 @@ mod x86 {
 
     /// The AVX-512 VNNI tiles: `MR x NV` zmm accumulators, one `vpdpbusd` per row and panel
     /// and k group.
-    pub(super) fn dispatch_512(mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> bool {
+    pub(super) fn dispatch_512(mr: usize, nv: usize, t: &TileIn<'_>, mut dst: Dst<'_, '_>) -> bool {
         if !is_x86_feature_detected!("avx512vnni") {
             return false;
         }
         macro_rules! go {
             ($mr:literal, $nv:literal) => {
                 // SAFETY: AVX-512 F/BW + VNNI detected (`QIsa::effective` and just above);
-                // `tile` checked `t.fits(mr, nv, out)`.
-                unsafe { tile_512::<$mr, $nv>(t, out) }
+                // `tile` / `tile_f32` checked `t.fits(mr, nv)` and the destination's size.
+                unsafe { tile_512::<$mr, $nv>(t, &mut dst) }
             };
         }
         match (mr, nv) {
@@ -187,10 +232,14 @@ mod x86 {
         true
     }
 
+    /// The raw sums of one tile, in registers (a function of its own, so that the loop keeps
+    /// every accumulator in a register whatever the destination code around it).
+    ///
     /// # Safety
-    /// AVX-512 F/BW and VNNI are available and `t.fits(MR, NV, out)`.
+    /// AVX-512 F/BW and VNNI are available and `t.fits(MR, NV)`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
-    unsafe fn tile_512<const MR: usize, const NV: usize>(t: &TileIn<'_>, out: &mut [i32]) {
+    #[inline(never)]
+    unsafe fn acc_512<const MR: usize, const NV: usize>(t: &TileIn<'_>) -> [[__m512i; NV]; MR] {
         let mut acc = [[_mm512_setzero_si512(); NV]; MR];
         let pstride = t.kg * PANEL * 4;
         let a = t.a.as_ptr().wrapping_add(t.a_off);
@@ -211,10 +260,55 @@ mod x86 {
                 }
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
+        acc
+    }
+
+    /// # Safety
+    /// AVX-512 F/BW and VNNI are available, `t.fits(MR, NV)`, and `dst` holds `MR NV 16` i32
+    /// or its epilogue `fits(MR, NV)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
+    unsafe fn tile_512<const MR: usize, const NV: usize>(t: &TileIn<'_>, dst: &mut Dst<'_, '_>) {
+        // SAFETY: forwarded (`t.fits(MR, NV)`).
+        let acc = unsafe { acc_512::<MR, NV>(t) };
+        match dst {
+            Dst::I32(out) => {
+                for (r, acc_r) in acc.iter().enumerate() {
+                    for (v, acc) in acc_r.iter().enumerate() {
+                        // SAFETY: (r NV + v) 16 + 15 < MR NV 16 <= out.len() (checked by `tile`).
+                        unsafe { _mm512_storeu_si512(out.as_mut_ptr().add((r * NV + v) * PANEL).cast(), *acc) };
+                    }
+                }
+            }
+            Dst::F32(e) => epilogue_512(&acc, e),
+        }
+    }
+
+    /// The float epilogue of [`TileEpi`] on the accumulators, column lanes past `cols` masked.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    fn epilogue_512<const MR: usize, const NV: usize>(acc: &[[__m512i; NV]; MR], e: &mut TileEpi<'_>) {
+        for (r, acc_r) in acc.iter().enumerate().take(e.rows) {
+            let rs = _mm512_set1_epi32(e.row_sums.get(r).copied().unwrap_or(0));
             for (v, acc) in acc_r.iter().enumerate() {
-                // SAFETY: (r NV + v) 16 + 15 < MR NV 16 <= out.len() by `fits`.
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add((r * NV + v) * PANEL).cast(), *acc) };
+                let lanes = e.cols.saturating_sub(v * PANEL).min(PANEL);
+                if lanes == 0 {
+                    break;
+                }
+                let mask = ((1u32 << lanes) - 1) as u16;
+                let at = v * PANEL;
+                // SAFETY: the masked loads and stores touch columns at + l < cols only; `fits`
+                // checked comp, zb, scale and bias hold cols elements, and out holds
+                // (rows - 1) ldo + cols with r < rows. Masked-off lanes never fault.
+                unsafe {
+                    let mut x = _mm512_add_epi32(*acc, _mm512_maskz_loadu_epi32(mask, e.comp.as_ptr().add(at)));
+                    if let Some(zb) = e.zb {
+                        x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, zb.as_ptr().add(at)), rs));
+                    }
+                    let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(mask, e.scale.as_ptr().add(at)));
+                    if let Some(b) = e.bias {
+                        f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(at)));
+                    }
+                    _mm512_mask_storeu_ps(e.out.as_mut_ptr().add(r * e.ldo + at), mask, f);
+                }
             }
         }
     }
@@ -228,7 +322,7 @@ mod x86 {
         macro_rules! go {
             ($f:ident, $mr:literal) => {
                 // SAFETY: the tile's features were detected (`QIsa::effective`, and AVX-VNNI
-                // just above); `tile` checked `t.fits(mr, 1, out)`.
+                // just above); `tile` checked `t.fits(mr, 1)` and that out holds mr 16.
                 unsafe { $f::<$mr>(t, out) }
             };
         }
@@ -243,7 +337,7 @@ mod x86 {
     }
 
     /// # Safety
-    /// AVX2 and AVX-VNNI are available and `t.fits(MR, 1, out)`.
+    /// AVX2 and AVX-VNNI are available, `t.fits(MR, 1)` and `out.len() >= 16 MR`.
     #[target_feature(enable = "avx2,fma,avxvnni")]
     unsafe fn tile_avxvnni<const MR: usize>(t: &TileIn<'_>, out: &mut [i32]) {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
@@ -268,7 +362,7 @@ mod x86 {
     }
 
     /// # Safety
-    /// AVX2 is available and `t.fits(MR, 1, out)`.
+    /// AVX2 is available, `t.fits(MR, 1)` and `out.len() >= 16 MR`.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile_avx2<const MR: usize>(t: &TileIn<'_>, out: &mut [i32]) {
         // acc[r][q]: columns 4q..4q+4, two partial sums (k pairs) per column.

@@ -17,6 +17,27 @@ pub(crate) trait Sink: Sync {
     type T: Copy + Default + Send + Sync;
     /// Writes columns `col0..col0 + vals.len()` of one row.
     fn write(&self, col0: usize, vals: &[i32], dst: &mut [Self::T]);
+
+    /// Computes and writes a whole tile with the epilogue in registers, if this sink and
+    /// level can (`f.out` starts at the tile's first element); false: the caller does it.
+    fn fused(&self, _: &TileIn<'_>, _: &mut FusedTile<'_, Self::T>) -> bool {
+        false
+    }
+}
+
+/// One tile for [`Sink::fused`]: shape, columns `c0..c0 + cols`, rows' sums, compensation.
+pub(crate) struct FusedTile<'a, T> {
+    pub(crate) isa: super::qgemm::QIsa,
+    pub(crate) mr: usize,
+    pub(crate) nv: usize,
+    pub(crate) c0: usize,
+    pub(crate) comp: &'a [i32],
+    pub(crate) zb: Option<&'a [i32]>,
+    pub(crate) row_sums: &'a [i32],
+    pub(crate) out: &'a mut [T],
+    pub(crate) ldo: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
 }
 
 pub(crate) struct I32Sink;
@@ -47,6 +68,36 @@ impl Sink for F32Sink<'_> {
             }
         }
         self.act.apply_slice(dst);
+    }
+
+    fn fused(&self, t: &TileIn<'_>, f: &mut FusedTile<'_, f32>) -> bool {
+        let cols = f.c0..f.c0 + f.cols;
+        let (Some(scale), bias) = (self.scale.get(cols.clone()), self.bias.map(|b| b.get(cols))) else { return false };
+        if bias.is_some_and(|b| b.is_none()) {
+            return false;
+        }
+        let mut e = arch_q::TileEpi {
+            comp: f.comp,
+            zb: f.zb,
+            row_sums: f.row_sums,
+            scale,
+            bias: bias.flatten(),
+            out: f.out,
+            ldo: f.ldo,
+            rows: f.rows,
+            cols: f.cols,
+        };
+        if !arch_q::tile_f32(f.isa, f.mr, f.nv, t, &mut e) {
+            return false;
+        }
+        if self.act != Activation::None {
+            for r in 0..f.rows {
+                if let Some(row) = e.out.get_mut(r * f.ldo..r * f.ldo + f.cols) {
+                    self.act.apply_slice(row);
+                }
+            }
+        }
+        true
     }
 }
 
@@ -93,36 +144,38 @@ pub(crate) fn part<S: Sink>(
         }
     }
     for (r0, p, nvr) in order {
-        {
-            let real = mr.min(rows.end - r0);
-            {
-                let width = nvr * PANEL;
-                let t = TileIn { a: &a.data, a_off: r0 * a.lda, lda: a.lda, b: b.data(), b_off: p * kg * PANEL * 4, kg };
-                let acc = &mut acc[..mr * width];
-                if !arch_q::tile(isa, mr, nvr, &t, acc) {
-                    tile_portable(mr, nvr, &t, acc)?;
+        let (real, width) = (mr.min(rows.end - r0), nvr * PANEL);
+        let t = TileIn { a: &a.data, a_off: r0 * a.lda, lda: a.lda, b: b.data(), b_off: p * kg * PANEL * 4, kg };
+        let (c0, cols) = (p * PANEL, width.min(n - p * PANEL));
+        let comp = job.col_comp.get(c0..c0 + cols).ok_or_else(|| invalid(KERNEL, "column sums"))?;
+        let zbs = b.zero_points().get(c0..c0 + cols).ok_or_else(|| invalid(KERNEL, "zero points"))?;
+        let at0 = (r0 - rows.start) * ldo + (c0 - col_base);
+        let row_sums = a.row_sums.get(r0..r0 + real).ok_or_else(|| invalid(KERNEL, "row sums"))?;
+        let dst = out.get_mut(at0..).ok_or_else(|| invalid(KERNEL, "C is too short"))?;
+        let zb = job.zb_any.then_some(zbs);
+        let mut f = FusedTile { isa, mr, nv: nvr, c0, comp, zb, row_sums, out: dst, ldo, rows: real, cols };
+        if sink.fused(&t, &mut f) {
+            continue;
+        }
+        let acc = &mut acc[..mr * width];
+        if !arch_q::tile(isa, mr, nvr, &t, acc) {
+            tile_portable(mr, nvr, &t, acc)?;
+        }
+        for (r, &rs) in row_sums.iter().enumerate() {
+            let src = &acc[r * width..r * width + cols];
+            let v = &mut vals[..cols];
+            if job.zb_any {
+                for (((v, &s), &cc), &zb) in v.iter_mut().zip(src).zip(comp).zip(zbs) {
+                    *v = s.wrapping_add(cc).wrapping_sub(zb.wrapping_mul(rs));
                 }
-                let (c0, cols) = (p * PANEL, width.min(n - p * PANEL));
-                let comp = job.col_comp.get(c0..c0 + cols).ok_or_else(|| invalid(KERNEL, "column sums"))?;
-                let zbs = b.zero_points().get(c0..c0 + cols).ok_or_else(|| invalid(KERNEL, "zero points"))?;
-                for r in 0..real {
-                    let rs = a.row_sums.get(r0 + r).copied().unwrap_or(0);
-                    let src = &acc[r * width..r * width + cols];
-                    let v = &mut vals[..cols];
-                    if job.zb_any {
-                        for (((v, &s), &cc), &zb) in v.iter_mut().zip(src).zip(comp).zip(zbs) {
-                            *v = s.wrapping_add(cc).wrapping_sub(zb.wrapping_mul(rs));
-                        }
-                    } else {
-                        for ((v, &s), &cc) in v.iter_mut().zip(src).zip(comp) {
-                            *v = s.wrapping_add(cc);
-                        }
-                    }
-                    let at = (r0 + r - rows.start) * ldo + (c0 - col_base);
-                    let dst = out.get_mut(at..at + cols).ok_or_else(|| invalid(KERNEL, "C is too short"))?;
-                    sink.write(c0, v, dst);
+            } else {
+                for ((v, &s), &cc) in v.iter_mut().zip(src).zip(comp) {
+                    *v = s.wrapping_add(cc);
                 }
             }
+            let at = at0 + r * ldo;
+            let dst = out.get_mut(at..at + cols).ok_or_else(|| invalid(KERNEL, "C is too short"))?;
+            sink.write(c0, v, dst);
         }
     }
     Ok(())
