@@ -10,7 +10,7 @@ use kiln_conformance::single_op::{Case, In, case, chain_attrs, check_close, chec
 use kiln_ir::{Attr, Graph, Model, Node};
 use kiln_reference::Value;
 use kiln_target::{CompileOptions, Target, TuneMode};
-use kiln_tensor::{DType, Shape, Tensor};
+use kiln_tensor::{Shape, Tensor};
 use std::collections::BTreeMap;
 
 fn run_case(c: &Case) -> Result<(), String> {
@@ -147,12 +147,13 @@ fn native_ops_match_the_reference() {
     assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), all.len(), failures.join("\n  "));
 }
 
-/// A kiln::QMatMul / kiln::QConv case: X (f32 runtime input) then inputs 1..=6 as typed
-/// constants (None: absent).
+/// A kiln::QMatMul / kiln::QConv (or ai.onnx QuantizeLinear / DequantizeLinear) case: the
+/// runtime input x, then the other inputs as typed constants (None: absent).
 struct QCase {
     name: &'static str,
+    domain: &'static str,
     op: &'static str,
-    x: &'static [usize],
+    x: Tensor,
     consts: Vec<Option<Tensor>>,
     attrs: Vec<(&'static str, Attr)>,
     kernel: &'static str,
@@ -184,8 +185,8 @@ fn floats(shape: &[usize], seed: u64) -> Option<Tensor> {
 
 fn q_model(c: &QCase) -> Result<kiln_conformance::single_op::Built, String> {
     let mut g = Graph::new("g");
-    let x = Tensor::from_vec(c.x.to_vec(), kiln_conformance::single_op::values(c.x.iter().product(), 1)).map_err(|e| e.to_string())?;
-    let xv = g.add_value("x", Some(DType::F32), Some(Shape::known(c.x)));
+    let x = c.x.clone();
+    let xv = g.add_value("x", Some(x.dtype()), Some(Shape::known(x.shape())));
     g.inputs.push(xv);
     let mut inputs = vec![Some(xv)];
     for (i, t) in c.consts.iter().enumerate() {
@@ -200,8 +201,8 @@ fn q_model(c: &QCase) -> Result<kiln_conformance::single_op::Built, String> {
     g.nodes.push(Node {
         name: c.name.into(),
         op_type: c.op.into(),
-        domain: "kiln".into(),
-        opset: 1,
+        domain: c.domain.into(),
+        opset: if c.domain.is_empty() { 17 } else { 1 },
         inputs,
         outputs: vec![Some(out)],
         attrs,
@@ -220,8 +221,10 @@ fn q_model(c: &QCase) -> Result<kiln_conformance::single_op::Built, String> {
 fn q_cases() -> Vec<QCase> {
     let (u8s, i8s) = (|v: u8| Some(Tensor::scalar(v)), |v: i8| Some(Tensor::scalar(v)));
     let act = |a: &str| ("activation", string(a));
-    let mm = |name, x, consts, attrs| QCase { name, op: "QMatMul", x, consts, attrs, kernel: "cpu.qmatmul" };
-    let cv = |name, x, consts, attrs| QCase { name, op: "QConv", x, consts, attrs, kernel: "cpu.qconv" };
+    let fx = |shape: &[usize]| Tensor::from_vec(shape.to_vec(), kiln_conformance::single_op::values(shape.iter().product(), 1)).expect("x");
+    let mm = |name, x: &[usize], consts, attrs| QCase { name, domain: "kiln", op: "QMatMul", x: fx(x), consts, attrs, kernel: "cpu.qmatmul" };
+    let cv = |name, x: &[usize], consts, attrs| QCase { name, domain: "kiln", op: "QConv", x: fx(x), consts, attrs, kernel: "cpu.qconv" };
+    let qdq = |name, op, x, consts, attrs| QCase { name, domain: "", op, x, consts, attrs, kernel: "cpu.quantize" };
     vec![
         // Static u8 activation, per-channel symmetric int8 weights, bias, relu, rank-3 A.
         mm(
@@ -288,6 +291,11 @@ fn q_cases() -> Vec<QCase> {
             vec![scalar_f(0.01), i8s(0), ints8(&[4, 1, 3, 3], 19, true), scales(4, 0.01), None, None],
             vec![("layout", string("NHWC")), ("group", Attr::Int(4)), ("pads", ints(&[1, 1, 1, 1]))],
         ),
+        qdq("quantize_per_tensor_u8", "QuantizeLinear", fx(&[3, 50]), vec![scalar_f(0.007), u8s(130)], vec![]),
+        qdq("quantize_per_axis_i8", "QuantizeLinear", fx(&[2, 4, 9]), vec![scales(4, 0.01), ints8(&[4], 20, true)], vec![]),
+        qdq("quantize_no_zero_point", "QuantizeLinear", fx(&[17]), vec![scalar_f(0.004)], vec![]),
+        qdq("dequantize_per_tensor_i8", "DequantizeLinear", ints8(&[5, 7], 21, true).expect("x"), vec![scalar_f(0.02), i8s(-7)], vec![]),
+        qdq("dequantize_per_axis_u8", "DequantizeLinear", ints8(&[3, 6], 22, false).expect("x"), vec![scales(6, 0.01), ints8(&[6], 23, false)], vec![("axis", Attr::Int(-1))]),
     ]
 }
 
@@ -296,7 +304,7 @@ fn quantized_ops_match_the_reference() {
     let all = q_cases();
     let mut failures = Vec::new();
     for q in &all {
-        let c = Case { name: q.name, domain: "kiln", op: q.op, inputs: vec![], attrs: vec![], kernel: q.kernel };
+        let c = Case { name: q.name, domain: q.domain, op: q.op, inputs: vec![], attrs: vec![], kernel: q.kernel };
         match q_model(q).and_then(|b| run_built(&c, b, 1e-5)) {
             Ok(()) => println!("{}: ok ({})", q.name, q.kernel),
             Err(e) => failures.push(format!("{}: {e}", q.name)),

@@ -35,7 +35,7 @@ pub fn run(max_threads: usize, quick: bool, sweep: bool) {
         let qb = qpack_b(QInts::I8(&w), k, n, n, 1, &[]).expect("pack");
         let p = QuantParams::dynamic(&a, QIsa::Avx512Vnni);
         let mut qa = QuantizedA::default();
-        qa.quantize(&a, m, k, &p, QIsa::Avx512Vnni).expect("quantize");
+        qa.quantize(&a, m, k, &p, QIsa::Avx512Vnni, 1).expect("quantize");
         let scale = vec![p.scale * 0.01; n];
         let bias = vec![0.1f32; n];
         // (label, threads, int8 params or None for f32)
@@ -91,24 +91,25 @@ pub fn run(max_threads: usize, quick: bool, sweep: bool) {
 fn quantize_cost(name: &str, a: &[f32], m: usize, k: usize, qb: &kiln_target_cpu::kernels::QPackedB, scale: &[f32], budget: Duration) {
     let isa = QIsa::Avx512Vnni.effective();
     let st = QuantParams { scale: 0.01, zero_point: 3, signed: true };
-    let (mut q1, mut q2, mut q3) = (QuantizedA::default(), QuantizedA::default(), QuantizedA::default());
-    q3.quantize(a, m, k, &st, isa).expect("quantize");
+    let (mut q1, mut q2, mut q3, mut q4) = (QuantizedA::default(), QuantizedA::default(), QuantizedA::default(), QuantizedA::default());
+    q3.quantize(a, m, k, &st, isa, 1).expect("quantize");
     let mut c = vec![0f32; m * qb.n()];
     let params = QGemmParams { isa, threads: 1, ..QGemmParams::default() };
     let epi = QEpilogue { scale, bias: None, act: Activation::None };
     let mut cases: Vec<Case<'_>> = vec![
-        Box::new(|| q1.quantize(a, m, k, &st, isa).expect("quantize")),
-        Box::new(|| q2.quantize(a, m, k, &QuantParams::dynamic(a, isa), isa).expect("quantize")),
+        Box::new(|| q1.quantize(a, m, k, &st, isa, 1).expect("quantize")),
+        Box::new(|| q2.quantize(a, m, k, &QuantParams::dynamic(a, isa), isa, 1).expect("quantize")),
+        Box::new(|| q4.quantize(a, m, k, &st, isa, 2).expect("quantize")),
         Box::new(|| qgemm(&q3, qb, &epi, &mut c, &params).expect("qgemm")),
     ];
     let s = interleaved(budget, 5, &mut cases);
-    let g = s[2].median;
+    let g = s[3].median;
+    let share = |x: f64| format!("{:.3} ms ({:.0}% of the int8 GEMM)", x * 1e3, 100.0 * x / g);
     println!(
-        "| {name} | quantize A ({isa:?}, 1 thread) | static {:.3} ms ({:.0}% of the int8 GEMM) | dynamic {:.3} ms ({:.0}%) | int8 GEMM {:.3} ms |",
-        s[0].median * 1e3,
-        100.0 * s[0].median / g,
-        s[1].median * 1e3,
-        100.0 * s[1].median / g,
+        "| {name} | quantize A ({isa:?}) | static, 1 thread: {} | dynamic, 1 thread: {} | static, 2 threads: {} | int8 GEMM (1 thread) {:.3} ms |",
+        share(s[0].median),
+        share(s[1].median),
+        share(s[2].median),
         g * 1e3
     );
 }

@@ -7,6 +7,8 @@
 //! An i8 activation is stored as u8 (`q + 128`, zero point + 128), so the GEMM is always
 //! u8 x i8.
 
+use rayon::prelude::*;
+
 use super::arch_q;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::qgemm::{PANEL, QIsa};
@@ -192,6 +194,9 @@ pub struct QuantizedA {
     pub(crate) scale: f32,
 }
 
+/// Activations at least this large are quantized on several threads.
+const PAR_MIN: usize = 1 << 15;
+
 /// Rows are allocated in multiples of this (every tile height divides it).
 pub(crate) const ROW_ALIGN: usize = 24;
 
@@ -227,14 +232,26 @@ impl QuantizedA {
     }
 
     /// Quantizes a row-major `rows x k` x (QMatMul's A) with `p`.
-    pub fn quantize(&mut self, x: &[f32], rows: usize, k: usize, p: &QuantParams, isa: QIsa) -> Result<(), KernelError> {
+    /// Quantizes a row-major `rows x k` x (QMatMul's A) with `p`, rows split over `threads`
+    /// when x is large.
+    pub fn quantize(&mut self, x: &[f32], rows: usize, k: usize, p: &QuantParams, isa: QIsa, threads: usize) -> Result<(), KernelError> {
         check_len(KERNEL, "A", x.len(), checked_product(KERNEL, &[rows, k])?)?;
         self.reset(rows, k, p)?;
-        let lda = self.lda;
-        for ((xr, dst), sum) in x.chunks_exact(k.max(1)).zip(self.data.chunks_exact_mut(lda.max(1))).zip(self.row_sums.iter_mut()) {
-            *sum = quantize_slice(xr, p, isa, &mut dst[..k])?;
+        let (kk, lda) = (k.max(1), self.lda.max(1));
+        let row = |((xr, dst), sum): ((&[f32], &mut [u8]), &mut i32)| -> Result<(), KernelError> {
+            *sum = quantize_slice(xr, p, isa, dst.get_mut(..k).ok_or_else(|| invalid(KERNEL, "row stride"))?)?;
+            Ok(())
+        };
+        if threads > 1 && x.len() >= PAR_MIN {
+            let per = rows.div_ceil(threads).max(1);
+            x.par_chunks_exact(kk)
+                .zip(self.data.par_chunks_exact_mut(lda))
+                .zip(self.row_sums.par_iter_mut())
+                .with_min_len(per)
+                .try_for_each(row)
+        } else {
+            x.chunks_exact(kk).zip(self.data.chunks_exact_mut(lda)).zip(self.row_sums.iter_mut()).try_for_each(row)
         }
-        Ok(())
     }
 
     /// Fills the rows from already quantized u8 data (a conv's im2col): `fill(r, row)` writes

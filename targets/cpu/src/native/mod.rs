@@ -15,6 +15,7 @@ mod global_pool;
 mod matmul;
 mod qconv;
 mod qmatmul;
+mod quantize;
 mod reduce;
 mod resize;
 mod rows;
@@ -46,6 +47,7 @@ pub enum Native {
     Reduce(reduce::ReduceStep),
     QMatMul(Box<qmatmul::QMatMulStep>),
     QConv(Box<qconv::QConvStep>),
+    Quantize(quantize::QuantizeStep),
 }
 
 impl Native {
@@ -67,6 +69,7 @@ impl Native {
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
             qmatmul::KERNEL => Some(Native::QMatMul(Box::new(qmatmul::QMatMulStep::load(step, weight)?))),
             qconv::KERNEL => Some(Native::QConv(Box::new(qconv::QConvStep::load(step, weight)?))),
+            quantize::KERNEL => Some(Native::Quantize(quantize::QuantizeStep::load(step, weight)?)),
             _ => None,
         })
     }
@@ -99,6 +102,7 @@ impl Native {
             Native::Reduce(r) => r.run(inputs),
             Native::QMatMul(q) => q.run(inputs, variant),
             Native::QConv(q) => q.run(inputs, variant),
+            Native::Quantize(q) => q.run(inputs),
         }
     }
 }
@@ -134,6 +138,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         "Concat" => concat::lower(g, node),
         "kiln::QMatMul" => qmatmul::lower(g, node, dims, tuner)?,
         "kiln::QConv" => qconv::lower(g, node, dims, tuner)?,
+        _ if quantize::covers(node) => quantize::lower(g, node),
         _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
         _ if rows::covers(node) => rows::lower(g, node, dims, tuner)?,
         _ if reduce::covers(node) => reduce::lower(g, node),

@@ -193,7 +193,7 @@ impl QMatMulStep {
         let m: usize = x.shape()[..x.rank() - 1].iter().product();
         let params: QGemmParams = pick(&qgemm_candidates(m, n, k, crate::device::cores()), variant).ok_or("no int8 GEMM candidate")?;
         let q = self.x.params(xs, params.isa);
-        self.a.quantize(xs, m, k, &q, params.isa).map_err(|e| e.to_string())?;
+        self.a.quantize(xs, m, k, &q, params.isa, params.threads).map_err(|e| e.to_string())?;
         self.scale.clear();
         self.scale.extend(self.w_scale.iter().map(|&w| q.scale * w));
         let mut c = vec![0f32; m * n];

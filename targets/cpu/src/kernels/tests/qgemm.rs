@@ -194,8 +194,15 @@ fn quantized_rows_are_padded_and_summed() {
     let xs: Vec<f32> = (0..3 * 5).map(|i| i as f32).collect();
     let mut a = QuantizedA::default();
     let p = QuantParams { scale: 1.0, zero_point: -3, signed: true };
-    a.quantize(&xs, 3, 5, &p, QIsa::Scalar).unwrap();
+    a.quantize(&xs, 3, 5, &p, QIsa::Scalar, 1).unwrap();
     assert_eq!(a.row(1).unwrap(), &[130, 131, 132, 133, 134]);
     assert_eq!(a.zero_point(), 125);
-    assert!(a.quantize(&xs, 4, 5, &p, QIsa::Scalar).is_err());
+    assert!(a.quantize(&xs, 4, 5, &p, QIsa::Scalar, 2).is_err());
+    // Large enough for the threaded path: the same bytes and sums as one thread.
+    let (rows, k) = (130, 301);
+    let xs: Vec<f32> = (0..rows * k).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
+    let (mut one, mut two) = (QuantizedA::default(), QuantizedA::default());
+    one.quantize(&xs, rows, k, &p, QIsa::Avx512Vnni, 1).unwrap();
+    two.quantize(&xs, rows, k, &p, QIsa::Avx512Vnni, 2).unwrap();
+    assert_eq!((one.data, one.row_sums), (two.data, two.row_sums));
 }
