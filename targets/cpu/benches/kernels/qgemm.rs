@@ -42,7 +42,11 @@ pub fn run(max_threads: usize, quick: bool, sweep: bool) {
         let mut configs: Vec<(String, usize, Option<QGemmParams>)> = Vec::new();
         for threads in 1..=max_threads {
             configs.push(("f32 micro".into(), threads, None));
-            for isa in QIsa::available() {
+            let mut levels = QIsa::available();
+            if QIsa::Amx.is_available() {
+                levels.push(QIsa::Amx);
+            }
+            for isa in levels {
                 let take = if sweep { isa.tiles().len() } else { 1 };
                 for &(mr, nv) in isa.tiles().iter().take(take) {
                     for nc in if sweep { vec![0, 24] } else { vec![0] } {

@@ -80,6 +80,13 @@ pub(crate) fn tile_f32(isa: QIsa, mr: usize, nv: usize, t: &TileIn<'_>, e: &mut 
     match isa.effective() {
         #[cfg(target_arch = "x86_64")]
         QIsa::Avx512Vnni => x86::dispatch_512(mr, nv, t, Dst::F32(e)),
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Amx => {
+            let mut acc = [0i32; super::arch_qamx::MR * 2 * PANEL];
+            let acc = &mut acc[..super::arch_qamx::MR * nv * PANEL];
+            // SAFETY: AMX implies AVX-512 (`arch_qamx::available` checks it).
+            mr == super::arch_qamx::MR && super::arch_qamx::tile(nv, t, acc) && unsafe { x86::epilogue_512_from(acc, nv * PANEL, e) }
+        }
         _ => false,
     }
 }
@@ -92,6 +99,7 @@ pub(crate) fn tile(isa: QIsa, mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i
         return false;
     }
     match isa.effective() {
+        QIsa::Amx => mr == super::arch_qamx::MR && super::arch_qamx::tile(nv, t, out),
         #[cfg(target_arch = "x86_64")]
         QIsa::Avx512Vnni => x86::dispatch_512(mr, nv, t, Dst::I32(out)),
         #[cfg(target_arch = "x86_64")]
@@ -106,8 +114,8 @@ pub(crate) fn tile(isa: QIsa, mr: usize, nv: usize, t: &TileIn<'_>, out: &mut [i
 pub(crate) fn quantize(isa: QIsa, x: &[f32], out: &mut [u8], p: [f32; 4]) -> i32 {
     match isa.effective() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `effective` detected AVX-512 F/BW/VL/DQ.
-        QIsa::Avx512Vnni => unsafe { x86::quantize_512(x, out, p) },
+        // SAFETY: `effective` detected AVX-512 F/BW/VL/DQ (AMX requires it too).
+        QIsa::Avx512Vnni | QIsa::Amx => unsafe { x86::quantize_512(x, out, p) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `effective` detected AVX2 (every level above it includes it).
         QIsa::AvxVnni | QIsa::Avx2 => unsafe { x86::quantize_256(x, out, p) },
@@ -120,7 +128,7 @@ pub(crate) fn minmax(isa: QIsa, x: &[f32]) -> (f32, f32) {
     match isa.effective() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `quantize`.
-        QIsa::Avx512Vnni => unsafe { x86::minmax_512(x) },
+        QIsa::Avx512Vnni | QIsa::Amx => unsafe { x86::minmax_512(x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `quantize`.
         QIsa::AvxVnni | QIsa::Avx2 => unsafe { x86::minmax_256(x) },
@@ -287,28 +295,56 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
     fn epilogue_512<const MR: usize, const NV: usize>(acc: &[[__m512i; NV]; MR], e: &mut TileEpi<'_>) {
         for (r, acc_r) in acc.iter().enumerate().take(e.rows) {
-            let rs = _mm512_set1_epi32(e.row_sums.get(r).copied().unwrap_or(0));
-            for (v, acc) in acc_r.iter().enumerate() {
-                let lanes = e.cols.saturating_sub(v * PANEL).min(PANEL);
-                if lanes == 0 {
-                    break;
+            epilogue_row(r, acc_r, e);
+        }
+    }
+
+    /// The epilogue from raw sums in memory (`acc[r * width + c]`, the AMX tile's output).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) fn epilogue_512_from(acc: &[i32], width: usize, e: &mut TileEpi<'_>) -> bool {
+        let nv = width / PANEL;
+        if !(1..=2).contains(&nv) || acc.len() < e.rows * width || e.cols > width {
+            return false;
+        }
+        for r in 0..e.rows {
+            let mut row = [_mm512_setzero_si512(); 2];
+            for (v, x) in row.iter_mut().enumerate().take(nv) {
+                // SAFETY: r width + 16 v + 15 < rows width <= acc.len() (checked above).
+                *x = unsafe { _mm512_loadu_si512(acc.as_ptr().add(r * width + v * PANEL).cast()) };
+            }
+            epilogue_row(r, &row[..nv], e);
+        }
+        true
+    }
+
+    /// Row `r` of the epilogue from its accumulators (`acc_r[v]`: columns 16 v .. 16 v + 16).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[inline]
+    fn epilogue_row(r: usize, acc_r: &[__m512i], e: &mut TileEpi<'_>) {
+        if r >= e.rows {
+            return;
+        }
+        let rs = _mm512_set1_epi32(e.row_sums.get(r).copied().unwrap_or(0));
+        for (v, acc) in acc_r.iter().enumerate() {
+            let lanes = e.cols.saturating_sub(v * PANEL).min(PANEL);
+            if lanes == 0 {
+                break;
+            }
+            let mask = ((1u32 << lanes) - 1) as u16;
+            let at = v * PANEL;
+            // SAFETY: the masked loads and stores touch columns at + l < cols only; `fits`
+            // checked comp, zb, scale and bias hold cols elements, and out holds
+            // (rows - 1) ldo + cols with r < rows. Masked-off lanes never fault.
+            unsafe {
+                let mut x = _mm512_add_epi32(*acc, _mm512_maskz_loadu_epi32(mask, e.comp.as_ptr().add(at)));
+                if let Some(zb) = e.zb {
+                    x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, zb.as_ptr().add(at)), rs));
                 }
-                let mask = ((1u32 << lanes) - 1) as u16;
-                let at = v * PANEL;
-                // SAFETY: the masked loads and stores touch columns at + l < cols only; `fits`
-                // checked comp, zb, scale and bias hold cols elements, and out holds
-                // (rows - 1) ldo + cols with r < rows. Masked-off lanes never fault.
-                unsafe {
-                    let mut x = _mm512_add_epi32(*acc, _mm512_maskz_loadu_epi32(mask, e.comp.as_ptr().add(at)));
-                    if let Some(zb) = e.zb {
-                        x = _mm512_sub_epi32(x, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, zb.as_ptr().add(at)), rs));
-                    }
-                    let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(mask, e.scale.as_ptr().add(at)));
-                    if let Some(b) = e.bias {
-                        f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(at)));
-                    }
-                    _mm512_mask_storeu_ps(e.out.as_mut_ptr().add(r * e.ldo + at), mask, f);
+                let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(mask, e.scale.as_ptr().add(at)));
+                if let Some(b) = e.bias {
+                    f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(at)));
                 }
+                _mm512_mask_storeu_ps(e.out.as_mut_ptr().add(r * e.ldo + at), mask, f);
             }
         }
     }

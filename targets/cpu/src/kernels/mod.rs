@@ -6,7 +6,8 @@
 //! baseline); asking for an ISA the CPU lacks falls back, so every params value is safe. The
 //! only `unsafe` is in `arch` (target-feature calls after detection, the `gemm` crate call),
 //! `arch_micro` (our GEMM microkernel tiles and their aligned buffers) and `arch_q` (the int8
-//! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2; the vectorised quantization loops). The int8
+//! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2; the vectorised quantization loops) and `arch_qamx`
+//! (the AMX int8 tile and its permission request, inline assembly). The int8
 //! kernels choose among their own levels, [`QIsa`] (VNNI is not part of [`Isa`]).
 //!
 //! | family | entry points | params (candidates) |
@@ -26,6 +27,7 @@ mod activation;
 mod arch;
 mod arch_micro;
 mod arch_q;
+mod arch_qamx;
 mod attention;
 mod chain;
 mod conv;

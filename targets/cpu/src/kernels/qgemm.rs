@@ -35,6 +35,9 @@ pub enum QIsa {
     AvxVnni,
     /// AVX-512 F/BW/VL/DQ + VNNI: `vpdpbusd` on zmm.
     Avx512Vnni,
+    /// AMX-INT8 tiles (`tdpbusd`, 32x32 per pass); a candidate only, never in `available`
+    /// (so never the default) until measured.
+    Amx,
 }
 
 impl QIsa {
@@ -47,6 +50,7 @@ impl QIsa {
                 QIsa::Avx2 => avx2,
                 QIsa::AvxVnni => avx2 && is_x86_feature_detected!("avxvnni"),
                 QIsa::Avx512Vnni => super::isa::has_avx512() && is_x86_feature_detected!("avx512vnni"),
+                QIsa::Amx => super::arch_qamx::available(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -55,19 +59,23 @@ impl QIsa {
         }
     }
 
-    /// Levels available here, best first.
+    /// Vector levels available here, best first (AMX, a matrix unit, is asked for by name).
     pub fn available() -> Vec<QIsa> {
         [QIsa::Avx512Vnni, QIsa::AvxVnni, QIsa::Avx2, QIsa::Scalar].into_iter().filter(|i| i.is_available()).collect()
     }
 
     /// `self` if available, else the best available level below it.
     pub fn effective(self) -> QIsa {
+        if self == QIsa::Amx && self.is_available() {
+            return self;
+        }
         QIsa::available().into_iter().find(|&i| i <= self).unwrap_or(QIsa::Scalar)
     }
 
     /// Register tile shapes `(mr, panels)` this level has (the first is its default).
     pub fn tiles(self) -> &'static [(usize, usize)] {
         match self {
+            QIsa::Amx => &[(32, 2)],
             QIsa::Avx512Vnni => &[(8, 3), (6, 4), (12, 2)],
             QIsa::AvxVnni => &[(6, 1), (4, 1)],
             QIsa::Avx2 => &[(2, 1), (1, 1)],
@@ -96,12 +104,17 @@ impl Default for QGemmParams {
 }
 
 /// Candidates for an `m x n x k` product, the safe default first (best level, its default
-/// tile, all threads): every level's tiles, two column blocks on the best level, 1 thread.
+/// tile, all threads): every level's tiles (AMX last), two tile orders on the best level, 1
+/// thread.
 pub fn qgemm_candidates(m: usize, n: usize, k: usize, max_threads: usize) -> Vec<QGemmParams> {
     let _ = (n, k);
     let threads = if m <= 1 { 1 } else { max_threads.max(1) };
     let mut out = Vec::new();
-    for (level, isa) in QIsa::available().into_iter().enumerate() {
+    let mut levels = QIsa::available();
+    if QIsa::Amx.is_available() {
+        levels.push(QIsa::Amx); // last: a candidate to time, not the default
+    }
+    for (level, isa) in levels.into_iter().enumerate() {
         for &(mr, nv) in isa.tiles() {
             let ncs: &[usize] = if level == 0 { &[0, 24] } else { &[0] };
             for &nc in ncs {
@@ -152,7 +165,10 @@ fn run<S: Sink>(a: &QuantizedA, b: &QPackedB, sink: &S, c: &mut [S::T], params: 
     }
     let isa = params.isa.effective();
     let (mut mr, mut nv) = (params.mr, params.nv);
-    if !(1..=MAX_MR).contains(&mr) || !(1..=MAX_NV).contains(&nv) || !super::qpack::ROW_ALIGN.is_multiple_of(mr) {
+    // A tile the (effective) level does not have, e.g. AMX's asked for where AMX is missing,
+    // becomes that level's default tile (the portable tile takes any shape).
+    let known = isa == QIsa::Scalar || isa.tiles().contains(&(mr, nv));
+    if !known || !(1..=MAX_MR).contains(&mr) || !(1..=MAX_NV).contains(&nv) || !super::qpack::ROW_ALIGN.is_multiple_of(mr) {
         (mr, nv) = isa.tiles().first().copied().unwrap_or((4, 1));
     }
     let za = a.zero_point;

@@ -9,7 +9,7 @@ use super::qpack::{QPackedB, QuantizedA};
 
 const KERNEL: &str = "qgemm";
 /// The tallest and widest tiles (for the accumulator buffer).
-pub(crate) const MAX_MR: usize = 12;
+pub(crate) const MAX_MR: usize = 32;
 pub(crate) const MAX_NV: usize = 4;
 
 /// Where a tile's compensated i32 sums go.
@@ -177,6 +177,9 @@ pub(crate) fn part<S: Sink>(
             let dst = out.get_mut(at..at + cols).ok_or_else(|| invalid(KERNEL, "C is too short"))?;
             sink.write(c0, v, dst);
         }
+    }
+    if isa == super::qgemm::QIsa::Amx {
+        super::arch_qamx::release();
     }
     Ok(())
 }

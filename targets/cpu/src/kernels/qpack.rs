@@ -90,7 +90,8 @@ pub fn qpack_b(b: QInts<'_>, k: usize, n: usize, rs: usize, cs: usize, zero_poin
         return Err(invalid(KERNEL, format!("{} zero points for {n} columns", zero_points.len())));
     }
     let (kg, panels) = (k.div_ceil(4), n.div_ceil(PANEL));
-    let mut data = vec![0i8; checked_product(KERNEL, &[panels, kg, PANEL * 4])?];
+    // 1 KiB of zeros past the last panel: the AMX tile reads whole 16-group steps.
+    let mut data = vec![0i8; checked_product(KERNEL, &[panels, kg, PANEL * 4])?.saturating_add(1024)];
     let mut col_sums = vec![0i32; n];
     for (j, sum) in col_sums.iter_mut().enumerate() {
         let base = (j / PANEL) * kg * PANEL * 4 + (j % PANEL) * 4;
@@ -180,8 +181,8 @@ pub fn quantize_slice(x: &[f32], p: &QuantParams, isa: QIsa, out: &mut [u8]) -> 
     Ok(arch_q::quantize(isa, x, out, p.body()))
 }
 
-/// The activation side of the GEMM: `rows x k` u8 (row stride `lda`, a multiple of 4; k
-/// padding and the rows up to a multiple of 24 are zero), each row's sum, the u8 zero point
+/// The activation side of the GEMM: `rows x k` u8 (row stride `lda`, a multiple of 64; k
+/// padding and the rows up to a multiple of 96 are zero), each row's sum, the u8 zero point
 /// and the scale.
 #[derive(Clone, Debug, Default)]
 pub struct QuantizedA {
@@ -195,10 +196,10 @@ pub struct QuantizedA {
 }
 
 /// Activations at least this large are quantized on several threads.
-const PAR_MIN: usize = 1 << 15;
+const PAR_MIN: usize = 1 << 20;
 
 /// Rows are allocated in multiples of this (every tile height divides it).
-pub(crate) const ROW_ALIGN: usize = 24;
+pub(crate) const ROW_ALIGN: usize = 96;
 
 impl QuantizedA {
     pub fn rows(&self) -> usize {
@@ -221,7 +222,8 @@ impl QuantizedA {
     }
 
     fn reset(&mut self, rows: usize, k: usize, p: &QuantParams) -> Result<(), KernelError> {
-        let lda = k.div_ceil(4) * 4;
+        // Rows padded to 64 bytes: the AMX tile reads whole 64-byte steps (zeros past k).
+        let lda = k.div_ceil(64) * 64;
         let len = checked_product(KERNEL, &[rows.div_ceil(ROW_ALIGN) * ROW_ALIGN, lda])?;
         self.data.clear();
         self.data.resize(len, 0);

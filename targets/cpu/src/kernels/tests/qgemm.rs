@@ -14,6 +14,15 @@ struct W {
     zps: Vec<i32>,
 }
 
+/// Every level that runs here, AMX (not in `available`) included when present.
+fn isas() -> Vec<QIsa> {
+    let mut v = QIsa::available();
+    if QIsa::Amx.is_available() {
+        v.push(QIsa::Amx);
+    }
+    v
+}
+
 fn weights(r: &mut impl Rng, k: usize, n: usize, signed: bool, zp_kind: usize) -> W {
     let (lo, hi) = if signed { (-128, 127) } else { (0, 255) };
     let vals = (0..k * n).map(|_| r.random_range(lo..=hi)).collect();
@@ -63,7 +72,18 @@ fn pack(w: &W, k: usize, n: usize) -> crate::kernels::QPackedB {
 #[test]
 fn qgemm_i32_is_exact_for_every_isa_tile_and_thread_count() {
     let mut r = rng(7);
-    let shapes = [(1, 1, 1), (1, 17, 3), (2, 16, 4), (7, 13, 5), (13, 50, 33), (25, 97, 67), (37, 64, 130), (64, 48, 384), (3, 200, 7)];
+    let shapes = [
+        (1, 1, 1),
+        (1, 17, 3),
+        (2, 16, 4),
+        (7, 13, 5),
+        (13, 50, 33),
+        (25, 97, 67),
+        (37, 64, 130),
+        (64, 48, 384),
+        (3, 200, 7),
+        (70, 50, 260),
+    ];
     for (si, &(m, n, k)) in shapes.iter().enumerate() {
         for (signed, zp_kind) in [(true, 0), (true, 1), (true, 2), (false, 0), (false, 1), (false, 2)] {
             let w = weights(&mut r, k, n, signed, zp_kind);
@@ -71,7 +91,7 @@ fn qgemm_i32_is_exact_for_every_isa_tile_and_thread_count() {
             let (a, av) = quantized_a(&mut r, m, k, za);
             let want = naive(&av, za, &w, m, n, k);
             let b = pack(&w, k, n);
-            for isa in QIsa::available() {
+            for isa in isas() {
                 for &(mr, nv) in isa.tiles() {
                     for nc in [0, 1, 24] {
                         for threads in [1, 2] {
@@ -148,7 +168,7 @@ fn static_quantization_matches_the_reference_bit_for_bit() {
             let p = QuantParams { scale, zero_point: zp, signed };
             let off = if signed { 128 } else { 0 };
             let want: Vec<i32> = xs.iter().map(|&x| reference_q(x, scale, zp, signed) + off).collect();
-            for isa in QIsa::available() {
+            for isa in isas() {
                 let mut got = vec![0u8; xs.len()];
                 let sum = quantize_slice(&xs, &p, isa, &mut got).unwrap();
                 let got: Vec<i32> = got.iter().map(|&v| i32::from(v)).collect();
@@ -179,7 +199,7 @@ fn dynamic_quantization_matches_the_reference_bit_for_bit() {
     for xs in &cases {
         let (scale, zp) = reference_dynamic(xs);
         let want: Vec<i32> = xs.iter().map(|&x| if scale == 0.0 { 0 } else { reference_q(x, scale, zp, false) }).collect();
-        for isa in QIsa::available() {
+        for isa in isas() {
             let p = QuantParams::dynamic(xs, isa);
             assert_eq!((p.scale.to_bits(), p.zero_point, p.signed), (scale.to_bits(), zp, false), "{isa:?} {xs:?}");
             let mut got = vec![0u8; xs.len()];
@@ -199,7 +219,7 @@ fn quantized_rows_are_padded_and_summed() {
     assert_eq!(a.zero_point(), 125);
     assert!(a.quantize(&xs, 4, 5, &p, QIsa::Scalar, 2).is_err());
     // Large enough for the threaded path: the same bytes and sums as one thread.
-    let (rows, k) = (130, 301);
+    let (rows, k) = (1100, 1001);
     let xs: Vec<f32> = (0..rows * k).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
     let (mut one, mut two) = (QuantizedA::default(), QuantizedA::default());
     one.quantize(&xs, rows, k, &p, QIsa::Avx512Vnni, 1).unwrap();
