@@ -2,14 +2,22 @@
 //! reach with constant weights: each case is one node with its weights as initializers,
 //! compiled for the CPU target (tune off), checked to lower to the expected kernel (a silent
 //! fallback to the reference kernel fails the case) and to match the reference executor
-//! within 1e-4 relative.
+//! within 1e-4 relative. The int8 ops (kiln::QMatMul, kiln::QConv) build their models here
+//! (int8 / uint8 constants) and match within 1e-5: their integer sums are exact, only the
+//! float epilogue rounds differently.
 
 use kiln_conformance::single_op::{Case, In, case, chain_attrs, check_close, check_kernel, ints, model, string};
-use kiln_ir::Attr;
+use kiln_ir::{Attr, Graph, Model, Node};
+use kiln_reference::Value;
 use kiln_target::{CompileOptions, Target, TuneMode};
+use kiln_tensor::{Shape, Tensor};
+use std::collections::BTreeMap;
 
 fn run_case(c: &Case) -> Result<(), String> {
-    let (model, feeds, want) = model(c)?;
+    run_built(c, model(c)?, 1e-4)
+}
+
+fn run_built(c: &Case, (model, feeds, want): kiln_conformance::single_op::Built, rel: f64) -> Result<(), String> {
     let target = kiln_target_cpu::CpuTarget;
     let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
     let compiled = kiln_pipeline::compile_model(model, &target, &opts, None).map_err(|e| format!("compile: {e}"))?;
@@ -18,7 +26,7 @@ fn run_case(c: &Case) -> Result<(), String> {
     let mut exe = target.load(&plan, compiled.weights).map_err(|e| format!("load: {e}"))?;
     let got = exe.run(feeds).map_err(|e| format!("run: {e}"))?;
     let (_, got) = got.first().ok_or("no output")?;
-    check_close(got, &want, 1e-4, "cpu")
+    check_close(got, &want, rel, "cpu")
 }
 
 fn cases() -> Vec<Case> {
@@ -134,6 +142,172 @@ fn native_ops_match_the_reference() {
         match run_case(c) {
             Ok(()) => println!("{}: ok ({})", c.name, c.kernel),
             Err(e) => failures.push(format!("{}: {e}", c.name)),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), all.len(), failures.join("\n  "));
+}
+
+/// A kiln::QMatMul / kiln::QConv (or ai.onnx QuantizeLinear / DequantizeLinear) case: the
+/// runtime input x, then the other inputs as typed constants (None: absent).
+struct QCase {
+    name: &'static str,
+    domain: &'static str,
+    op: &'static str,
+    x: Tensor,
+    consts: Vec<Option<Tensor>>,
+    attrs: Vec<(&'static str, Attr)>,
+    kernel: &'static str,
+}
+
+fn scalar_f(v: f32) -> Option<Tensor> {
+    Some(Tensor::scalar(v))
+}
+
+/// Deterministic int8 / uint8 tensors (`signed`: -127..=127, else 0..=255).
+fn ints8(shape: &[usize], seed: u64, signed: bool) -> Option<Tensor> {
+    let v = kiln_conformance::single_op::values(shape.iter().product(), seed);
+    Some(if signed {
+        Tensor::from_vec(shape.to_vec(), v.iter().map(|x| (x * 127.0).round() as i8).collect::<Vec<_>>()).expect("tensor")
+    } else {
+        Tensor::from_vec(shape.to_vec(), v.iter().map(|x| (x * 127.5 + 127.5).round() as u8).collect::<Vec<_>>()).expect("tensor")
+    })
+}
+
+/// Positive per-channel scales around `base`.
+fn scales(n: usize, base: f32) -> Option<Tensor> {
+    let v = kiln_conformance::single_op::values(n, 99);
+    Some(Tensor::from_vec(vec![n], v.iter().map(|x| base * (1.25 + x)).collect::<Vec<_>>()).expect("tensor"))
+}
+
+fn floats(shape: &[usize], seed: u64) -> Option<Tensor> {
+    Some(Tensor::from_vec(shape.to_vec(), kiln_conformance::single_op::values(shape.iter().product(), seed)).expect("tensor"))
+}
+
+fn q_model(c: &QCase) -> Result<kiln_conformance::single_op::Built, String> {
+    let mut g = Graph::new("g");
+    let x = c.x.clone();
+    let xv = g.add_value("x", Some(x.dtype()), Some(Shape::known(x.shape())));
+    g.inputs.push(xv);
+    let mut inputs = vec![Some(xv)];
+    for (i, t) in c.consts.iter().enumerate() {
+        inputs.push(t.as_ref().map(|t| {
+            let v = g.add_value(format!("in{}", i + 1), Some(t.dtype()), Some(Shape::known(t.shape())));
+            g.initializers.insert(v, t.clone());
+            v
+        }));
+    }
+    let out = g.add_value("y", None, None);
+    let attrs = c.attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    g.nodes.push(Node {
+        name: c.name.into(),
+        op_type: c.op.into(),
+        domain: c.domain.into(),
+        opset: if c.domain.is_empty() { 17 } else { 1 },
+        inputs,
+        outputs: vec![Some(out)],
+        attrs,
+        unsupported: None,
+    });
+    g.outputs.push(out);
+    let model =
+        Model { graph: g, ir_version: 8, opsets: BTreeMap::from([(String::new(), 17), ("kiln".to_string(), 1)]), ..Model::default() };
+    let want = kiln_reference::run(&model, vec![("x".to_string(), Value::Tensor(x.clone()))]).map_err(|e| format!("reference: {e}"))?;
+    match want.into_iter().next() {
+        Some((_, Value::Tensor(w))) => Ok((model, vec![("x".to_string(), x)], w)),
+        _ => Err("the reference executor gave no tensor output".into()),
+    }
+}
+
+fn q_cases() -> Vec<QCase> {
+    let (u8s, i8s) = (|v: u8| Some(Tensor::scalar(v)), |v: i8| Some(Tensor::scalar(v)));
+    let act = |a: &str| ("activation", string(a));
+    let fx = |shape: &[usize]| Tensor::from_vec(shape.to_vec(), kiln_conformance::single_op::values(shape.iter().product(), 1)).expect("x");
+    let mm = |name, x: &[usize], consts, attrs| QCase { name, domain: "kiln", op: "QMatMul", x: fx(x), consts, attrs, kernel: "cpu.qmatmul" };
+    let cv = |name, x: &[usize], consts, attrs| QCase { name, domain: "kiln", op: "QConv", x: fx(x), consts, attrs, kernel: "cpu.qconv" };
+    let qdq = |name, op, x, consts, attrs| QCase { name, domain: "", op, x, consts, attrs, kernel: "cpu.quantize" };
+    vec![
+        // Static u8 activation, per-channel symmetric int8 weights, bias, relu, rank-3 A.
+        mm(
+            "qmatmul_static_u8",
+            &[2, 5, 24],
+            vec![scalar_f(0.008), u8s(128), ints8(&[24, 20], 2, true), scales(20, 0.01), None, floats(&[20], 3)],
+            vec![act("relu")],
+        ),
+        // Static i8 activation with a zero point, per-tensor int8 weights with a zero point.
+        mm("qmatmul_static_i8", &[7, 33], vec![scalar_f(0.009), i8s(-3), ints8(&[33, 17], 4, true), scalar_f(0.02), i8s(5), None], vec![]),
+        // Dynamic activation, uint8 weights with per-channel zero points, bias, gelu.
+        mm(
+            "qmatmul_dynamic_u8_weights",
+            &[3, 4, 40],
+            vec![None, None, ints8(&[40, 50], 5, false), scales(50, 0.004), ints8(&[50], 6, false), floats(&[50], 7)],
+            vec![act("gelu")],
+        ),
+        mm(
+            "qmatmul_dynamic_k_not_multiple_of_4",
+            &[9, 3],
+            vec![None, None, ints8(&[3, 70], 8, true), scales(70, 0.01), None, None],
+            vec![],
+        ),
+        cv(
+            "qconv_1x1_static",
+            &[1, 16, 5, 6],
+            vec![scalar_f(0.008), u8s(120), ints8(&[8, 16, 1, 1], 9, true), scales(8, 0.01), None, floats(&[8], 10)],
+            vec![act("relu")],
+        ),
+        cv(
+            "qconv_3x3_strided_padded_dynamic_u8_weights",
+            &[2, 6, 9, 8],
+            vec![None, None, ints8(&[10, 6, 3, 3], 11, false), scalar_f(0.01), u8s(131), None],
+            vec![("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))],
+        ),
+        cv(
+            "qconv_grouped_static_i8",
+            &[1, 8, 7, 7],
+            vec![scalar_f(0.009), i8s(4), ints8(&[6, 4, 3, 3], 12, true), scales(6, 0.01), None, floats(&[6], 13)],
+            vec![("group", Attr::Int(2)), ("pads", ints(&[1, 0, 1, 2])), ("dilations", ints(&[1, 2]))],
+        ),
+        cv(
+            "qconv_depthwise_static",
+            &[2, 5, 8, 8],
+            vec![scalar_f(0.008), u8s(128), ints8(&[5, 1, 3, 3], 14, true), scales(5, 0.02), ints8(&[5], 15, true), floats(&[5], 16)],
+            vec![
+                ("group", Attr::Int(5)),
+                ("pads", ints(&[1, 1, 1, 1])),
+                ("strides", ints(&[2, 1])),
+                act("clip"),
+                ("activation_min", Attr::Float(0.0)),
+                ("activation_max", Attr::Float(6.0)),
+            ],
+        ),
+        cv(
+            "qconv_nhwc_dynamic",
+            &[1, 7, 6, 8],
+            vec![None, None, ints8(&[12, 8, 3, 3], 17, true), scales(12, 0.01), None, floats(&[12], 18)],
+            vec![("layout", string("NHWC")), ("pads", ints(&[1, 1, 1, 1])), act("hard_swish")],
+        ),
+        cv(
+            "qconv_nhwc_depthwise_static_i8",
+            &[1, 6, 5, 4],
+            vec![scalar_f(0.01), i8s(0), ints8(&[4, 1, 3, 3], 19, true), scales(4, 0.01), None, None],
+            vec![("layout", string("NHWC")), ("group", Attr::Int(4)), ("pads", ints(&[1, 1, 1, 1]))],
+        ),
+        qdq("quantize_per_tensor_u8", "QuantizeLinear", fx(&[3, 50]), vec![scalar_f(0.007), u8s(130)], vec![]),
+        qdq("quantize_per_axis_i8", "QuantizeLinear", fx(&[2, 4, 9]), vec![scales(4, 0.01), ints8(&[4], 20, true)], vec![]),
+        qdq("quantize_no_zero_point", "QuantizeLinear", fx(&[17]), vec![scalar_f(0.004)], vec![]),
+        qdq("dequantize_per_tensor_i8", "DequantizeLinear", ints8(&[5, 7], 21, true).expect("x"), vec![scalar_f(0.02), i8s(-7)], vec![]),
+        qdq("dequantize_per_axis_u8", "DequantizeLinear", ints8(&[3, 6], 22, false).expect("x"), vec![scales(6, 0.01), ints8(&[6], 23, false)], vec![("axis", Attr::Int(-1))]),
+    ]
+}
+
+#[test]
+fn quantized_ops_match_the_reference() {
+    let all = q_cases();
+    let mut failures = Vec::new();
+    for q in &all {
+        let c = Case { name: q.name, domain: q.domain, op: q.op, inputs: vec![], attrs: vec![], kernel: q.kernel };
+        match q_model(q).and_then(|b| run_built(&c, b, 1e-5)) {
+            Ok(()) => println!("{}: ok ({})", q.name, q.kernel),
+            Err(e) => failures.push(format!("{}: {e}", q.name)),
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), all.len(), failures.join("\n  "));

@@ -2,13 +2,14 @@
 //! convolution and fused-kernel timings. Prints medians (the machine may be shared: medians
 //! damp, but do not remove, noise from other work).
 //!
-//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|all] [--quick]
+//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|int8|all] [--quick]
 //! [--sweep] [--shape=NAME]` (`--sweep`: the micro backend on every panel width and ISA;
 //! `--shape`: only GEMM shapes whose name contains NAME)
 
 mod conv;
 mod fused;
 mod gemm;
+mod qgemm;
 mod timing;
 
 use std::time::Duration;
@@ -42,6 +43,9 @@ fn main() {
     }
     if want("conv") {
         conv::run(max_threads, quick);
+    }
+    if want("int8") {
+        qgemm::run(max_threads, quick, sweep);
     }
     if want("fused") {
         fused::run(max_threads, quick);

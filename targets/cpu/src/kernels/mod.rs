@@ -4,8 +4,11 @@
 //! `*_candidates` function whose first entry is the safe default, so an autotuner can time
 //! them. ISA-specific code is chosen at run time ([`Isa`]: AVX-512, AVX2+FMA, NEON, scalar
 //! baseline); asking for an ISA the CPU lacks falls back, so every params value is safe. The
-//! only `unsafe` is in `arch` (target-feature calls after detection, the `gemm` crate call) and
-//! `arch_micro` (our GEMM microkernel tiles and their aligned buffers).
+//! only `unsafe` is in `arch` (target-feature calls after detection, the `gemm` crate call),
+//! `arch_micro` (our GEMM microkernel tiles and their aligned buffers) and `arch_q` (the int8
+//! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2; the vectorised quantization loops) and `arch_qamx`
+//! (the AMX int8 tile and its permission request, inline assembly). The int8
+//! kernels choose among their own levels, [`QIsa`] (VNNI is not part of [`Isa`]).
 //!
 //! | family | entry points | params (candidates) |
 //! |---|---|---|
@@ -15,6 +18,7 @@
 //! | elementwise chains | [`run_chain`], [`run_chain_inplace`] | [`ChainParams`] ([`chain_candidates`]) |
 //! | rows | [`softmax`], [`softmax_inplace`], [`layer_norm`] | [`RowParams`] ([`row_candidates`]) |
 //! | attention | [`attention`] | [`AttentionParams`] ([`attention_candidates`]) |
+//! | int8 GEMM (u8 x i8) | [`qpack_b`] + [`QuantizedA::quantize`] / [`QuantizedA::gather`] ([`QuantParams`], [`quantize_slice`]) + [`qgemm`] / [`qgemm_i32`] | [`QGemmParams`] ([`qgemm_candidates`]) |
 //!
 //! Activations ([`Activation`]) and biases ([`Bias`]) are fused into GEMM and convolution
 //! epilogues. Kernels check every size and return [`KernelError`] rather than panic.
@@ -22,6 +26,8 @@
 mod activation;
 mod arch;
 mod arch_micro;
+mod arch_q;
+mod arch_qamx;
 mod attention;
 mod chain;
 mod conv;
@@ -39,6 +45,9 @@ mod micro_pack;
 mod micro_tile;
 mod pack;
 mod peak;
+mod qgemm;
+mod qgemm_part;
+mod qpack;
 mod rows;
 mod softmax;
 
@@ -56,5 +65,7 @@ pub use isa::Isa;
 pub use layernorm::layer_norm;
 pub use pack::{PackedB, PackedLayout, pack_b, packed_layout_candidates, packed_layout_for, sgemm_packed};
 pub use peak::fma_peak_gflops;
+pub use qgemm::{QEpilogue, QGemmParams, QIsa, qgemm, qgemm_candidates, qgemm_i32};
+pub use qpack::{QInts, QPackedB, QuantParams, QuantizedA, qpack_b, quantize_slice};
 pub use rows::{RowParams, row_candidates};
 pub use softmax::{softmax, softmax_inplace};

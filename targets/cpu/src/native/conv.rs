@@ -10,11 +10,11 @@ pub const KERNEL: &str = "cpu.conv2d";
 
 /// Attributes of a 2-D convolution (ONNX order: pads are top, left, bottom, right).
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Geometry {
+pub(super) struct Geometry {
     strides: [usize; 2],
     dilations: [usize; 2],
     pads: [usize; 4],
-    groups: usize,
+    pub(super) groups: usize,
 }
 
 fn pair(v: Option<Vec<i64>>, default: usize) -> Option<[usize; 2]> {
@@ -25,7 +25,7 @@ fn pair(v: Option<Vec<i64>>, default: usize) -> Option<[usize; 2]> {
     }
 }
 
-fn geometry(ints: impl Fn(&str) -> Option<Vec<i64>>, int: impl Fn(&str) -> Option<i64>, auto_pad: Option<String>) -> Option<Geometry> {
+pub(super) fn geometry(ints: impl Fn(&str) -> Option<Vec<i64>>, int: impl Fn(&str) -> Option<i64>, auto_pad: Option<String>) -> Option<Geometry> {
     if !matches!(auto_pad.as_deref(), None | Some("NOTSET") | Some("VALID")) {
         return None; // SAME_* pads depend on the input size: left to the reference kernel
     }
@@ -40,7 +40,7 @@ fn geometry(ints: impl Fn(&str) -> Option<Vec<i64>>, int: impl Fn(&str) -> Optio
 }
 
 /// The `layout` attribute of a FusedConv (plain Conv is NCHW); None for one we do not know.
-fn layout_of(attr: Option<&str>) -> Option<ConvLayout> {
+pub(super) fn layout_of(attr: Option<&str>) -> Option<ConvLayout> {
     match attr {
         None | Some("NCHW") => Some(ConvLayout::Nchw),
         Some("NHWC") => Some(ConvLayout::Nhwc),
@@ -49,7 +49,7 @@ fn layout_of(attr: Option<&str>) -> Option<ConvLayout> {
 }
 
 /// The spec for input dims `x` in `layout`.
-fn spec_in(x: &[usize], w: &[usize], geo: &Geometry, layout: ConvLayout) -> Option<Conv2dSpec> {
+pub(super) fn spec_in(x: &[usize], w: &[usize], geo: &Geometry, layout: ConvLayout) -> Option<Conv2dSpec> {
     match (layout, x) {
         (ConvLayout::Nhwc, &[n, h, wd, c]) => spec(&[n, c, h, wd], w, geo),
         (ConvLayout::Nhwc, _) => None,

@@ -13,6 +13,9 @@ mod conv_transpose;
 mod elementwise;
 mod global_pool;
 mod matmul;
+mod qconv;
+mod qmatmul;
+mod quantize;
 mod reduce;
 mod resize;
 mod rows;
@@ -42,6 +45,9 @@ pub enum Native {
     Concat(concat::ConcatStep),
     Chain(chain::ChainStepNative),
     Reduce(reduce::ReduceStep),
+    QMatMul(Box<qmatmul::QMatMulStep>),
+    QConv(Box<qconv::QConvStep>),
+    Quantize(quantize::QuantizeStep),
 }
 
 impl Native {
@@ -61,6 +67,9 @@ impl Native {
             chain::KERNEL => Some(Native::Chain(chain::ChainStepNative::load(step)?)),
             reduce::KERNEL => Some(Native::Reduce(reduce::ReduceStep::load(step)?)),
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
+            qmatmul::KERNEL => Some(Native::QMatMul(Box::new(qmatmul::QMatMulStep::load(step, weight)?))),
+            qconv::KERNEL => Some(Native::QConv(Box::new(qconv::QConvStep::load(step, weight)?))),
+            quantize::KERNEL => Some(Native::Quantize(quantize::QuantizeStep::load(step, weight)?)),
             _ => None,
         })
     }
@@ -91,6 +100,9 @@ impl Native {
             Native::Concat(c) => c.run(inputs),
             Native::Chain(c) => c.run(inputs, variant, owned),
             Native::Reduce(r) => r.run(inputs),
+            Native::QMatMul(q) => q.run(inputs, variant),
+            Native::QConv(q) => q.run(inputs, variant),
+            Native::Quantize(q) => q.run(inputs),
         }
     }
 }
@@ -124,6 +136,9 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         "BatchNormalization" => batchnorm::lower(g, node),
         "GlobalAveragePool" | "GlobalMaxPool" => global_pool::lower(g, node),
         "Concat" => concat::lower(g, node),
+        "kiln::QMatMul" => qmatmul::lower(g, node, dims, tuner)?,
+        "kiln::QConv" => qconv::lower(g, node, dims, tuner)?,
+        _ if quantize::covers(node) => quantize::lower(g, node),
         _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
         _ if rows::covers(node) => rows::lower(g, node, dims, tuner)?,
         _ if reduce::covers(node) => reduce::lower(g, node),

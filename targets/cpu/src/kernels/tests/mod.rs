@@ -6,4 +6,5 @@ mod fused;
 mod gemm;
 mod gemm_micro;
 mod math;
+mod qgemm;
 mod util;

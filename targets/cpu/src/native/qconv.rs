@@ -1,0 +1,262 @@
+//! `kiln::QConv` (2-D, NCHW or NHWC, constant int8/uint8 weights) on the int8 kernels: X is
+//! quantized once (static or dynamic, per tensor), then per image and group an im2col of the
+//! u8 values (padding reads the zero point, the quantized 0.0) feeds the int8 GEMM with the
+//! scales + bias + activation epilogue; depthwise (one input and one output channel per
+//! group) runs a direct i32 loop per channel plane.
+
+use rayon::prelude::*;
+
+use super::conv::{Geometry, geometry, layout_of, spec_in};
+use super::qmatmul::{QOperands, XQuant, graph_operands, step_operands};
+use super::{Dims, Lowered, activation, bound_shape, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
+use crate::kernels::{
+    Activation, Conv2dSpec, ConvLayout, QEpilogue, QPackedB, QuantizedA, qgemm, qgemm_candidates, qpack_b, quantize_slice,
+};
+use kiln_ir::{Graph, Node};
+use kiln_target::{Step, TargetError, Tuner};
+use kiln_tensor::{DType, Tensor};
+
+pub const KERNEL: &str = "cpu.qconv";
+
+pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<Option<Lowered>, TargetError> {
+    if dtype_of(g, node, 0) != Some(DType::F32) {
+        return Ok(None);
+    }
+    let Some(act) = activation::from_node(node) else { return Ok(None) };
+    let Some(geo) = geometry(|k| node.attr_ints(k).map(<[i64]>::to_vec), |k| node.attr_int(k), node.attr_str("auto_pad").map(String::from))
+    else {
+        return Ok(None);
+    };
+    let Some(layout) = layout_of(node.attr_str("layout")) else { return Ok(None) };
+    let Ok(ops) = graph_operands(g, node, 0) else { return Ok(None) };
+    if ops.w.rank() != 4 || node.attr_ints("kernel_shape").is_some_and(|k| k != [ops.w.shape()[2] as i64, ops.w.shape()[3] as i64]) {
+        return Ok(None);
+    }
+    let Ok(mut step) = QConvStep::new(ops, act, geo, layout) else { return Ok(None) };
+    let spec = bound_shape(g, node, 0, dims).and_then(|x| Some((spec_in(&x, &step.w_shape, &geo, layout)?, x)));
+    let variant = match spec {
+        Some((s, x_shape)) if !step.depthwise() && s.out_hw().is_ok() => {
+            let names: Vec<String> = step.candidates(&s).iter().map(|c| format!("{c:?}")).collect();
+            let len = x_shape.iter().product();
+            let err = |e: String| TargetError::Lower { target: "cpu".into(), node: node.label(), op: node.qualified_op(), reason: e };
+            let x = Tensor::from_vec(x_shape, filler(len)).map_err(|e| err(e.to_string()))?;
+            let problem = format!("{s:?},{layout:?},{}", if matches!(step.x, XQuant::Dynamic) { "dynamic" } else { "static" });
+            tune(tuner, KERNEL, problem, &names, |i| step.run(&[Some(&x)], &names[i]).map(|_| ()))?
+        }
+        _ => "default".to_string(),
+    };
+    Ok(Some(Lowered { kernel: KERNEL, variant }))
+}
+
+/// A loaded QConv: one packed weight matrix per group (`[Cg kh kw, Mg]`), or the depthwise
+/// weights less their zero points; scales per output channel, bias, activation.
+pub struct QConvStep {
+    x: XQuant,
+    geo: Geometry,
+    layout: ConvLayout,
+    w_shape: [usize; 4],
+    packed: Vec<QPackedB>,
+    depthwise: Vec<i32>,
+    w_scale: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    act: Activation,
+    xq: Vec<u8>,
+    a: QuantizedA,
+}
+
+impl QConvStep {
+    fn new(ops: QOperands, act: Activation, geo: Geometry, layout: ConvLayout) -> Result<QConvStep, String> {
+        let &[m, cg, kh, kw] = ops.w.shape() else { return Err(format!("QConv weights must be 4-D, got {:?}", ops.w.shape())) };
+        let groups = geo.groups;
+        if groups == 0 || m % groups != 0 {
+            return Err(format!("group {groups} does not divide {m} output channels"));
+        }
+        let (mg, kg) = (m / groups, cg * kh * kw);
+        let ints = ops.ints()?;
+        let zero = |j: usize| ops.w_zero.get(j).or(ops.w_zero.first()).copied().unwrap_or(0);
+        let (mut packed, mut depthwise) = (Vec::new(), Vec::new());
+        if cg == 1 && mg == 1 {
+            let wv: Vec<i32> = match ints {
+                crate::kernels::QInts::I8(v) => v.iter().map(|&x| i32::from(x)).collect(),
+                crate::kernels::QInts::U8(v) => v.iter().map(|&x| i32::from(x)).collect(),
+            };
+            depthwise =
+                wv.chunks_exact(kg.max(1)).enumerate().flat_map(|(c, w)| w.iter().map(move |&x| x - zero(c)).collect::<Vec<_>>()).collect();
+        } else {
+            for g in 0..groups {
+                // Group g's weights [Mg][Kg] read as B [Kg][Mg]; their zero points likewise.
+                let sub = match ints {
+                    crate::kernels::QInts::I8(v) => crate::kernels::QInts::I8(v.get(g * mg * kg..).ok_or("W is too short")?),
+                    crate::kernels::QInts::U8(v) => crate::kernels::QInts::U8(v.get(g * mg * kg..).ok_or("W is too short")?),
+                };
+                let zps: Vec<i32> = (0..mg).map(|j| zero(g * mg + j)).collect();
+                packed.push(qpack_b(sub, kg, mg, 1, kg, &zps).map_err(|e| e.to_string())?);
+            }
+        }
+        let w_shape = [m, cg, kh, kw];
+        Ok(QConvStep {
+            x: ops.x,
+            geo,
+            layout,
+            w_shape,
+            packed,
+            depthwise,
+            w_scale: ops.w_scale,
+            bias: ops.bias,
+            act,
+            xq: Vec::new(),
+            a: QuantizedA::default(),
+        })
+    }
+
+    pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<QConvStep, String> {
+        let act = activation::from_step(step).ok_or("unsupported activation")?;
+        let geo = geometry(|k| step_ints(step, k), |k| step_int(step, k), step_str(step, "auto_pad").map(String::from))
+            .ok_or("unsupported convolution attributes")?;
+        let layout = layout_of(step_str(step, "layout")).ok_or("unknown layout")?;
+        QConvStep::new(step_operands(step, weight, 0)?, act, geo, layout)
+    }
+
+    fn depthwise(&self) -> bool {
+        self.packed.is_empty()
+    }
+
+    fn candidates(&self, s: &Conv2dSpec) -> Vec<crate::kernels::QGemmParams> {
+        let [oh, ow] = s.out_hw().unwrap_or([1, 1]);
+        let [m, cg, kh, kw] = self.w_shape;
+        qgemm_candidates(oh * ow, m / self.geo.groups.max(1), cg * kh * kw, crate::device::cores())
+    }
+
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+        let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
+        let s = spec_in(x.shape(), &self.w_shape, &self.geo, self.layout)
+            .ok_or_else(|| format!("X shape {:?} does not fit the weights {:?}", x.shape(), self.w_shape))?;
+        let [oh, ow] = s.out_hw().map_err(|e| e.to_string())?;
+        let params = pick(&self.candidates(&s), variant).ok_or("no int8 GEMM candidate")?;
+        let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
+        let q = self.x.params(xs, params.isa);
+        self.xq.resize(xs.len(), 0);
+        quantize_slice(xs, &q, params.isa, &mut self.xq).map_err(|e| e.to_string())?;
+        let scale: Vec<f32> = self.w_scale.iter().map(|&w| q.scale * w).collect();
+        let (m, p) = (s.out_channels, oh * ow);
+        // Element strides (channel, row, column) of X, and (channel, pixel) of Y, per layout.
+        let (xst, yst) = match self.layout {
+            ConvLayout::Nchw => ([s.in_h * s.in_w, s.in_w, 1], [p, 1]),
+            ConvLayout::Nhwc => ([1, s.in_w * s.in_channels, s.in_channels], [1, m]),
+        };
+        let geo = Geom { s, ow, xst, za: q.u8_zero_point() };
+        let mut y = vec![0f32; s.batch * m * p];
+        if self.depthwise() {
+            let mut planes = vec![0f32; s.batch * m * p];
+            planes.par_chunks_mut(p.max(1)).enumerate().for_each(|(nc, plane)| depthwise_plane(&geo, &self.xq, &self.depthwise, nc, plane));
+            for (nc, plane) in planes.chunks_exact(p.max(1)).enumerate() {
+                let (n, c) = (nc / m, nc % m);
+                let bias = self.bias.as_ref().and_then(|b| b.get(c)).copied().unwrap_or(0.0);
+                let sc = scale.get(c).copied().unwrap_or(0.0);
+                let dst = &mut y[n * m * p..(n + 1) * m * p];
+                for (i, &v) in plane.iter().enumerate() {
+                    dst[c * yst[0] + i * yst[1]] = self.act.apply(v * sc + bias);
+                }
+            }
+        } else {
+            let (groups, cg) = (s.groups, s.in_channels / s.groups.max(1));
+            let mg = m / groups.max(1);
+            let mut c = vec![0f32; p * mg];
+            for n in 0..s.batch {
+                for (g, packed) in self.packed.iter().enumerate() {
+                    self.a
+                        .gather(p, packed.k(), &q, |r, row| im2col_row(&geo, &self.xq, n, g * cg, cg, r, row))
+                        .map_err(|e| e.to_string())?;
+                    let cols = g * mg..(g + 1) * mg;
+                    let bias = self.bias.as_ref().and_then(|b| b.get(cols.clone()));
+                    let epi = QEpilogue { scale: scale.get(cols).ok_or("w_scale is too short")?, bias, act: self.act };
+                    if self.layout == ConvLayout::Nhwc && groups == 1 {
+                        let dst = &mut y[n * m * p..(n + 1) * m * p];
+                        qgemm(&self.a, packed, &epi, dst, &params).map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                    qgemm(&self.a, packed, &epi, &mut c, &params).map_err(|e| e.to_string())?;
+                    let dst = &mut y[n * m * p..(n + 1) * m * p];
+                    for (px, row) in c.chunks_exact(mg.max(1)).enumerate() {
+                        for (j, &v) in row.iter().enumerate() {
+                            dst[(g * mg + j) * yst[0] + px * yst[1]] = v;
+                        }
+                    }
+                }
+            }
+        }
+        let shape = match self.layout {
+            ConvLayout::Nchw => vec![s.batch, m, oh, ow],
+            ConvLayout::Nhwc => vec![s.batch, oh, ow, m],
+        };
+        Tensor::from_vec(shape, y).map_err(|e| e.to_string())
+    }
+}
+
+/// What the im2col and depthwise loops read: the spec, output size, X's strides and the u8
+/// zero point that padding reads.
+struct Geom {
+    s: Conv2dSpec,
+    ow: usize,
+    xst: [usize; 3],
+    za: i32,
+}
+
+impl Geom {
+    /// The input row / column under output `(o, kernel tap)` along axis `i`, if inside.
+    fn src(&self, i: usize, o: usize, tap: usize) -> Option<usize> {
+        let len = if i == 0 { self.s.in_h } else { self.s.in_w };
+        (o * self.s.stride[i] + tap * self.s.dilation[i]).checked_sub(self.s.pads[i]).filter(|&v| v < len)
+    }
+
+    fn image(&self, n: usize) -> usize {
+        n * self.s.in_channels * self.s.in_h * self.s.in_w
+    }
+}
+
+/// Row `r` (output pixel) of the im2col of image `n`, channels `c0..c0 + cg`, in the weight's
+/// `(channel, ky, kx)` order.
+fn im2col_row(g: &Geom, xq: &[u8], n: usize, c0: usize, cg: usize, r: usize, row: &mut [u8]) {
+    let (oy, ox) = (r / g.ow.max(1), r % g.ow.max(1));
+    let [kh, kw] = g.s.kernel;
+    let pad = g.za.clamp(0, 255) as u8;
+    let base = g.image(n);
+    let mut it = row.iter_mut();
+    for c in c0..c0 + cg {
+        for ky in 0..kh {
+            let iy = g.src(0, oy, ky);
+            for kx in 0..kw {
+                let v = match (iy, g.src(1, ox, kx)) {
+                    (Some(iy), Some(ix)) => xq.get(base + c * g.xst[0] + iy * g.xst[1] + ix * g.xst[2]).copied().unwrap_or(pad),
+                    _ => pad,
+                };
+                if let Some(d) = it.next() {
+                    *d = v;
+                }
+            }
+        }
+    }
+}
+
+/// One depthwise output plane (`nc` = image * channels + channel) as i32 sums of
+/// `(x - za)(w - zw)`, converted to f32 (the epilogue follows in the caller).
+fn depthwise_plane(g: &Geom, xq: &[u8], w: &[i32], nc: usize, plane: &mut [f32]) {
+    let ch = g.s.in_channels.max(1);
+    let (n, c) = (nc / ch, nc % ch);
+    let [kh, kw] = g.s.kernel;
+    let wc = w.get(c * kh * kw..(c + 1) * kh * kw).unwrap_or_default();
+    let base = g.image(n) + c * g.xst[0];
+    for (i, out) in plane.iter_mut().enumerate() {
+        let (oy, ox) = (i / g.ow.max(1), i % g.ow.max(1));
+        let mut acc = 0i32;
+        for ky in 0..kh {
+            let Some(iy) = g.src(0, oy, ky) else { continue };
+            for kx in 0..kw {
+                let Some(ix) = g.src(1, ox, kx) else { continue };
+                let v = xq.get(base + iy * g.xst[1] + ix * g.xst[2]).map_or(0, |&v| i32::from(v) - g.za);
+                acc = acc.wrapping_add(v.wrapping_mul(wc.get(ky * kw + kx).copied().unwrap_or(0)));
+            }
+        }
+        *out = acc as f32;
+    }
+}
