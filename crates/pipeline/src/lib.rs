@@ -37,7 +37,9 @@ pub enum PipelineError {
     Calibration(String),
 }
 
+pub mod latency;
 mod quantize;
+pub use latency::LatencyCheck;
 pub use quantize::{CalibSource, CalibrationRun, QUANTIZE_AFTER, QuantRequest, Quantized};
 
 /// The phases a compile can stop after (`kiln compile --stop-after PHASE`): `import`, each
@@ -138,12 +140,17 @@ pub fn compile_model_with(
     let until = stop_after.filter(|p| *p != "optimize" && *p != "lower");
     let names = kiln_passes::phase_names();
     let before_quant = |p: &str| names.iter().position(|n| *n == p) <= names.iter().position(|n| *n == QUANTIZE_AFTER);
+    // The float graph the quantizer starts from, kept for the latency guard.
+    let mut guard_base: Option<Model> = None;
     match quant {
         Some(req) if until.is_none_or(|p| !before_quant(p)) => {
             out.patches = kiln_passes::optimize(&mut out.model, &kiln_passes::pipeline_until(QUANTIZE_AFTER)?)?;
             out.phase_times.push(("optimize", t.elapsed()));
             let t = Instant::now();
             let q = quantize::quantize(&out.model, req)?;
+            if stop_after.is_none_or(|p| p == "lower") && !req.force {
+                guard_base = Some(out.model.clone());
+            }
             out.model = q.qdq.clone();
             out.quantized = Some(q);
             out.phase_times.push(("quantize", t.elapsed()));
@@ -180,11 +187,16 @@ pub fn compile_model_with(
         opts.tuning_shapes = tuning_shapes(&out.model, &opts.dims);
     }
     let (plan, weights) = target.lower(&out.model, &opts, &mut tuner)?;
-    tuner.cache.save()?;
     out.phase_times.push(("lower", t.elapsed()));
-    out.tune = tuner.decisions;
     out.plan = Some(plan);
     out.weights = weights;
+    if let (Some(base), Some(req)) = (&guard_base, quant) {
+        let t = Instant::now();
+        quantize::guard(&mut out, base, req, target, &opts, &mut tuner)?;
+        out.phase_times.push(("latency guard", t.elapsed()));
+    }
+    tuner.cache.save()?;
+    out.tune = tuner.decisions;
     Ok(out)
 }
 
