@@ -9,7 +9,8 @@
 //!   joins the weight scales, `beta * C` (one value or one per column) becomes the bias;
 //! - `Conv(X, W, B)` with per-tensor or per-output-channel (axis 0) weight scales.
 //!
-//! Imported integer ops are rewritten the same way: `QLinearMatMul` / `QLinearConv` become
+//! onnxruntime's dynamic quantization (`DynamicQuantizeLinear -> MatMulInteger -> Cast ->
+//! Mul(scale)`) becomes a dynamic `kiln::QMatMul`. Imported integer ops are rewritten the same way: `QLinearMatMul` / `QLinearConv` become
 //! `DequantizeLinear -> kiln::QMatMul / kiln::QConv -> QuantizeLinear` (QLinearConv's int32
 //! bias turned into a float one with scale `x_scale * w_scale`), so neighbouring integer ops meet
 //! at a Q/DQ pair that the CPU target runs natively.
@@ -44,6 +45,14 @@ impl Pass for FuseQdq {
                 cx.conv(n)
             } else if is_op(n, "QLinearMatMul") || is_op(n, "QLinearConv") {
                 cx.qlinear(n)
+            } else if is_op(n, "MatMulInteger") {
+                let removed = cx.matmul_integer(n);
+                removed.map(|r| {
+                    for id in r {
+                        patch.remove_node(id);
+                    }
+                    "dynamic, imported"
+                })
             } else {
                 None
             };
@@ -137,6 +146,54 @@ impl Cx<'_, '_> {
         let inputs = vec![Some(act.x), act.params.map(|p| p.0), act.params.and_then(|p| p.1), Some(w.q), Some(w.scale), w.zp, input(n, 2)];
         self.patch.add_node(make_node(&n.name, "kiln", "QConv", 1, trim(inputs), vec![output(n, 0)], n.attrs.clone()));
         Some(if act.params.is_some() { "static" } else { "dynamic" })
+    }
+
+    /// onnxruntime's dynamic form: `DynamicQuantizeLinear(x) -> (q, s, zp)`,
+    /// `MatMulInteger(q, W, zp, w_zp) -> Cast(float) -> Mul(., Mul(s, w_scale))` becomes one
+    /// dynamic `kiln::QMatMul(x, _, _, W, w_scale, w_zp)`. Returns the Cast and Mul it replaces.
+    fn matmul_integer(&mut self, n: &Node) -> Option<Vec<NodeId>> {
+        let view = self.view;
+        let (q, w_q) = (input(n, 0)?, input(n, 1)?);
+        let (_, dql) = view.producer_op(q, "DynamicQuantizeLinear")?;
+        if output(dql, 0) != Some(q) || input(n, 2) != output(dql, 2) {
+            return None;
+        }
+        let (x, s) = (input(dql, 0)?, output(dql, 1)?);
+        let wt = view.constant(w_q)?;
+        if !matches!(wt.dtype(), DType::I8 | DType::U8) || wt.rank() != 2 || view.g.value(x).dtype != Some(DType::F32) {
+            return None;
+        }
+        let (cast_id, cast) = view.sole_reader(output(n, 0)?)?;
+        if !is_op(cast, "Cast") || cast.attr_int("to") != Some(1) {
+            return None;
+        }
+        let (mul_id, mul) = view.sole_reader(output(cast, 0)?)?;
+        if !is_op(mul, "Mul") {
+            return None;
+        }
+        let cast_out = output(cast, 0)?;
+        let scale = if input(mul, 0) == Some(cast_out) { input(mul, 1)? } else { input(mul, 0)? };
+        let (_, smul) = view.producer_op(scale, "Mul")?;
+        let w_scale = match (input(smul, 0)?, input(smul, 1)?) {
+            (a, b) if a == s => b,
+            (a, b) if b == s => a,
+            _ => return None,
+        };
+        let st = view.constant(w_scale)?;
+        let columns = wt.shape()[1];
+        if st.dtype() != DType::F32 || !(st.len() == 1 || (st.len() == columns && st.rank() == 1)) {
+            return None;
+        }
+        let w_zp = input(n, 3);
+        if let Some(z) = w_zp {
+            let zt = view.constant(z)?;
+            if zt.dtype() != wt.dtype() || zt.len() != st.len() {
+                return None;
+            }
+        }
+        let inputs = vec![Some(x), None, None, Some(w_q), Some(w_scale), w_zp];
+        self.patch.add_node(make_node(&n.name, "kiln", "QMatMul", 1, trim(inputs), vec![output(mul, 0)], BTreeMap::new()));
+        Some(vec![cast_id, mul_id])
     }
 
     /// QLinearMatMul(a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp) and QLinearConv(x, x_s, x_zp, w, w_s,

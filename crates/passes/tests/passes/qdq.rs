@@ -162,3 +162,50 @@ fn qdq_conv_and_qlinearconv_become_qconv() {
     }
     "#);
 }
+
+/// onnxruntime's dynamic quantization (quantize_dynamic): DynamicQuantizeLinear, MatMulInteger
+/// with a u8 weight and zero point, Cast, Mul by the product of the two scales.
+#[test]
+fn matmul_integer_becomes_dynamic_qmatmul() {
+    let mut b = B::new();
+    let x = b.input("x", "f32[N,4]");
+    let dq = b.op_n(&["xq", "xs", "xzp"], "DynamicQuantizeLinear", &[x], vec![]);
+    let n: usize = 12;
+    let wv: Vec<u8> = values(n, 6).iter().map(|v| (v * 120.0 + 128.0) as u8).collect();
+    let w = b.init("w", Tensor::from_vec(vec![4, 3], wv).expect("tensor"));
+    let wzp = b.init("wzp", Tensor::scalar(128u8));
+    let ws = b.scalar("ws", 0.01);
+    let mi = b.op("mi", "MatMulInteger", &[dq[0], w, dq[2], wzp], vec![]);
+    let cast = b.op("cast", "Cast", &[mi], vec![("to", int(1))]);
+    let scale = b.op("scale", "Mul", &[dq[1], ws], vec![]);
+    let y = b.op("y", "Mul", &[cast, scale], vec![]);
+    b.output(y);
+    let m = b.model();
+    let (text, after) = before_after(&m, passes());
+    same_outputs(&m, &after, &[("x", &[5, 4])], 1e-5);
+    insta::assert_snapshot!(text, @r#"
+    model ir_version=8 opsets=[ai.onnx=17]
+    graph "g" {
+      input %x: f32[N,4]
+      init %w = u8[4,3] <12 values>
+      init %wzp = u8[] [128]
+      init %ws = f32[] [0.009999999776482582]
+      %xq: ?[?], %xs: ?[?], %xzp: ?[?] = DynamicQuantizeLinear(%x)
+      %mi: ?[?] = MatMulInteger(%xq, %w, %xzp, %wzp)
+      %cast: ?[?] = Cast(%mi) {to=1}
+      %scale: ?[?] = Mul(%xs, %ws)
+      %y: ?[?] = Mul(%cast, %scale)
+      output %y: ?[?]
+    }
+    --- infer-shapes, fuse-qdq, fuse-activation, dce --->
+    model ir_version=8 opsets=[ai.onnx=17, kiln=1]
+    graph "g" {
+      input %x: f32[N,4]
+      init %w = u8[4,3] <12 values>
+      init %wzp = u8[] [128]
+      init %ws = f32[] [0.009999999776482582]
+      %y: f32[N,3] = kiln::QMatMul(%x, _, _, %w, %ws, %wzp)
+      output %y: f32[N,3]
+    }
+    "#);
+}
