@@ -71,7 +71,7 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
     if let Some(q) = &compiled.quantized {
         // Every quantized node's scheme and every node left in float, with the reason.
         // and what the latency guard measured and decided.
-        let mut j = serde_json::to_vec_pretty(&serde_json::json!({ "summary": q.summary, "latency": q.latency }))?;
+        let mut j = serde_json::to_vec_pretty(&serde_json::json!({ "summary": q.summary, "latency": q.latency, "mixed_precision": q.mixed }))?;
         j.push(b'\n');
         files.push(("quantization.json".to_string(), j));
     }

@@ -83,6 +83,11 @@ pub struct Args {
     /// Read at most this many calibration samples.
     #[arg(long, value_name = "N")]
     calib_samples: Option<usize>,
+    /// Accuracy budget for int8, as METRIC=DROP: cosine=0.01 (mean cosine to the f32 outputs at
+    /// least 0.99) or top1=0.5 (top-1 agreement with f32 at least 99.5%). The layers that harm
+    /// it most stay f32 until it holds; every layer's precision and why is printed.
+    #[arg(long, value_name = "METRIC=DROP", value_parser = kiln_pipeline::mixed::Budget::parse)]
+    max_accuracy_drop: Option<kiln_pipeline::mixed::Budget>,
     /// Emit the int8 plan even when it measures slower than the f32 plan (the latency guard
     /// otherwise keeps slower layers, or the whole plan, in f32 and says so).
     #[arg(long)]
@@ -245,8 +250,8 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
     let cal = bf.calibration.as_ref();
     let data = a.calib.clone().or(cal.and_then(|c| c.data.clone()));
     if precision == Precision::F32 {
-        if a.calib.is_some() || a.export_qdq.is_some() {
-            anyhow::bail!("--calib and --export-qdq are for --precision int8");
+        if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() {
+            anyhow::bail!("--calib, --max-accuracy-drop and --export-qdq are for --precision int8");
         }
         if data.is_some() && !a.quiet {
             eprintln!("note: calibration data {:?} is unused: f32 builds need no calibration", data.unwrap_or_default());
@@ -275,6 +280,7 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         method,
         options: kiln_quant::QuantOptions::default(),
         force: a.force_precision,
+        budget: a.max_accuracy_drop,
     }))
 }
 
@@ -341,6 +347,9 @@ pub fn main(a: Args) -> anyhow::Result<()> {
             print!("{}", q.summary);
             if let Some(c) = &q.calibration {
                 println!("calibration (measured): {} samples in {:.2} s, observers hold {} bytes", c.samples, c.time.as_secs_f64(), c.observer_bytes);
+            }
+            if let Some(m) = &q.mixed {
+                print_mixed(m);
             }
             match &q.latency {
                 None => println!("latency guard: off (--force-precision): the int8 plan is emitted unmeasured against f32"),
@@ -425,6 +434,20 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     match &validation {
         Some(v) => crate::validate::verdict(v),
         None => Ok(()),
+    }
+}
+
+fn print_mixed(m: &kiln_pipeline::mixed::MixedReport) {
+    println!(
+        "mixed precision (measured on {} samples, CPU): budget {:?}; drop all-int8 {:.3e}, final {:.3e} ({})",
+        m.samples,
+        m.budget,
+        m.drop_all_int8,
+        m.drop_final,
+        if m.met { "met" } else { "NOT met even with every listed layer in f32" }
+    );
+    for l in &m.layers {
+        println!("  {:<5} {:<8} {:<28} {}", l.precision, l.op, l.node, l.reason);
     }
 }
 

@@ -229,3 +229,31 @@ fn minilm_l6_int8_keeps_embeddings_and_their_ranking() {
     println!("order of pairwise similarities kept in {share:.2}% of {total} pairs of pairs ({} sentence pairs)", pairs.len());
     assert!(share >= 95.0, "ranking kept in {share:.2}% < 95% of pairs");
 }
+
+/// Mixed precision on the digits MLP: a budget too strict for all-int8 keeps the most harmful
+/// layer(s) in f32, in order of measured harm, and lists every layer with its precision.
+#[test]
+fn digits_mlp_mixed_precision_keeps_the_most_harmful_layer_in_f32() {
+    let model = data("quant/digits/model.onnx");
+    let calib = data("quant/digits/calib");
+    let mut req = int8(Some(&calib)).unwrap();
+    // All-int8 loses ~3.8e-7 of mean cosine here; the second layer alone ~2.1e-7.
+    req.budget = Some(kiln_pipeline::mixed::Budget::Cosine(3e-7));
+    let b = build(&model, Some(req));
+    let q = b.quantized.as_ref().unwrap();
+    let m = q.mixed.as_ref().unwrap();
+    for l in &m.layers {
+        println!("{:<5} {:<10} sensitivity {:.3e}: {}", l.precision, l.node, l.sensitivity, l.reason);
+    }
+    println!("drop all-int8 {:.3e}, final {:.3e}, met {}", m.drop_all_int8, m.drop_final, m.met);
+    assert_eq!(m.layers.len(), 2, "every quantizable layer is listed");
+    assert!(m.drop_all_int8 > 3e-7, "the budget must be too strict for all-int8 for this test to mean anything");
+    assert!(m.met && m.drop_final <= 3e-7);
+    let f32_layers: Vec<&kiln_pipeline::mixed::LayerPrecision> = m.layers.iter().filter(|l| l.precision == "f32").collect();
+    assert!(!f32_layers.is_empty() && f32_layers.len() < m.layers.len(), "some layers f32, some int8");
+    // The f32 layers are the most sensitive ones.
+    let min_f32 = f32_layers.iter().map(|l| l.sensitivity).fold(f64::INFINITY, f64::min);
+    assert!(m.layers.iter().filter(|l| l.precision == "int8").all(|l| l.sensitivity <= min_f32));
+    assert_eq!(q.summary.nodes.len(), 2 - f32_layers.len(), "{}", q.summary);
+    assert_eq!(b.kernels.get("cpu.qmatmul").copied().unwrap_or(0), 2 - f32_layers.len(), "{:?}", b.kernels);
+}

@@ -97,20 +97,29 @@ pub fn synthetic_inputs(plan: &Plan, dims: &BTreeMap<String, usize>) -> Result<V
                 kiln_target::DimSpec::Sym(s) => dims.get(s).copied().unwrap_or(1),
             })
             .collect();
-        let n: usize = shape.iter().product();
-        let dtype = p.dtype().unwrap_or(DType::F32);
-        let data = if dtype == DType::F32 {
-            let mut s = 0x9e37_79b9_7f4a_7c15u64;
-            Data::F32((0..n).map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            }).collect())
-        } else {
-            Data::from_f64_vec(dtype, &vec![1.0; n]).map_err(|e| PipelineError::Calibration(format!("timing input {}: {e}", p.name)))?
-        };
-        out.push((p.name.clone(), Tensor::new(shape, data).map_err(|e| PipelineError::Calibration(format!("timing input {}: {e}", p.name)))?));
+        out.push((p.name.clone(), synthetic_tensor(&p.name, p.dtype().unwrap_or(DType::F32), shape)?));
     }
     Ok(out)
+}
+
+/// One synthetic input: floats pseudo-random in [-1, 1), integers 1.
+pub fn synthetic_tensor(name: &str, dtype: DType, shape: Vec<usize>) -> Result<Tensor, PipelineError> {
+    let n: usize = shape.iter().product();
+    let bad = |e: kiln_tensor::TensorError| PipelineError::Calibration(format!("synthetic input {name}: {e}"));
+    let data = if dtype == DType::F32 {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        Data::F32(
+            (0..n)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect(),
+        )
+    } else {
+        Data::from_f64_vec(dtype, &vec![1.0; n]).map_err(bad)?
+    };
+    Tensor::new(shape, data).map_err(bad)
 }
 
 /// Quantized products whose int8 step is not faster than the float step of the same node.

@@ -38,6 +38,7 @@ pub enum PipelineError {
 }
 
 pub mod latency;
+pub mod mixed;
 mod quantize;
 pub use latency::LatencyCheck;
 pub use quantize::{CalibSource, CalibrationRun, QUANTIZE_AFTER, QuantRequest, Quantized};

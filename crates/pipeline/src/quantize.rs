@@ -36,11 +36,13 @@ pub struct QuantRequest {
     pub options: QuantOptions,
     /// Emit the int8 plan even where the latency guard measures it slower than float.
     pub force: bool,
+    /// Accuracy budget: the most harmful layers stay f32 until it holds (mixed precision).
+    pub budget: Option<crate::mixed::Budget>,
 }
 
 impl Default for QuantRequest {
     fn default() -> Self {
-        QuantRequest { calibration: None, max_samples: None, method: CalibMethod::MinMax, options: QuantOptions::default(), force: false }
+        QuantRequest { calibration: None, max_samples: None, method: CalibMethod::MinMax, options: QuantOptions::default(), force: false, budget: None }
     }
 }
 
@@ -56,6 +58,11 @@ pub struct Quantized {
     pub ranges: Option<kiln_quant::Ranges>,
     /// What the latency guard measured and decided (None: forced, or the compile stopped early).
     pub latency: Option<LatencyCheck>,
+    /// Every layer's precision and why, when an accuracy budget was given.
+    pub mixed: Option<crate::mixed::MixedReport>,
+    /// The options the graph was quantized with (the request's, plus the layers mixed
+    /// precision kept in f32).
+    pub options: QuantOptions,
 }
 
 impl Quantized {
@@ -83,12 +90,20 @@ pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, Pipeline
             (Some(r), Some(run))
         }
     };
-    let (qdq, mut summary) = kiln_quant::quantize(model, &req.options, ranges.as_ref())?;
+    let (options, mixed) = match req.budget {
+        None => (req.options.clone(), None),
+        Some(b) => {
+            let samples = eval_samples(model, req)?;
+            let (o, r) = crate::mixed::choose(model, &req.options, ranges.as_ref(), b, &samples)?;
+            (o, Some(r))
+        }
+    };
+    let (qdq, mut summary) = kiln_quant::quantize(model, &options, ranges.as_ref())?;
     if let Some(c) = &calibration {
         summary.samples = Some(c.samples);
         summary.calibration = Some(req.method);
     }
-    Ok(Quantized { summary, qdq, calibration, ranges, latency: None })
+    Ok(Quantized { summary, qdq, calibration, ranges, latency: None, mixed, options })
 }
 
 /// The latency guard (see [`crate::latency`]) on a compile whose int8 plan is in `out`; `base`
@@ -117,7 +132,7 @@ pub(crate) fn guard(
     let slower = latency::slower_layers(&q_steps, &f_steps, &quantized);
     if !slower.is_empty() {
         // Those layers back to float: the same ranges, the rest of the passes, lowered again.
-        let mut options = req.options.clone();
+        let mut options = q.options.clone();
         options.exclude_nodes.extend(slower.iter().map(|(n, _, _)| n.clone()));
         let (qdq, mut summary) = kiln_quant::quantize(base, &options, q.ranges.as_ref())?;
         summary.samples = q.summary.samples;
@@ -125,7 +140,7 @@ pub(crate) fn guard(
         let mut m = qdq.clone();
         out.patches.extend(kiln_passes::optimize(&mut m, &kiln_passes::pipeline_after(QUANTIZE_AFTER)?)?);
         int8 = latency::load(target, &m, opts, tuner)?;
-        (q.qdq, q.summary, out.model) = (qdq, summary, m);
+        (q.qdq, q.summary, q.options, out.model) = (qdq, summary, options, m);
         let t = latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?;
         q_s = t.get(1).map_or(q_s, |x| x.0);
     }
@@ -145,6 +160,29 @@ pub(crate) fn guard(
     }
     out.quantized = Some(q);
     Ok(())
+}
+
+/// What mixed precision measures on: the first calibration samples, else one synthetic input
+/// from the declared input shapes (symbolic dims 1).
+fn eval_samples(model: &Model, req: &QuantRequest) -> Result<Vec<Vec<(String, kiln_tensor::Tensor)>>, PipelineError> {
+    let set = match &req.calibration {
+        Some(CalibSource::Path(p)) => Some(CalibrationSet::open(p, model)),
+        Some(CalibSource::Files(f)) => Some(CalibrationSet::from_files(f, model)),
+        None => None,
+    };
+    if let Some(set) = set {
+        let set = set.map_err(kiln_quant::QuantError::from)?;
+        let samples: Result<Vec<_>, _> = set.iter().take(crate::mixed::EVAL_SAMPLES).map(|s| s.map(|s| s.inputs)).collect();
+        return Ok(samples.map_err(kiln_quant::QuantError::from)?);
+    }
+    let g = &model.graph;
+    let mut one = Vec::new();
+    for v in g.runtime_inputs() {
+        let info = g.value(v);
+        let shape = info.shape.as_ref().map(|s| s.0.iter().map(|d| d.known().unwrap_or(1)).collect()).unwrap_or_default();
+        one.push((info.name.clone(), latency::synthetic_tensor(&info.name, info.dtype.unwrap_or(kiln_tensor::DType::F32), shape)?));
+    }
+    Ok(vec![one])
 }
 
 /// The first calibration sample, the most realistic input to time with.

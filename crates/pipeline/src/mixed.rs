@@ -1,0 +1,197 @@
+//! Accuracy-aware mixed precision: with a budget on a metric against the f32 model's first
+//! float output,
+//! each quantized layer's sensitivity is measured (that layer alone in int8, the rest f32), and
+//! the most harmful layers are kept in f32, one at a time in order of harm, until the whole
+//! int8 graph meets the budget. Every layer's precision and the reason are reported.
+//!
+//! Runs on the CPU target with default kernels (accuracy does not depend on tuning), on the
+//! calibration samples (up to [`EVAL_SAMPLES`]) or, without data, one synthetic input.
+
+use crate::{PipelineError, QUANTIZE_AFTER};
+use kiln_ir::Model;
+use kiln_quant::{QuantOptions, Ranges};
+use kiln_target::{CompileOptions, Target, TuneCache, TuneMode, Tuner};
+use kiln_tensor::Tensor;
+use std::time::Duration;
+
+/// Samples the metric is measured on.
+pub const EVAL_SAMPLES: usize = 8;
+
+/// The metric and how far int8 may fall from f32 on it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Budget {
+    /// Mean cosine similarity of the first output to f32's may fall at most this far below 1.
+    Cosine(f64),
+    /// Top-1 agreement (argmax over the last axis) with f32 may fall at most this many
+    /// percentage points below 100.
+    Top1(f64),
+}
+
+impl Budget {
+    /// `cosine=0.01` or `top1=0.5`.
+    pub fn parse(s: &str) -> Result<Budget, String> {
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}': write METRIC=DROP, e.g. cosine=0.01 or top1=0.5"))?;
+        let v: f64 = v.trim().parse().map_err(|_| format!("'{s}': {v} is not a number"))?;
+        if v.is_nan() || v < 0.0 {
+            return Err(format!("'{s}': the drop must be >= 0"));
+        }
+        match k.trim() {
+            "cosine" => Ok(Budget::Cosine(v)),
+            "top1" => Ok(Budget::Top1(v)),
+            other => Err(format!("'{s}': metric {other} is not cosine or top1")),
+        }
+    }
+
+    /// The drop of a measured value of this metric (cosine in [-1, 1], top-1 in percent).
+    fn drop(&self, value: f64) -> f64 {
+        match self {
+            Budget::Cosine(_) => 1.0 - value,
+            Budget::Top1(_) => 100.0 - value,
+        }
+    }
+
+    fn allowed(&self) -> f64 {
+        match self {
+            Budget::Cosine(d) | Budget::Top1(d) => *d,
+        }
+    }
+}
+
+/// One layer's outcome.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LayerPrecision {
+    pub node: String,
+    pub op: String,
+    /// The metric's drop with this layer alone in int8, measured.
+    pub sensitivity: f64,
+    pub precision: &'static str,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MixedReport {
+    pub budget: Budget,
+    pub samples: usize,
+    /// The drop with every layer in int8, and with the chosen layers kept f32, measured.
+    pub drop_all_int8: f64,
+    pub drop_final: f64,
+    pub met: bool,
+    pub layers: Vec<LayerPrecision>,
+}
+
+/// Chooses the layers to keep in f32; returns the options with them excluded and the report.
+pub fn choose(base: &Model, options: &QuantOptions, ranges: Option<&Ranges>, budget: Budget, samples: &[Vec<(String, Tensor)>]) -> Result<(QuantOptions, MixedReport), PipelineError> {
+    let reference = outputs(base, samples)?;
+    let (_, full) = kiln_quant::quantize(base, options, ranges)?;
+    let layers: Vec<(String, String)> = full.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect();
+    let measure = |opts: &QuantOptions| -> Result<f64, PipelineError> {
+        let (q, _) = kiln_quant::quantize(base, opts, ranges)?;
+        let got = outputs(&q, samples)?;
+        Ok(budget.drop(metric(budget, &reference, &got)))
+    };
+    let drop_all = measure(options)?;
+    let mut sens = Vec::with_capacity(layers.len());
+    for (node, _) in &layers {
+        let mut o = options.clone();
+        o.exclude_nodes.extend(layers.iter().filter(|(n, _)| n != node).map(|(n, _)| n.clone()));
+        sens.push(measure(&o)?);
+    }
+    let mut order: Vec<usize> = (0..layers.len()).collect();
+    order.sort_by(|&a, &b| sens[b].total_cmp(&sens[a]));
+    let mut kept = options.clone();
+    let mut drop = drop_all;
+    let mut kept_f32 = Vec::new();
+    for &i in &order {
+        if drop <= budget.allowed() {
+            break;
+        }
+        kept.exclude_nodes.push(layers[i].0.clone());
+        kept_f32.push(i);
+        drop = measure(&kept)?;
+    }
+    let report_layers = layers
+        .iter()
+        .zip(&sens)
+        .enumerate()
+        .map(|(i, ((node, op), &s))| {
+            let (precision, reason) = match kept_f32.iter().position(|&k| k == i) {
+                Some(rank) => ("f32", format!("kept in f32 to meet the budget: harm rank {} of {} (drop {s:.3e} alone in int8)", rank + 1, layers.len())),
+                None => ("int8", format!("drop {s:.3e} alone in int8; the budget holds with it in int8")),
+            };
+            LayerPrecision { node: node.clone(), op: op.clone(), sensitivity: s, precision, reason }
+        })
+        .collect();
+    let report = MixedReport { budget, samples: samples.len(), drop_all_int8: drop_all, drop_final: drop, met: drop <= budget.allowed(), layers: report_layers };
+    Ok((kept, report))
+}
+
+/// The first output of `model` (optimized up to QUANTIZE_AFTER, f32 or QDQ) on each sample,
+/// through the rest of the passes on the CPU target, default kernels.
+fn outputs(model: &Model, samples: &[Vec<(String, Tensor)>]) -> Result<Vec<Tensor>, PipelineError> {
+    let mut m = model.clone();
+    kiln_passes::optimize(&mut m, &kiln_passes::pipeline_after(QUANTIZE_AFTER)?)?;
+    // The first float output (a classifier's probabilities, not its label).
+    let g = &m.graph;
+    let pick = g.outputs.iter().find(|&&v| g.value(v).dtype == Some(kiln_tensor::DType::F32)).or(g.outputs.first());
+    let first = pick.map(|&v| g.value(v).name.clone()).unwrap_or_default();
+    let cpu = kiln_target_cpu::CpuTarget;
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let mut tuner = Tuner::new(TuneMode::Off, TuneCache::in_memory(), cpu.id().fingerprint, Duration::ZERO);
+    let (plan, weights) = cpu.lower(&m, &opts, &mut tuner)?;
+    let mut exe = cpu.load(&plan, weights)?;
+    let mut out = Vec::with_capacity(samples.len());
+    for s in samples {
+        let o = exe.run(s.clone())?;
+        let t = o.into_iter().find(|(n, _)| *n == first).map(|(_, t)| t);
+        out.push(t.ok_or_else(|| PipelineError::Calibration(format!("the model gave no output '{first}'")))?);
+    }
+    Ok(out)
+}
+
+/// The metric of `got` against `want` over the samples: mean cosine, or top-1 agreement in %.
+fn metric(budget: Budget, want: &[Tensor], got: &[Tensor]) -> f64 {
+    let f = |t: &Tensor| t.to_f64_vec().unwrap_or_default();
+    match budget {
+        Budget::Cosine(_) => {
+            let c: Vec<f64> = want.iter().zip(got).map(|(w, g)| cosine(&f(w), &f(g))).collect();
+            c.iter().sum::<f64>() / c.len().max(1) as f64
+        }
+        Budget::Top1(_) => {
+            let (mut same, mut total) = (0usize, 0usize);
+            for (w, g) in want.iter().zip(got) {
+                let cols = w.shape().last().copied().unwrap_or(1).max(1);
+                let (wv, gv) = (f(w), f(g));
+                for (a, b) in wv.chunks(cols).zip(gv.chunks(cols)) {
+                    total += 1;
+                    same += usize::from(argmax(a) == argmax(b));
+                }
+            }
+            100.0 * same as f64 / total.max(1) as f64
+        }
+    }
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let d = n(a) * n(b);
+    if d == 0.0 { if n(a) == n(b) { 1.0 } else { 0.0 } } else { dot / d }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn budgets_parse() {
+        assert_eq!(Budget::parse("cosine=0.01"), Ok(Budget::Cosine(0.01)));
+        assert_eq!(Budget::parse("top1=0.5"), Ok(Budget::Top1(0.5)));
+        assert!(Budget::parse("cosine").is_err());
+        assert!(Budget::parse("f1=0.1").is_err());
+        assert!(Budget::parse("top1=-1").is_err());
+    }
+}
