@@ -70,8 +70,18 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
     let mut files = vec![("plan.json".to_string(), plan_json), ("weights.bin".to_string(), compiled.weights.clone()), ("tuning.json".to_string(), tuning)];
     if let Some(q) = &compiled.quantized {
         // Every quantized node's scheme and every node left in float, with the reason.
-        // and what the latency guard measured and decided.
-        let mut j = serde_json::to_vec_pretty(&serde_json::json!({ "summary": q.summary, "latency": q.latency, "mixed_precision": q.mixed }))?;
+        // and the precision decisions of the latency guard and of mixed precision. Decisions
+        // only: what was measured to make them goes to the build evidence, so the artifact
+        // stays byte-identical for the same decisions.
+        let decisions = serde_json::json!({
+            "summary": q.summary,
+            "latency_guard": q.latency.as_ref().map(|l| serde_json::json!({
+                "declined": l.declined,
+                "layers_kept_f32": l.layers_kept_float.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),
+            })),
+            "mixed_precision": q.mixed.as_ref().map(|m| m.layers.iter().map(|l| serde_json::json!({"node": l.node, "precision": l.precision})).collect::<Vec<_>>()),
+        });
+        let mut j = serde_json::to_vec_pretty(&decisions)?;
         j.push(b'\n');
         files.push(("quantization.json".to_string(), j));
     }
@@ -90,6 +100,11 @@ pub fn write_evidence(art: &kiln_artifact::ArtifactOutput, compiled: &Compiled, 
         "measured_on": device,
         "phases_ms": compiled.phase_times.iter().map(|(p, d)| serde_json::json!({"phase": p, "ms": d.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
         "tuning": compiled.tune,
+        "quantization": compiled.quantized.as_ref().map(|q| serde_json::json!({
+            "calibration": q.calibration.as_ref().map(|c| serde_json::json!({"samples": c.samples, "ms": c.time.as_secs_f64() * 1e3, "observer_bytes": c.observer_bytes})),
+            "latency_guard": q.latency,
+            "mixed_precision": q.mixed,
+        })),
     });
     let st = kiln_artifact::statement(&m.name, &art.digest, BUILD_PREDICATE, timings);
     kiln_artifact::write_attestation(&art.dir, "build.intoto.json", &Envelope::new(&st, key))?;

@@ -136,3 +136,46 @@ fn kiln_toml_builds_and_flags_override() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown key 'modle'; did you mean 'model'?"), "{err}");
 }
+
+/// `kiln compile --precision int8` as a user runs it: static with calibration data, the QDQ
+/// export written, an artifact marked int8 with every node's scheme in quantization.json,
+/// byte-identical when compiled again with the same decisions (--force-precision), and the
+/// data-free fallback flagged.
+#[test]
+fn int8_compile_writes_a_marked_artifact_and_its_qdq_export() {
+    let root = std::env::var_os("KILN_TESTDATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
+    let (m, calib) = (root.join("quant/digits/model.onnx"), root.join("quant/digits/calib"));
+    assert!(m.exists() && calib.exists(), "{} missing: run python3 testdata/quant_data.py (ci/test.sh does)", m.display());
+    let t = tempfile::tempdir().expect("tmp");
+    let (a, b, qdq) = (t.path().join("a.kiln"), t.path().join("b.kiln"), t.path().join("q.onnx"));
+    let args = |out: &Path| {
+        ["compile", s(&m), "-o", s(out), "--tune", "off", "--precision", "int8", "--calib", s(&calib), "--calib-method", "percentile", "--force-precision", "--no-validate"]
+            .map(str::to_string)
+            .to_vec()
+    };
+    let mut first = args(&a);
+    first.extend(["--export-qdq".to_string(), s(&qdq).to_string()]);
+    let (code, out, err) = kiln(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("int8 static: u8 asymmetric activations, calibrated by percentile 99.99 over 8 samples"), "{out}");
+    assert!(out.contains("latency guard: off (--force-precision)") && out.contains("cpu.qmatmul x2"), "{out}");
+    let manifest = std::fs::read_to_string(a.join("manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"precision\": \"int8\""), "{manifest}");
+    let q = std::fs::read_to_string(a.join("quantization.json")).expect("quantization.json");
+    assert!(q.contains("\"data_free\": false") && q.contains("\"MatMul1\""), "{q}");
+    assert!(std::fs::metadata(&qdq).expect("the QDQ export").len() > 1000);
+    let (code, _, err) = kiln(&args(&b).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    for f in ["manifest.json", "plan.json", "weights.bin", "quantization.json"] {
+        assert_eq!(std::fs::read(a.join(f)).expect("a"), std::fs::read(b.join(f)).expect("b"), "{f} differs between two int8 compiles");
+    }
+    // No calibration data: dynamic, and said so.
+    let c = t.path().join("c.kiln");
+    let (code, out, err) = kiln(&["compile", s(&m), "-o", s(&c), "--tune", "off", "--precision", "int8", "--no-validate"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("int8 DATA-FREE") && out.contains("latency guard (measured on"), "{out}");
+    // Flags that only make sense for int8 are refused on f32.
+    let (code, _, err) = kiln(&["compile", s(&m), "-o", s(&c), "--calib", s(&calib)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--calib, --max-accuracy-drop and --export-qdq are for --precision int8"), "{err}");
+}
