@@ -9,8 +9,8 @@
 //!   joins the weight scales, `beta * C` (one value or one per column) becomes the bias;
 //! - `Conv(X, W, B)` with per-tensor or per-output-channel (axis 0) weight scales.
 //!
-//! onnxruntime's dynamic quantization (`DynamicQuantizeLinear -> MatMulInteger -> Cast ->
-//! Mul(scale)`) becomes a dynamic `kiln::QMatMul`. Imported integer ops are rewritten the same way: `QLinearMatMul` / `QLinearConv` become
+//! onnxruntime's dynamic quantization (`DynamicQuantizeLinear -> MatMulInteger / ConvInteger ->
+//! Cast -> Mul(scale)`) becomes a dynamic `kiln::QMatMul` / `kiln::QConv`. Imported integer ops are rewritten the same way: `QLinearMatMul` / `QLinearConv` become
 //! `DequantizeLinear -> kiln::QMatMul / kiln::QConv -> QuantizeLinear` (QLinearConv's int32
 //! bias turned into a float one with scale `x_scale * w_scale`), so neighbouring integer ops meet
 //! at a Q/DQ pair that the CPU target runs natively.
@@ -45,8 +45,8 @@ impl Pass for FuseQdq {
                 cx.conv(n)
             } else if is_op(n, "QLinearMatMul") || is_op(n, "QLinearConv") {
                 cx.qlinear(n)
-            } else if is_op(n, "MatMulInteger") {
-                let removed = cx.matmul_integer(n);
+            } else if is_op(n, "MatMulInteger") || is_op(n, "ConvInteger") {
+                let removed = cx.integer_product(n);
                 removed.map(|r| {
                     for id in r {
                         patch.remove_node(id);
@@ -150,8 +150,11 @@ impl Cx<'_, '_> {
 
     /// onnxruntime's dynamic form: `DynamicQuantizeLinear(x) -> (q, s, zp)`,
     /// `MatMulInteger(q, W, zp, w_zp) -> Cast(float) -> Mul(., Mul(s, w_scale))` becomes one
-    /// dynamic `kiln::QMatMul(x, _, _, W, w_scale, w_zp)`. Returns the Cast and Mul it replaces.
-    fn matmul_integer(&mut self, n: &Node) -> Option<Vec<NodeId>> {
+    /// dynamic `kiln::QMatMul(x, _, _, W, w_scale, w_zp)`; `ConvInteger` likewise a dynamic
+    /// `kiln::QConv` (one weight scale: a per-channel one would need the output's channel axis).
+    /// Returns the Cast and Mul it replaces.
+    fn integer_product(&mut self, n: &Node) -> Option<Vec<NodeId>> {
+        let conv = n.op_type == "ConvInteger";
         let view = self.view;
         let (q, w_q) = (input(n, 0)?, input(n, 1)?);
         let (_, dql) = view.producer_op(q, "DynamicQuantizeLinear")?;
@@ -160,7 +163,8 @@ impl Cx<'_, '_> {
         }
         let (x, s) = (input(dql, 0)?, output(dql, 1)?);
         let wt = view.constant(w_q)?;
-        if !matches!(wt.dtype(), DType::I8 | DType::U8) || wt.rank() != 2 || view.g.value(x).dtype != Some(DType::F32) {
+        let rank_ok = if conv { wt.rank() >= 3 } else { wt.rank() == 2 };
+        if !matches!(wt.dtype(), DType::I8 | DType::U8) || !rank_ok || view.g.value(x).dtype != Some(DType::F32) {
             return None;
         }
         let (cast_id, cast) = view.sole_reader(output(n, 0)?)?;
@@ -180,7 +184,7 @@ impl Cx<'_, '_> {
             _ => return None,
         };
         let st = view.constant(w_scale)?;
-        let columns = wt.shape()[1];
+        let columns = if conv { 1 } else { wt.shape()[1] };
         if st.dtype() != DType::F32 || !(st.len() == 1 || (st.len() == columns && st.rank() == 1)) {
             return None;
         }
@@ -192,7 +196,8 @@ impl Cx<'_, '_> {
             }
         }
         let inputs = vec![Some(x), None, None, Some(w_q), Some(w_scale), w_zp];
-        self.patch.add_node(make_node(&n.name, "kiln", "QMatMul", 1, trim(inputs), vec![output(mul, 0)], BTreeMap::new()));
+        let (op, attrs) = if conv { ("QConv", n.attrs.clone()) } else { ("QMatMul", BTreeMap::new()) };
+        self.patch.add_node(make_node(&n.name, "kiln", op, 1, trim(inputs), vec![output(mul, 0)], attrs));
         Some(vec![cast_id, mul_id])
     }
 

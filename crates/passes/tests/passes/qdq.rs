@@ -209,3 +209,22 @@ fn matmul_integer_becomes_dynamic_qmatmul() {
     }
     "#);
 }
+
+/// The same dynamic form around ConvInteger -> a dynamic kiln::QConv.
+#[test]
+fn conv_integer_becomes_dynamic_qconv() {
+    let mut b = B::new();
+    let x = b.input("x", "f32[1,2,5,5]");
+    let dq = b.op_n(&["xq", "xs", "xzp"], "DynamicQuantizeLinear", &[x], vec![]);
+    let w = i8s(&mut b, "w", &[3, 2, 3, 3], 7);
+    let ws = b.scalar("ws", 0.02);
+    let ci = b.op("ci", "ConvInteger", &[dq[0], w, dq[2]], vec![("pads", ints(&[1, 1, 1, 1]))]);
+    let cast = b.op("cast", "Cast", &[ci], vec![("to", int(1))]);
+    let scale = b.op("scale", "Mul", &[ws, dq[1]], vec![]);
+    let y = b.op("y", "Mul", &[scale, cast], vec![]);
+    b.output(y);
+    let m = b.model();
+    let (text, after) = before_after(&m, passes());
+    same_outputs(&m, &after, &[], 1e-5);
+    assert!(text.contains("%y: f32[1,3,5,5] = kiln::QConv(%x, _, _, %w, %ws) {pads=[1,1,1,1]}"), "{text}");
+}
