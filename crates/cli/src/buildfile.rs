@@ -142,7 +142,7 @@ model = "m.onnx"
 output = "out/m.kiln"
 version = "1.2.0"
 targets = ["cpu"]
-precisions = ["f32"]
+precisions = ["int8"]
 tune = "off"
 gates = ["accuracy.cosine>=0.99", "latency.p99<=20ms"]
 registry = "oci://registry.example/models"
@@ -150,6 +150,8 @@ registry = "oci://registry.example/models"
 batch = 1
 [calibration]
 data = "calib/"
+samples = 64
+method = "entropy"
 [validate]
 batch = [1, 4]
 runs = 10
@@ -161,6 +163,8 @@ power_watts = 30
         )
         .expect("parse");
         assert_eq!(bf.gates.len(), 2);
+        let cal = bf.calibration.as_ref().expect("calibration");
+        assert_eq!((cal.samples, cal.method.as_deref(), bf.precisions.as_slice()), (Some(64), Some("entropy"), ["int8".to_string()].as_slice()));
         assert_eq!(bf.validate.expect("validate").batch, vec![1, 4]);
         assert_eq!(bf.cost["cpu"].price_per_hour, Some(0.2));
     }
