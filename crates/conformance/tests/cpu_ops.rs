@@ -242,6 +242,13 @@ fn q_cases() -> Vec<QCase> {
             vec![None, None, ints8(&[40, 50], 5, false), scales(50, 0.004), ints8(&[50], 6, false), floats(&[50], 7)],
             vec![act("gelu")],
         ),
+        // 80 rows: the AMX tile's default range where the CPU has it, the VNNI tile elsewhere.
+        mm(
+            "qmatmul_80_rows_u8_weights",
+            &[2, 40, 72],
+            vec![scalar_f(0.008), u8s(128), ints8(&[72, 40], 24, false), scales(40, 0.004), ints8(&[40], 25, false), floats(&[40], 26)],
+            vec![act("silu")],
+        ),
         mm(
             "qmatmul_dynamic_k_not_multiple_of_4",
             &[9, 3],
