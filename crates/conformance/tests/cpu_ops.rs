@@ -293,6 +293,18 @@ fn q_cases() -> Vec<QCase> {
             vec![("layout", string("NHWC")), ("pads", ints(&[1, 1, 1, 1])), act("hard_swish")],
         ),
         cv(
+            "qconv_nhwc_grouped_u8_weights",
+            &[2, 5, 6, 6],
+            vec![scalar_f(0.01), u8s(100), ints8(&[9, 2, 2, 3], 27, false), scales(9, 0.003), ints8(&[9], 28, false), floats(&[9], 29)],
+            vec![("layout", string("NHWC")), ("group", Attr::Int(3)), ("strides", ints(&[1, 2])), ("pads", ints(&[0, 1, 1, 0]))],
+        ),
+        cv(
+            "qconv_depthwise_multiplier_2",
+            &[1, 3, 7, 6],
+            vec![None, None, ints8(&[6, 1, 3, 3], 30, true), scales(6, 0.01), None, floats(&[6], 31)],
+            vec![("group", Attr::Int(3)), ("pads", ints(&[1, 1, 1, 1])), act("relu")],
+        ),
+        cv(
             "qconv_nhwc_depthwise_static_i8",
             &[1, 6, 5, 4],
             vec![scalar_f(0.01), i8s(0), ints8(&[4, 1, 3, 3], 19, true), scales(4, 0.01), None, None],
