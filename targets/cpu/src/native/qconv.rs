@@ -40,7 +40,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
             let len = x_shape.iter().product();
             let err = |e: String| TargetError::Lower { target: "cpu".into(), node: node.label(), op: node.qualified_op(), reason: e };
             let x = Tensor::from_vec(x_shape, filler(len)).map_err(|e| err(e.to_string()))?;
-            let problem = format!("{s:?},{layout:?},{}", if matches!(step.x, XQuant::Dynamic) { "dynamic" } else { "static" });
+            let problem = format!("{s:?},{layout:?},{}", step.x.kind());
             tune(tuner, KERNEL, problem, &names, |i| step.run(&[Some(&x)], &names[i]).map(|_| ()))?
         }
         _ => "default".to_string(),
