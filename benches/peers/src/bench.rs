@@ -43,7 +43,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    fn new(name: &'static str, made: anyhow::Result<(Box<dyn Engine>, String)>) -> Slot {
+    pub fn new(name: &'static str, made: anyhow::Result<(Box<dyn Engine>, String)>) -> Slot {
         let (engine, error, load_note) = match made {
             Ok((e, note)) => (Some(e), None, note),
             Err(e) => (None, Some(format!("{e:#}")), String::new()),
@@ -202,7 +202,7 @@ fn agree(slots: &mut [Slot], cfg: &Config) {
 
 /// Up to two more untimed runs per engine, while they stay under 5% of the budget; then plan
 /// how many timed runs fit the budget.
-fn warm_up(slots: &mut [Slot], cfg: &Config) {
+pub fn warm_up(slots: &mut [Slot], cfg: &Config) {
     for s in slots.iter_mut() {
         while s.engine.is_some() && s.warm.len() < 3 && s.warm.iter().sum::<f64>() < cfg.budget_ms / 20.0 {
             if let Some(ms) = s.call(|e| e.run_once()) {
@@ -216,7 +216,7 @@ fn warm_up(slots: &mut [Slot], cfg: &Config) {
 }
 
 /// Round r runs every engine that still has runs planned and budget left, in slot order.
-fn timed_rounds(slots: &mut [Slot], cfg: &Config) {
+pub fn timed_rounds(slots: &mut [Slot], cfg: &Config) {
     for round in 0..cfg.rounds {
         for s in slots.iter_mut() {
             if round >= s.planned || s.times.iter().sum::<f64>() >= cfg.budget_ms {

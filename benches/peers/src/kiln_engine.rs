@@ -20,15 +20,37 @@ pub struct KilnEngine {
 
 impl KilnEngine {
     pub fn new(model: &Path, dims: BTreeMap<String, usize>, tune_dir: &Path, inputs: Vec<(String, Tensor)>) -> anyhow::Result<KilnEngine> {
+        Self::with_quant(model, dims, tune_dir, inputs, None)
+    }
+
+    /// [`KilnEngine::new`], quantized when `quant` is given.
+    pub fn with_quant(
+        model: &Path,
+        dims: BTreeMap<String, usize>,
+        tune_dir: &Path,
+        inputs: Vec<(String, Tensor)>,
+        quant: Option<&kiln_pipeline::QuantRequest>,
+    ) -> anyhow::Result<KilnEngine> {
         let target = kiln_target_cpu::CpuTarget;
         let opts = CompileOptions { tune: TuneMode::Full, tune_budget: Duration::from_secs(30), cache_dir: Some(tune_dir.to_path_buf()), threads: None, dims, ..CompileOptions::default() };
         let t = Instant::now();
-        let compiled = kiln_pipeline::compile(model, &target, &opts, None).with_context(|| format!("compiling {}", model.display()))?;
+        let (m, _) = kiln_pipeline::load_model(model, &target.coverage(), None).with_context(|| format!("loading {}", model.display()))?;
+        let compiled = kiln_pipeline::compile_model_with(m, &target, &opts, None, quant).with_context(|| format!("compiling {}", model.display()))?;
+        let guard_note = compiled.quantized.as_ref().and_then(|q| q.latency.as_ref()).map(|l| {
+            format!(
+                "latency guard: int8 {:.2} ms vs f32 {:.2} ms, {} layers kept f32{}",
+                l.int8_ms,
+                l.float_ms,
+                l.layers_kept_float.len(),
+                if l.declined { ", DECLINED (f32 plan emitted)" } else { "" }
+            )
+        });
         let plan = compiled.plan.context("the compile stopped before lowering")?;
         let exe = target.load(&plan, compiled.weights).context("loading the plan")?;
         let mut notes: Vec<String> = compiled.phase_times.iter().map(|(p, d)| format!("{p} {:.2} s", d.as_secs_f64())).collect();
         notes.push(format!("load; total {:.2} s", t.elapsed().as_secs_f64()));
         notes.push(format!("{} tuning decisions", compiled.tune.len()));
+        notes.extend(guard_note);
         let names = plan.outputs.iter().map(|&v| plan.values[v].name.clone()).collect();
         Ok(KilnEngine { exe, inputs, names, compile_note: notes.join(", ") })
     }

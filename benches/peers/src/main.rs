@@ -6,6 +6,7 @@
 mod bench;
 mod engine;
 mod gemm;
+mod int8;
 mod kiln_engine;
 mod models;
 mod ort_engine;
@@ -17,7 +18,7 @@ mod tract_engine;
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: kiln-peers [--rounds N] [--budget-s S] [--settle-ms MS] [--only SUBSTRING] [--skip ENGINE]... [--no-gemm] [--no-models]
+const USAGE: &str = "usage: kiln-peers [--rounds N] [--budget-s S] [--settle-ms MS] [--only SUBSTRING (of a model label, or 'int8')] [--skip ENGINE]... [--no-gemm] [--no-models]
   run from the repository root (bash benches/run.sh does); KILN_TESTDATA moves the test-data cache";
 
 struct Args {
@@ -112,6 +113,9 @@ fn run() -> anyhow::Result<()> {
             results.push(r);
         }
         report::print_summary(&results, &device);
+        if args.only.as_ref().is_none_or(|o| int8::LABEL.contains(o.as_str())) {
+            int8::run(&cfg)?;
+        }
     }
     if args.gemm {
         gemm::run(&device)?;

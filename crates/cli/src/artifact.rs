@@ -48,7 +48,7 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
             ("device".to_string(), plan.target.device.clone()),
             ("fingerprint".to_string(), plan.target.fingerprint.clone()),
         ]),
-        precision: "f32".into(),
+        precision: if compiled.quantized.as_ref().is_some_and(kiln_pipeline::Quantized::emitted) { "int8".into() } else { "f32".into() },
         source: SourceModel {
             name: source_name,
             sha256: kiln_artifact::source_digest(model)?,
@@ -67,7 +67,14 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
         kiln: KilnInfo { version: kiln_target::KILN_VERSION.into(), commit: KILN_COMMIT.into() },
         files: Vec::new(),
     };
-    let files = vec![("plan.json".to_string(), plan_json), ("weights.bin".to_string(), compiled.weights.clone()), ("tuning.json".to_string(), tuning)];
+    let mut files = vec![("plan.json".to_string(), plan_json), ("weights.bin".to_string(), compiled.weights.clone()), ("tuning.json".to_string(), tuning)];
+    if let Some(q) = &compiled.quantized {
+        // Every quantized node's scheme and every node left in float, with the reason.
+        // and what the latency guard measured and decided.
+        let mut j = serde_json::to_vec_pretty(&serde_json::json!({ "summary": q.summary, "latency": q.latency }))?;
+        j.push(b'\n');
+        files.push(("quantization.json".to_string(), j));
+    }
     Ok(kiln_artifact::write_artifact(out, manifest, &files)?)
 }
 

@@ -43,6 +43,8 @@ pub struct BuildFile {
 pub struct Calibration {
     pub data: Option<PathBuf>,
     pub samples: Option<usize>,
+    /// minmax (default), percentile or entropy.
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -59,7 +61,7 @@ pub struct Validate {
 
 const TOP: &[&str] =
     &["model", "weights", "output", "name", "version", "targets", "precisions", "tune", "dims", "gates", "baseline", "sign", "archive", "registry", "store", "calibration", "validate", "cost"];
-const CALIBRATION: &[&str] = &["data", "samples"];
+const CALIBRATION: &[&str] = &["data", "samples", "method"];
 const VALIDATE: &[&str] = &["enabled", "batch", "runs", "warmup", "samples", "data"];
 const COST: &[&str] = &["price_per_hour", "power_watts", "source"];
 

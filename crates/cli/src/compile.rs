@@ -5,6 +5,24 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Precision {
+    /// Float as the model has it.
+    F32,
+    /// int8 weights (per channel, symmetric) and activations: static with --calib, else dynamic.
+    Int8,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Method {
+    /// The exact range seen.
+    Minmax,
+    /// The range holding 99.99% of the values.
+    Percentile,
+    /// The threshold of least KL divergence (TensorRT's entropy calibration).
+    Entropy,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Tune {
     /// Every kernel takes its default candidate.
     Off,
@@ -52,6 +70,27 @@ pub struct Args {
     /// The artifact's semantic version (default 0.1.0).
     #[arg(long = "artifact-version", value_name = "SEMVER")]
     artifact_version: Option<String>,
+    /// Precision: f32 (default) or int8 (weights and activations; see --calib).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+    /// Calibration data for int8: a folder of .npz files (one sample each, arrays named by graph
+    /// input) or of <input>_<n>.npy files. Without it int8 is dynamic (data-free, flagged).
+    #[arg(long, value_name = "DIR")]
+    calib: Option<PathBuf>,
+    /// How activation ranges are chosen from the calibration data.
+    #[arg(long, value_enum)]
+    calib_method: Option<Method>,
+    /// Read at most this many calibration samples.
+    #[arg(long, value_name = "N")]
+    calib_samples: Option<usize>,
+    /// Emit the int8 plan even when it measures slower than the f32 plan (the latency guard
+    /// otherwise keeps slower layers, or the whole plan, in f32 and says so).
+    #[arg(long)]
+    force_precision: bool,
+    /// Also write the quantized graph as ONNX QDQ (QuantizeLinear/DequantizeLinear), which
+    /// onnxruntime runs.
+    #[arg(long, value_name = "FILE")]
+    export_qdq: Option<PathBuf>,
     /// Kernel tuning: off, cache (recorded decisions only) or full (measure what is not recorded).
     #[arg(long, value_enum)]
     tune: Option<Tune>,
@@ -136,6 +175,7 @@ struct Resolved {
     validate: bool,
     opts: crate::validate::Opts,
     cost: std::collections::BTreeMap<String, crate::cost::Price>,
+    quant: Option<kiln_pipeline::QuantRequest>,
 }
 
 fn resolve(a: &Args) -> anyhow::Result<Resolved> {
@@ -147,16 +187,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     if bf.targets.len() > 1 && a.target.is_none() {
         anyhow::bail!("kiln.toml lists targets {:?}: this Kiln compiles one per run; pick one with --target", bf.targets);
     }
-    for p in &bf.precisions {
-        if p != "f32" {
-            anyhow::bail!("kiln.toml asks for precision '{p}': this Kiln builds f32 only (quantization is not implemented yet)");
-        }
-    }
-    if let Some(c) = &bf.calibration
-        && !a.quiet
-    {
-        eprintln!("note: kiln.toml [calibration] data {:?} is unused: f32 builds need no calibration", c.data);
-    }
+    let quant = resolve_quant(a, &bf)?;
     let tune = match (a.tune, bf.tune.as_deref()) {
         (Some(t), _) => t,
         (None, None) => Tune::Cache,
@@ -196,7 +227,55 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
         opts,
         cost: bf.cost,
         model,
+        quant,
     })
+}
+
+/// --precision / --calib* over kiln.toml's `precisions` and `[calibration]`.
+fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<Option<kiln_pipeline::QuantRequest>> {
+    if bf.precisions.len() > 1 && a.precision.is_none() {
+        anyhow::bail!("kiln.toml lists precisions {:?}: this Kiln compiles one per run; pick one with --precision", bf.precisions);
+    }
+    let precision = match (a.precision, bf.precisions.first().map(String::as_str)) {
+        (Some(p), _) => p,
+        (None, None | Some("f32")) => Precision::F32,
+        (None, Some("int8")) => Precision::Int8,
+        (None, Some(p)) => anyhow::bail!("kiln.toml: precision '{p}' is not f32 or int8 (fp16, bf16 and int4 are not built yet)"),
+    };
+    let cal = bf.calibration.as_ref();
+    let data = a.calib.clone().or(cal.and_then(|c| c.data.clone()));
+    if precision == Precision::F32 {
+        if a.calib.is_some() || a.export_qdq.is_some() {
+            anyhow::bail!("--calib and --export-qdq are for --precision int8");
+        }
+        if data.is_some() && !a.quiet {
+            eprintln!("note: calibration data {:?} is unused: f32 builds need no calibration", data.unwrap_or_default());
+        }
+        return Ok(None);
+    }
+    let method = match (a.calib_method, cal.and_then(|c| c.method.as_deref())) {
+        (Some(m), _) => m,
+        (None, None) => Method::Minmax,
+        (None, Some(m)) => <Method as clap::ValueEnum>::from_str(m, true)
+            .map_err(|_| anyhow::anyhow!("kiln.toml: calibration.method = '{m}' is not minmax, percentile or entropy"))?,
+    };
+    let method = match method {
+        Method::Minmax => kiln_quant::CalibMethod::MinMax,
+        Method::Percentile => kiln_quant::CalibMethod::Percentile { percentile: 99.99, symmetric: false },
+        Method::Entropy => kiln_quant::CalibMethod::Entropy { symmetric: false },
+    };
+    if let Some(d) = &data
+        && !d.exists()
+    {
+        anyhow::bail!("calibration data {} does not exist (give a folder of .npz/.npy samples, or leave it out for dynamic int8)", d.display());
+    }
+    Ok(Some(kiln_pipeline::QuantRequest {
+        calibration: data.map(kiln_pipeline::CalibSource::Path),
+        max_samples: a.calib_samples.or(cal.and_then(|c| c.samples)),
+        method,
+        options: kiln_quant::QuantOptions::default(),
+        force: a.force_precision,
+    }))
 }
 
 pub fn main(a: Args) -> anyhow::Result<()> {
@@ -245,7 +324,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     })
     .with_context(|| format!("cannot import {}", r.model.display()))?;
     let import = started.elapsed();
-    let compiled = kiln_pipeline::compile_model(model, target.as_ref(), &opts, a.stop_after.as_deref())
+    let compiled = kiln_pipeline::compile_model_with(model, target.as_ref(), &opts, a.stop_after.as_deref(), r.quant.as_ref())
         .map(|mut c| {
             c.phase_times.insert(0, ("import", import));
             c
@@ -256,6 +335,24 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         println!("# IR after phase '{phase}'");
         print!("{}", kiln_ir::dump(&compiled.model));
         return Ok(());
+    }
+    if let Some(q) = &compiled.quantized {
+        if !a.json && !a.quiet {
+            print!("{}", q.summary);
+            if let Some(c) = &q.calibration {
+                println!("calibration (measured): {} samples in {:.2} s, observers hold {} bytes", c.samples, c.time.as_secs_f64(), c.observer_bytes);
+            }
+            match &q.latency {
+                None => println!("latency guard: off (--force-precision): the int8 plan is emitted unmeasured against f32"),
+                Some(l) => print_latency(l),
+            }
+        }
+        if let Some(path) = &a.export_qdq {
+            kiln_onnx::export(&q.qdq, path, &kiln_onnx::ExportOptions::default()).with_context(|| format!("cannot write the QDQ model {}", path.display()))?;
+            if !a.json && !a.quiet {
+                println!("wrote the QDQ model {}", path.display());
+            }
+        }
     }
     let plan = compiled.plan.as_ref().context("the lower phase produced no plan")?;
     let scratch = tempfile::tempdir()?;
@@ -328,6 +425,23 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     match &validation {
         Some(v) => crate::validate::verdict(v),
         None => Ok(()),
+    }
+}
+
+fn print_latency(l: &kiln_pipeline::LatencyCheck) {
+    println!(
+        "latency guard (measured on {}, {} interleaved runs, medians): int8 {:.3} ms, f32 {:.3} ms ({:.2}x)",
+        l.device,
+        l.runs,
+        l.int8_ms,
+        l.float_ms,
+        l.float_ms / l.int8_ms
+    );
+    for (n, q, f) in &l.layers_kept_float {
+        println!("  kept in f32: {n} (int8 step {q:.1} us >= f32 step {f:.1} us)");
+    }
+    if l.declined {
+        println!("  DECLINED int8: the int8 plan is not faster than f32 on this target; the f32 plan is emitted (--force-precision emits int8 anyway)");
     }
 }
 

@@ -1,8 +1,8 @@
 //! The pass driver, the default pipeline and its named phases.
 
 use crate::{
-    ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseElementwise, FuseAttention, FuseGelu, FuseHardSwish, FuseLayerNorm, InferShapes, Pass, PassError,
-    RemoveIdentities, SimplifyLayout,
+    ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseAttention, FuseElementwise, FuseGelu, FuseHardSwish,
+    FuseLayerNorm, FuseQdq, InferShapes, Pass, PassError, RemoveIdentities, SimplifyLayout,
 };
 use kiln_ir::{Graph, IrError, Model, compact, verify};
 
@@ -24,6 +24,7 @@ pub struct AppliedPatch {
 pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(InferShapes::new("infer-shapes")),
+        Box::new(FuseQdq),
         Box::new(FoldConstants),
         Box::new(RemoveIdentities),
         Box::new(SimplifyLayout),
@@ -54,6 +55,18 @@ pub fn pipeline_until(stop_after: &str) -> Result<Vec<Box<dyn Pass>>, PassError>
     };
     passes.truncate(i + 1);
     Ok(passes)
+}
+
+/// The default pipeline after the phase `start_after`, with `fuse-qdq` first: what runs on a
+/// graph the quantizer rewrote after `start_after`.
+pub fn pipeline_after(start_after: &str) -> Result<Vec<Box<dyn Pass>>, PassError> {
+    let mut passes = default_pipeline();
+    let Some(i) = passes.iter().position(|p| p.name() == start_after) else {
+        return Err(PassError::UnknownPhase { name: start_after.to_string(), known: phase_names().join(", ") });
+    };
+    let mut rest: Vec<Box<dyn Pass>> = vec![Box::new(FuseQdq)];
+    rest.extend(passes.drain(i + 1..).filter(|p| p.name() != "fuse-qdq"));
+    Ok(rest)
 }
 
 /// Runs `passes` in order over the model's main graph. Each pass runs until it returns no

@@ -1,4 +1,5 @@
-//! Conv / MatMul / Gemm + bias Add + activation -> `kiln::FusedConv` / `kiln::FusedMatMul`.
+//! Conv / MatMul / Gemm + bias Add + activation -> `kiln::FusedConv` / `kiln::FusedMatMul`;
+//! the same bias and activation join a `kiln::QMatMul` / `kiln::QConv` (bias at input 6).
 //!
 //! After the product, an `Add` of a constant that broadcasts along the output channel (Conv:
 //! axis 1; MatMul / Gemm: the last axis) becomes the bias: folded into Conv's B, Gemm's C,
@@ -8,7 +9,7 @@
 //! only when a bias or an activation joins it. Each joined value must be read by the next
 //! op alone.
 
-use crate::util::{Names, View, input, is_op, make_node, output, split_const, string_attr};
+use crate::util::{Names, View, describe, input, is_op, make_node, output, split_const, string_attr};
 use crate::{Pass, PassError};
 use kiln_ir::{Attr, Graph, GraphPatch, Node, NodeId, ValueId};
 use kiln_tensor::{Data, Tensor};
@@ -34,13 +35,19 @@ impl Pass for FuseActivation {
                 Kind::Gemm
             } else if is_op(n, "MatMul") {
                 Kind::MatMul
+            } else if is_unfused_kiln(n, "QMatMul") {
+                Kind::QMatMul
+            } else if is_unfused_kiln(n, "QConv") {
+                Kind::QConv
             } else {
                 continue;
             };
             if claimed.contains(&NodeId(i)) {
                 continue;
             }
-            let Some(f) = fuse(&view, &mut patch, &mut names, &claimed, n, kind) else { continue };
+            let Some(f) = fuse(&view, &mut patch, &mut names, &claimed, n, kind) else {
+                continue;
+            };
             claimed.insert(NodeId(i));
             patch.remove_node(NodeId(i));
             for r in &f.removed {
@@ -52,8 +59,7 @@ impl Pass for FuseActivation {
         if done.is_empty() {
             return Ok(None);
         }
-        let more = if done.len() > 3 { format!(" and {} more", done.len() - 3) } else { String::new() };
-        patch.description = format!("fuse {}{more}", done.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
+        patch.description = describe("fuse ", &done);
         Ok(Some(patch))
     }
 }
@@ -63,6 +69,37 @@ enum Kind {
     Conv,
     Gemm,
     MatMul,
+    QMatMul,
+    QConv,
+}
+
+impl Kind {
+    fn is_conv(self) -> bool {
+        matches!(self, Kind::Conv | Kind::QConv)
+    }
+
+    /// Where the op keeps its weights and its bias.
+    fn slots(self) -> (usize, usize) {
+        match self {
+            Kind::QMatMul | Kind::QConv => (3, 6),
+            _ => (1, 2),
+        }
+    }
+
+    fn fused_op(self) -> &'static str {
+        match self {
+            Kind::Conv => "FusedConv",
+            Kind::Gemm | Kind::MatMul => "FusedMatMul",
+            Kind::QMatMul => "QMatMul",
+            Kind::QConv => "QConv",
+        }
+    }
+}
+
+/// A kiln::QMatMul / QConv that no bias or activation has joined yet (a fused one always has
+/// the `activation` attribute).
+fn is_unfused_kiln(n: &Node, op: &str) -> bool {
+    n.domain == "kiln" && n.op_type == op && n.unsupported.is_none() && !n.attrs.contains_key("activation")
 }
 
 struct Fused {
@@ -87,7 +124,7 @@ fn fuse(view: &View, patch: &mut GraphPatch, names: &mut Names, claimed: &HashSe
         && let Some((_, c, _)) = split_const(view, add)
         && let Some(bias) = bias_input(&Site { view, n, kind, out }, patch, names, c, &mut attrs)
     {
-        inputs.resize(2, None);
+        inputs.resize(kind.slots().1, None);
         inputs.push(Some(bias));
         removed.push(add_id);
         out = output(add, 0)?;
@@ -106,7 +143,7 @@ fn fuse(view: &View, patch: &mut GraphPatch, names: &mut Names, claimed: &HashSe
         removed.extend(ids);
         out = end;
     }
-    if act.is_none() && removed.is_empty() && kind == Kind::MatMul {
+    if act.is_none() && removed.is_empty() && matches!(kind, Kind::MatMul | Kind::QMatMul | Kind::QConv) {
         return None;
     }
     let (name, params) = act.unwrap_or(("none", vec![]));
@@ -117,8 +154,7 @@ fn fuse(view: &View, patch: &mut GraphPatch, names: &mut Names, claimed: &HashSe
     if name != "none" {
         summary.push_str(&format!(" + {name}"));
     }
-    let op = if kind == Kind::Conv { "FusedConv" } else { "FusedMatMul" };
-    patch.add_node(make_node(&n.name, "kiln", op, 1, inputs, vec![Some(out)], attrs));
+    patch.add_node(make_node(&n.name, "kiln", kind.fused_op(), 1, inputs, vec![Some(out)], attrs));
     Some(Fused { removed, summary })
 }
 
@@ -141,12 +177,12 @@ fn bias_input(site: &Site, patch: &mut GraphPatch, names: &mut Names, c: ValueId
     }
     let dims = ct.shape();
     // The channel axis, counted from the end of `out`'s shape.
-    let from_end = if kind == Kind::Conv { rank.checked_sub(2)? } else { 0 };
-    let channels = match kind {
-        Kind::Conv => {
-            view.constant(input(n, 1)?).and_then(|w| w.shape().first().copied()).or_else(|| view.shape(out)?.0.get(1)?.known())?
-        }
-        _ => view.shape(out)?.0.last()?.known()?,
+    let (w_slot, b_slot) = kind.slots();
+    let from_end = if kind.is_conv() { rank.checked_sub(2)? } else { 0 };
+    let channels = if kind.is_conv() {
+        view.constant(input(n, w_slot)?).and_then(|w| w.shape().first().copied()).or_else(|| view.shape(out)?.0.get(1)?.known())?
+    } else {
+        view.shape(out)?.0.last()?.known()?
     };
     let ok = dims.iter().rev().enumerate().all(|(i, &d)| d == 1 || (i == from_end && d == channels));
     if !ok {
@@ -156,8 +192,8 @@ fn bias_input(site: &Site, patch: &mut GraphPatch, names: &mut Names, c: ValueId
     let per_channel = |k: usize| cv[if cv.len() == 1 { 0 } else { k }];
     match kind {
         Kind::MatMul => Some(c),
-        Kind::Conv => {
-            let b: Vec<f64> = match input(n, 2) {
+        Kind::Conv | Kind::QConv | Kind::QMatMul => {
+            let b: Vec<f64> = match input(n, b_slot) {
                 Some(b) => view.constant(b)?.to_f64_vec().ok()?,
                 None => vec![0.0; channels],
             };

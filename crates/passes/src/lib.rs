@@ -3,7 +3,8 @@
 //! next pass of the pipeline.
 //!
 //! The passes of [`default_pipeline`], in order (each is a named phase, see [`phase_names`]):
-//! shape inference with symbolic dims, constant folding, identity removal, transpose/reshape
+//! shape inference with symbolic dims, QDQ int8 fusion (`kiln::QMatMul`, `kiln::QConv`),
+//! constant folding, identity removal, transpose/reshape
 //! simplification, dead-code removal, shape refinement, BatchNormalization (and constant
 //! scale) folding, LayerNorm, GELU, HardSwish and attention pattern fusion, Conv/MatMul/Gemm +
 //! bias + activation fusion, cleanup.
@@ -27,6 +28,7 @@ mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
+mod qdq;
 mod shapes;
 mod util;
 
@@ -35,7 +37,7 @@ pub use batchnorm::FoldBatchNorm;
 pub use chain::FuseElementwise;
 pub use conv_layout::ChooseConvLayout;
 pub use dce::Dce;
-pub use driver::{AppliedPatch, MAX_FOLD_ELEMENTS, default_pipeline, optimize, phase_names, pipeline_until};
+pub use driver::{AppliedPatch, MAX_FOLD_ELEMENTS, default_pipeline, optimize, phase_names, pipeline_after, pipeline_until};
 pub use error::PassError;
 pub use fold::FoldConstants;
 pub use fuse_activation::FuseActivation;
@@ -44,6 +46,7 @@ pub use hardswish::FuseHardSwish;
 pub use identity::RemoveIdentities;
 pub use layernorm::FuseLayerNorm;
 pub use layout::SimplifyLayout;
+pub use qdq::FuseQdq;
 pub use shapes::InferShapes;
 
 use kiln_ir::{Graph, GraphPatch};

@@ -192,3 +192,9 @@ pub fn axes_of(view: &View, n: &Node) -> Option<Vec<i64>> {
 pub fn near(x: f64, want: f64) -> bool {
     (x - want).abs() <= 1e-4 * want.abs().max(1e-12)
 }
+
+/// A patch description from what a pass did: the first three items and how many more.
+pub fn describe(what: &str, done: &[String]) -> String {
+    let more = if done.len() > 3 { format!(" and {} more", done.len() - 3) } else { String::new() };
+    format!("{what}{}{more}", done.iter().take(3).cloned().collect::<Vec<_>>().join(", "))
+}

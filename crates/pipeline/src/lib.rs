@@ -31,7 +31,16 @@ pub enum PipelineError {
     Pass(#[from] kiln_passes::PassError),
     #[error("unknown phase '{0}'; phases: {1}")]
     UnknownPhase(String, String),
+    #[error(transparent)]
+    Quant(#[from] kiln_quant::QuantError),
+    #[error("calibration: {0}")]
+    Calibration(String),
 }
+
+pub mod latency;
+mod quantize;
+pub use latency::LatencyCheck;
+pub use quantize::{CalibSource, CalibrationRun, QUANTIZE_AFTER, QuantRequest, Quantized};
 
 /// The phases a compile can stop after (`kiln compile --stop-after PHASE`): `import`, each
 /// graph pass of the default pipeline by name, `optimize` (all passes), `lower`.
@@ -61,6 +70,8 @@ pub struct Compiled {
     pub tune: Vec<TuneDecision>,
     /// Every rewrite the graph passes made, in order.
     pub patches: Vec<kiln_passes::AppliedPatch>,
+    /// What the quantize phase did (int8 compiles only).
+    pub quantized: Option<Quantized>,
 }
 
 /// Reads a model: an `.onnx` file, or a Hugging Face model (a folder with config.json, or a
@@ -103,22 +114,65 @@ pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, st
 
 /// The phases after import, on a model already in memory.
 pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
+    compile_model_with(model, target, opts, stop_after, None)
+}
+
+/// [`compile_model`], quantized to int8 when `quant` is given: the passes run up to
+/// [`QUANTIZE_AFTER`], the quantize phase rewrites the graph (calibrating on the CPU target
+/// when data is given), then the rest of the passes run.
+pub fn compile_model_with(
+    model: Model,
+    target: &dyn Target,
+    opts: &CompileOptions,
+    stop_after: Option<&str>,
+    quant: Option<&QuantRequest>,
+) -> Result<Compiled, PipelineError> {
     if let Some(p) = stop_after
         && !phases().contains(&p)
     {
         return Err(PipelineError::UnknownPhase(p.to_string(), phases().join(", ")));
     }
-    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new(), patches: Vec::new() };
+    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new(), patches: Vec::new(), quantized: None };
     if stop_after == Some("import") {
         return Ok(out);
     }
     let t = Instant::now();
-    let passes = match stop_after {
-        Some(p) if p != "optimize" && p != "lower" => kiln_passes::pipeline_until(p)?,
-        _ => kiln_passes::default_pipeline(),
-    };
-    out.patches = kiln_passes::optimize(&mut out.model, &passes)?;
-    out.phase_times.push(("optimize", t.elapsed()));
+    let until = stop_after.filter(|p| *p != "optimize" && *p != "lower");
+    let names = kiln_passes::phase_names();
+    let before_quant = |p: &str| names.iter().position(|n| *n == p) <= names.iter().position(|n| *n == QUANTIZE_AFTER);
+    // The float graph the quantizer starts from, kept for the latency guard.
+    let mut guard_base: Option<Model> = None;
+    match quant {
+        Some(req) if until.is_none_or(|p| !before_quant(p)) => {
+            out.patches = kiln_passes::optimize(&mut out.model, &kiln_passes::pipeline_until(QUANTIZE_AFTER)?)?;
+            out.phase_times.push(("optimize", t.elapsed()));
+            let t = Instant::now();
+            let q = quantize::quantize(&out.model, req)?;
+            if stop_after.is_none_or(|p| p == "lower") && !req.force {
+                guard_base = Some(out.model.clone());
+            }
+            out.model = q.qdq.clone();
+            out.quantized = Some(q);
+            out.phase_times.push(("quantize", t.elapsed()));
+            let t = Instant::now();
+            let mut rest = kiln_passes::pipeline_after(QUANTIZE_AFTER)?;
+            if let Some(p) = until
+                && let Some(i) = rest.iter().position(|x| x.name() == p)
+            {
+                rest.truncate(i + 1);
+            }
+            out.patches.extend(kiln_passes::optimize(&mut out.model, &rest)?);
+            out.phase_times.push(("optimize", t.elapsed()));
+        }
+        _ => {
+            let passes = match until {
+                Some(p) => kiln_passes::pipeline_until(p)?,
+                None => kiln_passes::default_pipeline(),
+            };
+            out.patches = kiln_passes::optimize(&mut out.model, &passes)?;
+            out.phase_times.push(("optimize", t.elapsed()));
+        }
+    }
     if stop_after.is_some_and(|p| p != "lower") {
         return Ok(out);
     }
@@ -133,11 +187,16 @@ pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, s
         opts.tuning_shapes = tuning_shapes(&out.model, &opts.dims);
     }
     let (plan, weights) = target.lower(&out.model, &opts, &mut tuner)?;
-    tuner.cache.save()?;
     out.phase_times.push(("lower", t.elapsed()));
-    out.tune = tuner.decisions;
     out.plan = Some(plan);
     out.weights = weights;
+    if let (Some(base), Some(req)) = (&guard_base, quant) {
+        let t = Instant::now();
+        quantize::guard(&mut out, base, req, target, &opts, &mut tuner)?;
+        out.phase_times.push(("latency guard", t.elapsed()));
+    }
+    tuner.cache.save()?;
+    out.tune = tuner.decisions;
     Ok(out)
 }
 

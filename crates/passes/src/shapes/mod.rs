@@ -13,6 +13,7 @@
 mod dims;
 mod rules;
 mod rules_layout;
+mod rules_quant;
 mod rules_resize;
 mod values;
 
@@ -140,7 +141,9 @@ pub fn infer(g: &Graph) -> Result<State<'_>, PassError> {
 /// Combines a declared (or earlier) fact with a derived one; errors on a contradiction.
 pub fn merge(declared: &Fact, derived: &Fact) -> Result<Fact, String> {
     let dtype = match (declared.dtype, derived.dtype) {
-        (Some(a), Some(b)) if a != b => return Err(format!("derived element type {b} contradicts the declared {a}")),
+        (Some(a), Some(b)) if a != b => {
+            return Err(format!("derived element type {b} contradicts the declared {a}"));
+        }
         (a, b) => a.or(b),
     };
     let shape = match (&declared.shape, &derived.shape) {

@@ -80,8 +80,8 @@ pub fn infer(cx: &Cx) -> Result<Vec<Fact>, String> {
         // The slope broadcasts to X (by numpy rules, or along the channel axis before opset 7).
         "PRelu" => Ok(vec![Fact::new(cx.dtype(0), cx.shape(0).map(<[Dim]>::to_vec))]),
         "IsNaN" | "IsInf" => Ok(vec![Fact::new(Some(DType::Bool), cx.shape(0).map(<[Dim]>::to_vec))]),
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" | "Sum"
-        | "Mean" | "Max" | "Min" => broadcast_op(cx, cx.dtype(0), 0..n.inputs.len()),
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" | "Sum" | "Mean" | "Max"
+        | "Min" => broadcast_op(cx, cx.dtype(0), 0..n.inputs.len()),
         "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => {
             broadcast_op(cx, Some(DType::Bool), 0..n.inputs.len())
         }
@@ -116,7 +116,10 @@ pub fn infer(cx: &Cx) -> Result<Vec<Fact>, String> {
         }
         _ => match super::rules_resize::infer(cx, op)? {
             Some(facts) => Ok(facts),
-            None => rules_layout::infer(cx, op),
+            None => match super::rules_quant::infer(cx, op)? {
+                Some(facts) => Ok(facts),
+                None => rules_layout::infer(cx, op),
+            },
         },
     }
 }
@@ -133,7 +136,9 @@ fn broadcast_op(cx: &Cx, dtype: Option<DType>, range: std::ops::Range<usize>) ->
 
 /// Numpy matmul of two shapes (1-D promotion, broadcast batch axes).
 pub fn matmul(cx: &Cx, a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, String> {
-    let (Some(a), Some(b)) = (a, b) else { return Ok(None) };
+    let (Some(a), Some(b)) = (a, b) else {
+        return Ok(None);
+    };
     if a.is_empty() || b.is_empty() {
         return Err("MatMul inputs must have rank >= 1".into());
     }
@@ -178,7 +183,9 @@ fn window_attrs<'a>(cx: &'a Cx, kernel: &[usize], ceil_mode: bool) -> Result<Vec
     let pads: Vec<usize> = match cx.n.attr_ints("pads") {
         None => vec![0; 2 * k],
         Some(p) if p.len() == 2 * k && p.iter().all(|&x| x >= 0) => p.iter().map(|&x| x as usize).collect(),
-        Some(p) => return Err(format!("attribute 'pads' must hold {} non-negative values, got {p:?}", 2 * k)),
+        Some(p) => {
+            return Err(format!("attribute 'pads' must hold {} non-negative values, got {p:?}", 2 * k));
+        }
     };
     let auto_pad = cx.n.attr_str("auto_pad").unwrap_or("NOTSET");
     Ok((0..k)
@@ -195,7 +202,14 @@ fn window_attrs<'a>(cx: &'a Cx, kernel: &[usize], ceil_mode: bool) -> Result<Vec
 
 /// Conv (and FusedConv): (N, M, spatial out...) when the kernel size is known.
 pub fn conv(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
-    let (Some(x), Some(w)) = (cx.shape(0), cx.shape(1)) else { return Ok(None) };
+    conv_w(cx, 1)
+}
+
+/// `conv` with the weights at input `wi` (kiln::QConv's are at 3).
+pub(super) fn conv_w(cx: &Cx, wi: usize) -> Result<Option<Vec<Dim>>, String> {
+    let (Some(x), Some(w)) = (cx.shape(0), cx.shape(wi)) else {
+        return Ok(None);
+    };
     if x.len() < 3 || w.len() != x.len() {
         return Err(format!("Conv needs X of rank >= 3 and W of the same rank, got {} and {}", super::shape_text(x), super::shape_text(w)));
     }
@@ -216,8 +230,10 @@ pub fn conv(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
 }
 
 /// `conv` for channels-last X `[N, spatial.., C]`: the output `[N, spatial out.., M]`.
-fn conv_nhwc(cx: &Cx, x: &[Dim]) -> Result<Option<Vec<Dim>>, String> {
-    let (Some(w), true) = (cx.shape(1), x.len() >= 3) else { return Ok(None) };
+fn conv_nhwc(cx: &Cx, x: &[Dim], wi: usize) -> Result<Option<Vec<Dim>>, String> {
+    let (Some(w), true) = (cx.shape(wi), x.len() >= 3) else {
+        return Ok(None);
+    };
     let kernel: Option<Vec<usize>> = match cx.n.attr_ints("kernel_shape") {
         Some(k) => k.iter().map(|&v| usize::try_from(v).ok()).collect(),
         None => w[2..].iter().map(Dim::known).collect(),
@@ -237,8 +253,12 @@ fn conv_nhwc(cx: &Cx, x: &[Dim]) -> Result<Option<Vec<Dim>>, String> {
 }
 
 fn pool(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
-    let Some(x) = cx.shape(0) else { return Ok(None) };
-    let Some(k) = cx.n.attr_ints("kernel_shape") else { return Ok(None) };
+    let Some(x) = cx.shape(0) else {
+        return Ok(None);
+    };
+    let Some(k) = cx.n.attr_ints("kernel_shape") else {
+        return Ok(None);
+    };
     if x.len() != k.len() + 2 {
         return Err(format!("kernel_shape {k:?} does not fit input {}", super::shape_text(x)));
     }
@@ -262,7 +282,9 @@ fn keep_or_drop(s: &[Dim], axes: &[usize], keep: bool) -> Vec<Dim> {
 }
 
 fn reduce(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
-    let Some(s) = cx.shape(0) else { return Ok(None) };
+    let Some(s) = cx.shape(0) else {
+        return Ok(None);
+    };
     let keep = cx.attr_i("keepdims", 1) != 0;
     let Some(axes) = cx.axes(1) else {
         // Axes computed at run time: only the rank is known when dims are kept.
@@ -281,13 +303,18 @@ fn reduce(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
 
 fn kiln(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
     match op {
-        "FusedConv" if cx.n.attr_str("layout") == Some("NHWC") => {
+        "FusedConv" | "QConv" if cx.n.attr_str("layout") == Some("NHWC") => {
             // Channels last: infer as NCHW on a permuted view of X, then move channels back.
-            let Some(x) = cx.shape(0) else { return Ok(vec![Fact::new(cx.dtype(0), None)]) };
-            let y = conv_nhwc(cx, x)?;
+            let Some(x) = cx.shape(0) else {
+                return Ok(vec![Fact::new(cx.dtype(0), None)]);
+            };
+            let y = conv_nhwc(cx, x, if op == "QConv" { 3 } else { 1 })?;
             Ok(vec![Fact::new(cx.dtype(0), y)])
         }
         "FusedConv" => Ok(vec![Fact::new(cx.dtype(0), conv(cx)?)]),
+        "QConv" => Ok(vec![Fact::new(cx.dtype(0), conv_w(cx, 3)?)]),
+        // Float in, float out; the weights are [K, N] at input 3, the bias keeps the shape.
+        "QMatMul" => Ok(vec![Fact::new(cx.dtype(0), matmul(cx, cx.shape(0), cx.shape(3))?)]),
         "FusedMatMul" => {
             let gemm_form = ["transA", "transB", "alpha", "beta"].iter().any(|k| cx.n.attrs.contains_key(*k));
             let shape = if gemm_form {

@@ -1,11 +1,12 @@
 use crate::build::*;
 use kiln_ir::{Graph, GraphPatch};
-use kiln_passes::{Pass, PassError, default_pipeline, optimize, phase_names, pipeline_until};
+use kiln_passes::{Pass, PassError, default_pipeline, optimize, phase_names, pipeline_after, pipeline_until};
 
 #[test]
 fn phases_are_named_and_stoppable() {
     insta::assert_snapshot!(phase_names().join("\n"), @r#"
     infer-shapes
+    fuse-qdq
     fold-constants
     remove-identities
     simplify-layout
@@ -22,9 +23,14 @@ fn phases_are_named_and_stoppable() {
     cleanup
     "#);
     let until = pipeline_until("fold-constants").expect("known phase");
-    assert_eq!(until.iter().map(|p| p.name()).collect::<Vec<_>>(), ["infer-shapes", "fold-constants"]);
+    assert_eq!(until.iter().map(|p| p.name()).collect::<Vec<_>>(), ["infer-shapes", "fuse-qdq", "fold-constants"]);
+    let after = pipeline_after("fuse-attention").expect("known phase");
+    assert_eq!(
+        after.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        ["fuse-qdq", "fuse-activation", "choose-layout", "fuse-elementwise", "cleanup"]
+    );
     let err = pipeline_until("lower").err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.starts_with("no phase named 'lower' (phases: infer-shapes, fold-constants"), "{err}");
+    assert!(err.starts_with("no phase named 'lower' (phases: infer-shapes, fuse-qdq, fold-constants"), "{err}");
 }
 
 /// A pass that always has "something" to do.
@@ -99,7 +105,7 @@ fn the_default_pipeline_on_a_small_cnn() {
       %p: ?[?] = Softmax(%logits) {axis=-1}
       output %p: ?[?]
     }
-    --- infer-shapes, fold-constants, remove-identities, simplify-layout, dce, refine-shapes, fold-batchnorm, fuse-layernorm, fuse-gelu, fuse-hardswish, fuse-attention, fuse-activation, choose-layout, fuse-elementwise, cleanup --->
+    --- infer-shapes, fuse-qdq, fold-constants, remove-identities, simplify-layout, dce, refine-shapes, fold-batchnorm, fuse-layernorm, fuse-gelu, fuse-hardswish, fuse-attention, fuse-activation, choose-layout, fuse-elementwise, cleanup --->
     model ir_version=8 opsets=[ai.onnx=17, kiln=1]
     graph "g" {
       input %x: f32[N,3,8,8]

