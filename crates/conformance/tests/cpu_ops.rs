@@ -308,7 +308,7 @@ fn q_cases() -> Vec<QCase> {
             "qconv_nhwc_depthwise_static_i8",
             &[1, 6, 5, 4],
             vec![scalar_f(0.01), i8s(0), ints8(&[4, 1, 3, 3], 19, true), scales(4, 0.01), None, None],
-            vec![("layout", string("NHWC")), ("group", Attr::Int(4)), ("pads", ints(&[1, 1, 1, 1]))],
+            vec![("layout", string("NHWC")), ("group", Attr::Int(4)), ("pads", ints(&[1, 1, 1, 1])), ("dilations", ints(&[2, 2])), ("strides", ints(&[1, 2]))],
         ),
         qdq("quantize_per_tensor_u8", "QuantizeLinear", fx(&[3, 50]), vec![scalar_f(0.007), u8s(130)], vec![]),
         qdq("quantize_per_axis_i8", "QuantizeLinear", fx(&[2, 4, 9]), vec![scales(4, 0.01), ints8(&[4], 20, true)], vec![]),

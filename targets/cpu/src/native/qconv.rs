@@ -274,24 +274,48 @@ fn im2col_row(g: &Geom, xh: &[u8], n: usize, c0: usize, cg: usize, r: usize, row
 }
 
 /// One depthwise output plane (`nc` = image * channels + channel) as i32 sums of
-/// `(x - za)(w - zw)`, converted to f32 (the epilogue follows in the caller).
+/// `(x - za)(w - zw)`, converted to f32 (the epilogue follows in the caller): per output row,
+/// each tap adds its input run (the columns whose input is inside) into a row of sums.
 fn depthwise_plane(g: &Geom, xq: &[u8], w: &[i32], nc: usize, plane: &mut [f32]) {
     let ch = g.s.in_channels.max(1);
     let (n, c) = (nc / ch, nc % ch);
     let [kh, kw] = g.s.kernel;
+    let (sx, dx, pl, in_w) = (g.s.stride[1], g.s.dilation[1], g.s.pads[1], g.s.in_w);
     let wc = w.get(c * kh * kw..(c + 1) * kh * kw).unwrap_or_default();
     let base = g.image(n) + c * g.xst[0];
-    for (i, out) in plane.iter_mut().enumerate() {
-        let (oy, ox) = (i / g.ow.max(1), i % g.ow.max(1));
-        let mut acc = 0i32;
+    let ow = g.ow.max(1);
+    let mut acc = vec![0i32; ow];
+    for (oy, out_row) in plane.chunks_exact_mut(ow).enumerate() {
+        acc.fill(0);
         for ky in 0..kh {
             let Some(iy) = g.src(0, oy, ky) else { continue };
+            let Some(row) = xq.get(base + iy * g.xst[1]..) else { continue };
             for kx in 0..kw {
-                let Some(ix) = g.src(1, ox, kx) else { continue };
-                let v = xq.get(base + iy * g.xst[1] + ix * g.xst[2]).map_or(0, |&v| i32::from(v) - g.za);
-                acc = acc.wrapping_add(v.wrapping_mul(wc.get(ky * kw + kx).copied().unwrap_or(0)));
+                let wv = wc.get(ky * kw + kx).copied().unwrap_or(0);
+                // Output columns whose input column ox sx + kx dx - pl lies in [0, in_w).
+                let off = kx * dx;
+                let lo = pl.saturating_sub(off).div_ceil(sx.max(1));
+                let hi = (in_w + pl).checked_sub(off).map_or(0, |e| e.div_ceil(sx.max(1))).min(ow);
+                if wv == 0 || lo >= hi {
+                    continue;
+                }
+                let step = sx * g.xst[2];
+                let Some(src) = row.get((lo * sx + off - pl) * g.xst[2]..) else { continue };
+                let za = g.za;
+                let dst = &mut acc[lo..hi];
+                if step == 1 {
+                    for (a, &v) in dst.iter_mut().zip(src) {
+                        *a = a.wrapping_add((i32::from(v) - za).wrapping_mul(wv));
+                    }
+                } else {
+                    for (a, &v) in dst.iter_mut().zip(src.iter().step_by(step.max(1))) {
+                        *a = a.wrapping_add((i32::from(v) - za).wrapping_mul(wv));
+                    }
+                }
             }
         }
-        *out = acc as f32;
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = a as f32;
+        }
     }
 }
