@@ -242,6 +242,13 @@ fn q_cases() -> Vec<QCase> {
             vec![None, None, ints8(&[40, 50], 5, false), scales(50, 0.004), ints8(&[50], 6, false), floats(&[50], 7)],
             vec![act("gelu")],
         ),
+        // 80 rows: the AMX tile's default range where the CPU has it, the VNNI tile elsewhere.
+        mm(
+            "qmatmul_80_rows_u8_weights",
+            &[2, 40, 72],
+            vec![scalar_f(0.008), u8s(128), ints8(&[72, 40], 24, false), scales(40, 0.004), ints8(&[40], 25, false), floats(&[40], 26)],
+            vec![act("silu")],
+        ),
         mm(
             "qmatmul_dynamic_k_not_multiple_of_4",
             &[9, 3],
@@ -286,10 +293,22 @@ fn q_cases() -> Vec<QCase> {
             vec![("layout", string("NHWC")), ("pads", ints(&[1, 1, 1, 1])), act("hard_swish")],
         ),
         cv(
+            "qconv_nhwc_grouped_u8_weights",
+            &[2, 5, 6, 6],
+            vec![scalar_f(0.01), u8s(100), ints8(&[9, 2, 2, 3], 27, false), scales(9, 0.003), ints8(&[9], 28, false), floats(&[9], 29)],
+            vec![("layout", string("NHWC")), ("group", Attr::Int(3)), ("strides", ints(&[1, 2])), ("pads", ints(&[0, 1, 1, 0]))],
+        ),
+        cv(
+            "qconv_depthwise_multiplier_2",
+            &[1, 3, 7, 6],
+            vec![None, None, ints8(&[6, 1, 3, 3], 30, true), scales(6, 0.01), None, floats(&[6], 31)],
+            vec![("group", Attr::Int(3)), ("pads", ints(&[1, 1, 1, 1])), act("relu")],
+        ),
+        cv(
             "qconv_nhwc_depthwise_static_i8",
             &[1, 6, 5, 4],
             vec![scalar_f(0.01), i8s(0), ints8(&[4, 1, 3, 3], 19, true), scales(4, 0.01), None, None],
-            vec![("layout", string("NHWC")), ("group", Attr::Int(4)), ("pads", ints(&[1, 1, 1, 1]))],
+            vec![("layout", string("NHWC")), ("group", Attr::Int(4)), ("pads", ints(&[1, 1, 1, 1])), ("dilations", ints(&[2, 2])), ("strides", ints(&[1, 2]))],
         ),
         qdq("quantize_per_tensor_u8", "QuantizeLinear", fx(&[3, 50]), vec![scalar_f(0.007), u8s(130)], vec![]),
         qdq("quantize_per_axis_i8", "QuantizeLinear", fx(&[2, 4, 9]), vec![scales(4, 0.01), ints8(&[4], 20, true)], vec![]),

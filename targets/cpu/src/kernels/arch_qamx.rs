@@ -1,5 +1,5 @@
-//! `unsafe` of the AMX int8 tile ([`QIsa::Amx`](super::QIsa::Amx), a tuning candidate, never
-//! the default): the `arch_prctl` request for the tile state and the AMX instructions, both
+//! `unsafe` of the AMX int8 tile ([`QIsa::Amx`](super::QIsa::Amx), the default candidate from
+//! 32 rows where available): the `arch_prctl` request for the tile state and the AMX instructions, both
 //! through inline assembly (the AMX intrinsics are not stable Rust).
 //!
 //! Why `unsafe` is unavoidable here:

@@ -6,8 +6,9 @@
 //! baseline); asking for an ISA the CPU lacks falls back, so every params value is safe. The
 //! only `unsafe` is in `arch` (target-feature calls after detection, the `gemm` crate call),
 //! `arch_micro` (our GEMM microkernel tiles and their aligned buffers) and `arch_q` (the int8
-//! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2; the vectorised quantization loops) and `arch_qamx`
-//! (the AMX int8 tile and its permission request, inline assembly). The int8
+//! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2, and their fused epilogue), `arch_qquant` (the
+//! vectorised quantization loops) and `arch_qamx` (the AMX int8 tile and its permission
+//! request, inline assembly). The int8
 //! kernels choose among their own levels, [`QIsa`] (VNNI is not part of [`Isa`]).
 //!
 //! | family | entry points | params (candidates) |
@@ -28,6 +29,7 @@ mod arch;
 mod arch_micro;
 mod arch_q;
 mod arch_qamx;
+mod arch_qquant;
 mod attention;
 mod chain;
 mod conv;

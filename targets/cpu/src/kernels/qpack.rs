@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::arch_q;
+use super::arch_qquant;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::qgemm::{PANEL, QIsa};
 
@@ -122,7 +122,7 @@ impl QuantParams {
     /// DynamicQuantizeLinear's scale and zero point for `x` (u8): the range `[min(0, min x),
     /// max(0, max x)]` over 255 steps; scale 0 when x is all zeros (then every q is 0).
     pub fn dynamic(x: &[f32], isa: QIsa) -> QuantParams {
-        let (lo, hi) = arch_q::minmax(isa, x);
+        let (lo, hi) = arch_qquant::minmax(isa, x);
         let scale = (hi - lo) / 255.0;
         // Scale 0: zero point 0 (the reference's choice; `-0 / 0` is NaN, which `as` makes 0 too).
         let zero_point = if scale == 0.0 { 0 } else { (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32 };
@@ -142,7 +142,7 @@ impl QuantParams {
 }
 
 /// `out[i] = q(x[i])` in the u8 domain; returns the sum of `out`. The body every ISA build
-/// of `arch_q::quantize` runs (a plain loop the compiler vectorises).
+/// of `arch_qquant::quantize` runs (a plain loop the compiler vectorises).
 #[inline(always)]
 pub(crate) fn quantize_body(x: &[f32], out: &mut [u8], [scale, zp, lo, hi]: [f32; 4]) -> i32 {
     let off = if lo < 0.0 { 128 } else { 0 };
@@ -178,7 +178,7 @@ pub(crate) fn minmax_body(x: &[f32]) -> (f32, f32) {
 pub fn quantize_slice(x: &[f32], p: &QuantParams, isa: QIsa, out: &mut [u8]) -> Result<i32, KernelError> {
     check_len(KERNEL, "quantized output", out.len(), x.len())?;
     // Scale 0 (DynamicQuantizeLinear of zeros): 0 / 0 is NaN, which quantizes to 0 as well.
-    Ok(arch_q::quantize(isa, x, out, p.body()))
+    Ok(arch_qquant::quantize(isa, x, out, p.body()))
 }
 
 /// The activation side of the GEMM: `rows x k` u8 (row stride `lda`, a multiple of 64; k

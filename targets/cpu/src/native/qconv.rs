@@ -40,7 +40,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
             let len = x_shape.iter().product();
             let err = |e: String| TargetError::Lower { target: "cpu".into(), node: node.label(), op: node.qualified_op(), reason: e };
             let x = Tensor::from_vec(x_shape, filler(len)).map_err(|e| err(e.to_string()))?;
-            let problem = format!("{s:?},{layout:?},{}", if matches!(step.x, XQuant::Dynamic) { "dynamic" } else { "static" });
+            let problem = format!("{s:?},{layout:?},{}", step.x.kind());
             tune(tuner, KERNEL, problem, &names, |i| step.run(&[Some(&x)], &names[i]).map(|_| ()))?
         }
         _ => "default".to_string(),
@@ -61,6 +61,8 @@ pub struct QConvStep {
     bias: Option<Vec<f32>>,
     act: Activation,
     xq: Vec<u8>,
+    /// The quantized X in NHWC when it comes as NCHW (the im2col reads channel runs).
+    xt: Vec<u8>,
     a: QuantizedA,
 }
 
@@ -84,13 +86,18 @@ impl QConvStep {
                 wv.chunks_exact(kg.max(1)).enumerate().flat_map(|(c, w)| w.iter().map(move |&x| x - zero(c)).collect::<Vec<_>>()).collect();
         } else {
             for g in 0..groups {
-                // Group g's weights [Mg][Kg] read as B [Kg][Mg]; their zero points likewise.
-                let sub = match ints {
-                    crate::kernels::QInts::I8(v) => crate::kernels::QInts::I8(v.get(g * mg * kg..).ok_or("W is too short")?),
-                    crate::kernels::QInts::U8(v) => crate::kernels::QInts::U8(v.get(g * mg * kg..).ok_or("W is too short")?),
-                };
+                // Group g's weights [Mg][Kg] read as B [Kg][Mg], k in the im2col's (ky, kx, c)
+                // order (channels innermost, as NHWC rows hold them); zero points per column.
                 let zps: Vec<i32> = (0..mg).map(|j| zero(g * mg + j)).collect();
-                packed.push(qpack_b(sub, kg, mg, 1, kg, &zps).map_err(|e| e.to_string())?);
+                let b = match ints {
+                    crate::kernels::QInts::I8(v) => {
+                        qpack_b(crate::kernels::QInts::I8(&taps_last(v, g * mg, mg, cg, kh * kw)?), kg, mg, 1, kg, &zps)
+                    }
+                    crate::kernels::QInts::U8(v) => {
+                        qpack_b(crate::kernels::QInts::U8(&taps_last(v, g * mg, mg, cg, kh * kw)?), kg, mg, 1, kg, &zps)
+                    }
+                };
+                packed.push(b.map_err(|e| e.to_string())?);
             }
         }
         let w_shape = [m, cg, kh, kw];
@@ -105,6 +112,7 @@ impl QConvStep {
             bias: ops.bias,
             act,
             xq: Vec::new(),
+            xt: Vec::new(),
             a: QuantizedA::default(),
         })
     }
@@ -162,11 +170,26 @@ impl QConvStep {
             let (groups, cg) = (s.groups, s.in_channels / s.groups.max(1));
             let mg = m / groups.max(1);
             let mut c = vec![0f32; p * mg];
+            let hw = s.in_h * s.in_w;
+            let xh: &[u8] = match self.layout {
+                ConvLayout::Nhwc => &self.xq,
+                ConvLayout::Nchw => {
+                    self.xt.resize(self.xq.len(), 0);
+                    for (src, dst) in
+                        self.xq.chunks_exact(s.in_channels * hw.max(1)).zip(self.xt.chunks_exact_mut(s.in_channels * hw.max(1)))
+                    {
+                        for (ch, plane) in src.chunks_exact(hw.max(1)).enumerate() {
+                            for (px, &v) in plane.iter().enumerate() {
+                                dst[px * s.in_channels + ch] = v;
+                            }
+                        }
+                    }
+                    &self.xt
+                }
+            };
             for n in 0..s.batch {
                 for (g, packed) in self.packed.iter().enumerate() {
-                    self.a
-                        .gather(p, packed.k(), &q, |r, row| im2col_row(&geo, &self.xq, n, g * cg, cg, r, row))
-                        .map_err(|e| e.to_string())?;
+                    self.a.gather(p, packed.k(), &q, |r, row| im2col_row(&geo, xh, n, g * cg, cg, r, row)).map_err(|e| e.to_string())?;
                     let cols = g * mg..(g + 1) * mg;
                     let bias = self.bias.as_ref().and_then(|b| b.get(cols.clone()));
                     let epi = QEpilogue { scale: scale.get(cols).ok_or("w_scale is too short")?, bias, act: self.act };
@@ -193,6 +216,19 @@ impl QConvStep {
     }
 }
 
+/// Output channels `m0..m0 + mg` of ONNX weights `[M][cg][taps]` as `[mg][taps][cg]`.
+fn taps_last<T: Copy>(w: &[T], m0: usize, mg: usize, cg: usize, taps: usize) -> Result<Vec<T>, String> {
+    let kg = cg * taps;
+    let src = w.get(m0 * kg..(m0 + mg) * kg).ok_or("W is too short")?;
+    let mut out = Vec::with_capacity(src.len());
+    for per_m in src.chunks_exact(kg.max(1)) {
+        for t in 0..taps {
+            out.extend((0..cg).filter_map(|c| per_m.get(c * taps + t).copied()));
+        }
+    }
+    Ok(out)
+}
+
 /// What the im2col and depthwise loops read: the spec, output size, X's strides and the u8
 /// zero point that padding reads.
 struct Geom {
@@ -214,49 +250,72 @@ impl Geom {
     }
 }
 
-/// Row `r` (output pixel) of the im2col of image `n`, channels `c0..c0 + cg`, in the weight's
-/// `(channel, ky, kx)` order.
-fn im2col_row(g: &Geom, xq: &[u8], n: usize, c0: usize, cg: usize, r: usize, row: &mut [u8]) {
+/// Row `r` (output pixel) of the im2col of image `n` of the NHWC `xh`, channels
+/// `c0..c0 + cg`, in the packed weights' `(ky, kx, channel)` order: one channel run per tap.
+fn im2col_row(g: &Geom, xh: &[u8], n: usize, c0: usize, cg: usize, r: usize, row: &mut [u8]) {
     let (oy, ox) = (r / g.ow.max(1), r % g.ow.max(1));
     let [kh, kw] = g.s.kernel;
     let pad = g.za.clamp(0, 255) as u8;
-    let base = g.image(n);
-    let mut it = row.iter_mut();
-    for c in c0..c0 + cg {
-        for ky in 0..kh {
-            let iy = g.src(0, oy, ky);
-            for kx in 0..kw {
-                let v = match (iy, g.src(1, ox, kx)) {
-                    (Some(iy), Some(ix)) => xq.get(base + c * g.xst[0] + iy * g.xst[1] + ix * g.xst[2]).copied().unwrap_or(pad),
-                    _ => pad,
-                };
-                if let Some(d) = it.next() {
-                    *d = v;
-                }
+    let (base, ch) = (g.image(n), g.s.in_channels);
+    for (tap, dst) in row.chunks_exact_mut(cg.max(1)).enumerate().take(kh * kw) {
+        let (ky, kx) = (tap / kw.max(1), tap % kw.max(1));
+        let src = match (g.src(0, oy, ky), g.src(1, ox, kx)) {
+            (Some(iy), Some(ix)) => {
+                let at = base + (iy * g.s.in_w + ix) * ch + c0;
+                xh.get(at..at + cg)
             }
+            _ => None,
+        };
+        match src {
+            Some(src) => dst.copy_from_slice(src),
+            None => dst.fill(pad),
         }
     }
 }
 
 /// One depthwise output plane (`nc` = image * channels + channel) as i32 sums of
-/// `(x - za)(w - zw)`, converted to f32 (the epilogue follows in the caller).
+/// `(x - za)(w - zw)`, converted to f32 (the epilogue follows in the caller): per output row,
+/// each tap adds its input run (the columns whose input is inside) into a row of sums.
 fn depthwise_plane(g: &Geom, xq: &[u8], w: &[i32], nc: usize, plane: &mut [f32]) {
     let ch = g.s.in_channels.max(1);
     let (n, c) = (nc / ch, nc % ch);
     let [kh, kw] = g.s.kernel;
+    let (sx, dx, pl, in_w) = (g.s.stride[1], g.s.dilation[1], g.s.pads[1], g.s.in_w);
     let wc = w.get(c * kh * kw..(c + 1) * kh * kw).unwrap_or_default();
     let base = g.image(n) + c * g.xst[0];
-    for (i, out) in plane.iter_mut().enumerate() {
-        let (oy, ox) = (i / g.ow.max(1), i % g.ow.max(1));
-        let mut acc = 0i32;
+    let ow = g.ow.max(1);
+    let mut acc = vec![0i32; ow];
+    for (oy, out_row) in plane.chunks_exact_mut(ow).enumerate() {
+        acc.fill(0);
         for ky in 0..kh {
             let Some(iy) = g.src(0, oy, ky) else { continue };
+            let Some(row) = xq.get(base + iy * g.xst[1]..) else { continue };
             for kx in 0..kw {
-                let Some(ix) = g.src(1, ox, kx) else { continue };
-                let v = xq.get(base + iy * g.xst[1] + ix * g.xst[2]).map_or(0, |&v| i32::from(v) - g.za);
-                acc = acc.wrapping_add(v.wrapping_mul(wc.get(ky * kw + kx).copied().unwrap_or(0)));
+                let wv = wc.get(ky * kw + kx).copied().unwrap_or(0);
+                // Output columns whose input column ox sx + kx dx - pl lies in [0, in_w).
+                let off = kx * dx;
+                let lo = pl.saturating_sub(off).div_ceil(sx.max(1));
+                let hi = (in_w + pl).checked_sub(off).map_or(0, |e| e.div_ceil(sx.max(1))).min(ow);
+                if wv == 0 || lo >= hi {
+                    continue;
+                }
+                let step = sx * g.xst[2];
+                let Some(src) = row.get((lo * sx + off - pl) * g.xst[2]..) else { continue };
+                let za = g.za;
+                let dst = &mut acc[lo..hi];
+                if step == 1 {
+                    for (a, &v) in dst.iter_mut().zip(src) {
+                        *a = a.wrapping_add((i32::from(v) - za).wrapping_mul(wv));
+                    }
+                } else {
+                    for (a, &v) in dst.iter_mut().zip(src.iter().step_by(step.max(1))) {
+                        *a = a.wrapping_add((i32::from(v) - za).wrapping_mul(wv));
+                    }
+                }
             }
         }
-        *out = acc as f32;
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = a as f32;
+        }
     }
 }

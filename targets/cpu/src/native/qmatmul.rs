@@ -27,6 +27,14 @@ impl XQuant {
             XQuant::Dynamic => QuantParams::dynamic(x, isa),
         }
     }
+
+    /// For tuning keys.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            XQuant::Static(_) => "static",
+            XQuant::Dynamic => "dynamic",
+        }
+    }
 }
 
 /// Inputs 1..=6 of a QMatMul / QConv, read from constants: the activation's quantization,
@@ -146,15 +154,6 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         _ => "default".to_string(),
     };
     Ok(Some(Lowered { kernel: KERNEL, variant }))
-}
-
-impl XQuant {
-    fn kind(&self) -> &'static str {
-        match self {
-            XQuant::Static(_) => "static",
-            XQuant::Dynamic => "dynamic",
-        }
-    }
 }
 
 /// A loaded QMatMul: packed weights, per-column weight scales, bias, activation.

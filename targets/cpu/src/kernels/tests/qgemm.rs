@@ -179,6 +179,32 @@ fn static_quantization_matches_the_reference_bit_for_bit() {
     }
 }
 
+#[test]
+fn quantization_matches_the_reference_for_random_scales_and_near_ties() {
+    let mut r = rng(11);
+    for _ in 0..300 {
+        let scale = 10f32.powf(r.random_range(-5.0f32..1.5));
+        let mut xs: Vec<f32> = Vec::new();
+        for _ in 0..2000 {
+            let n = r.random_range(-400i32..400) as f32;
+            // Quotients just around half-integers (within a few ulps), and anywhere.
+            let t = (n + 0.5) * scale;
+            let ulps = r.random_range(-6i32..=6);
+            let near = f32::from_bits((t.to_bits() as i64 + i64::from(ulps)).max(0) as u32);
+            xs.extend([near, r.random_range(-1.0f32..1.0) * 400.0 * scale]);
+        }
+        let zp = r.random_range(-128..=127);
+        let p = QuantParams { scale, zero_point: zp, signed: true };
+        let want: Vec<i32> = xs.iter().map(|&x| reference_q(x, scale, zp, true) + 128).collect();
+        for isa in isas() {
+            let mut got = vec![0u8; xs.len()];
+            quantize_slice(&xs, &p, isa, &mut got).unwrap();
+            let got: Vec<i32> = got.iter().map(|&v| i32::from(v)).collect();
+            assert_eq!(got, want, "scale {scale} zp {zp} {isa:?}");
+        }
+    }
+}
+
 /// The reference's DynamicQuantizeLinear parameters.
 fn reference_dynamic(xs: &[f32]) -> (f32, i32) {
     let lo = xs.iter().copied().fold(0.0f32, f32::min);
