@@ -186,6 +186,7 @@ fn paraphrase_minilm_l3() {
             ("LayerNormalization", Some(7)),
             ("Erf", Some(0)),
             ("Softmax", Some(0)),
+            ("Transpose", Some(0)),
             ("kiln::FusedMatMul", Some(18)),
         ],
     );
