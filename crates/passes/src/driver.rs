@@ -1,7 +1,7 @@
 //! The pass driver, the default pipeline and its named phases.
 
 use crate::{
-    ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseElementwise, FuseAttention, FuseGelu, FuseHardSwish, FuseLayerNorm, InferShapes, Pass, PassError,
+    ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseElementwise, FuseAttention, FuseGelu, FuseHardSwish, FuseLayerNorm, FuseQkv, InferShapes, Pass, PassError,
     RemoveIdentities, SimplifyLayout,
 };
 use kiln_ir::{Graph, IrError, Model, compact, verify};
@@ -38,6 +38,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(ChooseConvLayout),
         Box::new(FuseElementwise),
         Box::new(Dce::new("cleanup")),
+        Box::new(FuseQkv),
     ]
 }
 

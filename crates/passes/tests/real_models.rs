@@ -187,7 +187,7 @@ fn paraphrase_minilm_l3() {
             ("Erf", Some(0)),
             ("Softmax", Some(0)),
             ("Transpose", Some(0)),
-            ("kiln::FusedMatMul", Some(18)),
+            ("kiln::FusedMatMul", Some(12)),
         ],
     );
 }

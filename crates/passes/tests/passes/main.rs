@@ -16,4 +16,5 @@ mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
+mod qkv;
 mod shapes;
