@@ -4,6 +4,7 @@
 //! Q, K, V) and writes `[b, n, h*dv]`.
 
 use super::{Dims, Lowered, bound_shape, dtype_of, filler, pick, step_float, step_int, tune};
+use crate::exec::Pool;
 use crate::kernels::{AttentionParams, AttentionSpec, Layout, Mask, attention_candidates, attention_in};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
@@ -159,7 +160,7 @@ impl AttentionStep {
         Ok(AttentionStep { k_transposed, heads, scale: step_float(step, "scale").unwrap_or(1.0) })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut Pool) -> Result<Tensor, String> {
         let get = |i: usize| inputs.get(i).copied().flatten();
         let q = get(0).ok_or("Q is missing")?;
         let kv = match (get(1), get(2)) {
@@ -186,7 +187,8 @@ impl AttentionStep {
             Some(m) => Mask::Additive { data: f32s(m)?, strides: mask_strides(m.shape(), [s.batch, s.heads, s.seq_q, s.seq_k])? },
         };
         let params: AttentionParams = pick(&attention_candidates(&s, crate::device::cores()), variant).ok_or("no attention candidate")?;
-        let mut out = vec![0f32; s.batch * s.heads * s.seq_q * s.head_dim_v];
+        // The kernel writes every output element, so a pooled buffer needs no zeroing.
+        let mut out = pool.take(s.batch * s.heads * s.seq_q * s.head_dim_v);
         attention_in(&layout, &s, qdata, kdata, vdata, mask, &mut out, &params).map_err(|e| e.to_string())?;
         Tensor::from_vec(out_shape(q.shape(), &s, &layout), out).map_err(|e| e.to_string())
     }
