@@ -65,6 +65,9 @@ impl Pass for FuseQkv {
             ));
             let mut attn = n.clone();
             attn.inputs = vec![Some(qkv), None, None, input(n, 3)];
+            while attn.inputs.last().is_some_and(Option::is_none) {
+                attn.inputs.pop();
+            }
             patch.add_node(attn);
             patch.remove_node(NodeId(i));
             for (k, id) in p.nodes.iter().enumerate() {
