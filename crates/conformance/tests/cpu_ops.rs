@@ -131,6 +131,22 @@ fn cases() -> Vec<Case> {
             attrs: vec![("k_transposed", Attr::Int(1))],
             kernel: "cpu.attention",
         },
+        Case {
+            name: "attention_heads_in_columns",
+            domain: "kiln",
+            op: "Attention",
+            inputs: vec![X(&[2, 9, 24]), X(&[2, 11, 24]), X(&[2, 11, 15]), X(&[2, 1, 1, 11])],
+            attrs: vec![("num_heads", Attr::Int(3)), ("scale", Attr::Float(0.35))],
+            kernel: "cpu.attention",
+        },
+        Case {
+            name: "attention_packed_qkv",
+            domain: "kiln",
+            op: "Attention",
+            inputs: vec![X(&[1, 70, 48]), Absent, Absent, X(&[1, 1, 1, 70])],
+            attrs: vec![("num_heads", Attr::Int(2))],
+            kernel: "cpu.attention",
+        },
     ]
 }
 

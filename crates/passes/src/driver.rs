@@ -2,7 +2,7 @@
 
 use crate::{
     ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseAttention, FuseElementwise, FuseGelu, FuseHardSwish,
-    FuseLayerNorm, FuseQdq, InferShapes, Pass, PassError, RemoveIdentities, SimplifyLayout,
+    FuseLayerNorm, FuseQdq, FuseQkv, InferShapes, Pass, PassError, RemoveIdentities, SimplifyLayout,
 };
 use kiln_ir::{Graph, IrError, Model, compact, verify};
 
@@ -39,6 +39,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(ChooseConvLayout),
         Box::new(FuseElementwise),
         Box::new(Dce::new("cleanup")),
+        Box::new(FuseQkv),
     ]
 }
 

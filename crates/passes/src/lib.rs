@@ -7,7 +7,7 @@
 //! constant folding, identity removal, transpose/reshape
 //! simplification, dead-code removal, shape refinement, BatchNormalization (and constant
 //! scale) folding, LayerNorm, GELU, HardSwish and attention pattern fusion, Conv/MatMul/Gemm +
-//! bias + activation fusion, cleanup.
+//! bias + activation fusion, cleanup, then one Q/K/V product per attention.
 //! Fused ops live in the `kiln` domain (`kiln::FusedConv`, `kiln::FusedMatMul`,
 //! `kiln::Attention`); their reference kernels are in `kiln_reference::ops::kiln`.
 //!
@@ -29,6 +29,7 @@ mod identity;
 mod layernorm;
 mod layout;
 mod qdq;
+mod qkv;
 mod shapes;
 mod util;
 
@@ -47,6 +48,7 @@ pub use identity::RemoveIdentities;
 pub use layernorm::FuseLayerNorm;
 pub use layout::SimplifyLayout;
 pub use qdq::FuseQdq;
+pub use qkv::FuseQkv;
 pub use shapes::InferShapes;
 
 use kiln_ir::{Graph, GraphPatch};

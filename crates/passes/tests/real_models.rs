@@ -186,7 +186,8 @@ fn paraphrase_minilm_l3() {
             ("LayerNormalization", Some(7)),
             ("Erf", Some(0)),
             ("Softmax", Some(0)),
-            ("kiln::FusedMatMul", Some(18)),
+            ("Transpose", Some(0)),
+            ("kiln::FusedMatMul", Some(12)),
         ],
     );
 }

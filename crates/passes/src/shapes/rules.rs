@@ -331,6 +331,7 @@ fn kiln(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
         }
         // A chain keeps its input's shape and type.
         "Chain" => Ok(vec![Fact::new(cx.dtype(0), cx.shape(0).map(<[Dim]>::to_vec))]),
+        "Attention" if cx.attr_i("num_heads", 0) > 0 => Ok(vec![Fact::new(cx.dtype(0), heads_in_columns(cx)?)]),
         "Attention" => {
             // Q (.., n, d) x K' (.., d, m) -> (.., n, m); then x V (.., m, dv).
             let k_t: Option<Vec<Dim>> = cx.shape(1).map(|k| {
@@ -346,4 +347,27 @@ fn kiln(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
         }
         _ => Ok(vec![]),
     }
+}
+
+/// kiln::Attention with `num_heads`: Q `[b, n, h*d]`, V `[b, m, h*dv]` -> `[b, n, h*dv]`; Q
+/// alone is `[b, n, 3*h*d]` (Q, K, V side by side) -> `[b, n, h*d]`.
+fn heads_in_columns(cx: &Cx) -> Result<Option<Vec<Dim>>, String> {
+    let Some(q) = cx.shape(0) else { return Ok(None) };
+    if q.len() != 3 {
+        return Err(format!("Attention with num_heads takes Q of rank 3, got {}", super::shape_text(q)));
+    }
+    if !cx.has_input(1) && !cx.has_input(2) {
+        let last = match q[2] {
+            Dim::Known(c) if c % 3 == 0 => Dim::Known(c / 3),
+            Dim::Known(c) => return Err(format!("packed Q, K, V of {c} columns is not a multiple of 3")),
+            Dim::Sym(_) => cx.fresh(),
+        };
+        return Ok(Some(vec![q[0].clone(), q[1].clone(), last]));
+    }
+    let (Some(k), Some(v)) = (cx.shape(1), cx.shape(2)) else { return Ok(None) };
+    if k.len() != 3 || v.len() != 3 {
+        return Err("Attention with num_heads takes K and V of rank 3".into());
+    }
+    let batch = broadcast(cx, &[&q[..1], &k[..1], &v[..1]])?;
+    Ok(Some(vec![batch[0].clone(), q[1].clone(), v[2].clone()]))
 }

@@ -17,4 +17,5 @@ mod identity;
 mod layernorm;
 mod layout;
 mod qdq;
+mod qkv;
 mod shapes;

@@ -2,6 +2,7 @@
 //! layer) on the CPU GEMM with pre-packed weights and a fused bias + activation epilogue.
 
 use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune};
+use crate::exec::Pool;
 use crate::kernels::{Activation, Bias, GemmBackend, GemmParams, GemmSpec, Isa, PackedB, PackedLayout, gemm_candidates, pack_b, packed_layout_for, sgemm_packed};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
@@ -117,7 +118,7 @@ impl MatMulStep {
         Ok(MatMulStep { packed, bias, alpha: ga.alpha, act })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut Pool) -> Result<Tensor, String> {
         let a = inputs.first().copied().flatten().ok_or("input A is missing")?;
         let (k, n) = (self.packed.k(), self.packed.n());
         if a.rank() < 2 || a.shape().last() != Some(&k) {
@@ -126,7 +127,8 @@ impl MatMulStep {
         let m = a.len() / k.max(1);
         let spec = GemmSpec::new(m, n, k).scale(self.alpha, 0.0).act(self.act);
         let params = pick(&gemm_candidates(&spec, crate::device::cores()), variant).ok_or("no GEMM candidate")?;
-        let mut c = vec![0f32; m * n];
+        // Every element is written (beta 0 never reads C), so a pooled buffer needs no zeroing.
+        let mut c = pool.take(m * n);
         let bias = self.bias.as_deref().map_or(Bias::None, Bias::PerCol);
         sgemm_packed(&spec, a.as_slice::<f32>().map_err(|e| e.to_string())?, &self.packed, bias, &mut c, &params).map_err(|e| e.to_string())?;
         let mut shape = a.shape().to_vec();

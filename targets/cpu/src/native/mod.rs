@@ -25,6 +25,7 @@ pub use conv::ConvStep;
 pub use elementwise::ElementwiseStep;
 pub use matmul::MatMulStep;
 
+use crate::exec::Pool;
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, TuneKey, Tuner};
 use kiln_tensor::{DType, Tensor};
@@ -85,12 +86,13 @@ impl Native {
 
     /// Runs the step; `owned` is input 0 handed over (then `inputs[0]` is None), only ever
     /// given when [`Native::in_place`] says so.
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>) -> Result<Tensor, String> {
+    /// `pool` lends output buffers to the kernels that overwrite all of theirs.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut Pool) -> Result<Tensor, String> {
         match self {
             Native::Conv(c) => c.run(inputs, variant),
-            Native::MatMul(m) => m.run(inputs, variant),
+            Native::MatMul(m) => m.run(inputs, variant, pool),
             Native::Elementwise(e) => e.run(inputs, variant, owned),
-            Native::Attention(a) => a.run(inputs, variant),
+            Native::Attention(a) => a.run(inputs, variant, pool),
             Native::Rows(r) => r.run(inputs, variant),
             Native::Transpose(t) => t.run(inputs),
             Native::ConvTranspose(c) => c.run(inputs, variant),

@@ -11,8 +11,10 @@ pub const KERNEL: &str = "wgpu.attention";
 pub const VARIANTS: &[&str] = &["wg64", "wg32", "wg128"];
 const SOURCE: &str = include_str!("attention.wgsl");
 
+/// Heads-in-columns steps (`num_heads`: `[b, s, h*d]` or packed Q, K, V operands) stay on
+/// the CPU.
 pub fn covers(step: &Step) -> bool {
-    matches!(step_int(step, "k_transposed").unwrap_or(0), 0 | 1)
+    matches!(step_int(step, "k_transposed").unwrap_or(0), 0 | 1) && step_int(step, "num_heads").is_none()
 }
 
 pub struct Attention {

@@ -108,6 +108,32 @@ fn attention_is_the_unfused_sequence() {
 }
 
 #[test]
+fn attention_with_heads_in_columns_is_split_attend_merge() {
+    // Q [1, 3, 2*4], K [1, 5, 2*4], V [1, 5, 2*6]: two heads side by side in the last axis.
+    let (q, k, v, mask) = (t(&[1, 3, 8], 21), t(&[1, 5, 8], 22), t(&[1, 5, 12], 23), t(&[1, 1, 1, 5], 24));
+    let heads = |x: &Tensor| {
+        let shape = Tensor::from_vec(vec![4], vec![0i64, 0, 2, -1]).unwrap();
+        let x4 = onnx("Reshape", &[], &[x, &shape]);
+        onnx("Transpose", &[("perm", Attr::Ints(vec![0, 2, 1, 3]))], &[&x4])
+    };
+    let attrs = [("scale", Attr::Float(0.5))];
+    let o4 = kiln("Attention", &attrs, &[Some(&heads(&q)), Some(&heads(&k)), Some(&heads(&v)), Some(&mask)]);
+    let o = onnx("Transpose", &[("perm", Attr::Ints(vec![0, 2, 1, 3]))], &[&o4]);
+    let want = onnx("Reshape", &[], &[&o, &Tensor::from_vec(vec![3], vec![1i64, 3, 12]).unwrap()]);
+    let with_heads = [("scale", Attr::Float(0.5)), ("num_heads", Attr::Int(2))];
+    assert_eq!(kiln("Attention", &with_heads, &[Some(&q), Some(&k), Some(&v), Some(&mask)]), want);
+    // Packed: Q, K, V as column ranges of one [1, 5, 3*8] tensor.
+    let (q, k, v) = (t(&[1, 5, 8], 25), t(&[1, 5, 8], 26), t(&[1, 5, 8], 27));
+    let qkv = onnx("Concat", &[("axis", Attr::Int(-1))], &[&q, &k, &v]);
+    let want = kiln("Attention", &with_heads, &[Some(&q), Some(&k), Some(&v), Some(&mask)]);
+    assert_eq!(kiln("Attention", &with_heads, &[Some(&qkv), None, None, Some(&mask)]), want);
+    assert!(run_op("kiln", "Attention", 1, &with_heads, &[Some(&qkv), Some(&k), None]).is_err());
+    let transposed = [("num_heads", Attr::Int(2)), ("k_transposed", Attr::Int(1))];
+    assert!(run_op("kiln", "Attention", 1, &transposed, &[Some(&q), Some(&k), Some(&v)]).is_err());
+    assert!(run_op("kiln", "Attention", 1, &[("num_heads", Attr::Int(3))], &[Some(&q), Some(&k), Some(&v)]).is_err());
+}
+
+#[test]
 fn q_matmul_is_dq_q_then_matmul_add_activation() {
     let (a, bias) = (t(&[2, 3, 4], 13), t(&[5], 14));
     let wq = Tensor::from_vec(vec![4, 5], (0..20).map(|i| ((i * 13 % 200) as i32 - 100) as i8).collect::<Vec<i8>>()).unwrap();

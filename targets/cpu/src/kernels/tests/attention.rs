@@ -74,6 +74,60 @@ fn attention_matches_naive() {
     assert!(attention(&s.kv_heads(3), &[0.0; 8], &[0.0; 8], &[0.0; 8], Mask::None, &mut out, &attention_candidates(&s, 1)[0]).is_err());
 }
 
+/// `[b, h, s, d]` -> `[b, s, h*d]`.
+fn to_columns(x: &[f32], h: usize, s: usize, d: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for (i, v) in x.iter().enumerate() {
+        let (bi, hi, si, di) = (i / (h * s * d), i / (s * d) % h, i / d % s, i % d);
+        out[(bi * s + si) * h * d + hi * d + di] = *v;
+    }
+    out
+}
+
+#[test]
+fn attention_reads_heads_in_columns_and_packed() {
+    let mut r = rng(11);
+    for case in 0..24 {
+        let heads = r.random_range(1..=3);
+        let sq = [1, 17, 70][r.random_range(0..3)];
+        let packed = r.random_bool(0.5);
+        let sk = if packed { sq } else { [1, 5, 33][r.random_range(0..3)] };
+        let d = [1, 8, 19][r.random_range(0..3)];
+        let dv = if packed { d } else { [1, 8][r.random_range(0..2)] };
+        let s = AttentionSpec::new(r.random_range(1..=2), heads, sq, sk, d).head_dim_v(dv);
+        let q = rand_vec(&mut r, s.batch * heads * sq * d);
+        let k = rand_vec(&mut r, s.batch * heads * sk * d);
+        let v = rand_vec(&mut r, s.batch * heads * sk * dv);
+        let mdata = rand_vec(&mut r, s.batch * sk);
+        let mask = Mask::Additive { data: &mdata, strides: [sk, 0, 0, 1] };
+        let want = to_columns(&naive(&s, &q, &k, &v, Some((&mdata, [sk, 0, 0, 1]))), heads, sq, dv);
+        let (qc, kc, vc) = (to_columns(&q, heads, sq, d), to_columns(&k, heads, sk, d), to_columns(&v, heads, sk, dv));
+        let qkv: Vec<f32> = (0..if packed { s.batch * sq } else { 0 })
+            .flat_map(|row| [&qc, &kc, &vc].into_iter().flat_map(move |x| x[row * heads * d..][..heads * d].to_vec()))
+            .collect();
+        let layout = if packed { Layout::packed(&s) } else { Layout::in_columns(&s) };
+        let mut cands = attention_candidates(&s, 2);
+        cands.push(AttentionParams {
+            q_block: 16,
+            transpose_k: true,
+            gemm: GemmParams { backend: GemmBackend::Blocked, threads: 2, isa: Isa::Scalar },
+        });
+        for p in cands {
+            let mut out = vec![f32::NAN; want.len()];
+            if packed {
+                attention_in(&layout, &s, &qkv, &qkv, &qkv, mask, &mut out, &p).unwrap();
+            } else {
+                attention_in(&layout, &s, &qc, &kc, &vc, mask, &mut out, &p).unwrap();
+            }
+            assert_close(&format!("case {case} packed {packed} {s:?} {p:?}"), &out, &want, 1e-4, 1e-5);
+        }
+    }
+    let s = AttentionSpec::new(1, 2, 3, 3, 4);
+    let mut out = vec![0.0; 24];
+    let short = vec![0.0; 3 * 24 - 1];
+    assert!(attention_in(&Layout::packed(&s), &s, &short, &short, &short, Mask::None, &mut out, &attention_candidates(&s, 1)[0]).is_err());
+}
+
 #[test]
 fn cpu_features_fingerprint() {
     let f = cpu_features();

@@ -1,0 +1,57 @@
+use crate::build::*;
+use kiln_ir::ValueId;
+use kiln_passes::{FuseQkv, InferShapes};
+
+/// x [N,S,4] -> three projections to [N,S,6] (weights [4,6]; biases [6] and a mask when
+/// `bias`) -> kiln::Attention with 2 heads. Returns the builder and the K projection.
+fn projected_attention(bias: bool) -> (B, ValueId) {
+    let mut b = B::new();
+    let x = b.input("x", "f32[N,S,4]");
+    let mask = bias.then(|| b.input("mask", "f32[N,1,1,S]"));
+    let mut proj = |name: &str, seed: u64| {
+        let w = b.rand(&format!("w{name}"), &[4, 6], seed);
+        let c = bias.then(|| b.rand(&format!("b{name}"), &[6], seed + 10));
+        b.node(&[name], "kiln", "FusedMatMul", vec![Some(x), Some(w), c], vec![("activation", string("none"))])[0]
+    };
+    let (q, k, v) = (proj("q", 1), proj("k", 2), proj("v", 3));
+    let attrs = vec![("num_heads", int(2)), ("scale", float(0.5))];
+    let y = b.node(&["y"], "kiln", "Attention", vec![Some(q), Some(k), Some(v), mask], attrs)[0];
+    b.output(y);
+    (b, k)
+}
+
+#[test]
+fn three_projections_become_one_product() {
+    let (b, _) = projected_attention(true);
+    let m = b.model();
+    let (text, after) = before_after(&m, vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    same_outputs(&m, &after, &[("x", &[2, 3, 4]), ("mask", &[2, 1, 1, 3])], 0.0);
+    let fused = text.split("--->").nth(1).unwrap_or_default();
+    insta::assert_snapshot!(fused, @r#"
+    model ir_version=8 opsets=[ai.onnx=17, kiln=1]
+    graph "g" {
+      input %x: f32[N,S,4]
+      input %mask: f32[N,1,1,S]
+      init %wq_qkv = f32[4,18] <72 values>
+      init %bq_qkv = f32[18] <18 values>
+      %q_qkv: f32[N,S,18] = kiln::FusedMatMul(%x, %wq_qkv, %bq_qkv) {activation="none"}
+      %y: f32[N,S,6] = kiln::Attention(%q_qkv, _, _, %mask) {num_heads=2, scale=0.5}
+      output %y: f32[N,S,6]
+    }
+    "#);
+}
+
+#[test]
+fn projections_without_bias_fuse_and_a_shared_one_does_not() {
+    let (b, _) = projected_attention(false);
+    let m = b.model();
+    let (text, after) = before_after(&m, vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    same_outputs(&m, &after, &[("x", &[1, 5, 4])], 0.0);
+    assert!(text.contains("kiln::Attention(%q_qkv)"), "{text}");
+    // K also read by another node: the projections stay apart.
+    let (mut b, k) = projected_attention(true);
+    let extra = b.op("extra", "Relu", &[k], vec![]);
+    b.output(extra);
+    let (text, _) = before_after(&b.model(), vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    assert!(!text.contains("_qkv"), "{text}");
+}
