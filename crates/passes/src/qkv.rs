@@ -9,6 +9,10 @@
 //! column ranges of `QKV` (`[b, s, 3n]`) in place. Each column of a product depends only on
 //! its own column of the weights and bias, so the result is the same to the last bit.
 //!
+//! The same holds for three `kiln::QMatMul` projections of one `x` with the same activation
+//! quantization (static parameters or dynamic): one quantization of `x`, one int8 product,
+//! weight scales and zero points side by side.
+//!
 //! Conditions: the three products read the same `x`, have constant f32 2-D weights of equal
 //! width and constant 1-D biases (or none), the same attributes (no Gemm transposes or
 //! scales), and the attention alone reads their outputs. Weights and biases no other node
@@ -36,7 +40,7 @@ impl Pass for FuseQkv {
                 continue;
             }
             let Some(p) = projections(&view, NodeId(i), n) else { continue };
-            let Some((w, b)) = concatenated(&view, &p) else { continue };
+            let Some(Concatenated { w, b, quant }) = concatenated(&view, &p) else { continue };
             let (q_node, x) = (view.node(p.nodes[0]), p.x);
             let q_out = g.value(p.outs[0]);
             let width = w.shape()[1];
@@ -54,15 +58,19 @@ impl Pass for FuseQkv {
                 _ => None,
             };
             let attrs = q_node.attrs.clone();
-            patch.add_node(make_node(
-                &derived_name(q_node, "_qkv"),
-                "kiln",
-                "FusedMatMul",
-                q_node.opset,
-                vec![Some(x), Some(wv), bv],
-                vec![Some(qkv)],
-                attrs,
-            ));
+            let (op, inputs) = match (quant, &p.quant) {
+                (Some((scales, zps)), Some(q)) => {
+                    let sv = patch.add_constant(format!("{}_qkv", g.value(q.w_scales[0]).name), scales);
+                    let zv = zps.map(|z| patch.add_constant(format!("{}_qkv_zp", g.value(p.weights[0]).name), z));
+                    let mut ins = vec![Some(x), q.x_scale, q.x_zero_point, Some(wv), Some(sv), zv, bv];
+                    while ins.last().is_some_and(Option::is_none) {
+                        ins.pop();
+                    }
+                    ("QMatMul", ins)
+                }
+                _ => ("FusedMatMul", vec![Some(x), Some(wv), bv]),
+            };
+            patch.add_node(make_node(&derived_name(q_node, "_qkv"), "kiln", op, q_node.opset, inputs, vec![Some(qkv)], attrs));
             let mut attn = n.clone();
             attn.inputs = vec![Some(qkv), None, None, input(n, 3)];
             while attn.inputs.last().is_some_and(Option::is_none) {
@@ -72,7 +80,8 @@ impl Pass for FuseQkv {
             patch.remove_node(NodeId(i));
             for (k, id) in p.nodes.iter().enumerate() {
                 patch.remove_node(*id);
-                for c in [Some(p.weights[k]), p.biases[k]].into_iter().flatten() {
+                let (scale, zp) = p.quant.as_ref().map_or((None, None), |q| (Some(q.w_scales[k]), q.w_zero_points[k]));
+                for c in [Some(p.weights[k]), p.biases[k], scale, zp].into_iter().flatten() {
                     if view.readers(c).len() == 1 && !view.pinned(c) {
                         patch.remove_initializer(c);
                     }
@@ -101,15 +110,26 @@ struct Projections {
     outs: [ValueId; 3],
     weights: [ValueId; 3],
     biases: [Option<ValueId>; 3],
+    /// kiln::QMatMul projections: their activation and weight quantization inputs.
+    quant: Option<QuantSlots>,
+}
+
+struct QuantSlots {
+    x_scale: Option<ValueId>,
+    x_zero_point: Option<ValueId>,
+    w_scales: [ValueId; 3],
+    w_zero_points: [Option<ValueId>; 3],
 }
 
 fn projections(view: &View, attn: NodeId, n: &Node) -> Option<Projections> {
     let outs = [input(n, 0)?, input(n, 1)?, input(n, 2)?];
+    let int8 = view.producer(outs[0]).is_some_and(|(_, p)| is_kiln(p, "QMatMul"));
+    let (op, max_inputs, w_slot, b_slot) = if int8 { ("QMatMul", 7, 3, 6) } else { ("FusedMatMul", 3, 1, 2) };
     let mut nodes = Vec::with_capacity(3);
     for o in outs {
-        let (id, p) = view.producer(o).filter(|(_, p)| is_kiln(p, "FusedMatMul"))?;
+        let (id, p) = view.producer(o).filter(|(_, p)| is_kiln(p, op))?;
         let gemm_attrs = ["transA", "transB", "alpha", "beta"];
-        if view.sole_reader(o)?.0 != attn || gemm_attrs.iter().any(|k| p.attrs.contains_key(*k)) || p.inputs.len() > 3 {
+        if view.sole_reader(o)?.0 != attn || gemm_attrs.iter().any(|k| p.attrs.contains_key(*k)) || p.inputs.len() > max_inputs {
             return None;
         }
         nodes.push((id, p));
@@ -118,27 +138,35 @@ fn projections(view: &View, attn: NodeId, n: &Node) -> Option<Projections> {
     if nodes.iter().any(|(_, p)| input(p, 0) != Some(x) || &p.attrs != attrs || p.opset != opset || output(p, 0).is_none()) {
         return None;
     }
-    let weights = [input(nodes[0].1, 1)?, input(nodes[1].1, 1)?, input(nodes[2].1, 1)?];
-    let biases = [input(nodes[0].1, 2), input(nodes[1].1, 2), input(nodes[2].1, 2)];
-    Some(Projections { x, nodes: [nodes[0].0, nodes[1].0, nodes[2].0], outs, weights, biases })
-}
-
-/// `[Wq | Wk | Wv]` `[k, 3n]` and `[bq | bk | bv]` `[3n]` (None without biases), when every
-/// weight is a constant f32 `[k, n]` of one `k` and `n` and every bias a constant f32 `[n]`.
-fn concatenated(view: &View, p: &Projections) -> Option<(Tensor, Option<Tensor>)> {
-    let ws: Vec<&Tensor> = p.weights.iter().map(|&w| view.constant(w)).collect::<Option<_>>()?;
-    let [rows, cols] = *ws[0].shape() else { return None };
-    if ws.iter().any(|w| w.dtype() != DType::F32 || w.shape() != [rows, cols]) {
+    // int8: one activation quantization for the three (the same static parameters, or all
+    // dynamic: the same tensor gives the same dynamic parameters).
+    if int8 && nodes.iter().any(|(_, p)| input(p, 1) != input(nodes[0].1, 1) || input(p, 2) != input(nodes[0].1, 2)) {
         return None;
     }
-    let data: Vec<&[f32]> = ws.iter().map(|w| w.as_slice::<f32>().ok()).collect::<Option<_>>()?;
-    let mut w = Vec::with_capacity(3 * rows * cols);
-    for r in 0..rows {
-        for d in &data {
-            w.extend_from_slice(&d[r * cols..][..cols]);
-        }
+    let slot = |k: usize| [input(nodes[0].1, k), input(nodes[1].1, k), input(nodes[2].1, k)];
+    let [w0, w1, w2] = slot(w_slot);
+    let weights = [w0?, w1?, w2?];
+    let quant = if int8 {
+        let [s0, s1, s2] = slot(4);
+        Some(QuantSlots { x_scale: input(nodes[0].1, 1), x_zero_point: input(nodes[0].1, 2), w_scales: [s0?, s1?, s2?], w_zero_points: slot(5) })
+    } else {
+        None
+    };
+    Some(Projections { x, nodes: [nodes[0].0, nodes[1].0, nodes[2].0], outs, weights, biases: slot(b_slot), quant })
+}
+
+/// `[Wq | Wk | Wv]` `[k, 3n]`, `[bq | bk | bv]` `[3n]` (None without biases) and, for int8
+/// projections, their weight scales and zero points side by side `[3n]` (a per-tensor one
+/// repeated over its columns), when every weight is a constant `[k, n]` of one type, `k` and
+/// `n`, and every bias a constant f32 `[n]`.
+fn concatenated(view: &View, p: &Projections) -> Option<Concatenated> {
+    let ws: Vec<&Tensor> = p.weights.iter().map(|&w| view.constant(w)).collect::<Option<_>>()?;
+    let [rows, cols] = *ws[0].shape() else { return None };
+    let want = if p.quant.is_some() { [DType::I8, DType::U8].as_slice() } else { [DType::F32].as_slice() };
+    if !want.contains(&ws[0].dtype()) || ws.iter().any(|w| w.dtype() != ws[0].dtype() || w.shape() != [rows, cols]) {
+        return None;
     }
-    let w = Tensor::from_vec(vec![rows, 3 * cols], w).ok()?;
+    let w = side_by_side(&ws, rows, cols)?;
     let b = match p.biases {
         [None, None, None] => None,
         [Some(a), Some(b), Some(c)] => {
@@ -146,10 +174,62 @@ fn concatenated(view: &View, p: &Projections) -> Option<(Tensor, Option<Tensor>)
             if bs.iter().any(|t| t.dtype() != DType::F32 || t.shape() != [cols]) {
                 return None;
             }
-            let all: Vec<f32> = bs.iter().map(|t| t.as_slice::<f32>().ok()).collect::<Option<Vec<_>>>()?.concat();
-            Some(Tensor::from_vec(vec![3 * cols], all).ok()?)
+            Some(side_by_side(&bs, 1, cols)?.reshape(vec![3 * cols]).ok()?)
         }
         _ => return None,
     };
-    Some((w, b))
+    let quant = match &p.quant {
+        None => None,
+        Some(q) => {
+            let scales = per_column(view, &q.w_scales.map(Some), cols, DType::F32)?;
+            let zps = match q.w_zero_points {
+                [None, None, None] => None,
+                [Some(_), Some(_), Some(_)] => Some(per_column(view, &q.w_zero_points, cols, ws[0].dtype())?),
+                _ => return None,
+            };
+            Some((scales, zps))
+        }
+    };
+    Some(Concatenated { w, b, quant })
+}
+
+struct Concatenated {
+    w: Tensor,
+    b: Option<Tensor>,
+    /// int8: weight scales and zero points, `[3n]` each.
+    quant: Option<(Tensor, Option<Tensor>)>,
+}
+
+/// Row-major `[rows, cols]` tensors of one type side by side: `[rows, 3 * cols]`.
+fn side_by_side(ts: &[&Tensor], rows: usize, cols: usize) -> Option<Tensor> {
+    fn join<T: Copy>(parts: &[&[T]], rows: usize, cols: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(parts.len() * rows * cols);
+        for r in 0..rows {
+            for d in parts {
+                out.extend_from_slice(&d[r * cols..][..cols]);
+            }
+        }
+        out
+    }
+    let shape = vec![rows, ts.len() * cols];
+    match ts[0].dtype() {
+        DType::F32 => Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<f32>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok(),
+        DType::I8 => Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<i8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok(),
+        DType::U8 => Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<u8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok(),
+        _ => None,
+    }
+}
+
+/// Three per-column (or per-tensor) constants of type `dt`, each widened to `[cols]`, side by side.
+fn per_column(view: &View, vs: &[Option<ValueId>; 3], cols: usize, dt: DType) -> Option<Tensor> {
+    let mut parts = Vec::with_capacity(3);
+    for v in vs {
+        let t = view.constant((*v)?)?;
+        if t.dtype() != dt || !(t.len() == 1 || (t.rank() == 1 && t.len() == cols)) {
+            return None;
+        }
+        let vals = t.to_f64_vec().ok()?;
+        parts.extend((0..cols).map(|c| vals[if vals.len() == 1 { 0 } else { c }]));
+    }
+    Tensor::new(vec![3 * cols], kiln_tensor::Data::from_f64_vec(dt, &parts).ok()?).ok()
 }

@@ -55,3 +55,26 @@ fn projections_without_bias_fuse_and_a_shared_one_does_not() {
     let (text, _) = before_after(&b.model(), vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
     assert!(!text.contains("_qkv"), "{text}");
 }
+
+/// Three dynamic kiln::QMatMul projections (int8 weights, per-column scales for Q, one scale
+/// for K and V) -> one QMatMul: x quantized once, the same result to the last bit.
+#[test]
+fn int8_projections_become_one_product() {
+    let mut b = B::new();
+    let x = b.input("x", "f32[N,S,4]");
+    let mut proj = |name: &str, seed: u64, per_column: bool| {
+        let wv: Vec<i8> = values(24, seed).iter().map(|v| (v * 127.0) as i8).collect();
+        let w = b.init(&format!("w{name}"), kiln_tensor::Tensor::from_vec(vec![4, 6], wv).expect("tensor"));
+        let s = if per_column { b.f32s(&format!("s{name}"), &[6], &[0.01, 0.02, 0.03, 0.01, 0.02, 0.03]) } else { b.scalar(&format!("s{name}"), 0.015) };
+        let c = b.rand(&format!("b{name}"), &[6], seed + 10);
+        b.node(&[name], "kiln", "QMatMul", vec![Some(x), None, None, Some(w), Some(s), None, Some(c)], vec![("activation", string("none"))])[0]
+    };
+    let (q, k, v) = (proj("q", 1, true), proj("k", 2, false), proj("v", 3, false));
+    let y = b.node(&["y"], "kiln", "Attention", vec![Some(q), Some(k), Some(v)], vec![("num_heads", int(2))])[0];
+    b.output(y);
+    let m = b.model();
+    let (text, after) = before_after(&m, vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    same_outputs(&m, &after, &[("x", &[2, 3, 4])], 0.0);
+    assert!(text.contains("%q_qkv: f32[N,S,18] = kiln::QMatMul(%x, _, _, %wq_qkv, %sq_qkv, _, %bq_qkv) {activation=\"none\"}"), "{text}");
+    assert!(text.contains("init %sq_qkv = f32[18]"), "{text}");
+}
