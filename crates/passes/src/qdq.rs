@@ -19,7 +19,7 @@
 //! compute exactly what they replace (their reference kernels run the same ai.onnx steps), so
 //! the pass changes nothing but float rounding.
 
-use crate::util::{Names, View, describe, input, is_op, make_node, output};
+use crate::util::{Names, View, derived_name, describe, input, is_op, make_node, output};
 use crate::{Pass, PassError};
 use kiln_ir::{Graph, GraphPatch, Node, NodeId, ValueId};
 use kiln_tensor::{DType, Data, Tensor};
@@ -224,12 +224,9 @@ impl Cx<'_, '_> {
         let (a_shape, y_shape) = (self.view.g.value(a_q).shape.clone(), self.view.g.value(out).shape.clone());
         let a_f = self.patch.add_value(self.names.fresh(&format!("{base}_in")), Some(DType::F32), a_shape);
         let y_f = self.patch.add_value(self.names.fresh(&format!("{base}_float")), Some(DType::F32), y_shape);
-        let name = |s: &str| {
-            if n.name.is_empty() { String::new() } else { format!("{}{s}", n.name) }
-        };
         let opset = n.opset.max(13);
         self.patch.add_node(make_node(
-            &name("_dq"),
+            &derived_name(n, "_dq"),
             "",
             "DequantizeLinear",
             opset,
@@ -242,7 +239,7 @@ impl Cx<'_, '_> {
         let attrs = if conv { n.attrs.clone() } else { BTreeMap::new() };
         self.patch.add_node(make_node(&n.name, "kiln", op, 1, trim(inputs), vec![Some(y_f)], attrs));
         self.patch.add_node(make_node(
-            &name("_q"),
+            &derived_name(n, "_q"),
             "",
             "QuantizeLinear",
             opset,

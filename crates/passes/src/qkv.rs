@@ -19,7 +19,7 @@
 //! reads are dropped. The pass runs after the cleanup, when the Shape nodes that read the
 //! projections before the attention fusion absorbed the head splits are gone.
 
-use crate::util::{View, derived_name, input, make_node, output};
+use crate::util::{View, derived_name, describe, input, make_node, output};
 use crate::{Pass, PassError};
 use kiln_ir::{Graph, GraphPatch, Node, NodeId, ValueId};
 use kiln_tensor::{DType, Dim, Shape, Tensor};
@@ -92,9 +92,7 @@ impl Pass for FuseQkv {
         if done.is_empty() {
             return Ok(None);
         }
-        let more = if done.len() > 3 { format!(" and {} more", done.len() - 3) } else { String::new() };
-        patch.description =
-            format!("one Q, K, V product for attention {}{more}", done.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
+        patch.description = describe("one Q, K, V product for attention ", &done);
         Ok(Some(patch))
     }
 }
@@ -148,7 +146,12 @@ fn projections(view: &View, attn: NodeId, n: &Node) -> Option<Projections> {
     let weights = [w0?, w1?, w2?];
     let quant = if int8 {
         let [s0, s1, s2] = slot(4);
-        Some(QuantSlots { x_scale: input(nodes[0].1, 1), x_zero_point: input(nodes[0].1, 2), w_scales: [s0?, s1?, s2?], w_zero_points: slot(5) })
+        Some(QuantSlots {
+            x_scale: input(nodes[0].1, 1),
+            x_zero_point: input(nodes[0].1, 2),
+            w_scales: [s0?, s1?, s2?],
+            w_zero_points: slot(5),
+        })
     } else {
         None
     };
@@ -213,9 +216,15 @@ fn side_by_side(ts: &[&Tensor], rows: usize, cols: usize) -> Option<Tensor> {
     }
     let shape = vec![rows, ts.len() * cols];
     match ts[0].dtype() {
-        DType::F32 => Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<f32>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok(),
-        DType::I8 => Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<i8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok(),
-        DType::U8 => Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<u8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok(),
+        DType::F32 => {
+            Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<f32>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok()
+        }
+        DType::I8 => {
+            Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<i8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok()
+        }
+        DType::U8 => {
+            Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<u8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok()
+        }
         _ => None,
     }
 }

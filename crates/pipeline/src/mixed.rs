@@ -10,9 +10,7 @@
 use crate::{PipelineError, QUANTIZE_AFTER};
 use kiln_ir::Model;
 use kiln_quant::{QuantOptions, Ranges};
-use kiln_target::{CompileOptions, Target, TuneCache, TuneMode, Tuner};
 use kiln_tensor::Tensor;
-use std::time::Duration;
 
 /// Samples the metric is measured on.
 pub const EVAL_SAMPLES: usize = 8;
@@ -80,7 +78,13 @@ pub struct MixedReport {
 }
 
 /// Chooses the layers to keep in f32; returns the options with them excluded and the report.
-pub fn choose(base: &Model, options: &QuantOptions, ranges: Option<&Ranges>, budget: Budget, samples: &[Vec<(String, Tensor)>]) -> Result<(QuantOptions, MixedReport), PipelineError> {
+pub fn choose(
+    base: &Model,
+    options: &QuantOptions,
+    ranges: Option<&Ranges>,
+    budget: Budget,
+    samples: &[Vec<(String, Tensor)>],
+) -> Result<(QuantOptions, MixedReport), PipelineError> {
     let reference = outputs(base, samples)?;
     let (_, full) = kiln_quant::quantize(base, options, ranges)?;
     let layers: Vec<(String, String)> = full.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect();
@@ -115,13 +119,23 @@ pub fn choose(base: &Model, options: &QuantOptions, ranges: Option<&Ranges>, bud
         .enumerate()
         .map(|(i, ((node, op), &s))| {
             let (precision, reason) = match kept_f32.iter().position(|&k| k == i) {
-                Some(rank) => ("f32", format!("kept in f32 to meet the budget: harm rank {} of {} (drop {s:.3e} alone in int8)", rank + 1, layers.len())),
+                Some(rank) => (
+                    "f32",
+                    format!("kept in f32 to meet the budget: harm rank {} of {} (drop {s:.3e} alone in int8)", rank + 1, layers.len()),
+                ),
                 None => ("int8", format!("drop {s:.3e} alone in int8; the budget holds with it in int8")),
             };
             LayerPrecision { node: node.clone(), op: op.clone(), sensitivity: s, precision, reason }
         })
         .collect();
-    let report = MixedReport { budget, samples: samples.len(), drop_all_int8: drop_all, drop_final: drop, met: drop <= budget.allowed(), layers: report_layers };
+    let report = MixedReport {
+        budget,
+        samples: samples.len(),
+        drop_all_int8: drop_all,
+        drop_final: drop,
+        met: drop <= budget.allowed(),
+        layers: report_layers,
+    };
     Ok((kept, report))
 }
 
@@ -134,11 +148,7 @@ fn outputs(model: &Model, samples: &[Vec<(String, Tensor)>]) -> Result<Vec<Tenso
     let g = &m.graph;
     let pick = g.outputs.iter().find(|&&v| g.value(v).dtype == Some(kiln_tensor::DType::F32)).or(g.outputs.first());
     let first = pick.map(|&v| g.value(v).name.clone()).unwrap_or_default();
-    let cpu = kiln_target_cpu::CpuTarget;
-    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
-    let mut tuner = Tuner::new(TuneMode::Off, TuneCache::in_memory(), cpu.id().fingerprint, Duration::ZERO);
-    let (plan, weights) = cpu.lower(&m, &opts, &mut tuner)?;
-    let mut exe = cpu.load(&plan, weights)?;
+    let mut exe = crate::quantize::cpu_executable(&m)?;
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {
         let o = exe.run(s.clone())?;

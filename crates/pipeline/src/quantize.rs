@@ -42,7 +42,14 @@ pub struct QuantRequest {
 
 impl Default for QuantRequest {
     fn default() -> Self {
-        QuantRequest { calibration: None, max_samples: None, method: CalibMethod::MinMax, options: QuantOptions::default(), force: false, budget: None }
+        QuantRequest {
+            calibration: None,
+            max_samples: None,
+            method: CalibMethod::MinMax,
+            options: QuantOptions::default(),
+            force: false,
+            budget: None,
+        }
     }
 }
 
@@ -127,8 +134,9 @@ pub(crate) fn guard(
         None => latency::synthetic_inputs(&float.plan, &opts.dims)?,
     };
     let quantized: Vec<String> = q.summary.nodes.iter().map(|n| n.node.clone()).collect();
-    let [(f_s, f_steps), (mut q_s, q_steps)]: [_; 2] =
-        latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?.try_into().map_err(|_| PipelineError::Calibration("timing".into()))?;
+    let [(f_s, f_steps), (mut q_s, q_steps)]: [_; 2] = latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?
+        .try_into()
+        .map_err(|_| PipelineError::Calibration("timing".into()))?;
     let slower = latency::slower_layers(&q_steps, &f_steps, &quantized);
     if !slower.is_empty() {
         // Those layers back to float: the same ranges, the rest of the passes, lowered again.
@@ -165,13 +173,8 @@ pub(crate) fn guard(
 /// What mixed precision measures on: the first calibration samples, else one synthetic input
 /// from the declared input shapes (symbolic dims 1).
 fn eval_samples(model: &Model, req: &QuantRequest) -> Result<Vec<Vec<(String, kiln_tensor::Tensor)>>, PipelineError> {
-    let set = match &req.calibration {
-        Some(CalibSource::Path(p)) => Some(CalibrationSet::open(p, model)),
-        Some(CalibSource::Files(f)) => Some(CalibrationSet::from_files(f, model)),
-        None => None,
-    };
-    if let Some(set) = set {
-        let set = set.map_err(kiln_quant::QuantError::from)?;
+    if let Some(src) = &req.calibration {
+        let set = open_set(model, src)?;
         let samples: Result<Vec<_>, _> = set.iter().take(crate::mixed::EVAL_SAMPLES).map(|s| s.map(|s| s.inputs)).collect();
         return Ok(samples.map_err(kiln_quant::QuantError::from)?);
     }
@@ -187,33 +190,43 @@ fn eval_samples(model: &Model, req: &QuantRequest) -> Result<Vec<Vec<(String, ki
 
 /// The first calibration sample, the most realistic input to time with.
 fn timing_sample(model: &Model, req: &QuantRequest) -> Option<Vec<(String, kiln_tensor::Tensor)>> {
-    let set = match req.calibration.as_ref()? {
-        CalibSource::Path(p) => CalibrationSet::open(p, model).ok()?,
-        CalibSource::Files(f) => CalibrationSet::from_files(f, model).ok()?,
-    };
+    let set = open_set(model, req.calibration.as_ref()?).ok()?;
     set.iter().next()?.ok().map(|s| s.inputs)
+}
+
+/// The calibration samples `src` names, indexed (nothing read yet).
+fn open_set(model: &Model, src: &CalibSource) -> Result<CalibrationSet, PipelineError> {
+    let set = match src {
+        CalibSource::Path(p) => CalibrationSet::open(p, model),
+        CalibSource::Files(f) => CalibrationSet::from_files(f, model),
+    };
+    Ok(set.map_err(kiln_quant::QuantError::from)?)
+}
+
+/// `model` lowered for the CPU target with default kernels (nothing tuned) and loaded: what
+/// calibration and mixed precision run their samples on.
+pub(crate) fn cpu_executable(model: &Model) -> Result<Box<dyn kiln_target::Executable>, PipelineError> {
+    let cpu = kiln_target_cpu::CpuTarget;
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let mut tuner = Tuner::new(TuneMode::Off, TuneCache::in_memory(), cpu.id().fingerprint, Duration::ZERO);
+    let (plan, weights) = cpu.lower(model, &opts, &mut tuner)?;
+    Ok(cpu.load(&plan, weights)?)
 }
 
 /// Runs the float model on every sample with the observed activations as outputs (CPU target,
 /// default kernels, nothing tuned) and returns their ranges.
 fn calibrate(model: &Model, src: &CalibSource, req: &QuantRequest) -> Result<(kiln_quant::Ranges, CalibrationRun), PipelineError> {
     let started = Instant::now();
-    let set = match src {
-        CalibSource::Path(p) => CalibrationSet::open(p, model),
-        CalibSource::Files(f) => CalibrationSet::from_files(f, model),
-    }
-    .map_err(kiln_quant::QuantError::from)?;
+    let set = open_set(model, src)?;
     if set.is_empty() {
-        return Err(PipelineError::Calibration("the calibration data holds no sample; give at least one, or leave --calib out for dynamic (data-free) quantization".into()));
+        return Err(PipelineError::Calibration(
+            "the calibration data holds no sample; give at least one, or leave --calib out for dynamic (data-free) quantization".into(),
+        ));
     }
     let observation = kiln_quant::plan_observation(model, &req.options);
     let mut observed = kiln_quant::with_observed_outputs(model, &observation);
     kiln_passes::optimize(&mut observed, &kiln_passes::default_pipeline())?;
-    let cpu = kiln_target_cpu::CpuTarget;
-    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
-    let mut tuner = Tuner::new(TuneMode::Off, TuneCache::in_memory(), cpu.id().fingerprint, Duration::ZERO);
-    let (plan, weights) = cpu.lower(&observed, &opts, &mut tuner)?;
-    let mut exe = cpu.load(&plan, weights)?;
+    let mut exe = cpu_executable(&observed)?;
     let mut cal = Calibrator::new(req.method, &observation);
     let mut samples = 0u64;
     for sample in set.iter().take(req.max_samples.unwrap_or(usize::MAX)) {

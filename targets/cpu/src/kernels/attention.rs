@@ -168,6 +168,24 @@ pub struct AttentionParams {
     pub gemm: GemmParams,
 }
 
+/// Strides of an additive mask broadcast over the scores `[b, h, n, m]` (0 where it repeats).
+pub fn mask_strides(mask: &[usize], scores: [usize; 4]) -> Result<[usize; 4], String> {
+    if mask.len() > 4 {
+        return Err(format!("mask of shape {mask:?} has more than 4 dimensions"));
+    }
+    let padded: Vec<usize> = std::iter::repeat_n(1, 4 - mask.len()).chain(mask.iter().copied()).collect();
+    let mut strides = [0usize; 4];
+    let mut s = 1;
+    for i in (0..4).rev() {
+        if padded[i] != 1 && padded[i] != scores[i] {
+            return Err(format!("mask of shape {mask:?} does not broadcast to the scores {scores:?}"));
+        }
+        strides[i] = if padded[i] == 1 { 0 } else { s };
+        s *= padded[i];
+    }
+    Ok(strides)
+}
+
 /// Candidates; the first is the default.
 pub fn attention_candidates(spec: &AttentionSpec, max_threads: usize) -> Vec<AttentionParams> {
     let threads = if spec.flops() < 2.0e6 { 1 } else { max_threads.max(1) };

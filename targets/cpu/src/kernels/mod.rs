@@ -57,7 +57,7 @@ mod softmax;
 mod tests;
 
 pub use activation::{Activation, Bias};
-pub use attention::{AttentionParams, AttentionSpec, Layout, Mask, Strides, attention, attention_candidates, attention_in};
+pub use attention::{AttentionParams, AttentionSpec, Layout, Mask, Strides, attention, attention_candidates, attention_in, mask_strides};
 pub use chain::{Binary, ChainParams, Operand, Step, Unary, chain_candidates, run_chain, run_chain_inplace};
 pub use conv::{ConvAlgo, ConvLayout, ConvParams, ConvWeights, Conv2dSpec, conv2d, conv_candidates};
 pub use error::KernelError;

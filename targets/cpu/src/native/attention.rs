@@ -5,7 +5,7 @@
 
 use super::{Dims, Lowered, bound_shape, dtype_of, filler, pick, step_float, step_int, tune};
 use crate::exec::Pool;
-use crate::kernels::{AttentionParams, AttentionSpec, Layout, Mask, attention_candidates, attention_in};
+use crate::kernels::{AttentionParams, AttentionSpec, Layout, Mask, attention_candidates, attention_in, mask_strides};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
@@ -73,24 +73,6 @@ fn out_shape(q: &[usize], s: &AttentionSpec, layout: &Layout) -> Vec<usize> {
         *last = if layout.out_in_columns { s.heads * s.head_dim_v } else { s.head_dim_v };
     }
     shape
-}
-
-/// Strides of an additive mask broadcast over the scores `[b, h, n, m]` (0 where it repeats).
-fn mask_strides(mask: &[usize], scores: [usize; 4]) -> Result<[usize; 4], String> {
-    if mask.len() > 4 {
-        return Err(format!("mask of shape {mask:?} has more than 4 dimensions"));
-    }
-    let padded: Vec<usize> = std::iter::repeat_n(1, 4 - mask.len()).chain(mask.iter().copied()).collect();
-    let mut strides = [0usize; 4];
-    let mut s = 1;
-    for i in (0..4).rev() {
-        if padded[i] != 1 && padded[i] != scores[i] {
-            return Err(format!("mask of shape {mask:?} does not broadcast to the scores {scores:?}"));
-        }
-        strides[i] = if padded[i] == 1 { 0 } else { s };
-        s *= padded[i];
-    }
-    Ok(strides)
 }
 
 fn num_heads(attr: Option<i64>) -> Result<Option<usize>, String> {

@@ -6,6 +6,7 @@ use super::act::{step_float, step_int};
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
 use kiln_target::Step;
+use kiln_target_cpu::kernels::mask_strides;
 
 pub const KERNEL: &str = "wgpu.attention";
 pub const VARIANTS: &[&str] = &["wg64", "wg32", "wg128"];
@@ -36,24 +37,6 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         wg,
         dummy: upload(cx.gpu, &[0.0], &[1]),
     }))
-}
-
-/// Strides of a mask read as [batch, heads, n, m] (0 where it broadcasts).
-fn mask_strides(mask: &[usize], scores: [usize; 4]) -> Result<[usize; 4], String> {
-    if mask.len() > 4 {
-        return Err(format!("mask of shape {mask:?} has more than 4 dimensions"));
-    }
-    let padded: Vec<usize> = std::iter::repeat_n(1, 4 - mask.len()).chain(mask.iter().copied()).collect();
-    let mut strides = [0usize; 4];
-    let mut s = 1;
-    for i in (0..4).rev() {
-        if padded[i] != 1 && padded[i] != scores[i] {
-            return Err(format!("mask of shape {mask:?} does not broadcast to the scores {scores:?}"));
-        }
-        strides[i] = if padded[i] == 1 { 0 } else { s };
-        s *= padded[i];
-    }
-    Ok(strides)
 }
 
 impl GpuKernel for Attention {

@@ -17,15 +17,20 @@ pub const ACTIVATION_ATTRS: &[&str] =
 
 /// Runs the registered ai.onnx kernel `op` with `attrs` on `inputs`; returns its first output.
 pub fn step(ctx: &OpCtx, op: &str, attrs: BTreeMap<String, Attr>, inputs: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+    match step_all(ctx, op, attrs, inputs)?.into_iter().next() {
+        Some(t) => Ok(t),
+        None => bail!("{op} step produced no output"),
+    }
+}
+
+/// [`step`] keeping every output (DynamicQuantizeLinear has three).
+pub fn step_all(ctx: &OpCtx, op: &str, attrs: BTreeMap<String, Attr>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
     let node = Node { name: ctx.node.name.clone(), op_type: op.to_string(), opset: STEP_OPSET, attrs, ..Node::default() };
     let Some(Kernel::Tensor(f)) = registry().lookup("", op, STEP_OPSET) else {
         bail!("no ai.onnx {op} kernel for opset {STEP_OPSET}");
     };
     let cx = OpCtx { node: &node, subgraph: ctx.subgraph };
-    match f(&cx, inputs)?.into_iter().next() {
-        Some(t) => Ok(t),
-        None => bail!("{op} step produced no output"),
-    }
+    f(&cx, inputs)
 }
 
 /// The node's attributes without the activation ones: what the main op reads.

@@ -21,12 +21,12 @@
 //! `activation(MatMul|Conv(DQ(Q(X)), DQ(W)) + bias)`, computed here by running those ai.onnx
 //! kernels one after another (dynamic: `DynamicQuantizeLinear` then `DequantizeLinear`).
 
-use super::common::step;
+use super::common::{step, step_all};
 use super::{fused_conv::fused_conv, fused_matmul::fused_matmul};
-use crate::registry::{Kernel, OpCtx, registry};
+use crate::registry::OpCtx;
 use crate::util::{opt, req};
 use crate::{OpError, bail};
-use kiln_ir::{Attr, Node};
+use kiln_ir::Attr;
 use kiln_tensor::Tensor;
 use std::collections::BTreeMap;
 
@@ -56,7 +56,7 @@ fn quantized_activation(ctx: &OpCtx, inputs: &[Option<&Tensor>]) -> Result<Tenso
         }
         (None, Some(_)) => bail!("x_zero_point is given without x_scale"),
         (None, None) => {
-            let mut parts = all_outputs(ctx, "DynamicQuantizeLinear", &[Some(x)])?.into_iter();
+            let mut parts = step_all(ctx, "DynamicQuantizeLinear", none(), &[Some(x)])?.into_iter();
             let (Some(q), Some(s), Some(zp)) = (parts.next(), parts.next(), parts.next()) else {
                 bail!("DynamicQuantizeLinear gave fewer than three outputs");
             };
@@ -76,13 +76,4 @@ fn dequantized_weights(ctx: &OpCtx, inputs: &[Option<&Tensor>], axis: i64) -> Re
         attrs.insert("axis".to_string(), Attr::Int(axis));
     }
     step(ctx, "DequantizeLinear", attrs, &[Some(w), Some(s), opt(inputs, 5)])
-}
-
-/// Runs an ai.onnx kernel and keeps every output (DynamicQuantizeLinear has three).
-fn all_outputs(ctx: &OpCtx, op: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
-    let node = Node { name: ctx.node.name.clone(), op_type: op.to_string(), opset: super::common::STEP_OPSET, ..Node::default() };
-    let Some(Kernel::Tensor(f)) = registry().lookup("", op, super::common::STEP_OPSET) else {
-        bail!("no ai.onnx {op} kernel");
-    };
-    f(&OpCtx { node: &node, subgraph: ctx.subgraph }, inputs)
 }

@@ -136,7 +136,7 @@ fn attention_with_heads_in_columns_is_split_attend_merge() {
 #[test]
 fn q_matmul_is_dq_q_then_matmul_add_activation() {
     let (a, bias) = (t(&[2, 3, 4], 13), t(&[5], 14));
-    let wq = Tensor::from_vec(vec![4, 5], (0..20).map(|i| ((i * 13 % 200) as i32 - 100) as i8).collect::<Vec<i8>>()).unwrap();
+    let wq = Tensor::from_vec(vec![4, 5], (0..20).map(|i| (i * 13 % 200 - 100) as i8).collect::<Vec<i8>>()).unwrap();
     let ws = Tensor::from_vec(vec![5], vec![0.01f32, 0.02, 0.005, 0.03, 0.015]).unwrap();
     let wd = onnx("DequantizeLinear", &[("axis", Attr::Int(1))], &[&wq, &ws]);
     // Static, asymmetric u8 activation.
@@ -160,7 +160,7 @@ fn q_matmul_is_dq_q_then_matmul_add_activation() {
 #[test]
 fn q_conv_is_dq_q_then_fused_conv() {
     let (x, bias) = (t(&[1, 2, 5, 5], 16), t(&[3], 17));
-    let wq = Tensor::from_vec(vec![3, 2, 3, 3], (0..54).map(|i| ((i * 29 % 240) as i32 - 120) as i8).collect::<Vec<i8>>()).unwrap();
+    let wq = Tensor::from_vec(vec![3, 2, 3, 3], (0..54).map(|i| (i * 29 % 240 - 120) as i8).collect::<Vec<i8>>()).unwrap();
     let ws = Tensor::from_vec(vec![3], vec![0.01f32, 0.004, 0.02]).unwrap();
     let wd = onnx("DequantizeLinear", &[("axis", Attr::Int(0))], &[&wq, &ws]);
     let (xs, xz) = (Tensor::scalar(0.008f32), Tensor::scalar(0i8));
