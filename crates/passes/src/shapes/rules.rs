@@ -315,6 +315,8 @@ fn kiln(cx: &Cx, op: &str) -> Result<Vec<Fact>, String> {
         "QConv" => Ok(vec![Fact::new(cx.dtype(0), conv_w(cx, 3)?)]),
         // Float in, float out; the weights are [K, N] at input 3, the bias keeps the shape.
         "QMatMul" => Ok(vec![Fact::new(cx.dtype(0), matmul(cx, cx.shape(0), cx.shape(3))?)]),
+        // Float in, float out; the low-precision weights are [K, N] at input 1.
+        "WMatMul" => Ok(vec![Fact::new(cx.dtype(0), matmul(cx, cx.shape(0), cx.shape(1))?)]),
         "FusedMatMul" => {
             let gemm_form = ["transA", "transB", "alpha", "beta"].iter().any(|k| cx.n.attrs.contains_key(*k));
             let shape = if gemm_form {

@@ -10,6 +10,7 @@ mod common;
 mod fused_conv;
 mod fused_matmul;
 mod quantized;
+mod weight_only;
 
 use crate::{Kernel, Registry};
 
@@ -20,6 +21,7 @@ pub fn register(r: &mut Registry) {
     r.insert("kiln", "Chain", 1..=1, Kernel::Tensor(chain::chain));
     r.insert("kiln", "QMatMul", 1..=1, Kernel::Tensor(quantized::q_matmul));
     r.insert("kiln", "QConv", 1..=1, Kernel::Tensor(quantized::q_conv));
+    r.insert("kiln", "WMatMul", 1..=1, Kernel::Tensor(weight_only::w_matmul));
 }
 
 #[cfg(test)]

@@ -180,3 +180,42 @@ fn run_op_all(op: &str, inputs: &[&Tensor]) -> Vec<Tensor> {
         _ => panic!("no {op}"),
     }
 }
+
+#[test]
+fn w_matmul_is_cast_or_dq_then_matmul_add_activation() {
+    use kiln_tensor::{DType, Data};
+    let (a, bias) = (t(&[2, 3, 8], 30), t(&[5], 31));
+    let cast = |x: &Tensor, to: DType| onnx("Cast", &[("to", Attr::Int(i64::from(to.to_onnx())))], &[x]);
+    // fp16 / bf16 storage: a Cast of W; compute "bf16" also rounds the activation.
+    let w = t(&[8, 5], 32);
+    for dt in [DType::F16, DType::BF16] {
+        let wl = cast(&w, dt);
+        let wf = cast(&wl, DType::F32);
+        let want = onnx("Relu", &[], &[&onnx("Add", &[], &[&onnx("MatMul", &[], &[&a, &wf]), &bias])]);
+        assert_eq!(kiln("WMatMul", &[("activation", s("relu"))], &[Some(&a), Some(&wl), None, None, Some(&bias)]), want);
+        let ab = cast(&cast(&a, DType::BF16), DType::F32);
+        let got = kiln("WMatMul", &[("compute", s("bf16"))], &[Some(&a), Some(&wl)]);
+        assert_eq!(got, onnx("MatMul", &[], &[&ab, &wf]));
+        assert_ne!(got, onnx("MatMul", &[], &[&a, &wf]), "bf16 compute must round the activation");
+    }
+    // int4 group-wise: scales [ceil(K / 3), N] (a partial last group), zero points uint4.
+    let w4 = Tensor::new(vec![8, 5], Data::U4((0..40).map(|i| (i * 7 % 16) as u8).collect())).unwrap();
+    let ws = Tensor::from_vec(vec![3, 5], (0..15).map(|i| 0.01 + 0.003 * i as f32).collect::<Vec<f32>>()).unwrap();
+    let wz = Tensor::new(vec![3, 5], Data::U4((0..15).map(|i| (i % 16) as u8).collect())).unwrap();
+    let blocked = [("axis", Attr::Int(0)), ("block_size", Attr::Int(3))];
+    let wd = onnx("DequantizeLinear", &blocked, &[&w4, &ws, &wz]);
+    let got = kiln("WMatMul", &[("block_size", Attr::Int(3))], &[Some(&a), Some(&w4), Some(&ws), Some(&wz)]);
+    assert_eq!(got, onnx("MatMul", &[], &[&a, &wd]));
+    // int8 per column.
+    let w8 = Tensor::from_vec(vec![8, 5], (0..40).map(|i| (i * 11 % 200 - 100) as i8).collect::<Vec<i8>>()).unwrap();
+    let wc = Tensor::from_vec(vec![5], vec![0.01f32, 0.02, 0.005, 0.03, 0.015]).unwrap();
+    let wd = onnx("DequantizeLinear", &[("axis", Attr::Int(1))], &[&w8, &wc]);
+    assert_eq!(kiln("WMatMul", &[], &[Some(&a), Some(&w8), Some(&wc)]), onnx("MatMul", &[], &[&a, &wd]));
+    // Refused: integer weights without scales, float weights with them, a 1-D blocked scale, f32 weights.
+    let err = |ins: &[Option<&Tensor>], attrs: &[(&str, Attr)]| run_op("kiln", "WMatMul", 1, attrs, ins).is_err();
+    assert!(err(&[Some(&a), Some(&w4)], &[]));
+    assert!(err(&[Some(&a), Some(&cast(&w, DType::F16)), Some(&wc)], &[]));
+    assert!(err(&[Some(&a), Some(&w8), Some(&wc)], &[("block_size", Attr::Int(4))]));
+    assert!(err(&[Some(&a), Some(&w)], &[]));
+    assert!(err(&[Some(&a), Some(&cast(&w, DType::F16))], &[("compute", s("fp8"))]));
+}
