@@ -2,7 +2,7 @@
 
 use crate::{
     ChooseConvLayout, Dce, FoldBatchNorm, FoldConstants, FuseActivation, FuseAttention, FuseElementwise, FuseGelu, FuseHardSwish,
-    FuseLayerNorm, FuseQdq, FuseQkv, InferShapes, Pass, PassError, RemoveIdentities, SimplifyLayout,
+    FuseLayerNorm, FuseLowp, FuseQdq, FuseQkv, InferShapes, Pass, PassError, RemoveIdentities, SimplifyLayout,
 };
 use kiln_ir::{Graph, IrError, Model, compact, verify};
 
@@ -25,6 +25,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(InferShapes::new("infer-shapes")),
         Box::new(FuseQdq),
+        Box::new(FuseLowp),
         Box::new(FoldConstants),
         Box::new(RemoveIdentities),
         Box::new(SimplifyLayout),
@@ -58,15 +59,15 @@ pub fn pipeline_until(stop_after: &str) -> Result<Vec<Box<dyn Pass>>, PassError>
     Ok(passes)
 }
 
-/// The default pipeline after the phase `start_after`, with `fuse-qdq` first: what runs on a
-/// graph the quantizer rewrote after `start_after`.
+/// The default pipeline after the phase `start_after`, with `fuse-qdq` and `fuse-lowp` first:
+/// what runs on a graph the quantizer rewrote after `start_after`.
 pub fn pipeline_after(start_after: &str) -> Result<Vec<Box<dyn Pass>>, PassError> {
     let mut passes = default_pipeline();
     let Some(i) = passes.iter().position(|p| p.name() == start_after) else {
         return Err(PassError::UnknownPhase { name: start_after.to_string(), known: phase_names().join(", ") });
     };
-    let mut rest: Vec<Box<dyn Pass>> = vec![Box::new(FuseQdq)];
-    rest.extend(passes.drain(i + 1..).filter(|p| p.name() != "fuse-qdq"));
+    let mut rest: Vec<Box<dyn Pass>> = vec![Box::new(FuseQdq), Box::new(FuseLowp)];
+    rest.extend(passes.drain(i + 1..).filter(|p| !matches!(p.name(), "fuse-qdq" | "fuse-lowp")));
     Ok(rest)
 }
 

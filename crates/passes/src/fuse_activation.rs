@@ -1,5 +1,6 @@
 //! Conv / MatMul / Gemm + bias Add + activation -> `kiln::FusedConv` / `kiln::FusedMatMul`;
-//! the same bias and activation join a `kiln::QMatMul` / `kiln::QConv` (bias at input 6).
+//! the same bias and activation join a `kiln::QMatMul` / `kiln::QConv` (bias at input 6) and a
+//! `kiln::WMatMul` (bias at input 4).
 //!
 //! After the product, an `Add` of a constant that broadcasts along the output channel (Conv:
 //! axis 1; MatMul / Gemm: the last axis) becomes the bias: folded into Conv's B, Gemm's C,
@@ -39,6 +40,8 @@ impl Pass for FuseActivation {
                 Kind::QMatMul
             } else if is_unfused_kiln(n, "QConv") {
                 Kind::QConv
+            } else if is_unfused_kiln(n, "WMatMul") {
+                Kind::WMatMul
             } else {
                 continue;
             };
@@ -71,6 +74,7 @@ enum Kind {
     MatMul,
     QMatMul,
     QConv,
+    WMatMul,
 }
 
 impl Kind {
@@ -82,6 +86,7 @@ impl Kind {
     fn slots(self) -> (usize, usize) {
         match self {
             Kind::QMatMul | Kind::QConv => (3, 6),
+            Kind::WMatMul => (1, 4),
             _ => (1, 2),
         }
     }
@@ -92,6 +97,7 @@ impl Kind {
             Kind::Gemm | Kind::MatMul => "FusedMatMul",
             Kind::QMatMul => "QMatMul",
             Kind::QConv => "QConv",
+            Kind::WMatMul => "WMatMul",
         }
     }
 }
@@ -143,7 +149,7 @@ fn fuse(view: &View, patch: &mut GraphPatch, names: &mut Names, claimed: &HashSe
         removed.extend(ids);
         out = end;
     }
-    if act.is_none() && removed.is_empty() && matches!(kind, Kind::MatMul | Kind::QMatMul | Kind::QConv) {
+    if act.is_none() && removed.is_empty() && matches!(kind, Kind::MatMul | Kind::QMatMul | Kind::QConv | Kind::WMatMul) {
         return None;
     }
     let (name, params) = act.unwrap_or(("none", vec![]));
@@ -192,7 +198,7 @@ fn bias_input(site: &Site, patch: &mut GraphPatch, names: &mut Names, c: ValueId
     let per_channel = |k: usize| cv[if cv.len() == 1 { 0 } else { k }];
     match kind {
         Kind::MatMul => Some(c),
-        Kind::Conv | Kind::QConv | Kind::QMatMul => {
+        Kind::Conv | Kind::QConv | Kind::QMatMul | Kind::WMatMul => {
             let b: Vec<f64> = match input(n, b_slot) {
                 Some(b) => view.constant(b)?.to_f64_vec().ok()?,
                 None => vec![0.0; channels],

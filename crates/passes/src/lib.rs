@@ -4,6 +4,7 @@
 //!
 //! The passes of [`default_pipeline`], in order (each is a named phase, see [`phase_names`]):
 //! shape inference with symbolic dims, QDQ int8 fusion (`kiln::QMatMul`, `kiln::QConv`),
+//! weight-only low-precision MatMuls (`kiln::WMatMul`),
 //! constant folding, identity removal, transpose/reshape
 //! simplification, dead-code removal, shape refinement, BatchNormalization (and constant
 //! scale) folding, LayerNorm, GELU, HardSwish and attention pattern fusion, Conv/MatMul/Gemm +
@@ -28,6 +29,7 @@ mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
+mod lowp;
 mod qdq;
 mod qkv;
 mod shapes;
@@ -47,6 +49,7 @@ pub use hardswish::FuseHardSwish;
 pub use identity::RemoveIdentities;
 pub use layernorm::FuseLayerNorm;
 pub use layout::SimplifyLayout;
+pub use lowp::FuseLowp;
 pub use qdq::FuseQdq;
 pub use qkv::FuseQkv;
 pub use shapes::InferShapes;

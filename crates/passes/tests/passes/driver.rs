@@ -7,6 +7,7 @@ fn phases_are_named_and_stoppable() {
     insta::assert_snapshot!(phase_names().join("\n"), @r#"
     infer-shapes
     fuse-qdq
+    fuse-lowp
     fold-constants
     remove-identities
     simplify-layout
@@ -24,14 +25,14 @@ fn phases_are_named_and_stoppable() {
     fuse-qkv
     "#);
     let until = pipeline_until("fold-constants").expect("known phase");
-    assert_eq!(until.iter().map(|p| p.name()).collect::<Vec<_>>(), ["infer-shapes", "fuse-qdq", "fold-constants"]);
+    assert_eq!(until.iter().map(|p| p.name()).collect::<Vec<_>>(), ["infer-shapes", "fuse-qdq", "fuse-lowp", "fold-constants"]);
     let after = pipeline_after("fuse-attention").expect("known phase");
     assert_eq!(
         after.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        ["fuse-qdq", "fuse-activation", "choose-layout", "fuse-elementwise", "cleanup", "fuse-qkv"]
+        ["fuse-qdq", "fuse-lowp", "fuse-activation", "choose-layout", "fuse-elementwise", "cleanup", "fuse-qkv"]
     );
     let err = pipeline_until("lower").err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.starts_with("no phase named 'lower' (phases: infer-shapes, fuse-qdq, fold-constants"), "{err}");
+    assert!(err.starts_with("no phase named 'lower' (phases: infer-shapes, fuse-qdq, fuse-lowp, fold-constants"), "{err}");
 }
 
 /// A pass that always has "something" to do.
@@ -106,7 +107,7 @@ fn the_default_pipeline_on_a_small_cnn() {
       %p: ?[?] = Softmax(%logits) {axis=-1}
       output %p: ?[?]
     }
-    --- infer-shapes, fuse-qdq, fold-constants, remove-identities, simplify-layout, dce, refine-shapes, fold-batchnorm, fuse-layernorm, fuse-gelu, fuse-hardswish, fuse-attention, fuse-activation, choose-layout, fuse-elementwise, cleanup, fuse-qkv --->
+    --- infer-shapes, fuse-qdq, fuse-lowp, fold-constants, remove-identities, simplify-layout, dce, refine-shapes, fold-batchnorm, fuse-layernorm, fuse-gelu, fuse-hardswish, fuse-attention, fuse-activation, choose-layout, fuse-elementwise, cleanup, fuse-qkv --->
     model ir_version=8 opsets=[ai.onnx=17, kiln=1]
     graph "g" {
       input %x: f32[N,3,8,8]

@@ -16,6 +16,7 @@ mod hardswish;
 mod identity;
 mod layernorm;
 mod layout;
+mod lowp;
 mod qdq;
 mod qkv;
 mod shapes;
