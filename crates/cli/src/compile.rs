@@ -84,10 +84,19 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     calib_samples: Option<usize>,
     /// Accuracy budget for int8, as METRIC=DROP: cosine=0.01 (mean cosine to the f32 outputs at
-    /// least 0.99) or top1=0.5 (top-1 agreement with f32 at least 99.5%). The layers that harm
-    /// it most stay f32 until it holds; every layer's precision and why is printed.
+    /// least 0.99), top1=0.5 (top-1 agreement with f32 at least 99.5%) or accuracy=0.5 (top-1
+    /// accuracy against --labels at most 0.5 points below f32's). The layers that harm it most
+    /// stay f32 until it holds; every layer's precision and why is printed.
     #[arg(long, value_name = "METRIC=DROP", value_parser = kiln_pipeline::mixed::Budget::parse)]
     max_accuracy_drop: Option<kiln_pipeline::mixed::Budget>,
+    /// Samples the accuracy budget is measured on (same layout as --calib; default: the first
+    /// 8 calibration samples).
+    #[arg(long, value_name = "DIR", requires = "max_accuracy_drop")]
+    eval_data: Option<PathBuf>,
+    /// Class ids (.npy of integers), one per row of the evaluation samples' first output in
+    /// file order: the labels of an accuracy=DROP budget.
+    #[arg(long, value_name = "FILE", requires = "max_accuracy_drop")]
+    labels: Option<PathBuf>,
     /// Emit the int8 plan even when it measures slower than the f32 plan (the latency guard
     /// otherwise keeps slower layers, or the whole plan, in f32 and says so).
     #[arg(long)]
@@ -196,7 +205,8 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     let tune = match (a.tune, bf.tune.as_deref()) {
         (Some(t), _) => t,
         (None, None) => Tune::Cache,
-        (None, Some(t)) => <Tune as clap::ValueEnum>::from_str(t, true).map_err(|_| anyhow::anyhow!("kiln.toml: tune = '{t}' is not off, cache or full"))?,
+        (None, Some(t)) => <Tune as clap::ValueEnum>::from_str(t, true)
+            .map_err(|_| anyhow::anyhow!("kiln.toml: tune = '{t}' is not off, cache or full"))?,
     };
     let mut dims = bf.dims.clone();
     dims.extend(a.dims.iter().cloned());
@@ -269,10 +279,23 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         Method::Percentile => kiln_quant::CalibMethod::Percentile { percentile: 99.99, symmetric: false },
         Method::Entropy => kiln_quant::CalibMethod::Entropy { symmetric: false },
     };
+    if a.max_accuracy_drop.is_some_and(|b| b.needs_labels()) && a.labels.is_none() {
+        anyhow::bail!(
+            "--max-accuracy-drop accuracy=.. is measured against labels: give --labels FILE.npy (one class id per evaluated row)"
+        );
+    }
+    for p in [&a.eval_data, &a.labels].into_iter().flatten() {
+        if !p.exists() {
+            anyhow::bail!("{} does not exist", p.display());
+        }
+    }
     if let Some(d) = &data
         && !d.exists()
     {
-        anyhow::bail!("calibration data {} does not exist (give a folder of .npz/.npy samples, or leave it out for dynamic int8)", d.display());
+        anyhow::bail!(
+            "calibration data {} does not exist (give a folder of .npz/.npy samples, or leave it out for dynamic int8)",
+            d.display()
+        );
     }
     Ok(Some(kiln_pipeline::QuantRequest {
         calibration: data.map(kiln_pipeline::CalibSource::Path),
@@ -281,6 +304,8 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         options: kiln_quant::QuantOptions::default(),
         force: a.force_precision,
         budget: a.max_accuracy_drop,
+        eval: a.eval_data.clone().map(kiln_pipeline::CalibSource::Path),
+        labels: a.labels.clone(),
     }))
 }
 
@@ -317,18 +342,23 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         indicatif::ProgressBar::hidden()
     } else {
         let s = indicatif::ProgressBar::new_spinner();
-        s.set_message(format!("compiling {} (import, optimize, lower{})", r.model.display(), if r.tune == Tune::Full { ", tune" } else { "" }));
+        s.set_message(format!(
+            "compiling {} (import, optimize, lower{})",
+            r.model.display(),
+            if r.tune == Tune::Full { ", tune" } else { "" }
+        ));
         s.enable_steady_tick(Duration::from_millis(120));
         s
     };
     let started = std::time::Instant::now();
-    let (model, _) = kiln_pipeline::load_model(&r.model, &target.coverage(), r.weights.as_deref()).map(|(m, rep)| {
-        if let (Some(rep), Some(w)) = (&rep, &r.weights) {
-            crate::load::print_rebind(w, rep);
-        }
-        (m, rep)
-    })
-    .with_context(|| format!("cannot import {}", r.model.display()))?;
+    let (model, _) = kiln_pipeline::load_model(&r.model, &target.coverage(), r.weights.as_deref())
+        .map(|(m, rep)| {
+            if let (Some(rep), Some(w)) = (&rep, &r.weights) {
+                crate::load::print_rebind(w, rep);
+            }
+            (m, rep)
+        })
+        .with_context(|| format!("cannot import {}", r.model.display()))?;
     let import = started.elapsed();
     let compiled = kiln_pipeline::compile_model_with(model, target.as_ref(), &opts, a.stop_after.as_deref(), r.quant.as_ref())
         .map(|mut c| {
@@ -346,7 +376,12 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         if !a.json && !a.quiet {
             print!("{}", q.summary);
             if let Some(c) = &q.calibration {
-                println!("calibration (measured): {} samples in {:.2} s, observers hold {} bytes", c.samples, c.time.as_secs_f64(), c.observer_bytes);
+                println!(
+                    "calibration (measured): {} samples in {:.2} s, observers hold {} bytes",
+                    c.samples,
+                    c.time.as_secs_f64(),
+                    c.observer_bytes
+                );
             }
             if let Some(m) = &q.mixed {
                 print_mixed(m);
@@ -357,7 +392,8 @@ pub fn main(a: Args) -> anyhow::Result<()> {
             }
         }
         if let Some(path) = &a.export_qdq {
-            kiln_onnx::export(&q.qdq, path, &kiln_onnx::ExportOptions::default()).with_context(|| format!("cannot write the QDQ model {}", path.display()))?;
+            kiln_onnx::export(&q.qdq, path, &kiln_onnx::ExportOptions::default())
+                .with_context(|| format!("cannot write the QDQ model {}", path.display()))?;
             if !a.json && !a.quiet {
                 println!("wrote the QDQ model {}", path.display());
             }
@@ -370,7 +406,11 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         (None, Some(_)) => &scratch.path().join(format!("{}.kiln", crate::store::store_name(&r.name))),
         (None, None) => anyhow::bail!("--no-store needs -o DIR (or `output` in kiln.toml): the artifact has to go somewhere"),
     };
-    let store = r.store.as_deref().map(|p| kiln_registry::LocalStore::open(p).with_context(|| format!("cannot open the local store {}", p.display()))).transpose()?;
+    let store = r
+        .store
+        .as_deref()
+        .map(|p| kiln_registry::LocalStore::open(p).with_context(|| format!("cannot open the local store {}", p.display())))
+        .transpose()?;
     let tune_name = match r.tune {
         Tune::Off => "off",
         Tune::Cache => "cache",
@@ -401,7 +441,14 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     }
     let mut validation = None;
     if r.validate {
-        let job = crate::validate::Job { artifact: out, model: &r.model, weights: r.weights.as_deref(), key: key.as_ref(), quiet: a.quiet || a.json, cost: r.cost.clone() };
+        let job = crate::validate::Job {
+            artifact: out,
+            model: &r.model,
+            weights: r.weights.as_deref(),
+            key: key.as_ref(),
+            quiet: a.quiet || a.json,
+            cost: r.cost.clone(),
+        };
         let v = crate::validate::measure(&job, &r.opts)?;
         let dir = crate::validate::write(&job, &v)?;
         if !a.json && !a.quiet {
@@ -410,12 +457,16 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         validation = Some(v);
     }
     if let Some(store) = &store {
-        let p = crate::store::store_artifact(store, out).with_context(|| format!("cannot add the artifact to the local store {}", store.root().display()))?;
+        let p = crate::store::store_artifact(store, out)
+            .with_context(|| format!("cannot add the artifact to the local store {}", store.root().display()))?;
         if !a.json && !a.quiet {
             let name = crate::store::store_name(&p.name);
             println!("stored {name}:{} ({}) in {}", p.tag, p.target, store.root().display());
             if r.out.is_none() {
-                println!("  (no -o: the folder above was temporary; `kiln pull {name}:{} -o DIR` writes the artifact, and its evidence and report in DIR.attestations/)", p.tag);
+                println!(
+                    "  (no -o: the folder above was temporary; `kiln pull {name}:{} -o DIR` writes the artifact, and its evidence and report in DIR.attestations/)",
+                    p.tag
+                );
             }
         }
     }
@@ -446,6 +497,9 @@ fn print_mixed(m: &kiln_pipeline::mixed::MixedReport) {
         m.drop_final,
         if m.met { "met" } else { "NOT met even with every listed layer in f32" }
     );
+    if let Some(a) = m.f32_accuracy {
+        println!("  f32 accuracy against the labels: {a:.2}% (drops are in points below it)");
+    }
     for l in &m.layers {
         println!("  {:<5} {:<8} {:<28} {}", l.precision, l.op, l.node, l.reason);
     }
@@ -464,7 +518,9 @@ fn print_latency(l: &kiln_pipeline::LatencyCheck) {
         println!("  kept in f32: {n} (int8 step {q:.1} us >= f32 step {f:.1} us)");
     }
     if l.declined {
-        println!("  DECLINED int8: the int8 plan is not faster than f32 on this target; the f32 plan is emitted (--force-precision emits int8 anyway)");
+        println!(
+            "  DECLINED int8: the int8 plan is not faster than f32 on this target; the f32 plan is emitted (--force-precision emits int8 anyway)"
+        );
     }
 }
 
@@ -478,7 +534,11 @@ fn print_text(r: &Report) {
     println!("plan: {} steps ({}), {} bytes of weights", r.steps, kernels.join(", "), r.weight_bytes);
     let measured = r.tuning.iter().filter(|d| d.source == "measured").count();
     let cached = r.tuning.iter().filter(|d| d.source == "cache").count();
-    println!("tuning: {} kernel choices ({measured} measured, {cached} from cache, {} default)", r.tuning.len(), r.tuning.len() - measured - cached);
+    println!(
+        "tuning: {} kernel choices ({measured} measured, {cached} from cache, {} default)",
+        r.tuning.len(),
+        r.tuning.len() - measured - cached
+    );
     for d in r.tuning.iter().filter(|d| d.source != "default") {
         let gain = match (d.default_ns, d.chosen_ns) {
             _ if d.chosen == d.default_variant => "= the default".to_string(),

@@ -191,7 +191,9 @@ fn sentences() -> Vec<(String, Vec<i64>)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["text"].as_str().unwrap().to_string(), s["input_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect()))
+        .map(|s| {
+            (s["text"].as_str().unwrap().to_string(), s["input_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect())
+        })
         .collect()
 }
 
@@ -226,7 +228,12 @@ fn minilm_l6_int8_keeps_embeddings_and_their_ranking() {
     let cos: Vec<f64> = e32.iter().zip(&e8).map(|(a, b)| cosine(a, b)).collect();
     let worst = cos.iter().cloned().fold(f64::INFINITY, f64::min);
     let (wi, _) = cos.iter().enumerate().fold((0, f64::INFINITY), |b, (i, &c)| if c < b.1 { (i, c) } else { b });
-    println!("MiniLM-L6 int8 (dynamic) vs f32 over {} sentences: cosine min {worst:.5} ('{}'), mean {:.5}", ss.len(), ss[wi].0, cos.iter().sum::<f64>() / cos.len() as f64);
+    println!(
+        "MiniLM-L6 int8 (dynamic) vs f32 over {} sentences: cosine min {worst:.5} ('{}'), mean {:.5}",
+        ss.len(),
+        ss[wi].0,
+        cos.iter().sum::<f64>() / cos.len() as f64
+    );
     assert!(worst >= 0.99, "sentence '{}': cosine {worst:.5} < 0.99", ss[wi].0);
     // Pairwise similarities, and how often two pairs keep their order.
     let pairs: Vec<(usize, usize)> = (0..ss.len()).flat_map(|i| (i + 1..ss.len()).map(move |j| (i, j))).collect();
@@ -293,4 +300,47 @@ fn digits_mlp_mixed_precision_keeps_the_most_harmful_layer_in_f32() {
     assert!(m.layers.iter().filter(|l| l.precision == "int8").all(|l| l.sensitivity <= min_f32));
     assert_eq!(q.summary.nodes.len(), 2 - f32_layers.len(), "{}", q.summary);
     assert_eq!(b.kernels.get("cpu.qmatmul").copied().unwrap_or(0), 2 - f32_layers.len(), "{:?}", b.kernels);
+}
+
+/// The task metric: an accuracy budget measured against labels on held-out rows (the 360 test
+/// rows as one evaluation sample), the f32 accuracy reported as measured, and a label count that
+/// does not match the rows refused with the reason.
+#[test]
+fn digits_mlp_accuracy_budget_against_labels() {
+    let model = data("quant/digits/model.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(data("quant/digits/test_X.npy"), dir.path().join("X.npy")).unwrap();
+    let labels = data("quant/digits/test_y.npy");
+    let mut req = int8(Some(&data("quant/digits/calib"))).unwrap();
+    req.budget = Some(kiln_pipeline::mixed::Budget::Accuracy(0.0));
+    req.eval = Some(CalibSource::Path(dir.path().to_path_buf()));
+    req.labels = Some(labels.clone());
+    let b = build(&model, Some(req.clone()));
+    let m = b.quantized.as_ref().unwrap().mixed.clone().unwrap();
+    // f32 accuracy measured independently on the same rows.
+    let mut f = build(&model, None);
+    let x = npy(&data("quant/digits/test_X.npy"));
+    let probs = f.exe.run(vec![("X".into(), x)]).unwrap();
+    let name = f.outputs.iter().find(|n| *n != "label").unwrap().clone();
+    let want = accuracy(&argmax(&output(&probs, &name)), &npy(&labels).to_i64_vec().unwrap());
+    println!(
+        "f32 accuracy {want:.2}%, reported {:?}; drop all-int8 {:.3} points, final {:.3}, met {}",
+        m.f32_accuracy, m.drop_all_int8, m.drop_final, m.met
+    );
+    for l in &m.layers {
+        println!("{:<5} {:<10} {}", l.precision, l.node, l.reason);
+    }
+    assert!((m.f32_accuracy.unwrap() - want).abs() < 1e-9);
+    assert_eq!(m.samples, 1);
+    assert!(m.met && m.drop_final <= 0.0);
+    // 10 labels for 360 rows: refused, naming both counts.
+    let other = tempfile::tempdir().unwrap();
+    let few = other.path().join("few.npy");
+    std::fs::write(&few, kiln_tensor::npy::write(&Tensor::from_vec(vec![10], vec![0i64; 10]).unwrap()).unwrap()).unwrap();
+    req.labels = Some(few);
+    let cpu = kiln_target_cpu::CpuTarget;
+    let (m, _) = kiln_pipeline::load_model(&model, &cpu.coverage(), None).unwrap();
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let err = kiln_pipeline::compile_model_with(m, &cpu, &opts, None, Some(&req)).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("10 class ids") && err.contains("360 rows"), "{err}");
 }

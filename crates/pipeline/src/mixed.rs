@@ -1,11 +1,12 @@
-//! Accuracy-aware mixed precision: with a budget on a metric against the f32 model's first
-//! float output,
+//! Accuracy-aware mixed precision: with a budget on a metric of the model's first float output
+//! (against f32's outputs, or a task metric against labels),
 //! each quantized layer's sensitivity is measured (that layer alone in int8, the rest f32), and
 //! the most harmful layers are kept in f32, one at a time in order of harm, until the whole
 //! int8 graph meets the budget. Every layer's precision and the reason are reported.
 //!
 //! Runs on the CPU target with default kernels (accuracy does not depend on tuning), on the
-//! calibration samples (up to [`EVAL_SAMPLES`]) or, without data, one synthetic input.
+//! evaluation samples (`--eval-data`), else the calibration samples (up to [`EVAL_SAMPLES`]),
+//! else one synthetic input.
 
 use crate::{PipelineError, QUANTIZE_AFTER};
 use kiln_ir::Model;
@@ -23,12 +24,15 @@ pub enum Budget {
     /// Top-1 agreement (argmax over the last axis) with f32 may fall at most this many
     /// percentage points below 100.
     Top1(f64),
+    /// Task metric: top-1 accuracy against labels (one class id per row of the evaluation
+    /// samples' first output) may fall at most this many percentage points below f32's.
+    Accuracy(f64),
 }
 
 impl Budget {
-    /// `cosine=0.01` or `top1=0.5`.
+    /// `cosine=0.01`, `top1=0.5` or `accuracy=0.5`.
     pub fn parse(s: &str) -> Result<Budget, String> {
-        let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}': write METRIC=DROP, e.g. cosine=0.01 or top1=0.5"))?;
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}': write METRIC=DROP, e.g. cosine=0.01, top1=0.5 or accuracy=0.5"))?;
         let v: f64 = v.trim().parse().map_err(|_| format!("'{s}': {v} is not a number"))?;
         if v.is_nan() || v < 0.0 {
             return Err(format!("'{s}': the drop must be >= 0"));
@@ -36,22 +40,20 @@ impl Budget {
         match k.trim() {
             "cosine" => Ok(Budget::Cosine(v)),
             "top1" => Ok(Budget::Top1(v)),
-            other => Err(format!("'{s}': metric {other} is not cosine or top1")),
-        }
-    }
-
-    /// The drop of a measured value of this metric (cosine in [-1, 1], top-1 in percent).
-    fn drop(&self, value: f64) -> f64 {
-        match self {
-            Budget::Cosine(_) => 1.0 - value,
-            Budget::Top1(_) => 100.0 - value,
+            "accuracy" => Ok(Budget::Accuracy(v)),
+            other => Err(format!("'{s}': metric {other} is not cosine, top1 or accuracy")),
         }
     }
 
     fn allowed(&self) -> f64 {
         match self {
-            Budget::Cosine(d) | Budget::Top1(d) => *d,
+            Budget::Cosine(d) | Budget::Top1(d) | Budget::Accuracy(d) => *d,
         }
+    }
+
+    /// Whether the metric needs labels.
+    pub fn needs_labels(&self) -> bool {
+        matches!(self, Budget::Accuracy(_))
     }
 }
 
@@ -70,6 +72,8 @@ pub struct LayerPrecision {
 pub struct MixedReport {
     pub budget: Budget,
     pub samples: usize,
+    /// The f32 model's top-1 accuracy against the labels, in percent (task metric only).
+    pub f32_accuracy: Option<f64>,
     /// The drop with every layer in int8, and with the chosen layers kept f32, measured.
     pub drop_all_int8: f64,
     pub drop_final: f64,
@@ -84,14 +88,29 @@ pub fn choose(
     ranges: Option<&Ranges>,
     budget: Budget,
     samples: &[Vec<(String, Tensor)>],
+    labels: Option<&[i64]>,
 ) -> Result<(QuantOptions, MixedReport), PipelineError> {
     let reference = outputs(base, samples)?;
+    let f32_accuracy = match (budget, labels) {
+        (Budget::Accuracy(_), Some(l)) => Some(accuracy(&reference, l)?),
+        (Budget::Accuracy(_), None) => {
+            return Err(PipelineError::Calibration(
+                "an accuracy budget needs labels (--labels FILE.npy: one class id per evaluated row)".into(),
+            ));
+        }
+        _ => None,
+    };
     let (_, full) = kiln_quant::quantize(base, options, ranges)?;
     let layers: Vec<(String, String)> = full.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect();
     let measure = |opts: &QuantOptions| -> Result<f64, PipelineError> {
         let (q, _) = kiln_quant::quantize(base, opts, ranges)?;
         let got = outputs(&q, samples)?;
-        Ok(budget.drop(metric(budget, &reference, &got)))
+        Ok(match (budget, labels, f32_accuracy) {
+            (Budget::Cosine(_), _, _) => 1.0 - mean_cosine(&reference, &got),
+            (Budget::Top1(_), _, _) => 100.0 - agreement(&reference, &got),
+            (Budget::Accuracy(_), Some(l), Some(f)) => f - accuracy(&got, l)?,
+            (Budget::Accuracy(_), _, _) => f64::NAN,
+        })
     };
     let drop_all = measure(options)?;
     let mut sens = Vec::with_capacity(layers.len());
@@ -131,6 +150,7 @@ pub fn choose(
     let report = MixedReport {
         budget,
         samples: samples.len(),
+        f32_accuracy,
         drop_all_int8: drop_all,
         drop_final: drop,
         met: drop <= budget.allowed(),
@@ -158,27 +178,44 @@ fn outputs(model: &Model, samples: &[Vec<(String, Tensor)>]) -> Result<Vec<Tenso
     Ok(out)
 }
 
-/// The metric of `got` against `want` over the samples: mean cosine, or top-1 agreement in %.
-fn metric(budget: Budget, want: &[Tensor], got: &[Tensor]) -> f64 {
-    let f = |t: &Tensor| t.to_f64_vec().unwrap_or_default();
-    match budget {
-        Budget::Cosine(_) => {
-            let c: Vec<f64> = want.iter().zip(got).map(|(w, g)| cosine(&f(w), &f(g))).collect();
-            c.iter().sum::<f64>() / c.len().max(1) as f64
-        }
-        Budget::Top1(_) => {
-            let (mut same, mut total) = (0usize, 0usize);
-            for (w, g) in want.iter().zip(got) {
-                let cols = w.shape().last().copied().unwrap_or(1).max(1);
-                let (wv, gv) = (f(w), f(g));
-                for (a, b) in wv.chunks(cols).zip(gv.chunks(cols)) {
-                    total += 1;
-                    same += usize::from(argmax(a) == argmax(b));
-                }
-            }
-            100.0 * same as f64 / total.max(1) as f64
-        }
+/// Mean cosine of `got` to `want` over the samples.
+fn mean_cosine(want: &[Tensor], got: &[Tensor]) -> f64 {
+    let c: Vec<f64> = want.iter().zip(got).map(|(w, g)| cosine(&floats(w), &floats(g))).collect();
+    c.iter().sum::<f64>() / c.len().max(1) as f64
+}
+
+/// Top-1 agreement of `got` with `want` (argmax over the last axis of each row), in percent.
+fn agreement(want: &[Tensor], got: &[Tensor]) -> f64 {
+    let (w, g) = (top1(want), top1(got));
+    100.0 * w.iter().zip(&g).filter(|(a, b)| a == b).count() as f64 / w.len().max(1) as f64
+}
+
+/// Top-1 accuracy of `got` against one label per row, in percent.
+fn accuracy(got: &[Tensor], labels: &[i64]) -> Result<f64, PipelineError> {
+    let predicted = top1(got);
+    if predicted.len() != labels.len() {
+        return Err(PipelineError::Calibration(format!(
+            "the labels hold {} class ids but the evaluation samples give {} rows (one label per row of the first output, samples in file order)",
+            labels.len(),
+            predicted.len()
+        )));
     }
+    let right = predicted.iter().zip(labels).filter(|(p, l)| i64::try_from(**p).ok() == Some(**l)).count();
+    Ok(100.0 * right as f64 / labels.len().max(1) as f64)
+}
+
+/// The argmax over the last axis of every row of every sample's output.
+fn top1(outs: &[Tensor]) -> Vec<usize> {
+    let mut v = Vec::new();
+    for t in outs {
+        let cols = t.shape().last().copied().unwrap_or(1).max(1);
+        v.extend(floats(t).chunks(cols).map(argmax));
+    }
+    v
+}
+
+fn floats(t: &Tensor) -> Vec<f64> {
+    t.to_f64_vec().unwrap_or_default()
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -200,6 +237,7 @@ mod tests {
     fn budgets_parse() {
         assert_eq!(Budget::parse("cosine=0.01"), Ok(Budget::Cosine(0.01)));
         assert_eq!(Budget::parse("top1=0.5"), Ok(Budget::Top1(0.5)));
+        assert_eq!(Budget::parse("accuracy=1"), Ok(Budget::Accuracy(1.0)));
         assert!(Budget::parse("cosine").is_err());
         assert!(Budget::parse("f1=0.1").is_err());
         assert!(Budget::parse("top1=-1").is_err());

@@ -38,6 +38,10 @@ pub struct QuantRequest {
     pub force: bool,
     /// Accuracy budget: the most harmful layers stay f32 until it holds (mixed precision).
     pub budget: Option<crate::mixed::Budget>,
+    /// The samples the budget is measured on (None: the first calibration samples).
+    pub eval: Option<CalibSource>,
+    /// Class ids, one per row of the evaluation samples' first output, for an accuracy budget.
+    pub labels: Option<PathBuf>,
 }
 
 impl Default for QuantRequest {
@@ -49,6 +53,8 @@ impl Default for QuantRequest {
             options: QuantOptions::default(),
             force: false,
             budget: None,
+            eval: None,
+            labels: None,
         }
     }
 }
@@ -101,7 +107,8 @@ pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, Pipeline
         None => (req.options.clone(), None),
         Some(b) => {
             let samples = eval_samples(model, req)?;
-            let (o, r) = crate::mixed::choose(model, &req.options, ranges.as_ref(), b, &samples)?;
+            let labels = req.labels.as_deref().map(read_labels).transpose()?;
+            let (o, r) = crate::mixed::choose(model, &req.options, ranges.as_ref(), b, &samples, labels.as_deref())?;
             (o, Some(r))
         }
     };
@@ -170,13 +177,23 @@ pub(crate) fn guard(
     Ok(())
 }
 
-/// What mixed precision measures on: the first calibration samples, else one synthetic input
-/// from the declared input shapes (symbolic dims 1).
+/// What mixed precision measures on: every evaluation sample, else the first calibration
+/// samples, else one synthetic input from the declared input shapes (symbolic dims 1).
 fn eval_samples(model: &Model, req: &QuantRequest) -> Result<Vec<Vec<(String, kiln_tensor::Tensor)>>, PipelineError> {
-    if let Some(src) = &req.calibration {
+    let chosen = match (&req.eval, &req.calibration) {
+        (Some(e), _) => Some((e, usize::MAX)),
+        (None, Some(c)) => Some((c, crate::mixed::EVAL_SAMPLES)),
+        (None, None) => None,
+    };
+    if let Some((src, n)) = chosen {
         let set = open_set(model, src)?;
-        let samples: Result<Vec<_>, _> = set.iter().take(crate::mixed::EVAL_SAMPLES).map(|s| s.map(|s| s.inputs)).collect();
+        let samples: Result<Vec<_>, _> = set.iter().take(n).map(|s| s.map(|s| s.inputs)).collect();
         return Ok(samples.map_err(kiln_quant::QuantError::from)?);
+    }
+    if req.budget.is_some_and(|b| b.needs_labels()) {
+        return Err(PipelineError::Calibration(
+            "an accuracy budget is measured on labelled data: give --eval-data DIR (or --calib DIR) with --labels FILE.npy".into(),
+        ));
     }
     let g = &model.graph;
     let mut one = Vec::new();
@@ -186,6 +203,17 @@ fn eval_samples(model: &Model, req: &QuantRequest) -> Result<Vec<Vec<(String, ki
         one.push((info.name.clone(), latency::synthetic_tensor(&info.name, info.dtype.unwrap_or(kiln_tensor::DType::F32), shape)?));
     }
     Ok(vec![one])
+}
+
+/// Class ids from a `.npy` file of integers.
+fn read_labels(path: &std::path::Path) -> Result<Vec<i64>, PipelineError> {
+    let bad = |why: String| PipelineError::Calibration(format!("labels {}: {why}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let t = kiln_tensor::npy::read(&bytes).map_err(|e| bad(e.to_string()))?;
+    if !t.dtype().is_int() {
+        return Err(bad(format!("class ids must be integers, got {}", t.dtype())));
+    }
+    t.to_i64_vec().map_err(|e| bad(e.to_string()))
 }
 
 /// The first calibration sample, the most realistic input to time with.
