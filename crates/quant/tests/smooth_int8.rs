@@ -164,6 +164,12 @@ fn cosines(model: &Model, reference: &[Vec<f32>], test: &[Feeds]) -> (f64, f64) 
 
 /// MiniLM-L6: static int8 with and without SmoothQuant. By default alpha 0.5 (folded groups
 /// only, then with inserted Muls); `KILN_SMOOTH_SWEEP=1` also tries alpha 0.3..0.8.
+///
+/// Measured (20 held-out sentences, cosine to f32 min / mean): no smoothing 0.9927 / 0.9941.
+/// Folded groups only: none exist in this post-LayerNorm BERT (every LayerNorm output also feeds
+/// a residual Add, FC2 reads GELU's `* 0.5`, the output projection a Reshape), so identical.
+/// With inserted Muls (24 groups): alpha 0.3 0.9065 / 0.9280, 0.4 0.9618 / 0.9765,
+/// 0.5 0.9904 / 0.9938, 0.6 0.9952 / 0.9972, 0.7 0.9901 / 0.9970, 0.8 0.9786 / 0.9937.
 #[test]
 fn minilm_int8_with_and_without_smoothing() {
     let Some((model, feeds)) = minilm() else { return };
