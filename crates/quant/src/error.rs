@@ -28,6 +28,16 @@ pub enum QuantError {
     Ir(#[from] kiln_ir::IrError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error("SmoothQuant alpha must be in [0, 1], got {alpha}")]
+    SmoothAlpha { alpha: f32 },
+    #[error(
+        "activation '{value}' has no channel maxima; feed a ChannelMaxCollector over plan.observation() with the outputs of with_observed_outputs(model, &plan.observation())"
+    )]
+    SmoothNotObserved { value: String },
+    #[error("'{value}' has {found} channels (last axis) where {expected} were expected; observe the model the plan was made on")]
+    Channels { value: String, expected: usize, found: usize },
+    #[error("the smoothing plan does not match this model at node '{node}': {reason}; plan and smooth the same model")]
+    SmoothPlan { node: String, reason: String },
 }
 
 /// Errors from reading calibration data; each names the file and the way out.

@@ -123,3 +123,6 @@ pub fn quantize_owned(model: Model, opts: &QuantOptions, ranges: Option<&Ranges>
     let sel = select::select(&model, opts);
     qdq::rewrite(model, opts, &sel, ranges)
 }
+
+pub mod smooth;
+pub use smooth::{ChannelMaxCollector, ChannelStats, SmoothOptions, SmoothPlan, SmoothSummary, plan_smoothing, smooth};
