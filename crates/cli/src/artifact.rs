@@ -25,7 +25,15 @@ pub struct Identity {
 }
 
 /// Writes the artifact folder for `compiled` (plan.json, weights.bin, tuning.json, manifest).
-pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tune: &str, dims: &BTreeMap<String, usize>, compiled: &Compiled) -> anyhow::Result<kiln_artifact::ArtifactOutput> {
+pub fn write(
+    out: &Path,
+    id: &Identity,
+    model: &Path,
+    weights: Option<&Path>,
+    tune: &str,
+    dims: &BTreeMap<String, usize>,
+    compiled: &Compiled,
+) -> anyhow::Result<kiln_artifact::ArtifactOutput> {
     let plan = compiled.plan.as_ref().context("the lower phase produced no plan")?;
     let mut plan_json = serde_json::to_vec_pretty(plan)?;
     plan_json.push(b'\n');
@@ -67,7 +75,11 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
         kiln: KilnInfo { version: kiln_target::KILN_VERSION.into(), commit: KILN_COMMIT.into() },
         files: Vec::new(),
     };
-    let mut files = vec![("plan.json".to_string(), plan_json), ("weights.bin".to_string(), compiled.weights.clone()), ("tuning.json".to_string(), tuning)];
+    let mut files = vec![
+        ("plan.json".to_string(), plan_json),
+        ("weights.bin".to_string(), compiled.weights.clone()),
+        ("tuning.json".to_string(), tuning),
+    ];
     if let Some(q) = &compiled.quantized {
         // Every quantized node's scheme and every node left in float, with the reason.
         // and the precision decisions of the latency guard and of mixed precision. Decisions
@@ -75,6 +87,7 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
         // stays byte-identical for the same decisions.
         let decisions = serde_json::json!({
             "summary": q.summary,
+            "smoothquant": q.smooth,
             "latency_guard": q.latency.as_ref().map(|l| serde_json::json!({
                 "declined": l.declined,
                 "layers_kept_f32": l.layers_kept_float.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),
@@ -93,7 +106,8 @@ pub fn write(out: &Path, id: &Identity, model: &Path, weights: Option<&Path>, tu
 pub fn write_evidence(art: &kiln_artifact::ArtifactOutput, compiled: &Compiled, key: Option<&KeyPair>) -> anyhow::Result<()> {
     let m = &art.manifest;
     let build = serde_json::to_value(&m.build)?;
-    let prov = kiln_artifact::provenance_statement(&m.name, &art.digest, &m.source.name, &m.source.sha256, build, &m.kiln.version, &m.kiln.commit);
+    let prov =
+        kiln_artifact::provenance_statement(&m.name, &art.digest, &m.source.name, &m.source.sha256, build, &m.kiln.version, &m.kiln.commit);
     kiln_artifact::write_attestation(&art.dir, "provenance.intoto.json", &Envelope::new(&prov, key))?;
     let device = kiln_target_cpu::device::description();
     let timings = serde_json::json!({
@@ -120,7 +134,9 @@ pub fn write_evidence(art: &kiln_artifact::ArtifactOutput, compiled: &Compiled, 
 /// Reads an artifact's manifest and digest.
 pub fn read_manifest(dir: &Path) -> anyhow::Result<(Manifest, String)> {
     let p = dir.join(kiln_artifact::MANIFEST_FILE);
-    let bytes = std::fs::read(&p).with_context(|| format!("{} is not a Kiln artifact (no manifest.json): compile one with `kiln compile MODEL -o DIR`", dir.display()))?;
+    let bytes = std::fs::read(&p).with_context(|| {
+        format!("{} is not a Kiln artifact (no manifest.json): compile one with `kiln compile MODEL -o DIR`", dir.display())
+    })?;
     let m: Manifest = serde_json::from_slice(&bytes).with_context(|| format!("{} does not parse as a manifest", p.display()))?;
     Ok((m, format!("sha256:{}", kiln_artifact::sha256_hex(&bytes))))
 }

@@ -97,6 +97,11 @@ pub struct Args {
     /// file order: the labels of an accuracy=DROP budget.
     #[arg(long, value_name = "FILE", requires = "max_accuracy_drop")]
     labels: Option<PathBuf>,
+    /// SmoothQuant before static int8 (needs --calib): per input channel of each MatMul,
+    /// activation range moved into the weights with strength ALPHA in [0, 1] (default 0.5);
+    /// folded into the producing LayerNorm/MatMul where it can be, else an inserted Mul.
+    #[arg(long, value_name = "ALPHA", num_args = 0..=1, default_missing_value = "0.5")]
+    smoothquant: Option<f32>,
     /// Emit the int8 plan even when it measures slower than the f32 plan (the latency guard
     /// otherwise keeps slower layers, or the whole plan, in f32 and says so).
     #[arg(long)]
@@ -260,8 +265,8 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
     let cal = bf.calibration.as_ref();
     let data = a.calib.clone().or(cal.and_then(|c| c.data.clone()));
     if precision == Precision::F32 {
-        if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() {
-            anyhow::bail!("--calib, --max-accuracy-drop and --export-qdq are for --precision int8");
+        if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() || a.smoothquant.is_some() {
+            anyhow::bail!("--calib, --max-accuracy-drop, --smoothquant and --export-qdq are for --precision int8");
         }
         if data.is_some() && !a.quiet {
             eprintln!("note: calibration data {:?} is unused: f32 builds need no calibration", data.unwrap_or_default());
@@ -279,6 +284,14 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         Method::Percentile => kiln_quant::CalibMethod::Percentile { percentile: 99.99, symmetric: false },
         Method::Entropy => kiln_quant::CalibMethod::Entropy { symmetric: false },
     };
+    if let Some(alpha) = a.smoothquant {
+        if !(0.0..=1.0).contains(&alpha) {
+            anyhow::bail!("--smoothquant {alpha}: alpha must be in [0, 1] (0.5 is the usual choice)");
+        }
+        if data.is_none() {
+            anyhow::bail!("--smoothquant scales activations by their calibrated per-channel maxima: give --calib DIR");
+        }
+    }
     if a.max_accuracy_drop.is_some_and(|b| b.needs_labels()) && a.labels.is_none() {
         anyhow::bail!(
             "--max-accuracy-drop accuracy=.. is measured against labels: give --labels FILE.npy (one class id per evaluated row)"
@@ -306,6 +319,7 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         budget: a.max_accuracy_drop,
         eval: a.eval_data.clone().map(kiln_pipeline::CalibSource::Path),
         labels: a.labels.clone(),
+        smooth: a.smoothquant.map(|alpha| kiln_quant::SmoothOptions { alpha, insert_mul: true, ..kiln_quant::SmoothOptions::default() }),
     }))
 }
 
@@ -374,6 +388,9 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     }
     if let Some(q) = &compiled.quantized {
         if !a.json && !a.quiet {
+            if let Some(sm) = &q.smooth {
+                print!("{sm}");
+            }
             print!("{}", q.summary);
             if let Some(c) = &q.calibration {
                 println!(

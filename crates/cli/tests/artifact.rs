@@ -177,5 +177,5 @@ fn int8_compile_writes_a_marked_artifact_and_its_qdq_export() {
     // Flags that only make sense for int8 are refused on f32.
     let (code, _, err) = kiln(&["compile", s(&m), "-o", s(&c), "--calib", s(&calib)]);
     assert_ne!(code, 0);
-    assert!(err.contains("--calib, --max-accuracy-drop and --export-qdq are for --precision int8"), "{err}");
+    assert!(err.contains("--smoothquant and --export-qdq are for --precision int8"), "{err}");
 }

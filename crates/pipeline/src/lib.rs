@@ -79,7 +79,11 @@ pub struct Compiled {
 /// `.safetensors` file / shard index with config.json beside it) built by `kiln-hf`. Nodes
 /// outside `ops` are marked unsupported. With `weights`, the graph's initializers are replaced
 /// by name from that safetensors checkpoint; the report says what matched.
-pub fn load_model(path: &Path, ops: &kiln_ir::OpSet, weights: Option<&Path>) -> Result<(Model, Option<kiln_hf::RebindReport>), PipelineError> {
+pub fn load_model(
+    path: &Path,
+    ops: &kiln_ir::OpSet,
+    weights: Option<&Path>,
+) -> Result<(Model, Option<kiln_hf::RebindReport>), PipelineError> {
     let mut model = if kiln_hf::is_hf_model(path) {
         kiln_hf::build(path, &kiln_hf::BuildOptions::default(), ops)?
     } else {
@@ -114,7 +118,12 @@ pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, st
 }
 
 /// The phases after import, on a model already in memory.
-pub fn compile_model(model: Model, target: &dyn Target, opts: &CompileOptions, stop_after: Option<&str>) -> Result<Compiled, PipelineError> {
+pub fn compile_model(
+    model: Model,
+    target: &dyn Target,
+    opts: &CompileOptions,
+    stop_after: Option<&str>,
+) -> Result<Compiled, PipelineError> {
     compile_model_with(model, target, opts, stop_after, None)
 }
 
@@ -133,7 +142,15 @@ pub fn compile_model_with(
     {
         return Err(PipelineError::UnknownPhase(p.to_string(), phases().join(", ")));
     }
-    let mut out = Compiled { model, plan: None, weights: Vec::new(), phase_times: Vec::new(), tune: Vec::new(), patches: Vec::new(), quantized: None };
+    let mut out = Compiled {
+        model,
+        plan: None,
+        weights: Vec::new(),
+        phase_times: Vec::new(),
+        tune: Vec::new(),
+        patches: Vec::new(),
+        quantized: None,
+    };
     if stop_after == Some("import") {
         return Ok(out);
     }
@@ -141,8 +158,8 @@ pub fn compile_model_with(
     let until = stop_after.filter(|p| *p != "optimize" && *p != "lower");
     let names = kiln_passes::phase_names();
     let before_quant = |p: &str| names.iter().position(|n| *n == p) <= names.iter().position(|n| *n == QUANTIZE_AFTER);
-    // The float graph the quantizer starts from, kept for the latency guard.
-    let mut guard_base: Option<Model> = None;
+    // Whether the latency guard runs (the quantizer keeps the float graph it started from).
+    let mut guarded = false;
     match quant {
         Some(req) if until.is_none_or(|p| !before_quant(p)) => {
             out.patches = kiln_passes::optimize(&mut out.model, &kiln_passes::pipeline_until(QUANTIZE_AFTER)?)?;
@@ -150,7 +167,7 @@ pub fn compile_model_with(
             let t = Instant::now();
             let q = quantize::quantize(&out.model, req)?;
             if stop_after.is_none_or(|p| p == "lower") && !req.force {
-                guard_base = Some(out.model.clone());
+                guarded = true;
             }
             out.model = q.qdq.clone();
             out.quantized = Some(q);
@@ -191,9 +208,9 @@ pub fn compile_model_with(
     out.phase_times.push(("lower", t.elapsed()));
     out.plan = Some(plan);
     out.weights = weights;
-    if let (Some(base), Some(req)) = (&guard_base, quant) {
+    if let (true, Some(req)) = (guarded, quant) {
         let t = Instant::now();
-        quantize::guard(&mut out, base, req, target, &opts, &mut tuner)?;
+        quantize::guard(&mut out, req, target, &opts, &mut tuner)?;
         out.phase_times.push(("latency guard", t.elapsed()));
     }
     tuner.cache.save()?;
@@ -363,6 +380,8 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("KILN_CACHE_DIR") {
         return Some(PathBuf::from(d));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("kiln").join("tune"))
 }

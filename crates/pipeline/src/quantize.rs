@@ -6,7 +6,7 @@
 use crate::PipelineError;
 use crate::latency::{self, LatencyCheck};
 use kiln_ir::Model;
-use kiln_quant::{CalibMethod, CalibrationSet, Calibrator, QuantOptions, QuantSummary};
+use kiln_quant::{CalibMethod, CalibrationSet, Calibrator, QuantOptions, QuantSummary, SmoothOptions, SmoothSummary};
 use kiln_target::{CompileOptions, Target, TuneCache, TuneMode, Tuner};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -42,6 +42,8 @@ pub struct QuantRequest {
     pub eval: Option<CalibSource>,
     /// Class ids, one per row of the evaluation samples' first output, for an accuracy budget.
     pub labels: Option<PathBuf>,
+    /// SmoothQuant before static quantization (needs calibration data).
+    pub smooth: Option<SmoothOptions>,
 }
 
 impl Default for QuantRequest {
@@ -55,6 +57,7 @@ impl Default for QuantRequest {
             budget: None,
             eval: None,
             labels: None,
+            smooth: None,
         }
     }
 }
@@ -76,6 +79,11 @@ pub struct Quantized {
     /// The options the graph was quantized with (the request's, plus the layers mixed
     /// precision kept in f32).
     pub options: QuantOptions,
+    /// What SmoothQuant did, when asked.
+    pub smooth: Option<SmoothSummary>,
+    /// The float graph the quantizer started from (after SmoothQuant when asked): what the
+    /// latency guard compares with and re-quantizes.
+    pub float: Model,
 }
 
 impl Quantized {
@@ -96,6 +104,19 @@ pub struct CalibrationRun {
 /// Calibrates (when data is given) and rewrites `model`, which has been optimized up to
 /// [`QUANTIZE_AFTER`], into its QDQ form.
 pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, PipelineError> {
+    let (smoothed, smooth_summary) = match (&req.smooth, &req.calibration) {
+        (None, _) => (None, None),
+        (Some(_), None) => {
+            return Err(PipelineError::Calibration(
+                "SmoothQuant scales activations by their calibrated per-channel maxima: give calibration data (--calib DIR)".into(),
+            ));
+        }
+        (Some(o), Some(src)) => {
+            let (m, s) = smooth(model, src, req, o)?;
+            (Some(m), Some(s))
+        }
+    };
+    let model = smoothed.as_ref().unwrap_or(model);
     let (ranges, calibration) = match &req.calibration {
         None => (None, None),
         Some(src) => {
@@ -117,20 +138,20 @@ pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, Pipeline
         summary.samples = Some(c.samples);
         summary.calibration = Some(req.method);
     }
-    Ok(Quantized { summary, qdq, calibration, ranges, latency: None, mixed, options })
+    Ok(Quantized { summary, qdq, calibration, ranges, latency: None, mixed, options, smooth: smooth_summary, float: model.clone() })
 }
 
-/// The latency guard (see [`crate::latency`]) on a compile whose int8 plan is in `out`; `base`
-/// is the float graph the quantizer started from.
+/// The latency guard (see [`crate::latency`]) on a compile whose quantized plan is in `out`,
+/// against the float graph the quantizer started from.
 pub(crate) fn guard(
     out: &mut crate::Compiled,
-    base: &Model,
     req: &QuantRequest,
     target: &dyn Target,
     opts: &CompileOptions,
     tuner: &mut Tuner,
 ) -> Result<(), PipelineError> {
     let (Some(mut q), Some(plan)) = (out.quantized.take(), out.plan.take()) else { return Ok(()) };
+    let base = &q.float.clone();
     let float_model = latency::float_model(base)?;
     let mut float = latency::load(target, &float_model, opts, tuner)?;
     let float_plan = float.plan.clone();
@@ -241,29 +262,56 @@ pub(crate) fn cpu_executable(model: &Model) -> Result<Box<dyn kiln_target::Execu
     Ok(cpu.load(&plan, weights)?)
 }
 
-/// Runs the float model on every sample with the observed activations as outputs (CPU target,
-/// default kernels, nothing tuned) and returns their ranges.
-fn calibrate(model: &Model, src: &CalibSource, req: &QuantRequest) -> Result<(kiln_quant::Ranges, CalibrationRun), PipelineError> {
-    let started = Instant::now();
+/// Runs `model` with `observation`'s values as extra outputs (CPU target, default kernels,
+/// nothing tuned) on each sample of `src` (at most `max_samples`), one at a time, handing the
+/// observed outputs to `feed`. Returns the samples read.
+fn observe(
+    model: &Model,
+    observation: &kiln_quant::Observation,
+    src: &CalibSource,
+    max_samples: Option<usize>,
+    mut feed: impl FnMut(&[(String, kiln_tensor::Tensor)]) -> Result<(), kiln_quant::QuantError>,
+) -> Result<u64, PipelineError> {
     let set = open_set(model, src)?;
     if set.is_empty() {
         return Err(PipelineError::Calibration(
             "the calibration data holds no sample; give at least one, or leave --calib out for dynamic (data-free) quantization".into(),
         ));
     }
-    let observation = kiln_quant::plan_observation(model, &req.options);
-    let mut observed = kiln_quant::with_observed_outputs(model, &observation);
+    let mut observed = kiln_quant::with_observed_outputs(model, observation);
     kiln_passes::optimize(&mut observed, &kiln_passes::default_pipeline())?;
     let mut exe = cpu_executable(&observed)?;
-    let mut cal = Calibrator::new(req.method, &observation);
     let mut samples = 0u64;
-    for sample in set.iter().take(req.max_samples.unwrap_or(usize::MAX)) {
+    for sample in set.iter().take(max_samples.unwrap_or(usize::MAX)) {
         let kiln_quant::Sample { name, inputs } = sample.map_err(kiln_quant::QuantError::from)?;
-        let outputs = exe.run(inputs).map_err(|e| PipelineError::Calibration(format!("calibration sample {name}: {e}")))?;
-        cal.observe_outputs(outputs.iter().filter(|(n, _)| observation.values.contains(n)).map(|(n, t)| (n.as_str(), t)))?;
+        let mut outputs = exe.run(inputs).map_err(|e| PipelineError::Calibration(format!("calibration sample {name}: {e}")))?;
+        outputs.retain(|(n, _)| observation.values.contains(n));
+        feed(&outputs)?;
         samples += 1;
     }
+    Ok(samples)
+}
+
+/// Runs the float model on every sample with the observed activations as outputs and returns
+/// their ranges.
+fn calibrate(model: &Model, src: &CalibSource, req: &QuantRequest) -> Result<(kiln_quant::Ranges, CalibrationRun), PipelineError> {
+    let started = Instant::now();
+    let observation = kiln_quant::plan_observation(model, &req.options);
+    let mut cal = Calibrator::new(req.method, &observation);
+    let samples =
+        observe(model, &observation, src, req.max_samples, |outs| cal.observe_outputs(outs.iter().map(|(n, t)| (n.as_str(), t))))?;
     let observer_bytes = cal.memory_bytes();
     let ranges = cal.finish()?;
     Ok((ranges, CalibrationRun { samples, time: started.elapsed(), observer_bytes }))
+}
+
+/// SmoothQuant: per-channel activation maxima over the calibration samples, then the float
+/// graph rewritten with the activation ranges moved into the weights.
+fn smooth(model: &Model, src: &CalibSource, req: &QuantRequest, opts: &SmoothOptions) -> Result<(Model, SmoothSummary), PipelineError> {
+    let plan = kiln_quant::plan_smoothing(model, opts);
+    let observation = plan.observation();
+    let mut collector = kiln_quant::ChannelMaxCollector::new(&observation);
+    observe(model, &observation, src, req.max_samples, |outs| collector.observe_outputs(outs.iter().map(|(n, t)| (n.as_str(), t))))?;
+    let stats = collector.finish()?;
+    Ok(kiln_quant::smooth(model.clone(), &plan, &stats, opts)?)
 }
