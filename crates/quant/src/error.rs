@@ -28,6 +28,22 @@ pub enum QuantError {
     Ir(#[from] kiln_ir::IrError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(
+        "{why} needs ai.onnx opset {to}, and node '{node}' ({op}) changes meaning between opset {opset} and {to} ({reason}): convert the model to opset {to} first"
+    )]
+    OpsetRaise { why: String, node: String, op: String, opset: i64, to: i64, reason: String },
+    #[error(
+        "observed value '{value}' has {found} features per row, but its Hessian is {expected} x {expected}; feed the same model's activations"
+    )]
+    HessianShape { value: String, expected: usize, found: usize },
+    #[error(
+        "GPTQ needs the Hessian of '{value}' (activation of node '{node}'); collect Hessians over plan_weight_only() of this model with these options, or use round-to-nearest"
+    )]
+    NoHessian { value: String, node: String },
+    #[error(
+        "observed value '{value}' got no finite row in {tensors} tensors; feed at least one calibration sample, or use round-to-nearest"
+    )]
+    NoRows { value: String, tensors: u64 },
 }
 
 /// Errors from reading calibration data; each names the file and the way out.

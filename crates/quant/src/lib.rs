@@ -123,3 +123,13 @@ pub fn quantize_owned(model: Model, opts: &QuantOptions, ranges: Option<&Ranges>
     let sel = select::select(&model, opts);
     qdq::rewrite(model, opts, &sel, ranges)
 }
+
+// Weight-only quantization (fp16, bf16, int4/int8 group-wise, RTN or GPTQ) and what it shares.
+mod graph_edit;
+mod opset;
+mod weight_only;
+
+pub use weight_only::{
+    Hessian, HessianCollector, Hessians, ProxyError, Rounding, WEIGHT_ONLY_METADATA_KEY, WeightFormat, WeightOnlyNode, WeightOnlyOptions,
+    WeightOnlySummary, plan_weight_only, quantize_weight_only,
+};
