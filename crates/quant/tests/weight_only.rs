@@ -222,3 +222,43 @@ fn hessian_memory_does_not_grow_with_samples() {
     }
     assert_eq!(memory[0], memory[1]);
 }
+
+/// Opset 11 Unsqueeze (axes attribute), Split (equal parts, no sizes) and ReduceSum (axes
+/// attribute) raised to 21: axes as inputs, `num_outputs` written; same outputs, onnxruntime too.
+#[test]
+fn attributes_that_became_inputs_are_rewritten() {
+    let mut b = B::new(6);
+    let x = b.input("x", &["2", "8"]);
+    let w = b.weight("w", &[8, 4], 1.0);
+    let h = b.op("h", "MatMul", &[x, w], vec![]);
+    let u = b.op("u", "Unsqueeze", &[h], vec![("axes", Attr::Ints(vec![0]))]);
+    let s = b.op("s", "Split", &[u], vec![("axis", Attr::Int(2))]);
+    let s2 = b.g.add_value("s2", None, None);
+    b.g.nodes.last_mut().unwrap().outputs.push(Some(s2));
+    let r = b.op("r", "ReduceSum", &[s], vec![("axes", Attr::Ints(vec![0, 2])), ("keepdims", Attr::Int(0))]);
+    let out = b.op("out", "Sub", &[r, s2], vec![]);
+    b.output(out, &["1", "2", "2"]);
+    let mut model = b.model();
+    model.opsets.insert(String::new(), 11);
+    model.graph.nodes.iter_mut().for_each(|n| n.opset = 11);
+    let x = feeds(4, 2);
+    let want = run(&model, &x)["out"].clone();
+    let f16 = WeightOnlyOptions { format: WeightFormat::F16, ..WeightOnlyOptions::default() };
+    for opts in [WeightOnlyOptions::default(), f16] {
+        let (q, _) = quantize_weight_only(model.clone(), &opts, None).unwrap();
+        let node = |op: &str| q.graph.nodes.iter().find(|n| n.op_type == op).unwrap();
+        assert!(node("Unsqueeze").attr("axes").is_none() && node("Unsqueeze").inputs.len() == 2);
+        assert!(node("ReduceSum").attr("axes").is_none() && node("ReduceSum").inputs.len() == 2);
+        let got = run(&q, &x)["out"].clone();
+        assert_eq!(got, run(&with_dequantized_weights(&q), &x)["out"]);
+        let (d, scale) = max_diff(&got, &want);
+        assert!(d <= 0.2 * scale, "{d} vs {scale}");
+        if q.opsets[""] == 21 {
+            assert_eq!(node("Split").attr_int("num_outputs"), Some(2));
+        }
+        if let Some(ort) = common::ort_run(&q, &x) {
+            let (d, scale) = max_diff(&ort["out"], &got);
+            assert!(d <= 1e-5 * scale.max(1.0), "onnxruntime differs by {d}");
+        }
+    }
+}
