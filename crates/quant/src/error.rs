@@ -16,10 +16,6 @@ pub enum QuantError {
         "value '{value}' (activation of node '{node}') has no calibrated range; calibrate over plan_observation() of this model with these options, or pass no ranges for dynamic quantization"
     )]
     NotCalibrated { value: String, node: String },
-    #[error(
-        "per-channel DequantizeLinear needs ai.onnx opset 13, and node '{node}' ({op}) changes meaning between opset {opset} and 13: convert the model to opset 13 first"
-    )]
-    OpsetUpgrade { node: String, op: String, opset: i64 },
     #[error("running the model on calibration sample '{sample}' failed: {source}")]
     Run { sample: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("cannot quantize weight '{name}': {message}")]
@@ -38,6 +34,22 @@ pub enum QuantError {
     Channels { value: String, expected: usize, found: usize },
     #[error("the smoothing plan does not match this model at node '{node}': {reason}; plan and smooth the same model")]
     SmoothPlan { node: String, reason: String },
+    #[error(
+        "{why} needs ai.onnx opset {to}, and node '{node}' ({op}) changes meaning between opset {opset} and {to} ({reason}): convert the model to opset {to} first"
+    )]
+    OpsetRaise { why: String, node: String, op: String, opset: i64, to: i64, reason: String },
+    #[error(
+        "observed value '{value}' has {found} features per row, but its Hessian is {expected} x {expected}; feed the same model's activations"
+    )]
+    HessianShape { value: String, expected: usize, found: usize },
+    #[error(
+        "GPTQ needs the Hessian of '{value}' (activation of node '{node}'); collect Hessians over plan_weight_only() of this model with these options, or use round-to-nearest"
+    )]
+    NoHessian { value: String, node: String },
+    #[error(
+        "observed value '{value}' got no finite row in {tensors} tensors; feed at least one calibration sample, or use round-to-nearest"
+    )]
+    NoRows { value: String, tensors: u64 },
 }
 
 /// Errors from reading calibration data; each names the file and the way out.

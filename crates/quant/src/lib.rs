@@ -126,3 +126,13 @@ pub fn quantize_owned(model: Model, opts: &QuantOptions, ranges: Option<&Ranges>
 
 pub mod smooth;
 pub use smooth::{ChannelMaxCollector, ChannelStats, SmoothOptions, SmoothPlan, SmoothSummary, plan_smoothing, smooth};
+
+// Weight-only quantization (fp16, bf16, int4/int8 group-wise, RTN or GPTQ) and what it shares.
+mod graph_edit;
+mod opset;
+mod weight_only;
+
+pub use weight_only::{
+    Hessian, HessianCollector, Hessians, ProxyError, Rounding, WEIGHT_ONLY_METADATA_KEY, WeightFormat, WeightOnlyNode, WeightOnlyOptions,
+    WeightOnlySummary, plan_weight_only, quantize_weight_only,
+};

@@ -10,60 +10,21 @@
 //!
 //! The result is plain ai.onnx at opset >= 13 (per-axis DequantizeLinear).
 
+use crate::graph_edit::{Emit, Names, drop_unread, place};
 use crate::select::{Candidate, Selection};
 use crate::summary::{ActivationScheme, QuantSummary, QuantizedNode, WeightScheme};
 use crate::weights::quantize_per_channel;
 use crate::{QDType, QParams, QuantError, QuantOptions, Ranges};
 use kiln_ir::{Attr, Graph, Model, Node, ValueId};
 use kiln_tensor::{DType, Shape, Tensor};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// The opset per-axis DequantizeLinear needs.
 pub const MIN_OPSET: i64 = 13;
 
-/// ai.onnx ops whose meaning changed at the given opset (inputs replacing attributes, new
-/// axis semantics): a model using them below that opset cannot simply be relabelled 13.
-const CHANGED_BY_13: &[(&str, i64)] = &[
-    ("Softmax", 13),
-    ("LogSoftmax", 13),
-    ("Hardmax", 13),
-    ("Split", 13),
-    ("Squeeze", 13),
-    ("Unsqueeze", 13),
-    ("ReduceSum", 13),
-    ("Dropout", 12),
-    ("Clip", 11),
-    ("Pad", 11),
-    ("Resize", 11),
-    ("Slice", 10),
-    ("TopK", 10),
-    ("Upsample", 10),
-];
-
-/// Raises the ai.onnx opset to 13 when it is lower, refusing when an op would change meaning.
-fn raise_opset(model: &mut Model) -> Result<(i64, i64), QuantError> {
-    let from = model.opsets.get("").or_else(|| model.opsets.get("ai.onnx")).copied().unwrap_or(MIN_OPSET);
-    if from < MIN_OPSET {
-        for n in model.all_nodes() {
-            if !n.domain.is_empty() {
-                continue;
-            }
-            if CHANGED_BY_13.iter().any(|(op, at)| *op == n.op_type && n.opset.min(from) < *at) {
-                return Err(QuantError::OpsetUpgrade { node: n.label(), op: n.op_type.clone(), opset: from });
-            }
-        }
-    }
-    let to = from.max(MIN_OPSET);
-    model.opsets.remove("ai.onnx");
-    model.opsets.insert(String::new(), to);
-    Ok((from, to))
-}
-
 struct Rewriter<'a> {
     g: &'a mut Graph,
-    opset: i64,
-    names: HashSet<String>,
-    node_names: HashSet<String>,
+    names: Names,
     weights: HashMap<(ValueId, usize, u32), (ValueId, WeightScheme)>,
     activations: HashMap<ValueId, (ValueId, ActivationScheme)>,
     /// Nodes placed before every original node, and after a given original node.
@@ -72,42 +33,13 @@ struct Rewriter<'a> {
     producers: HashMap<ValueId, kiln_ir::NodeId>,
 }
 
+impl Emit for Rewriter<'_> {
+    fn parts(&mut self) -> (&mut Graph, &mut Names) {
+        (self.g, &mut self.names)
+    }
+}
+
 impl Rewriter<'_> {
-    fn fresh(taken: &mut HashSet<String>, base: String) -> String {
-        let mut name = base.clone();
-        let mut k = 1;
-        while taken.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        taken.insert(name.clone());
-        name
-    }
-
-    fn value(&mut self, base: String, dtype: DType, shape: Option<Shape>) -> ValueId {
-        let name = Self::fresh(&mut self.names, base);
-        self.g.add_value(name, Some(dtype), shape)
-    }
-
-    fn constant(&mut self, base: String, t: Tensor) -> ValueId {
-        let v = self.value(base, t.dtype(), Some(Shape::known(t.shape())));
-        self.g.initializers.insert(v, t);
-        v
-    }
-
-    fn node(&mut self, base: String, op: &str, inputs: &[ValueId], outputs: &[ValueId], attrs: Vec<(&str, Attr)>) -> Node {
-        Node {
-            name: Self::fresh(&mut self.node_names, base),
-            op_type: op.into(),
-            domain: String::new(),
-            opset: self.opset,
-            inputs: inputs.iter().map(|&v| Some(v)).collect(),
-            outputs: outputs.iter().map(|&v| Some(v)).collect(),
-            attrs: attrs.into_iter().map(|(k, a)| (k.to_string(), a)).collect(),
-            unsupported: None,
-        }
-    }
-
     /// The DequantizeLinear output standing for the candidate's weight.
     fn weight(&mut self, c: &Candidate) -> Result<(ValueId, WeightScheme), QuantError> {
         let key = (c.weight, c.axis, c.alpha.to_bits());
@@ -207,15 +139,12 @@ pub(crate) fn rewrite(
     ranges: Option<&Ranges>,
 ) -> Result<(Model, QuantSummary), QuantError> {
     let weight_bytes_before = out.graph.parameter_bytes();
-    let (opset_from, opset_to) = raise_opset(&mut out)?;
+    let (opset_from, opset_to) = crate::opset::raise_opset(&mut out, MIN_OPSET, "per-channel DequantizeLinear")?;
     let producers = out.graph.producers();
-    let names = out.graph.values.iter().map(|v| v.name.clone()).collect();
-    let node_names = out.all_nodes().iter().map(|n| n.name.clone()).collect();
+    let names = Names::new(&out, opset_to);
     let mut rw = Rewriter {
         g: &mut out.graph,
-        opset: opset_to,
         names,
-        node_names,
         weights: HashMap::new(),
         activations: HashMap::new(),
         head: Vec::new(),
@@ -235,15 +164,10 @@ pub(crate) fn rewrite(
         }
         nodes.push(QuantizedNode { node: label, op: n.op_type.clone(), weight, activation });
     }
-    let (head, mut after) = (std::mem::take(&mut rw.head), std::mem::take(&mut rw.after));
+    let (head, after) = (std::mem::take(&mut rw.head), std::mem::take(&mut rw.after));
     let g = &mut out.graph;
-    let mut order = head;
-    for (i, n) in std::mem::take(&mut g.nodes).into_iter().enumerate() {
-        order.push(n);
-        order.extend(after.remove(&i).unwrap_or_default());
-    }
-    g.nodes = order;
-    drop_unread_weights(g, sel);
+    place(g, head, after);
+    drop_unread(g, sel.candidates.iter().map(|c| c.weight));
     kiln_ir::compact(g);
     kiln_ir::verify(&out)?;
     let summary = QuantSummary {
@@ -260,20 +184,4 @@ pub(crate) fn rewrite(
     };
     out.metadata.insert(crate::summary::METADATA_KEY.into(), summary.headline());
     Ok((out, summary))
-}
-
-/// Removes the float weights of quantized nodes that no node, subgraph or output reads now.
-fn drop_unread_weights(g: &mut Graph, sel: &Selection) {
-    let mut read: HashSet<ValueId> = g.outputs.iter().copied().collect();
-    for n in &g.nodes {
-        read.extend(n.inputs.iter().flatten().copied());
-        for name in kiln_ir::subgraph_reads(n) {
-            read.extend(g.value_by_name(&name));
-        }
-    }
-    for c in &sel.candidates {
-        if !read.contains(&c.weight) && !g.inputs.contains(&c.weight) {
-            g.initializers.remove(&c.weight);
-        }
-    }
 }
