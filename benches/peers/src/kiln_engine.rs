@@ -32,14 +32,22 @@ impl KilnEngine {
         quant: Option<&kiln_pipeline::QuantRequest>,
     ) -> anyhow::Result<KilnEngine> {
         let target = kiln_target_cpu::CpuTarget;
-        let opts = CompileOptions { tune: TuneMode::Full, tune_budget: Duration::from_secs(30), cache_dir: Some(tune_dir.to_path_buf()), threads: None, dims, ..CompileOptions::default() };
+        let opts = CompileOptions {
+            tune: TuneMode::Full,
+            tune_budget: Duration::from_secs(30),
+            cache_dir: Some(tune_dir.to_path_buf()),
+            threads: None,
+            dims,
+            ..CompileOptions::default()
+        };
         let t = Instant::now();
         let (m, _) = kiln_pipeline::load_model(model, &target.coverage(), None).with_context(|| format!("loading {}", model.display()))?;
-        let compiled = kiln_pipeline::compile_model_with(m, &target, &opts, None, quant).with_context(|| format!("compiling {}", model.display()))?;
+        let compiled =
+            kiln_pipeline::compile_model_with(m, &target, &opts, None, quant).with_context(|| format!("compiling {}", model.display()))?;
         let guard_note = compiled.quantized.as_ref().and_then(|q| q.latency.as_ref()).map(|l| {
             format!(
                 "latency guard: int8 {:.2} ms vs f32 {:.2} ms, {} layers kept f32{}",
-                l.int8_ms,
+                l.quantized_ms,
                 l.float_ms,
                 l.layers_kept_float.len(),
                 if l.declined { ", DECLINED (f32 plan emitted)" } else { "" }

@@ -56,7 +56,7 @@ pub fn write(
             ("device".to_string(), plan.target.device.clone()),
             ("fingerprint".to_string(), plan.target.fingerprint.clone()),
         ]),
-        precision: if compiled.quantized.as_ref().is_some_and(kiln_pipeline::Quantized::emitted) { "int8".into() } else { "f32".into() },
+        precision: compiled.quantized.as_ref().map_or("f32", kiln_pipeline::Quantized::emitted_precision).into(),
         source: SourceModel {
             name: source_name,
             sha256: kiln_artifact::source_digest(model)?,

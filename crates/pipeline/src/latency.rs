@@ -1,4 +1,5 @@
-//! The latency guard of an int8 compile: the int8 plan and the float plan of the same model are
+//! The latency guard of a quantized compile (int8, int4, fp16, bf16; written int8 below): the
+//! int8 plan and the float plan of the same model are
 //! both lowered for the target and timed side by side on it (interleaved runs, per-step
 //! profiles). A quantized layer whose step is not faster than its float step goes back to
 //! float (the graph is re-quantized without it); if the int8 plan is still not faster than the
@@ -20,13 +21,15 @@ pub struct LatencyCheck {
     /// Where the plans ran (the target's device).
     pub device: String,
     pub runs: usize,
+    /// The quantized plan's precision (int8, int4, fp16, bf16).
+    pub precision: String,
     /// Median wall time per call, milliseconds, measured.
     pub float_ms: f64,
-    pub int8_ms: f64,
-    /// Layers sent back to float because their int8 step was not faster: (node, int8 us,
-    /// float us) per call, measured.
+    pub quantized_ms: f64,
+    /// Layers sent back to float because their quantized step was not faster: (node,
+    /// quantized us, float us) per call, measured.
     pub layers_kept_float: Vec<(String, f64, f64)>,
-    /// The int8 plan was not faster than the float one: the float plan was emitted.
+    /// The quantized plan was not faster than the float one: the float plan was emitted.
     pub declined: bool,
 }
 

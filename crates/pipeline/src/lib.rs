@@ -41,7 +41,7 @@ pub mod latency;
 pub mod mixed;
 mod quantize;
 pub use latency::LatencyCheck;
-pub use quantize::{CalibSource, CalibrationRun, QUANTIZE_AFTER, QuantRequest, Quantized};
+pub use quantize::{CalibSource, CalibrationRun, QUANTIZE_AFTER, QuantRequest, Quantized, Recipe, Scheme, Summary};
 
 /// The phases a compile can stop after (`kiln compile --stop-after PHASE`): `import`, each
 /// graph pass of the default pipeline by name, `optimize` (all passes), `lower`.
@@ -115,6 +115,12 @@ pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, st
     let mut out = compile_model(model, target, opts, stop_after)?;
     out.phase_times.insert(0, ("import", import));
     Ok(out)
+}
+
+/// Whether `target` computes bf16 x bf16 products natively here (the CPU with AVX512-BF16),
+/// so `--precision bf16` rounds activations to bf16 too instead of converting weights to f32.
+pub fn computes_bf16(target: &str) -> bool {
+    target == "cpu" && kiln_target_cpu::computes_bf16()
 }
 
 /// The phases after import, on a model already in memory.

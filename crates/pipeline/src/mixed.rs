@@ -8,9 +8,9 @@
 //! evaluation samples (`--eval-data`), else the calibration samples (up to [`EVAL_SAMPLES`]),
 //! else one synthetic input.
 
+use crate::quantize::{Recipe, Summary};
 use crate::{PipelineError, QUANTIZE_AFTER};
 use kiln_ir::Model;
-use kiln_quant::{QuantOptions, Ranges};
 use kiln_tensor::Tensor;
 
 /// Samples the metric is measured on.
@@ -74,22 +74,22 @@ pub struct MixedReport {
     pub samples: usize,
     /// The f32 model's top-1 accuracy against the labels, in percent (task metric only).
     pub f32_accuracy: Option<f64>,
-    /// The drop with every layer in int8, and with the chosen layers kept f32, measured.
-    pub drop_all_int8: f64,
+    /// The drop with every layer quantized, and with the chosen layers kept f32, measured.
+    pub drop_all_quantized: f64,
     pub drop_final: f64,
     pub met: bool,
     pub layers: Vec<LayerPrecision>,
 }
 
-/// Chooses the layers to keep in f32; returns the options with them excluded and the report.
+/// Chooses the layers to keep in f32 (returned, in order of harm) and reports every layer.
 pub fn choose(
     base: &Model,
-    options: &QuantOptions,
-    ranges: Option<&Ranges>,
+    recipe: &Recipe,
     budget: Budget,
     samples: &[Vec<(String, Tensor)>],
     labels: Option<&[i64]>,
-) -> Result<(QuantOptions, MixedReport), PipelineError> {
+) -> Result<(Vec<String>, MixedReport), PipelineError> {
+    let precision = recipe.precision();
     let reference = outputs(base, samples)?;
     let f32_accuracy = match (budget, labels) {
         (Budget::Accuracy(_), Some(l)) => Some(accuracy(&reference, l)?),
@@ -100,10 +100,13 @@ pub fn choose(
         }
         _ => None,
     };
-    let (_, full) = kiln_quant::quantize(base, options, ranges)?;
-    let layers: Vec<(String, String)> = full.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect();
-    let measure = |opts: &QuantOptions| -> Result<f64, PipelineError> {
-        let (q, _) = kiln_quant::quantize(base, opts, ranges)?;
+    let (_, full) = recipe.apply(base)?;
+    let layers: Vec<(String, String)> = match &full {
+        Summary::Int8(s) => s.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect(),
+        Summary::WeightOnly(s) => s.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect(),
+    };
+    let measure = |r: &Recipe| -> Result<f64, PipelineError> {
+        let (q, _) = r.apply(base)?;
         let got = outputs(&q, samples)?;
         Ok(match (budget, labels, f32_accuracy) {
             (Budget::Cosine(_), _, _) => 1.0 - mean_cosine(&reference, &got),
@@ -112,25 +115,24 @@ pub fn choose(
             (Budget::Accuracy(_), _, _) => f64::NAN,
         })
     };
-    let drop_all = measure(options)?;
+    let drop_all = measure(recipe)?;
     let mut sens = Vec::with_capacity(layers.len());
     for (node, _) in &layers {
-        let mut o = options.clone();
-        o.exclude_nodes.extend(layers.iter().filter(|(n, _)| n != node).map(|(n, _)| n.clone()));
-        sens.push(measure(&o)?);
+        let others: Vec<String> = layers.iter().filter(|(n, _)| n != node).map(|(n, _)| n.clone()).collect();
+        sens.push(measure(&recipe.without(&others))?);
     }
     let mut order: Vec<usize> = (0..layers.len()).collect();
     order.sort_by(|&a, &b| sens[b].total_cmp(&sens[a]));
-    let mut kept = options.clone();
+    let mut kept: Vec<String> = Vec::new();
     let mut drop = drop_all;
     let mut kept_f32 = Vec::new();
     for &i in &order {
         if drop <= budget.allowed() {
             break;
         }
-        kept.exclude_nodes.push(layers[i].0.clone());
+        kept.push(layers[i].0.clone());
         kept_f32.push(i);
-        drop = measure(&kept)?;
+        drop = measure(&recipe.without(&kept))?;
     }
     let report_layers = layers
         .iter()
@@ -140,9 +142,13 @@ pub fn choose(
             let (precision, reason) = match kept_f32.iter().position(|&k| k == i) {
                 Some(rank) => (
                     "f32",
-                    format!("kept in f32 to meet the budget: harm rank {} of {} (drop {s:.3e} alone in int8)", rank + 1, layers.len()),
+                    format!(
+                        "kept in f32 to meet the budget: harm rank {} of {} (drop {s:.3e} alone in {precision})",
+                        rank + 1,
+                        layers.len()
+                    ),
                 ),
-                None => ("int8", format!("drop {s:.3e} alone in int8; the budget holds with it in int8")),
+                None => (precision, format!("drop {s:.3e} alone in {precision}; the budget holds with it in {precision}")),
             };
             LayerPrecision { node: node.clone(), op: op.clone(), sensitivity: s, precision, reason }
         })
@@ -151,7 +157,7 @@ pub fn choose(
         budget,
         samples: samples.len(),
         f32_accuracy,
-        drop_all_int8: drop_all,
+        drop_all_quantized: drop_all,
         drop_final: drop,
         met: drop <= budget.allowed(),
         layers: report_layers,

@@ -1,12 +1,16 @@
 //! The quantize phase: after fold-batchnorm, the float graph is calibrated (run on the CPU
-//! target, one sample at a time, with the observed activations as extra outputs), rewritten to
-//! QDQ by `kiln-quant`, and handed to the rest of the pass pipeline, which fuses the QDQ
-//! products into `kiln::QMatMul` / `kiln::QConv`.
+//! target, one sample at a time, with the observed activations as extra outputs), rewritten by
+//! `kiln-quant` (int8: QDQ; weight-only fp16/bf16/int4: Cast / blocked DequantizeLinear
+//! weights), and handed to the rest of the pass pipeline, which fuses the products into
+//! `kiln::QMatMul` / `kiln::QConv` / `kiln::WMatMul`.
 
 use crate::PipelineError;
 use crate::latency::{self, LatencyCheck};
 use kiln_ir::Model;
-use kiln_quant::{CalibMethod, CalibrationSet, Calibrator, QuantOptions, QuantSummary, SmoothOptions, SmoothSummary};
+use kiln_quant::{
+    CalibMethod, CalibrationSet, Calibrator, Hessians, QuantOptions, QuantSummary, Ranges, SmoothOptions, SmoothSummary, WeightOnlyOptions,
+    WeightOnlySummary,
+};
 use kiln_target::{CompileOptions, Target, TuneCache, TuneMode, Tuner};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,9 +29,20 @@ pub enum CalibSource {
     Files(Vec<PathBuf>),
 }
 
-/// What `--precision int8` asks for.
+/// What is quantized, and to what.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scheme {
+    /// int8 weights and activations (static with calibration data, else dynamic).
+    Int8,
+    /// Weights only: fp16, bf16, int4 or int8 storage; activations stay float (bf16 with
+    /// `compute_bf16`).
+    WeightOnly(WeightOnlyOptions),
+}
+
+/// What `--precision int8|int4|fp16|bf16` asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantRequest {
+    pub scheme: Scheme,
     /// None: dynamic quantization everywhere, the data-free fallback (flagged in the summary).
     pub calibration: Option<CalibSource>,
     /// At most this many samples are read (None: all of them).
@@ -49,6 +64,7 @@ pub struct QuantRequest {
 impl Default for QuantRequest {
     fn default() -> Self {
         QuantRequest {
+            scheme: Scheme::Int8,
             calibration: None,
             max_samples: None,
             method: CalibMethod::MinMax,
@@ -62,23 +78,125 @@ impl Default for QuantRequest {
     }
 }
 
+/// What the quantizer wrote, per scheme.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Summary {
+    Int8(QuantSummary),
+    WeightOnly(WeightOnlySummary),
+}
+
+impl Summary {
+    /// The quantized nodes' names.
+    pub fn nodes(&self) -> Vec<String> {
+        match self {
+            Summary::Int8(s) => s.nodes.iter().map(|n| n.node.clone()).collect(),
+            Summary::WeightOnly(s) => s.nodes.iter().map(|n| n.node.clone()).collect(),
+        }
+    }
+
+    /// The int8 summary (None for weight-only).
+    pub fn int8(&self) -> Option<&QuantSummary> {
+        match self {
+            Summary::Int8(s) => Some(s),
+            Summary::WeightOnly(_) => None,
+        }
+    }
+
+    /// The weight-only summary (None for int8).
+    pub fn weight_only(&self) -> Option<&WeightOnlySummary> {
+        match self {
+            Summary::WeightOnly(s) => Some(s),
+            Summary::Int8(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Summary::Int8(s) => s.fmt(f),
+            Summary::WeightOnly(s) => s.fmt(f),
+        }
+    }
+}
+
+/// How the graph was quantized, kept so it can be quantized again the same way (the same
+/// ranges, the same Hessians) with more layers left in float.
+#[derive(Clone, Debug)]
+pub enum Recipe {
+    Int8 { options: QuantOptions, ranges: Option<Ranges>, samples: Option<u64>, method: CalibMethod },
+    WeightOnly { options: WeightOnlyOptions, hessians: Option<Hessians> },
+}
+
+impl Recipe {
+    /// The precision label of the quantized layers: int8, int4, fp16, bf16 (or int8w: int8
+    /// weights only).
+    pub fn precision(&self) -> &'static str {
+        match self {
+            Recipe::Int8 { .. } => "int8",
+            Recipe::WeightOnly { options, .. } => match options.format {
+                kiln_quant::WeightFormat::F16 => "fp16",
+                kiln_quant::WeightFormat::BF16 => "bf16",
+                kiln_quant::WeightFormat::Int4 => "int4",
+                kiln_quant::WeightFormat::Int8 => "int8w",
+            },
+        }
+    }
+
+    /// This recipe with `nodes` also left in float.
+    pub fn without(&self, nodes: &[String]) -> Recipe {
+        let mut r = self.clone();
+        match &mut r {
+            Recipe::Int8 { options, .. } => options.exclude_nodes.extend(nodes.iter().cloned()),
+            Recipe::WeightOnly { options, .. } => options.exclude_nodes.extend(nodes.iter().cloned()),
+        }
+        r
+    }
+
+    /// The nodes the recipe leaves in float by name.
+    pub fn excluded(&self) -> &[String] {
+        match self {
+            Recipe::Int8 { options, .. } => &options.exclude_nodes,
+            Recipe::WeightOnly { options, .. } => &options.exclude_nodes,
+        }
+    }
+
+    /// Quantizes `base` (the float graph after [`QUANTIZE_AFTER`]).
+    pub fn apply(&self, base: &Model) -> Result<(Model, Summary), PipelineError> {
+        Ok(match self {
+            Recipe::Int8 { options, ranges, samples, method } => {
+                let (m, mut s) = kiln_quant::quantize(base, options, ranges.as_ref())?;
+                if ranges.is_some() {
+                    (s.samples, s.calibration) = (*samples, Some(*method));
+                }
+                (m, Summary::Int8(s))
+            }
+            Recipe::WeightOnly { options, hessians } => {
+                let (m, mut s) = kiln_quant::quantize_weight_only(base.clone(), options, hessians.as_ref())?;
+                s.samples = hessians.as_ref().map(|h| h.samples);
+                (m, Summary::WeightOnly(s))
+            }
+        })
+    }
+}
+
 /// What the quantize phase did.
 #[derive(Clone, Debug)]
 pub struct Quantized {
-    pub summary: QuantSummary,
-    /// The QDQ graph as the quantizer wrote it (plain ai.onnx: what `--export-qdq` writes).
+    pub summary: Summary,
+    /// The quantized graph as the quantizer wrote it (plain ai.onnx: what `--export-qdq` writes).
     pub qdq: Model,
-    /// Calibration, when data was given: samples read, measured time, observer memory.
+    /// Calibration (or Hessian collection), when data was given: samples read, measured time,
+    /// observer memory.
     pub calibration: Option<CalibrationRun>,
-    /// The calibrated ranges (static quantization), kept for re-quantizing without a layer.
-    pub ranges: Option<kiln_quant::Ranges>,
+    /// How to quantize again; its exclusions include the layers mixed precision and the
+    /// latency guard kept in float.
+    pub recipe: Recipe,
     /// What the latency guard measured and decided (None: forced, or the compile stopped early).
     pub latency: Option<LatencyCheck>,
     /// Every layer's precision and why, when an accuracy budget was given.
     pub mixed: Option<crate::mixed::MixedReport>,
-    /// The options the graph was quantized with (the request's, plus the layers mixed
-    /// precision kept in f32).
-    pub options: QuantOptions,
     /// What SmoothQuant did, when asked.
     pub smooth: Option<SmoothSummary>,
     /// The float graph the quantizer started from (after SmoothQuant when asked): what the
@@ -87,9 +205,14 @@ pub struct Quantized {
 }
 
 impl Quantized {
-    /// Whether the emitted plan is the int8 one (false when the latency guard declined it).
+    /// Whether the emitted plan is the quantized one (false when the latency guard declined it).
     pub fn emitted(&self) -> bool {
         self.latency.as_ref().is_none_or(|l| !l.declined)
+    }
+
+    /// The precision of the emitted plan's quantized layers, or f32 when it was declined.
+    pub fn emitted_precision(&self) -> &'static str {
+        if self.emitted() { self.recipe.precision() } else { "f32" }
     }
 }
 
@@ -102,43 +225,59 @@ pub struct CalibrationRun {
 }
 
 /// Calibrates (when data is given) and rewrites `model`, which has been optimized up to
-/// [`QUANTIZE_AFTER`], into its QDQ form.
+/// [`QUANTIZE_AFTER`], into its quantized form.
 pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, PipelineError> {
-    let (smoothed, smooth_summary) = match (&req.smooth, &req.calibration) {
-        (None, _) => (None, None),
-        (Some(_), None) => {
+    let (smoothed, smooth_summary) = match (&req.smooth, &req.calibration, &req.scheme) {
+        (None, _, _) => (None, None),
+        (Some(_), _, Scheme::WeightOnly(_)) => {
+            return Err(PipelineError::Calibration(
+                "SmoothQuant prepares activations for int8; weight-only precisions keep float activations".into(),
+            ));
+        }
+        (Some(_), None, _) => {
             return Err(PipelineError::Calibration(
                 "SmoothQuant scales activations by their calibrated per-channel maxima: give calibration data (--calib DIR)".into(),
             ));
         }
-        (Some(o), Some(src)) => {
+        (Some(o), Some(src), Scheme::Int8) => {
             let (m, s) = smooth(model, src, req, o)?;
             (Some(m), Some(s))
         }
     };
     let model = smoothed.as_ref().unwrap_or(model);
-    let (ranges, calibration) = match &req.calibration {
-        None => (None, None),
-        Some(src) => {
+    let (recipe, calibration) = match (&req.scheme, &req.calibration) {
+        (Scheme::Int8, None) => (Recipe::Int8 { options: req.options.clone(), ranges: None, samples: None, method: req.method }, None),
+        (Scheme::Int8, Some(src)) => {
             let (r, run) = calibrate(model, src, req)?;
-            (Some(r), Some(run))
+            (Recipe::Int8 { options: req.options.clone(), ranges: Some(r), samples: Some(run.samples), method: req.method }, Some(run))
+        }
+        (Scheme::WeightOnly(o), src) => {
+            let gptq = o.method == kiln_quant::Rounding::Gptq && o.format.is_int();
+            match (gptq, src) {
+                (true, Some(src)) => {
+                    let (h, run) = hessians(model, src, req, o)?;
+                    (Recipe::WeightOnly { options: o.clone(), hessians: Some(h) }, Some(run))
+                }
+                (true, None) => {
+                    return Err(PipelineError::Calibration(
+                        "GPTQ compensates rounding errors with the activations' statistics: give calibration data (--calib DIR), or use round-to-nearest (--weight-method rtn)".into(),
+                    ));
+                }
+                (false, _) => (Recipe::WeightOnly { options: o.clone(), hessians: None }, None),
+            }
         }
     };
-    let (options, mixed) = match req.budget {
-        None => (req.options.clone(), None),
+    let (recipe, mixed) = match req.budget {
+        None => (recipe, None),
         Some(b) => {
             let samples = eval_samples(model, req)?;
             let labels = req.labels.as_deref().map(read_labels).transpose()?;
-            let (o, r) = crate::mixed::choose(model, &req.options, ranges.as_ref(), b, &samples, labels.as_deref())?;
-            (o, Some(r))
+            let (kept, r) = crate::mixed::choose(model, &recipe, b, &samples, labels.as_deref())?;
+            (recipe.without(&kept), Some(r))
         }
     };
-    let (qdq, mut summary) = kiln_quant::quantize(model, &options, ranges.as_ref())?;
-    if let Some(c) = &calibration {
-        summary.samples = Some(c.samples);
-        summary.calibration = Some(req.method);
-    }
-    Ok(Quantized { summary, qdq, calibration, ranges, latency: None, mixed, options, smooth: smooth_summary, float: model.clone() })
+    let (qdq, summary) = recipe.apply(model)?;
+    Ok(Quantized { summary, qdq, calibration, recipe, latency: None, mixed, smooth: smooth_summary, float: model.clone() })
 }
 
 /// The latency guard (see [`crate::latency`]) on a compile whose quantized plan is in `out`,
@@ -161,31 +300,31 @@ pub(crate) fn guard(
         Some(s) => s,
         None => latency::synthetic_inputs(&float.plan, &opts.dims)?,
     };
-    let quantized: Vec<String> = q.summary.nodes.iter().map(|n| n.node.clone()).collect();
+    let quantized = q.summary.nodes();
     let [(f_s, f_steps), (mut q_s, q_steps)]: [_; 2] = latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?
         .try_into()
         .map_err(|_| PipelineError::Calibration("timing".into()))?;
     let slower = latency::slower_layers(&q_steps, &f_steps, &quantized);
     if !slower.is_empty() {
-        // Those layers back to float: the same ranges, the rest of the passes, lowered again.
-        let mut options = q.options.clone();
-        options.exclude_nodes.extend(slower.iter().map(|(n, _, _)| n.clone()));
-        let (qdq, mut summary) = kiln_quant::quantize(base, &options, q.ranges.as_ref())?;
-        summary.samples = q.summary.samples;
-        summary.calibration = q.summary.calibration;
+        // Those layers back to float: the same ranges / Hessians, the rest of the passes, lowered again.
+        let recipe = q.recipe.without(&slower.iter().map(|(n, _, _)| n.clone()).collect::<Vec<_>>());
+        let (qdq, summary) = recipe.apply(base)?;
         let mut m = qdq.clone();
         out.patches.extend(kiln_passes::optimize(&mut m, &kiln_passes::pipeline_after(QUANTIZE_AFTER)?)?);
         int8 = latency::load(target, &m, opts, tuner)?;
-        (q.qdq, q.summary, q.options, out.model) = (qdq, summary, options, m);
+        (q.qdq, q.summary, q.recipe, out.model) = (qdq, summary, recipe, m);
         let t = latency::time(&mut [float.exe.as_mut(), int8.exe.as_mut()], &inputs)?;
         q_s = t.get(1).map_or(q_s, |x| x.0);
     }
-    let declined = q_s >= f_s;
+    // Declined also when the guard sent every quantized layer back to float: what is left is
+    // the float plan, and saying otherwise would mislabel it.
+    let declined = q_s >= f_s || q.summary.nodes().is_empty();
     q.latency = Some(LatencyCheck {
         device: int8.plan.target.device.clone(),
         runs: latency::RUNS,
+        precision: q.recipe.precision().to_string(),
         float_ms: f_s * 1e3,
-        int8_ms: q_s * 1e3,
+        quantized_ms: q_s * 1e3,
         layers_kept_float: slower,
         declined,
     });
@@ -303,6 +442,22 @@ fn calibrate(model: &Model, src: &CalibSource, req: &QuantRequest) -> Result<(ki
     let observer_bytes = cal.memory_bytes();
     let ranges = cal.finish()?;
     Ok((ranges, CalibrationRun { samples, time: started.elapsed(), observer_bytes }))
+}
+
+/// GPTQ's Hessians of the weight-only layers' activations over the calibration samples.
+fn hessians(
+    model: &Model,
+    src: &CalibSource,
+    req: &QuantRequest,
+    o: &WeightOnlyOptions,
+) -> Result<(Hessians, CalibrationRun), PipelineError> {
+    let started = Instant::now();
+    let observation = kiln_quant::plan_weight_only(model, o);
+    let mut collector = kiln_quant::HessianCollector::new(&observation, model);
+    let samples =
+        observe(model, &observation, src, req.max_samples, |outs| collector.observe_outputs(outs.iter().map(|(n, t)| (n.as_str(), t))))?;
+    let observer_bytes = collector.memory_bytes();
+    Ok((collector.finish()?, CalibrationRun { samples, time: started.elapsed(), observer_bytes }))
 }
 
 /// SmoothQuant: per-channel activation maxima over the calibration samples, then the float
