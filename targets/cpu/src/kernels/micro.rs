@@ -308,7 +308,7 @@ impl Whole<'_> {
                         }
                         BSource::Low(w) => {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
-                            super::arch::wunpack(self.isa, w, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
+                            super::wpack::unpack(self.isa, w, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
                                 .ok_or_else(fail)?;
                             (bbuf.as_slice(), kc * nr, 0, nr)
                         }

@@ -8,8 +8,8 @@
 //! `arch_micro` (our GEMM microkernel tiles and their aligned buffers) and `arch_q` (the int8
 //! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2, and their fused epilogue), `arch_qquant` (the
 //! vectorised quantization loops), `arch_qamx` (the AMX int8 tile and its permission
-//! request, inline assembly), `arch_wbf16` (the AVX512-BF16 weight-only tile) and `arch_wamx`
-//! (the AMX-BF16 tile). The int8
+//! request, inline assembly), `arch_wbf16` (the AVX512-BF16 weight-only tile), `arch_wamx`
+//! (the AMX-BF16 tile) and `arch_wgemv` (the AVX-512 weight conversions and GEMV tile). The int8
 //! kernels choose among their own levels, [`QIsa`] (VNNI is not part of [`Isa`]).
 //!
 //! | family | entry points | params (candidates) |
@@ -34,6 +34,7 @@ mod arch_qamx;
 mod arch_qquant;
 mod arch_wamx;
 mod arch_wbf16;
+mod arch_wgemv;
 mod attention;
 mod chain;
 mod conv;

@@ -19,6 +19,7 @@ use super::activation::{Activation, Bias};
 use super::arch;
 use super::arch_wamx;
 use super::arch_wbf16::{self, Bf16Job};
+use super::arch_wgemv;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::gemm::{GemmBackend, GemmParams, GemmSpec};
 use super::isa::Isa;
@@ -128,6 +129,7 @@ pub fn wgemm(
         WPath::Amx if bf16 && arch_wamx::available() => WPath::Amx,
         WPath::Amx | WPath::Bf16Dot if bf16 && arch_wbf16::available() => WPath::Bf16Dot,
         WPath::Gemv => WPath::Gemv,
+        WPath::Gemm => WPath::Gemm,
         _ if m <= GEMV_ROWS => WPath::Gemv,
         _ => WPath::Gemm,
     };
@@ -143,7 +145,8 @@ pub fn wgemm(
         WPath::Gemv => {
             let job = GemvJob { w, x, m, bias: epi.bias, act: epi.act };
             split_c(c, (m, n), (GW, 1), threads, &|rows, cols, part| {
-                arch::wgemv(isa, &job, (rows.start, rows.end), (cols.start, cols.end), part)
+                let (rows, cols) = ((rows.start, rows.end), (cols.start, cols.end));
+                if isa == Isa::Avx512 { arch_wgemv::gemv(&job, rows, cols, part) } else { arch::wgemv(isa, &job, rows, cols, part) }
             })
         }
         WPath::Gemm => {

@@ -3,7 +3,8 @@
 //! columns) at a time dequantized into an L1 block that every row of X then runs against
 //! (four accumulator vectors per row, two sets for a single row). Bandwidth-bound like any
 //! GEMV, so reading 2, 1 or half a byte per weight instead of 4 is the gain. Compiled per ISA
-//! by `arch::wgemv` (the loops vectorise).
+//! by `arch::wgemv` (the loops vectorise): the portable and AVX2 build; AVX-512 has its own
+//! tile converting in registers (`arch_wgemv`).
 
 use super::activation::{Activation, Bias, bias_act_body};
 use super::wpack::{WPANEL, WPacked};

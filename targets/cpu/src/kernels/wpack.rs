@@ -15,6 +15,7 @@
 //! `z` (the zero point plus the shift, as f32: exact) and `s` per `[group][column]`.
 
 use super::error::{KernelError, checked_product, invalid};
+use super::isa::Isa;
 
 const KERNEL: &str = "wpack";
 
@@ -118,6 +119,23 @@ impl WPacked {
         }
     }
 
+    /// Panel `p`'s packed values (a pointer to them and their length in bytes), with the
+    /// group scales and zero points from its first column (rows of `panels * 16`; empty for
+    /// float weights).
+    pub(crate) fn panel_raw(&self, p: usize) -> Option<(*const u8, usize, &[f32], &[f32])> {
+        let (ptr, bytes) = match &self.store {
+            Store::Halves(h) => {
+                let h = h.get(p * self.panel_len..(p + 1) * self.panel_len)?;
+                (h.as_ptr().cast::<u8>(), 2 * h.len())
+            }
+            Store::Bytes(b) => {
+                let b = b.get(p * self.panel_len..(p + 1) * self.panel_len)?;
+                (b.as_ptr(), b.len())
+            }
+        };
+        Some((ptr, bytes, params_from(&self.scale, p)?, params_from(&self.zero, p)?))
+    }
+
     /// Rows `r0..r0 + rows` (inside one scale group) of panel `p` as f32: row `i` into
     /// `dst[i * ld..][..16]`. None when out of range. Compiled per ISA through
     /// `arch::wunpack`.
@@ -176,6 +194,11 @@ impl WPacked {
         }
         Some(())
     }
+}
+
+/// Group parameters from panel `p`'s first column (empty stays empty).
+fn params_from(v: &[f32], p: usize) -> Option<&[f32]> {
+    if v.is_empty() { Some(v) } else { v.get(p * WPANEL..) }
 }
 
 /// f16 bits to f32, exactly (branch-free, so it vectorises): the exponent and mantissa moved
@@ -314,8 +337,17 @@ fn float_packed(k: usize, n: usize, kind: WKind, store: Store, panel_len: usize)
 }
 
 /// Rows `pc..pc + kc`, columns `jc..jc + nc` (`jc` a multiple of `nr`) of `w` as f32 column
-/// panels `[nc / nr][kc][nr]` (zero past n), what the f32 microkernels read. Compiled per ISA
-/// by `arch::wunpack`.
+/// panels `[nc / nr][kc][nr]` (zero past n), what the f32 microkernels read: the AVX-512
+/// conversions where `isa` allows, else [`unpack_body`] compiled for it.
+pub(crate) fn unpack(isa: Isa, w: &WPacked, ks: (usize, usize), js: (usize, usize), nr: usize, dst: &mut [f32]) -> Option<()> {
+    if isa.effective() == Isa::Avx512 {
+        super::arch_wgemv::unpack(w, ks, js, nr, dst)
+    } else {
+        super::arch::wunpack(isa, w, ks, js, nr, dst)
+    }
+}
+
+/// [`unpack`] in portable code, compiled per ISA by `arch::wunpack`.
 #[inline(always)]
 pub(crate) fn unpack_body(
     _fma: bool,
