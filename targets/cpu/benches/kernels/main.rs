@@ -2,7 +2,7 @@
 //! convolution and fused-kernel timings. Prints medians (the machine may be shared: medians
 //! damp, but do not remove, noise from other work).
 //!
-//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|int8|all] [--quick]
+//! `cargo bench -p kiln-target-cpu --bench kernels [-- gemm|conv|fused|int8|wonly|all] [--quick]
 //! [--sweep] [--shape=NAME]` (`--sweep`: the micro backend on every panel width and ISA;
 //! `--shape`: only GEMM shapes whose name contains NAME)
 
@@ -11,6 +11,7 @@ mod fused;
 mod gemm;
 mod qgemm;
 mod timing;
+mod wgemm;
 
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ fn main() {
     }
     if want("int8") {
         qgemm::run(max_threads, quick, sweep);
+    }
+    if want("wonly") {
+        wgemm::run(max_threads, quick);
     }
     if want("fused") {
         fused::run(max_threads, quick);

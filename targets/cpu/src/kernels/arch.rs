@@ -270,3 +270,23 @@ multiversion! {
     /// Softmax of each row of `x` into `out`.
     fn softmax_rows_from(x: &[f32], out: &mut [f32], row_len: usize) = super::softmax::rows_from_body;
 }
+
+multiversion! {
+    /// Dequantizes a block of low-precision weights into f32 column panels (see `wpack::unpack_body`).
+    fn wunpack(w: &super::wpack::WPacked, ks: (usize, usize), js: (usize, usize), nr: usize, dst: &mut [f32]) -> Option<()> = super::wpack::unpack_body;
+}
+
+multiversion! {
+    /// Rows and columns of a weight-only product with few rows (see `wgemv::gemv_body`).
+    fn wgemv(job: &super::wgemv::GemvJob<'_>, rows: (usize, usize), cols: (usize, usize), c: &mut [&mut [f32]]) -> Option<()> = super::wgemv::gemv_body;
+}
+
+multiversion! {
+    /// Rounds f32 values to bf16, as f32 (see `wgemm::bf16_round_body`).
+    fn bf16_round(x: &[f32], out: &mut [f32]) = super::wgemm::bf16_round_body;
+}
+
+multiversion! {
+    /// One row of X as bf16 pairs (see `wgemm::bf16_pack_row_body`).
+    fn bf16_pack_row(x: &[f32], dst: &mut [u32]) = super::wgemm::bf16_pack_row_body;
+}

@@ -32,6 +32,47 @@ pub(crate) fn available() -> bool {
     }
 }
 
+/// Whether the AMX-BF16 tiles can run here: CPUID reports AMX-TILE and AMX-BF16 (and
+/// AVX512-BF16 for the conversions around them) and Linux granted the tile data state.
+pub(crate) fn available_bf16() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(x86::request_bf16)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    {
+        false
+    }
+}
+
+/// Loads the tile configuration (palette 1, eight 16 x 64-byte tiles) on this thread unless
+/// it is loaded; false when no AMX unit is available. Every AMX kernel here uses this one
+/// configuration and [`release`], so their threads' state stays consistent.
+pub(crate) fn configure() -> bool {
+    if !(available() || available_bf16()) {
+        return false;
+    }
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        // SAFETY: an AMX unit is available with the tile-data permission (checked above).
+        unsafe { x86::configure() };
+    }
+    true
+}
+
+/// The dot product of an AMX pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dot {
+    /// u8 x i8 groups of four into i32 (`tdpbusd`).
+    U8I8,
+    /// bf16 pairs into f32 (`tdpbf16ps`).
+    Bf16,
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub(crate) use x86::pass;
+
 /// Releases this thread's tile state if a [`tile`] configured it (the driver calls this at
 /// the end of each part; the next tile configures again).
 pub(crate) fn release() {
@@ -75,7 +116,7 @@ pub(crate) fn tile(nv: usize, t: &TileIn<'_>, out: &mut [i32]) -> bool {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod x86 {
-    use super::{KSTEP, PANEL, TileIn};
+    use super::{Dot, KSTEP, PANEL, TileIn};
     use std::arch::asm;
 
     /// CPUID reports AMX-TILE and AMX-INT8 and Linux grants the tile data state.
@@ -85,9 +126,25 @@ mod x86 {
         }
         // CPUID leaf 7, sub-leaf 0: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
         let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
-        if edx & (3 << 24) != 3 << 24 {
+        edx & (3 << 24) == 3 << 24 && permission()
+    }
+
+    /// CPUID reports AMX-TILE and AMX-BF16, the CPU AVX512-BF16, and Linux grants the tile
+    /// data state.
+    pub(super) fn request_bf16() -> bool {
+        if !(super::super::isa::has_avx512() && is_x86_feature_detected!("avx512bf16")) {
             return false;
         }
+        // CPUID leaf 7, sub-leaf 0: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+        let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+        let want = (1 << 22) | (1 << 24);
+        edx & want == want && permission()
+    }
+
+    /// Asks Linux for the AMX tile data state (once per process).
+    fn permission() -> bool {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
         const SYS_ARCH_PRCTL: usize = 158;
         const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
         const XFEATURE_XTILEDATA: usize = 18;
@@ -99,6 +156,7 @@ mod x86 {
                 lateout("rcx") _, lateout("r11") _, options(nostack));
         }
         ret == 0
+        })
     }
 
     thread_local! {
@@ -151,13 +209,46 @@ mod x86 {
     pub(super) unsafe fn run(nv: usize, t: &TileIn<'_>, steps: usize, pstride: usize, out: &mut [i32]) {
         let a = t.a.as_ptr().wrapping_add(t.a_off);
         let b = t.b.as_ptr().wrapping_add(t.b_off);
-        let (lda, ldb, ldc) = (t.lda, 64usize, nv * PANEL * 4);
+        // SAFETY: the caller's contract is `pass`'s, with C rows of 16 nv i32.
+        unsafe { pass(Dot::U8I8, nv, (a, t.lda), (b.cast(), pstride), steps, (out.as_mut_ptr().cast(), nv * PANEL * 4)) }
+    }
+
+    /// One 32 x 16 nv pass (`nv` 1 or 2) of `dot` over `steps` steps: A 32 rows (`lda` bytes
+    /// apart), B `nv` panels of 16-row x 64-byte tiles (`pstride` bytes apart), C 32 rows of
+    /// 16 nv 4-byte sums (`ldc` bytes apart).
+    ///
+    /// # Safety
+    /// AMX (with `dot`'s unit) is available with permission and configured on this thread
+    /// ([`configure`]); A is readable for 32 rows of `64 steps` bytes, B for `nv` panels of
+    /// `1024 steps` bytes, C writable for 32 rows of `64 nv` bytes.
+    pub(crate) unsafe fn pass(
+        dot: Dot,
+        nv: usize,
+        (a, lda): (*const u8, usize),
+        (b, pstride): (*const u8, usize),
+        steps: usize,
+        (c, ldc): (*mut u8, usize),
+    ) {
+        let ldb = 64usize;
         let a1 = a.wrapping_add(16 * lda);
         let b1 = b.wrapping_add(pstride);
+        // The two products of one B panel (C rows 0..16 and 16..32), `$op` the dot product.
+        macro_rules! panel {
+            ($op:literal, $b:ident, $bt:literal, $c0:literal, $c1:literal, $ao:expr, $bo:expr) => {
+                asm!(
+                    concat!("tileloadd ", $bt, ", [{bp} + {ldb}*1]"),
+                    concat!($op, " ", $c0, ", tmm4, ", $bt),
+                    concat!($op, " ", $c1, ", tmm5, ", $bt),
+                    bp = in(reg) $b.add($bo), ldb = in(reg) ldb,
+                    options(nostack, readonly),
+                )
+            };
+        }
         // SAFETY: the tiles are configured (16 x 64 bytes each); tmm0..=3 are C (rows 0..16 and
         // 16..32 against panels 0 and 1), tmm4/5 the two A halves, tmm6/7 the two B panels.
         // Every load stays inside the extents the caller checked: step s reads A bytes
-        // 64 s .. 64 s + 64 of rows 0..32 and B bytes 1024 s .. 1024 s + 1024 of each panel.
+        // 64 s .. 64 s + 64 of rows 0..32 and B bytes 1024 s .. 1024 s + 1024 of each panel;
+        // the stores write rows 0..32 of 64 nv bytes.
         unsafe {
             asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
             for s in 0..steps {
@@ -165,24 +256,23 @@ mod x86 {
                 asm!(
                     "tileloadd tmm4, [{a0} + {lda}*1]",
                     "tileloadd tmm5, [{a1} + {lda}*1]",
-                    "tileloadd tmm6, [{b0} + {ldb}*1]",
-                    "tdpbusd tmm0, tmm4, tmm6",
-                    "tdpbusd tmm2, tmm5, tmm6",
-                    a0 = in(reg) a.add(ao), a1 = in(reg) a1.add(ao), b0 = in(reg) b.add(bo), lda = in(reg) lda, ldb = in(reg) ldb,
+                    a0 = in(reg) a.add(ao), a1 = in(reg) a1.add(ao), lda = in(reg) lda,
                     options(nostack, readonly),
                 );
-                if nv == 2 {
-                    asm!(
-                        "tileloadd tmm7, [{b1} + {ldb}*1]",
-                        "tdpbusd tmm1, tmm4, tmm7",
-                        "tdpbusd tmm3, tmm5, tmm7",
-                        b1 = in(reg) b1.add(bo), ldb = in(reg) ldb,
-                        options(nostack, readonly),
-                    );
+                match (dot, nv == 2) {
+                    (Dot::U8I8, false) => panel!("tdpbusd", b, "tmm6", "tmm0", "tmm2", ao, bo),
+                    (Dot::U8I8, true) => {
+                        panel!("tdpbusd", b, "tmm6", "tmm0", "tmm2", ao, bo);
+                        panel!("tdpbusd", b1, "tmm7", "tmm1", "tmm3", ao, bo);
+                    }
+                    (Dot::Bf16, false) => panel!("tdpbf16ps", b, "tmm6", "tmm0", "tmm2", ao, bo),
+                    (Dot::Bf16, true) => {
+                        panel!("tdpbf16ps", b, "tmm6", "tmm0", "tmm2", ao, bo);
+                        panel!("tdpbf16ps", b1, "tmm7", "tmm1", "tmm3", ao, bo);
+                    }
                 }
             }
-            // C rows are 16 nv i32 wide: tile (half h, panel v) starts at row 16 h, column 16 v.
-            let c = out.as_mut_ptr().cast::<u8>();
+            // Tile (half h, panel v) starts at row 16 h, column 16 v.
             asm!(
                 "tilestored [{c0} + {ldc}*1], tmm0",
                 "tilestored [{c2} + {ldc}*1], tmm2",

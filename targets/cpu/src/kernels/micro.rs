@@ -59,6 +59,8 @@ pub(crate) enum BSource<'a> {
     Strided { b: &'a [f32], rs: usize, cs: usize },
     /// Panels `[n / nr][k][nr]`, packed once.
     Panels { data: &'a [f32], nr: usize },
+    /// Low-precision weights, dequantized per `kc x nc` block into the B block buffer.
+    Low(&'a super::wpack::WPacked),
 }
 
 thread_local! {
@@ -97,7 +99,7 @@ pub(crate) fn gemm(
     // them to a few L1 sets (row strides of 4 KiB multiples are common).
     let nr = match b {
         BSource::Panels { nr, .. } => nr,
-        BSource::Strided { .. } => preferred_nr(isa, n),
+        BSource::Strided { .. } | BSource::Low(_) => preferred_nr(isa, n),
     };
     let (mr, sub) =
         geometry(isa, nr).ok_or_else(|| invalid(KERNEL, format!("panel width {nr}")))?;
@@ -174,6 +176,23 @@ fn pack_whole_b(
     }
 }
 
+/// Splits rows of `n` columns into column ranges of `per`: part `t` holds columns
+/// `t per ..` of every row.
+pub(crate) fn column_parts(rows: Vec<&mut [f32]>, n: usize, per: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(per.max(1)))
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for row in rows {
+        let mut rest = row;
+        for part in parts.iter_mut() {
+            let (left, right) = rest.split_at_mut(per.min(rest.len()));
+            part.push(left);
+            rest = right;
+        }
+    }
+    parts
+}
+
 /// What every thread shares.
 #[derive(Clone, Copy)]
 struct Whole<'a> {
@@ -213,18 +232,7 @@ impl Whole<'_> {
         }
         // Each thread's C is a column range of every row.
         let per = panels.div_ceil(threads.min(panels)) * nr;
-        let mut parts: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(per))
-            .map(|_| Vec::with_capacity(m))
-            .collect();
-        for row in rows {
-            let mut rest = row;
-            for part in parts.iter_mut() {
-                let (left, right) = rest.split_at_mut(per.min(rest.len()));
-                part.push(left);
-                rest = right;
-            }
-        }
-        parts
+        column_parts(rows, n, per)
             .into_par_iter()
             .enumerate()
             .try_for_each(|(t, mut part)| {
@@ -295,6 +303,12 @@ impl Whole<'_> {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
                             let b = Strided { data: b, rs, cs };
                             pack_b(self.isa, &b, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
+                                .ok_or_else(fail)?;
+                            (bbuf.as_slice(), kc * nr, 0, nr)
+                        }
+                        BSource::Low(w) => {
+                            bbuf.resize(nc.div_ceil(nr) * kc * nr);
+                            super::wpack::unpack(self.isa, w, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
                                 .ok_or_else(fail)?;
                             (bbuf.as_slice(), kc * nr, 0, nr)
                         }

@@ -7,8 +7,9 @@
 //! only `unsafe` is in `arch` (target-feature calls after detection, the `gemm` crate call),
 //! `arch_micro` (our GEMM microkernel tiles and their aligned buffers) and `arch_q` (the int8
 //! GEMM tiles: AVX-512 VNNI, AVX-VNNI, AVX2, and their fused epilogue), `arch_qquant` (the
-//! vectorised quantization loops) and `arch_qamx` (the AMX int8 tile and its permission
-//! request, inline assembly). The int8
+//! vectorised quantization loops), `arch_qamx` (the AMX int8 tile and its permission
+//! request, inline assembly), `arch_wbf16` (the AVX512-BF16 weight-only tile), `arch_wamx`
+//! (the AMX-BF16 tile) and `arch_wgemv` (the AVX-512 weight conversions and GEMV tile). The int8
 //! kernels choose among their own levels, [`QIsa`] (VNNI is not part of [`Isa`]).
 //!
 //! | family | entry points | params (candidates) |
@@ -20,6 +21,7 @@
 //! | rows | [`softmax`], [`softmax_inplace`], [`layer_norm`] | [`RowParams`] ([`row_candidates`]) |
 //! | attention | [`attention`] | [`AttentionParams`] ([`attention_candidates`]) |
 //! | int8 GEMM (u8 x i8) | [`qpack_b`] + [`QuantizedA::quantize`] / [`QuantizedA::gather`] ([`QuantParams`], [`quantize_slice`]) + [`qgemm`] / [`qgemm_i32`] | [`QGemmParams`] ([`qgemm_candidates`]) |
+//! | weight-only GEMM (f16 / bf16 / int4 / int8 weights, f32 or bf16 compute) | [`wpack`] + [`wgemm`] | [`WGemmParams`] ([`wgemm_candidates`]) |
 //!
 //! Activations ([`Activation`]) and biases ([`Bias`]) are fused into GEMM and convolution
 //! epilogues. Kernels check every size and return [`KernelError`] rather than panic.
@@ -30,6 +32,9 @@ mod arch_micro;
 mod arch_q;
 mod arch_qamx;
 mod arch_qquant;
+mod arch_wamx;
+mod arch_wbf16;
+mod arch_wgemv;
 mod attention;
 mod chain;
 mod conv;
@@ -52,6 +57,9 @@ mod qgemm_part;
 mod qpack;
 mod rows;
 mod softmax;
+mod wgemm;
+mod wgemv;
+mod wpack;
 
 #[cfg(test)]
 mod tests;
@@ -71,3 +79,5 @@ pub use qgemm::{QEpilogue, QGemmParams, QIsa, qgemm, qgemm_candidates, qgemm_i32
 pub use qpack::{QInts, QPackedB, QuantParams, QuantizedA, qpack_b, quantize_slice};
 pub use rows::{RowParams, row_candidates};
 pub use softmax::{softmax, softmax_inplace};
+pub use wgemm::{WCompute, WEpilogue, WGemmParams, WPath, wgemm, wgemm_candidates};
+pub use wpack::{WKind, WPANEL, WPacked, WScales, WSource, wpack};

@@ -20,6 +20,7 @@ mod reduce;
 mod resize;
 mod rows;
 mod transpose;
+mod wmatmul;
 
 pub use conv::ConvStep;
 pub use elementwise::ElementwiseStep;
@@ -49,6 +50,7 @@ pub enum Native {
     QMatMul(Box<qmatmul::QMatMulStep>),
     QConv(Box<qconv::QConvStep>),
     Quantize(quantize::QuantizeStep),
+    WMatMul(Box<wmatmul::WMatMulStep>),
 }
 
 impl Native {
@@ -71,6 +73,7 @@ impl Native {
             qmatmul::KERNEL => Some(Native::QMatMul(Box::new(qmatmul::QMatMulStep::load(step, weight)?))),
             qconv::KERNEL => Some(Native::QConv(Box::new(qconv::QConvStep::load(step, weight)?))),
             quantize::KERNEL => Some(Native::Quantize(quantize::QuantizeStep::load(step, weight)?)),
+            wmatmul::KERNEL => Some(Native::WMatMul(Box::new(wmatmul::WMatMulStep::load(step, weight)?))),
             _ => None,
         })
     }
@@ -105,6 +108,7 @@ impl Native {
             Native::QMatMul(q) => q.run(inputs, variant),
             Native::QConv(q) => q.run(inputs, variant),
             Native::Quantize(q) => q.run(inputs),
+            Native::WMatMul(w) => w.run(inputs, variant, pool),
         }
     }
 }
@@ -140,6 +144,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         "Concat" => concat::lower(g, node),
         "kiln::QMatMul" => qmatmul::lower(g, node, dims, tuner)?,
         "kiln::QConv" => qconv::lower(g, node, dims, tuner)?,
+        "kiln::WMatMul" => wmatmul::lower(g, node, dims, tuner)?,
         _ if quantize::covers(node) => quantize::lower(g, node),
         _ if elementwise::covers(node) => elementwise::lower(g, node, dims, tuner)?,
         _ if rows::covers(node) => rows::lower(g, node, dims, tuner)?,

@@ -8,3 +8,4 @@ mod gemm_micro;
 mod math;
 mod qgemm;
 mod util;
+mod wgemm;
