@@ -213,15 +213,14 @@ pub(crate) fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits | sign)
 }
 
-/// f32 to bf16 bits as the reference's Cast does (the `half` crate through f64): round to
-/// nearest even on the value with its three lowest mantissa bits dropped (they fall outside
-/// the 32 bits that conversion reads), NaN kept quiet. Vectorises.
+/// f32 to bf16 bits as the reference's Cast does: round to nearest even, NaN kept quiet.
+/// Vectorises.
 #[inline(always)]
 pub(crate) fn f32_to_bf16(x: f32) -> u16 {
     if x.to_bits() & 0x7fff_ffff > 0x7f80_0000 {
         return ((x.to_bits() >> 16) | 0x40) as u16;
     }
-    let b = x.to_bits() & !7;
+    let b = x.to_bits();
     let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1));
     (rounded >> 16) as u16
 }
