@@ -11,7 +11,9 @@
 //!
 //! The same holds for three `kiln::QMatMul` projections of one `x` with the same activation
 //! quantization (static parameters or dynamic): one quantization of `x`, one int8 product,
-//! weight scales and zero points side by side.
+//! weight scales and zero points side by side; and for three `kiln::WMatMul` weight-only
+//! projections of one storage type, group size and compute mode (weights, and group-wise
+//! scales / zero points, side by side).
 //!
 //! Conditions: the three products read the same `x`, have constant f32 2-D weights of equal
 //! width and constant 1-D biases (or none), the same attributes (no Gemm transposes or
@@ -58,18 +60,34 @@ impl Pass for FuseQkv {
                 _ => None,
             };
             let attrs = q_node.attrs.clone();
-            let (op, inputs) = match (quant, &p.quant) {
-                (Some((scales, zps)), Some(q)) => {
-                    let sv = patch.add_constant(format!("{}_qkv", g.value(q.w_scales[0]).name), scales);
-                    let zv = zps.map(|z| patch.add_constant(format!("{}_qkv_zp", g.value(p.weights[0]).name), z));
-                    let mut ins = vec![Some(x), q.x_scale, q.x_zero_point, Some(wv), Some(sv), zv, bv];
-                    while ins.last().is_some_and(Option::is_none) {
-                        ins.pop();
-                    }
-                    ("QMatMul", ins)
+            let mut scale_inputs = |scales: Option<Tensor>, zps: Option<Tensor>, first: Option<ValueId>| {
+                let sv = match (scales, first) {
+                    (Some(t), Some(f)) => Some(patch.add_constant(format!("{}_qkv", g.value(f).name), t)),
+                    _ => None,
+                };
+                let zv = zps.map(|z| patch.add_constant(format!("{}_qkv_zp", g.value(p.weights[0]).name), z));
+                (sv, zv)
+            };
+            let (op, mut inputs) = match (p.kind, quant) {
+                (Kind::Int8, Some((scales, zps))) => {
+                    let q = p.quant.as_ref().map(|q| (q.x_scale, q.x_zero_point, q.w_scales[0]));
+                    let (xs, xz, first) = q.map_or((None, None, None), |(a, b, c)| (a, b, Some(c)));
+                    let (sv, zv) = scale_inputs(Some(scales), zps, first);
+                    ("QMatMul", vec![Some(x), xs, xz, Some(wv), sv, zv, bv])
+                }
+                (Kind::Weight, q) => {
+                    let first = p.quant.as_ref().map(|q| q.w_scales[0]);
+                    let (sv, zv) = match q {
+                        Some((scales, zps)) => scale_inputs(Some(scales), zps, first),
+                        None => (None, None),
+                    };
+                    ("WMatMul", vec![Some(x), Some(wv), sv, zv, bv])
                 }
                 _ => ("FusedMatMul", vec![Some(x), Some(wv), bv]),
             };
+            while inputs.last().is_some_and(Option::is_none) {
+                inputs.pop();
+            }
             patch.add_node(make_node(&derived_name(q_node, "_qkv"), "kiln", op, q_node.opset, inputs, vec![Some(qkv)], attrs));
             let mut attn = n.clone();
             attn.inputs = vec![Some(qkv), None, None, input(n, 3)];
@@ -101,14 +119,24 @@ fn is_kiln(n: &Node, op: &str) -> bool {
     n.domain == "kiln" && n.op_type == op && n.unsupported.is_none()
 }
 
+/// Which fused product the projections are.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Float,
+    Int8,
+    Weight,
+}
+
 /// The three projections feeding an attention's Q, K and V.
 struct Projections {
+    kind: Kind,
     x: ValueId,
     nodes: [NodeId; 3],
     outs: [ValueId; 3],
     weights: [ValueId; 3],
     biases: [Option<ValueId>; 3],
-    /// kiln::QMatMul projections: their activation and weight quantization inputs.
+    /// kiln::QMatMul projections: their activation and weight quantization inputs;
+    /// kiln::WMatMul ones with integer weights: their weight scales and zero points.
     quant: Option<QuantSlots>,
 }
 
@@ -121,8 +149,18 @@ struct QuantSlots {
 
 fn projections(view: &View, attn: NodeId, n: &Node) -> Option<Projections> {
     let outs = [input(n, 0)?, input(n, 1)?, input(n, 2)?];
-    let int8 = view.producer(outs[0]).is_some_and(|(_, p)| is_kiln(p, "QMatMul"));
-    let (op, max_inputs, w_slot, b_slot) = if int8 { ("QMatMul", 7, 3, 6) } else { ("FusedMatMul", 3, 1, 2) };
+    let first = view.producer(outs[0]);
+    let kind = match first {
+        Some((_, p)) if is_kiln(p, "QMatMul") => Kind::Int8,
+        Some((_, p)) if is_kiln(p, "WMatMul") => Kind::Weight,
+        _ => Kind::Float,
+    };
+    let int8 = kind == Kind::Int8;
+    let (op, max_inputs, w_slot, b_slot) = match kind {
+        Kind::Int8 => ("QMatMul", 7, 3, 6),
+        Kind::Weight => ("WMatMul", 5, 1, 4),
+        Kind::Float => ("FusedMatMul", 3, 1, 2),
+    };
     let mut nodes = Vec::with_capacity(3);
     for o in outs {
         let (id, p) = view.producer(o).filter(|(_, p)| is_kiln(p, op))?;
@@ -144,18 +182,24 @@ fn projections(view: &View, attn: NodeId, n: &Node) -> Option<Projections> {
     let slot = |k: usize| [input(nodes[0].1, k), input(nodes[1].1, k), input(nodes[2].1, k)];
     let [w0, w1, w2] = slot(w_slot);
     let weights = [w0?, w1?, w2?];
-    let quant = if int8 {
-        let [s0, s1, s2] = slot(4);
-        Some(QuantSlots {
-            x_scale: input(nodes[0].1, 1),
-            x_zero_point: input(nodes[0].1, 2),
-            w_scales: [s0?, s1?, s2?],
-            w_zero_points: slot(5),
-        })
-    } else {
-        None
+    let quant = match kind {
+        Kind::Int8 => {
+            let [s0, s1, s2] = slot(4);
+            Some(QuantSlots {
+                x_scale: input(nodes[0].1, 1),
+                x_zero_point: input(nodes[0].1, 2),
+                w_scales: [s0?, s1?, s2?],
+                w_zero_points: slot(5),
+            })
+        }
+        Kind::Weight => match slot(2) {
+            [None, None, None] => None,
+            [Some(a), Some(b), Some(c)] => Some(QuantSlots { x_scale: None, x_zero_point: None, w_scales: [a, b, c], w_zero_points: slot(3) }),
+            _ => return None,
+        },
+        Kind::Float => None,
     };
-    Some(Projections { x, nodes: [nodes[0].0, nodes[1].0, nodes[2].0], outs, weights, biases: slot(b_slot), quant })
+    Some(Projections { kind, x, nodes: [nodes[0].0, nodes[1].0, nodes[2].0], outs, weights, biases: slot(b_slot), quant })
 }
 
 /// `[Wq | Wk | Wv]` `[k, 3n]`, `[bq | bk | bv]` `[3n]` (None without biases) and, for int8
@@ -165,7 +209,11 @@ fn projections(view: &View, attn: NodeId, n: &Node) -> Option<Projections> {
 fn concatenated(view: &View, p: &Projections) -> Option<Concatenated> {
     let ws: Vec<&Tensor> = p.weights.iter().map(|&w| view.constant(w)).collect::<Option<_>>()?;
     let [rows, cols] = *ws[0].shape() else { return None };
-    let want = if p.quant.is_some() { [DType::I8, DType::U8].as_slice() } else { [DType::F32].as_slice() };
+    let want = match p.kind {
+        Kind::Int8 => [DType::I8, DType::U8].as_slice(),
+        Kind::Weight => [DType::F16, DType::BF16, DType::I4, DType::U4, DType::I8, DType::U8].as_slice(),
+        Kind::Float => [DType::F32].as_slice(),
+    };
     if !want.contains(&ws[0].dtype()) || ws.iter().any(|w| w.dtype() != ws[0].dtype() || w.shape() != [rows, cols]) {
         return None;
     }
@@ -184,10 +232,20 @@ fn concatenated(view: &View, p: &Projections) -> Option<Concatenated> {
     let quant = match &p.quant {
         None => None,
         Some(q) => {
-            let scales = per_column(view, &q.w_scales.map(Some), cols, DType::F32)?;
+            let params = |vs: &[Option<ValueId>; 3], dt: DType| match group_rows(view, vs, cols) {
+                Some(rows) => {
+                    let ts: Vec<&Tensor> = vs.iter().map(|v| view.constant((*v)?)).collect::<Option<_>>()?;
+                    if ts.iter().any(|t| t.dtype() != dt) {
+                        return None;
+                    }
+                    side_by_side(&ts, rows, cols)
+                }
+                None => per_column(view, vs, cols, dt),
+            };
+            let scales = params(&q.w_scales.map(Some), DType::F32)?;
             let zps = match q.w_zero_points {
                 [None, None, None] => None,
-                [Some(_), Some(_), Some(_)] => Some(per_column(view, &q.w_zero_points, cols, ws[0].dtype())?),
+                [Some(_), Some(_), Some(_)] => Some(params(&q.w_zero_points, ws[0].dtype())?),
                 _ => return None,
             };
             Some((scales, zps))
@@ -215,6 +273,12 @@ fn side_by_side(ts: &[&Tensor], rows: usize, cols: usize) -> Option<Tensor> {
         out
     }
     let shape = vec![rows, ts.len() * cols];
+    if matches!(ts[0].dtype(), DType::F16 | DType::BF16 | DType::I4 | DType::U4) {
+        // Values every f64 holds exactly; the weight-only types, joined once at compile time.
+        let vals: Vec<Vec<f64>> = ts.iter().map(|t| t.to_f64_vec().ok()).collect::<Option<_>>()?;
+        let parts: Vec<&[f64]> = vals.iter().map(Vec::as_slice).collect();
+        return Tensor::new(shape, kiln_tensor::Data::from_f64_vec(ts[0].dtype(), &join(&parts, rows, cols)).ok()?).ok();
+    }
     match ts[0].dtype() {
         DType::F32 => {
             Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<f32>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok()
@@ -225,6 +289,16 @@ fn side_by_side(ts: &[&Tensor], rows: usize, cols: usize) -> Option<Tensor> {
         DType::U8 => {
             Tensor::from_vec(shape, join(&ts.iter().map(|t| t.as_slice::<u8>().ok()).collect::<Option<Vec<_>>>()?, rows, cols)).ok()
         }
+        _ => None,
+    }
+}
+
+/// The group count of three group-wise (2-D `[groups, cols]`) weight-only parameters, or None
+/// when they are not all 2-D of one shape.
+fn group_rows(view: &View, vs: &[Option<ValueId>; 3], cols: usize) -> Option<usize> {
+    let shapes: Vec<&[usize]> = vs.iter().map(|v| view.constant((*v)?).map(Tensor::shape)).collect::<Option<_>>()?;
+    match shapes[0] {
+        [rows, c] if *c == cols && shapes.iter().all(|s| *s == shapes[0]) => Some(*rows),
         _ => None,
     }
 }

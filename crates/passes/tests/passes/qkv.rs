@@ -78,3 +78,43 @@ fn int8_projections_become_one_product() {
     assert!(text.contains("%q_qkv: f32[N,S,18] = kiln::QMatMul(%x, _, _, %wq_qkv, %sq_qkv, _, %bq_qkv) {activation=\"none\"}"), "{text}");
     assert!(text.contains("init %sq_qkv = f32[18]"), "{text}");
 }
+
+/// Weight-only projections: uint4 weights in groups of 2 along K with zero points (scales and
+/// zero points joined per group), and bf16 weights computing in bf16; each becomes one
+/// kiln::WMatMul with the same result to the last bit. Mixed storage types stay apart.
+#[test]
+fn weight_only_projections_become_one_product() {
+    use kiln_tensor::{DType, Data, Tensor};
+    let build = |types: [DType; 3]| {
+        let mut b = B::new();
+        let x = b.input("x", "f32[N,S,4]");
+        let mut proj = |name: &str, seed: u64, dt: DType| {
+            let (ins, attrs) = if dt == DType::U4 {
+                let w = b.init(&format!("w{name}"), Tensor::new(vec![4, 6], Data::U4((0..24).map(|i| ((i * 5 + seed as usize) % 16) as u8).collect())).expect("u4"));
+                let s = b.f32s(&format!("s{name}"), &[2, 6], &values(12, seed).iter().map(|v| 0.01 + v.abs() * 0.02).collect::<Vec<_>>());
+                let z = b.init(&format!("z{name}"), Tensor::new(vec![2, 6], Data::U4((0..12).map(|i| ((i + seed as usize) % 16) as u8).collect())).expect("u4"));
+                (vec![Some(x), Some(w), Some(s), Some(z)], vec![("block_size", int(2)), ("activation", string("none"))])
+            } else {
+                let w = b.init(&format!("w{name}"), Tensor::from_vec(vec![4, 6], values(24, seed)).expect("f32").cast(dt).expect("cast"));
+                (vec![Some(x), Some(w)], vec![("compute", string("bf16")), ("activation", string("none"))])
+            };
+            b.node(&[name], "kiln", "WMatMul", ins, attrs)[0]
+        };
+        let (q, k, v) = (proj("q", 1, types[0]), proj("k", 2, types[1]), proj("v", 3, types[2]));
+        let y = b.node(&["y"], "kiln", "Attention", vec![Some(q), Some(k), Some(v)], vec![("num_heads", int(2))])[0];
+        b.output(y);
+        b.model()
+    };
+    let m = build([DType::U4; 3]);
+    let (text, after) = before_after(&m, vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    same_outputs(&m, &after, &[("x", &[2, 3, 4])], 0.0);
+    assert!(text.contains("%q_qkv: f32[N,S,18] = kiln::WMatMul(%x, %wq_qkv, %sq_qkv, %wq_qkv_zp) {activation=\"none\", block_size=2}"), "{text}");
+    assert!(text.contains("init %sq_qkv = f32[2,18]") && text.contains("init %wq_qkv_zp = u4[2,18]"), "{text}");
+    let m = build([DType::BF16; 3]);
+    let (text, after) = before_after(&m, vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    same_outputs(&m, &after, &[("x", &[2, 3, 4])], 0.0);
+    assert!(text.contains("kiln::WMatMul(%x, %wq_qkv) {activation=\"none\", compute=\"bf16\"}") && text.contains("init %wq_qkv = bf16[4,18]"), "{text}");
+    let m = build([DType::BF16, DType::F16, DType::BF16]);
+    let (text, _) = before_after(&m, vec![Box::new(InferShapes::default()), Box::new(FuseQkv)]);
+    assert!(!text.contains("_qkv"), "{text}");
+}
