@@ -33,6 +33,7 @@ pub struct BuildFile {
     /// The local OCI store `kiln compile` adds artifacts to.
     pub store: Option<PathBuf>,
     pub calibration: Option<Calibration>,
+    pub quantize: Option<Quantize>,
     pub validate: Option<Validate>,
     #[serde(default)]
     pub cost: BTreeMap<String, crate::cost::Price>,
@@ -45,6 +46,18 @@ pub struct Calibration {
     pub samples: Option<usize>,
     /// minmax (default), percentile or entropy.
     pub method: Option<String>,
+}
+
+/// How the precision in `precisions` is reached (the flags of the same names override).
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Quantize {
+    /// int4: rows of K per scale.
+    pub group_size: Option<usize>,
+    /// int4: "rtn" or "gptq".
+    pub weight_method: Option<String>,
+    /// int8: SmoothQuant's alpha.
+    pub smoothquant: Option<f32>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -60,8 +73,9 @@ pub struct Validate {
 }
 
 const TOP: &[&str] =
-    &["model", "weights", "output", "name", "version", "targets", "precisions", "tune", "dims", "gates", "baseline", "sign", "archive", "registry", "store", "calibration", "validate", "cost"];
+    &["model", "weights", "output", "name", "version", "targets", "precisions", "tune", "dims", "gates", "baseline", "sign", "archive", "registry", "store", "calibration", "quantize", "validate", "cost"];
 const CALIBRATION: &[&str] = &["data", "samples", "method"];
+const QUANTIZE: &[&str] = &["group_size", "weight_method", "smoothquant"];
 const VALIDATE: &[&str] = &["enabled", "batch", "runs", "warmup", "samples", "data"];
 const COST: &[&str] = &["price_per_hour", "power_watts", "source"];
 
@@ -86,7 +100,7 @@ fn check(table: &toml::Table, known: &[&str], at: &str, file: &Path) -> anyhow::
 pub fn parse(text: &str, file: &Path) -> anyhow::Result<BuildFile> {
     let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", file.display()))?;
     check(&table, TOP, "", file)?;
-    for (section, known) in [("calibration", CALIBRATION), ("validate", VALIDATE)] {
+    for (section, known) in [("calibration", CALIBRATION), ("quantize", QUANTIZE), ("validate", VALIDATE)] {
         if let Some(toml::Value::Table(t)) = table.get(section) {
             check(t, known, &format!("{section}."), file)?;
         }
@@ -152,6 +166,9 @@ batch = 1
 data = "calib/"
 samples = 64
 method = "entropy"
+[quantize]
+group_size = 64
+weight_method = "gptq"
 [validate]
 batch = [1, 4]
 runs = 10
@@ -165,6 +182,8 @@ power_watts = 30
         assert_eq!(bf.gates.len(), 2);
         let cal = bf.calibration.as_ref().expect("calibration");
         assert_eq!((cal.samples, cal.method.as_deref(), bf.precisions.as_slice()), (Some(64), Some("entropy"), ["int8".to_string()].as_slice()));
+        let q = bf.quantize.as_ref().expect("quantize");
+        assert_eq!((q.group_size, q.weight_method.as_deref(), q.smoothquant), (Some(64), Some("gptq"), None));
         assert_eq!(bf.validate.expect("validate").batch, vec![1, 4]);
         assert_eq!(bf.cost["cpu"].price_per_hour, Some(0.2));
     }

@@ -292,8 +292,19 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> an
     };
     let cal = bf.calibration.as_ref();
     let data = a.calib.clone().or(cal.and_then(|c| c.data.clone()));
+    let qt = bf.quantize.as_ref();
+    let group_size = a.group_size.or(qt.and_then(|q| q.group_size));
+    let weight_method = match (a.weight_method, qt.and_then(|q| q.weight_method.as_deref())) {
+        (Some(m), _) => Some(m),
+        (None, None) => None,
+        (None, Some(m)) => Some(
+            <WeightMethod as clap::ValueEnum>::from_str(m, true)
+                .map_err(|_| anyhow::anyhow!("kiln.toml: quantize.weight_method = '{m}' is not rtn or gptq"))?,
+        ),
+    };
+    let smoothquant = a.smoothquant.or(qt.and_then(|q| q.smoothquant));
     if precision == Precision::F32 {
-        if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() || a.smoothquant.is_some() {
+        if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() || smoothquant.is_some() {
             anyhow::bail!(
                 "--calib, --max-accuracy-drop, --smoothquant and --export-qdq are for a quantized --precision (int8, int4, fp16, bf16)"
             );
@@ -314,16 +325,16 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> an
         Method::Percentile => kiln_quant::CalibMethod::Percentile { percentile: 99.99, symmetric: false },
         Method::Entropy => kiln_quant::CalibMethod::Entropy { symmetric: false },
     };
-    if precision != Precision::Int4 && (a.group_size.is_some() || a.weight_method.is_some()) {
+    if precision != Precision::Int4 && (group_size.is_some() || weight_method.is_some()) {
         anyhow::bail!("--group-size and --weight-method are for --precision int4");
     }
-    if a.smoothquant.is_some() && precision != Precision::Int8 {
+    if smoothquant.is_some() && precision != Precision::Int8 {
         anyhow::bail!("--smoothquant prepares activations for int8; --precision {} keeps float activations", precision_name(precision));
     }
-    if a.weight_method == Some(WeightMethod::Gptq) && data.is_none() {
+    if weight_method == Some(WeightMethod::Gptq) && data.is_none() {
         anyhow::bail!("--weight-method gptq compensates rounding errors with calibration activations: give --calib DIR (or use rtn)");
     }
-    if let Some(alpha) = a.smoothquant {
+    if let Some(alpha) = smoothquant {
         if !(0.0..=1.0).contains(&alpha) {
             anyhow::bail!("--smoothquant {alpha}: alpha must be in [0, 1] (0.5 is the usual choice)");
         }
@@ -353,8 +364,8 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> an
     let scheme = match precision {
         Precision::F32 | Precision::Int8 => kiln_pipeline::Scheme::Int8,
         Precision::Int4 => kiln_pipeline::Scheme::WeightOnly(kiln_quant::WeightOnlyOptions {
-            group_size: a.group_size.unwrap_or(32),
-            method: match a.weight_method {
+            group_size: group_size.unwrap_or(32),
+            method: match weight_method {
                 Some(WeightMethod::Gptq) => kiln_quant::Rounding::Gptq,
                 Some(WeightMethod::Rtn) | None => kiln_quant::Rounding::Rtn,
             },
@@ -376,7 +387,7 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> an
         budget: a.max_accuracy_drop,
         eval: a.eval_data.clone().map(kiln_pipeline::CalibSource::Path),
         labels: a.labels.clone(),
-        smooth: a.smoothquant.map(|alpha| kiln_quant::SmoothOptions { alpha, insert_mul: true, ..kiln_quant::SmoothOptions::default() }),
+        smooth: smoothquant.map(|alpha| kiln_quant::SmoothOptions { alpha, insert_mul: true, ..kiln_quant::SmoothOptions::default() }),
     }))
 }
 
