@@ -22,6 +22,10 @@ pub struct Args {
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Idle this many milliseconds before each timed (and profiled) run, as a server does
+    /// between requests: the latency after idle, which cold caches and sleeping threads raise.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pause_ms: u64,
     /// Also time every plan step (in extra runs after the timed ones, so the figures above
     /// are not slowed by it) and print where the time goes, by op and kernel.
     #[arg(long)]
@@ -36,6 +40,8 @@ struct Report {
     measured_on: String,
     warmup: usize,
     runs: usize,
+    /// Idle time before each timed run.
+    pause_ms: u64,
     min_ms: f64,
     median_ms: f64,
     p90_ms: f64,
@@ -70,11 +76,12 @@ struct ProfileRow {
     share: f64,
 }
 
-fn profile(runnable: &mut kiln_pipeline::Runnable, feeds: &[(String, kiln_tensor::Tensor)], runs: usize) -> anyhow::Result<Option<Profile>> {
+fn profile(runnable: &mut kiln_pipeline::Runnable, feeds: &[(String, kiln_tensor::Tensor)], runs: usize, pause: std::time::Duration) -> anyhow::Result<Option<Profile>> {
     if !runnable.set_profiling(true) {
         return Ok(None);
     }
     for _ in 0..runs {
+        std::thread::sleep(pause);
         runnable.run(feeds.to_vec())?;
     }
     let times = runnable.step_times();
@@ -117,14 +124,16 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         runnable.run(feeds.clone()).with_context(|| format!("running {}", a.model.display()))?;
     }
     let mut ms = Vec::with_capacity(a.runs);
+    let pause = std::time::Duration::from_millis(a.pause_ms);
     for _ in 0..a.runs {
         let feeds = feeds.clone();
+        std::thread::sleep(pause);
         let t = std::time::Instant::now();
         runnable.run(feeds)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);
-    let prof = if a.profile { profile(&mut runnable, &feeds, a.runs)? } else { None };
+    let prof = if a.profile { profile(&mut runnable, &feeds, a.runs, pause)? } else { None };
     if a.profile && prof.is_none() {
         println!("note: --profile times plan steps; compile the model first (`kiln compile`) to profile it");
     }
@@ -135,6 +144,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         measured_on: kiln_target_cpu::device::description(),
         warmup: a.warmup,
         runs: a.runs,
+        pause_ms: a.pause_ms,
         min_ms: ms[0],
         median_ms: median,
         p90_ms: percentile(&ms, 0.9),
@@ -152,7 +162,8 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         println!("note: {n}");
     }
     println!("{} on the {}", r.model, r.executor);
-    println!("measured on {}: {} runs after {} warm-up", r.measured_on, r.runs, r.warmup);
+    let idle = if r.pause_ms > 0 { format!(", each after {} ms idle", r.pause_ms) } else { String::new() };
+    println!("measured on {}: {} runs after {} warm-up{idle}", r.measured_on, r.runs, r.warmup);
     println!(
         "latency ms: min {:.3}  median {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
         r.min_ms, r.median_ms, r.p90_ms, r.p99_ms, r.max_ms

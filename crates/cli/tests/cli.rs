@@ -220,10 +220,14 @@ fn compile_then_bench_with_profile() {
     let plan = dir.path().join("m.kiln");
     let (ok, _, err) = kiln(&["compile", p.to_str().expect("utf8"), "--target", "cpu", "--tune", "off", "-o", plan.to_str().expect("utf8")]);
     assert!(ok, "{err}");
-    let (ok, json, err) = kiln(&["bench", plan.to_str().expect("utf8"), "--random", "--dim", "batch=4", "--runs", "3", "--json", "--profile"]);
+    let t = std::time::Instant::now();
+    let (ok, json, err) =
+        kiln(&["bench", plan.to_str().expect("utf8"), "--random", "--dim", "batch=4", "--runs", "3", "--json", "--profile", "--pause-ms", "50"]);
     assert!(ok, "{err}");
+    // Three timed and three profiled runs, each after 50 ms idle.
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300), "{:?}", t.elapsed());
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
-    assert_eq!(v["runs"], 3);
+    assert_eq!((v["runs"].as_u64(), v["pause_ms"].as_u64()), (Some(3), Some(50)));
     let rows = v["profile"]["by_op"].as_array().expect("profile rows");
     // Add then Relu (or one fused step): every step is timed, shares sum to one.
     assert!(!rows.is_empty() && rows.len() <= 2, "{rows:?}");

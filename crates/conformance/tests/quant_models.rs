@@ -480,3 +480,29 @@ fn minilm_l6_weight_only_fp16_bf16_int4() {
     let mean = |l: &str| means.iter().find(|(n, _)| *n == l).map_or(0.0, |x| x.1);
     assert!(mean("int4 g32 gptq") > mean("int4 g32 rtn"), "GPTQ did not beat round-to-nearest: {means:?}");
 }
+
+/// Mixed precision works for weight-only schemes too: int4 (groups of 8) on the digits MLP with
+/// a cosine budget too strict for all-int4 keeps the most harmful layer in f32 and lists both.
+#[test]
+fn digits_mlp_mixed_precision_int4() {
+    let model = data("quant/digits/model.onnx");
+    let calib = data("quant/digits/calib");
+    let o = kiln_quant::WeightOnlyOptions { group_size: 8, ..kiln_quant::WeightOnlyOptions::default() };
+    let mut req = weight_only(o, Some(&calib));
+    req.budget = Some(kiln_pipeline::mixed::Budget::Cosine(0.0));
+    let b = build(&model, Some(req));
+    let q = b.quantized.as_ref().unwrap();
+    let m = q.mixed.as_ref().unwrap();
+    for l in &m.layers {
+        println!("{:<5} {:<10} sensitivity {:.3e}: {}", l.precision, l.node, l.sensitivity, l.reason);
+    }
+    println!("drop all-int4 {:.3e}, final {:.3e}, met {}", m.drop_all_quantized, m.drop_final, m.met);
+    assert_eq!(m.layers.len(), 2);
+    assert!(m.drop_all_quantized > 0.0, "int4 must lose something for this test to mean anything");
+    assert!(m.layers.iter().all(|l| l.precision == "f32" || l.precision == "int4"), "{:?}", m.layers);
+    let kept: Vec<&str> = m.layers.iter().filter(|l| l.precision == "f32").map(|l| l.node.as_str()).collect();
+    assert!(!kept.is_empty(), "a zero budget keeps layers in f32");
+    assert!(m.met && m.drop_final <= 0.0);
+    assert_eq!(q.summary.nodes().len(), 2 - kept.len(), "{}", q.summary);
+    assert!(q.summary.weight_only().is_some());
+}
