@@ -1,7 +1,7 @@
 //! `MatMul`, `Gemm` and `kiln::FusedMatMul` with a constant 2-D right operand (a linear
 //! layer) on the CPU GEMM with pre-packed weights and a fused bias + activation epilogue.
 
-use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune};
+use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune_with};
 use crate::exec::Pool;
 use crate::kernels::{Activation, Bias, GemmBackend, GemmParams, GemmSpec, Isa, PackedB, PackedLayout, gemm_candidates, pack_b, packed_layout_for, sgemm_packed};
 use kiln_ir::{Graph, Node};
@@ -55,21 +55,26 @@ fn tune_gemm(tuner: &mut Tuner, spec: &GemmSpec, b: &Tensor, trans_b: bool) -> R
     let cands = gemm_candidates(spec, crate::device::cores());
     let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
     let Ok(b32) = b.as_slice::<f32>() else { return Ok("default".into()) };
-    // Each candidate runs on B packed the way it would be at load (panels for the micro backend).
-    let mut packs: Vec<(PackedLayout, PackedB)> = Vec::new();
+    // Each candidate runs on B packed the way it would be at load (panels for the micro backend),
+    // in copies used in turn so that B is read cold (see `cold_copies`).
+    let copies = super::cold_copies(spec.k * spec.n * 4);
+    let mut packs: Vec<(PackedLayout, Vec<PackedB>)> = Vec::new();
     for c in &cands {
         let layout = packed_layout_for(c, spec.n);
         if !packs.iter().any(|(l, _)| *l == layout) {
             let Ok(p) = pack_b(b32, spec.k, spec.n, trans_b, 0, layout) else { return Ok("default".into()) };
-            packs.push((layout, p));
+            packs.push((layout, vec![p; copies]));
         }
     }
     let a = filler(spec.m * spec.k);
     let mut c = vec![0f32; spec.m * spec.n];
     let problem = format!("m={},k={},n={}", spec.m, spec.k, spec.n);
-    tune(tuner, KERNEL, problem, &names, |i| {
+    let mut call = 0usize;
+    tune_with(tuner, KERNEL, problem, &names, true, |i| {
         let layout = packed_layout_for(&cands[i], spec.n);
-        let packed = packs.iter().find(|(l, _)| *l == layout).map(|(_, p)| p).ok_or("B was not packed for this candidate")?;
+        let all = packs.iter().find(|(l, _)| *l == layout).map(|(_, p)| p).ok_or("B was not packed for this candidate")?;
+        call += 1;
+        let packed = &all[call % all.len()];
         sgemm_packed(spec, &a, packed, Bias::None, &mut c, &cands[i]).map_err(|e| e.to_string())
     })
 }

@@ -182,14 +182,45 @@ fn tune(
     kernel: &str,
     problem: String,
     candidates: &[String],
+    run: impl FnMut(usize) -> Result<(), String>,
+) -> Result<String, TargetError> {
+    tune_with(tuner, kernel, problem, candidates, false, run)
+}
+
+/// [`tune`]; with `warm`, each timed call follows an untimed one of the same candidate, so
+/// its worker threads are awake as inside a run of consecutive multi-threaded steps (the
+/// tuner interleaves candidates, and a 1-thread one lets the workers fall asleep).
+fn tune_with(
+    tuner: &mut Tuner,
+    kernel: &str,
+    problem: String,
+    candidates: &[String],
+    warm: bool,
     mut run: impl FnMut(usize) -> Result<(), String>,
 ) -> Result<String, TargetError> {
     tuner.choose(TuneKey { kernel: kernel.to_string(), problem }, candidates, |variant| {
         let i = candidates.iter().position(|c| c == variant).unwrap_or(0);
+        let fail = |reason: String| TargetError::Run { step: 0, kernel: kernel.to_string(), reason: format!("while tuning: {reason}") };
+        if warm {
+            run(i).map_err(fail)?;
+        }
         let t = std::time::Instant::now();
-        run(i).map_err(|reason| TargetError::Run { step: 0, kernel: kernel.to_string(), reason: format!("while tuning: {reason}") })?;
+        run(i).map_err(fail)?;
         Ok(t.elapsed())
     })
+}
+
+/// Tuning cycles through copies of a step's weights totalling at least this many bytes (more
+/// than both cores' L2), so each timed call reads them cold, as a plan step does: between two
+/// uses of a layer's weights the other layers' weights pass through the caches. With one hot
+/// copy (and sleeping workers, see [`tune_with`]) the f32 GEMM tuning chose 1-thread variants
+/// that ran the MiniLM-L6 plan in 25 ms against 16 ms with two threads. Used by the f32 GEMM;
+/// the int8/low-precision GEMMs keep hot tuning, where cold+warm picks measured slower plans.
+const COLD_BYTES: usize = 24 << 20;
+
+/// How many copies of `bytes` of weights tuning cycles through (at most 16).
+fn cold_copies(bytes: usize) -> usize {
+    COLD_BYTES.div_ceil(bytes.max(1)).clamp(1, 16)
 }
 
 /// Deterministic pseudo-random floats in [-1, 1) for tuning runs.
