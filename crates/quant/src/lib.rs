@@ -21,6 +21,7 @@
 pub mod calib;
 pub mod data;
 mod error;
+mod observed;
 mod params;
 mod qdq;
 mod select;

@@ -12,7 +12,7 @@ pub use minmax::MinMax;
 pub use percentile::percentile_range;
 
 use crate::{Observation, QuantError};
-use kiln_tensor::{DType, Tensor};
+use kiln_tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -131,17 +131,9 @@ impl Calibrator {
     /// Feeds one tensor of `value` (one sample's). Float tensors of any width are read as f32.
     pub fn observe(&mut self, value: &str, t: &Tensor) -> Result<(), QuantError> {
         let Some((obs, count)) = self.observers.get_mut(value) else {
-            return Err(QuantError::NotObserved {
-                value: value.to_string(),
-                known: self.observers.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
+            return Err(crate::observed::not_observed(value, self.observers.keys()));
         };
-        let wrong = || QuantError::NotFloat { value: value.to_string(), dtype: t.dtype() };
-        match t.dtype() {
-            DType::F32 => obs.observe(t.as_slice::<f32>().map_err(|_| wrong())?),
-            d if d.is_float() => obs.observe(t.cast(DType::F32).map_err(|_| wrong())?.as_slice::<f32>().map_err(|_| wrong())?),
-            _ => return Err(wrong()),
-        }
+        obs.observe(&crate::observed::f32_values(value, t)?);
         *count += 1;
         Ok(())
     }

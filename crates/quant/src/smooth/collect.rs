@@ -1,7 +1,7 @@
 //! Per-channel `max|x|` of the observed activations, streamed one sample at a time.
 
 use crate::{Observation, QuantError};
-use kiln_tensor::{DType, Tensor};
+use kiln_tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,21 +30,9 @@ impl ChannelMaxCollector {
     /// NaN and infinities are skipped.
     pub fn observe(&mut self, value: &str, t: &Tensor) -> Result<(), QuantError> {
         let Some((max, count)) = self.values.get_mut(value) else {
-            return Err(QuantError::NotObserved {
-                value: value.to_string(),
-                known: self.values.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
+            return Err(crate::observed::not_observed(value, self.values.keys()));
         };
-        let wrong = || QuantError::NotFloat { value: value.to_string(), dtype: t.dtype() };
-        let widened;
-        let xs = match t.dtype() {
-            DType::F32 => t.as_slice::<f32>().map_err(|_| wrong())?,
-            d if d.is_float() => {
-                widened = t.cast(DType::F32).map_err(|_| wrong())?;
-                widened.as_slice::<f32>().map_err(|_| wrong())?
-            }
-            _ => return Err(wrong()),
-        };
+        let xs = crate::observed::f32_values(value, t)?;
         let k = t.shape().last().copied().unwrap_or(1);
         if max.is_empty() {
             *max = vec![0.0; k];

@@ -5,7 +5,7 @@
 
 use crate::{Observation, QuantError};
 use kiln_ir::Model;
-use kiln_tensor::{DType, Dim, Tensor};
+use kiln_tensor::{Dim, Tensor};
 use std::collections::BTreeMap;
 
 /// One value's accumulated `sum x x^T` (upper triangle filled while collecting).
@@ -100,27 +100,15 @@ impl HessianCollector {
     /// Feeds one tensor of `value` (one sample's). Float tensors of any width are read as f32.
     pub fn observe(&mut self, value: &str, t: &Tensor) -> Result<(), QuantError> {
         let Some((declared, hessian, count)) = self.values.get_mut(value) else {
-            return Err(QuantError::NotObserved {
-                value: value.to_string(),
-                known: self.values.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
+            return Err(crate::observed::not_observed(value, self.values.keys()));
         };
-        let wrong = || QuantError::NotFloat { value: value.to_string(), dtype: t.dtype() };
-        let widened;
-        let xs = match t.dtype() {
-            DType::F32 => t.as_slice::<f32>().map_err(|_| wrong())?,
-            d if d.is_float() => {
-                widened = t.cast(DType::F32).map_err(|_| wrong())?;
-                widened.as_slice::<f32>().map_err(|_| wrong())?
-            }
-            _ => return Err(wrong()),
-        };
+        let xs = crate::observed::f32_values(value, t)?;
         let found = t.shape().last().copied().unwrap_or(1);
         let expected = hessian.as_ref().map(|h| h.dim).or(*declared).unwrap_or(found);
         if found != expected || expected == 0 {
             return Err(QuantError::HessianShape { value: value.to_string(), expected, found });
         }
-        hessian.get_or_insert_with(|| Hessian::new(expected)).add_rows(xs);
+        hessian.get_or_insert_with(|| Hessian::new(expected)).add_rows(&xs);
         *count += 1;
         Ok(())
     }
