@@ -8,7 +8,7 @@
 //! evaluation samples (`--eval-data`), else the calibration samples (up to [`EVAL_SAMPLES`]),
 //! else one synthetic input.
 
-use crate::quantize::{Recipe, Summary};
+use crate::quantize::Recipe;
 use crate::{PipelineError, QUANTIZE_AFTER};
 use kiln_ir::Model;
 use kiln_tensor::Tensor;
@@ -100,11 +100,7 @@ pub fn choose(
         }
         _ => None,
     };
-    let (_, full) = recipe.apply(base)?;
-    let layers: Vec<(String, String)> = match &full {
-        Summary::Int8(s) => s.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect(),
-        Summary::WeightOnly(s) => s.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect(),
-    };
+    let layers = recipe.apply(base)?.1.layers();
     let measure = |r: &Recipe| -> Result<f64, PipelineError> {
         let (q, _) = r.apply(base)?;
         let got = outputs(&q, samples)?;

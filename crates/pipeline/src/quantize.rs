@@ -87,12 +87,17 @@ pub enum Summary {
 }
 
 impl Summary {
+    /// The quantized nodes: (name, op type).
+    pub fn layers(&self) -> Vec<(String, String)> {
+        match self {
+            Summary::Int8(s) => s.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect(),
+            Summary::WeightOnly(s) => s.nodes.iter().map(|n| (n.node.clone(), n.op.clone())).collect(),
+        }
+    }
+
     /// The quantized nodes' names.
     pub fn nodes(&self) -> Vec<String> {
-        match self {
-            Summary::Int8(s) => s.nodes.iter().map(|n| n.node.clone()).collect(),
-            Summary::WeightOnly(s) => s.nodes.iter().map(|n| n.node.clone()).collect(),
-        }
+        self.layers().into_iter().map(|(n, _)| n).collect()
     }
 
     /// The int8 summary (None for weight-only).
