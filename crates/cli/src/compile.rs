@@ -106,7 +106,7 @@ pub struct Args {
     /// Read at most this many calibration samples.
     #[arg(long, value_name = "N")]
     calib_samples: Option<usize>,
-    /// Accuracy budget for int8, as METRIC=DROP: cosine=0.01 (mean cosine to the f32 outputs at
+    /// Accuracy budget for the quantized precision, as METRIC=DROP: cosine=0.01 (mean cosine to the f32 outputs at
     /// least 0.99), top1=0.5 (top-1 agreement with f32 at least 99.5%) or accuracy=0.5 (top-1
     /// accuracy against --labels at most 0.5 points below f32's). The layers that harm it most
     /// stay f32 until it holds; every layer's precision and why is printed.
@@ -125,12 +125,13 @@ pub struct Args {
     /// folded into the producing LayerNorm/MatMul where it can be, else an inserted Mul.
     #[arg(long, value_name = "ALPHA", num_args = 0..=1, default_missing_value = "0.5")]
     smoothquant: Option<f32>,
-    /// Emit the int8 plan even when it measures slower than the f32 plan (the latency guard
-    /// otherwise keeps slower layers, or the whole plan, in f32 and says so).
+    /// Emit the quantized plan even when it measures slower than the f32 plan (the latency
+    /// guard otherwise keeps slower layers, or the whole plan, in f32 and says so).
     #[arg(long)]
     force_precision: bool,
-    /// Also write the quantized graph as ONNX QDQ (QuantizeLinear/DequantizeLinear), which
-    /// onnxruntime runs.
+    /// Also write the quantized graph as ONNX that onnxruntime runs: QuantizeLinear/
+    /// DequantizeLinear pairs for int8; f16/bf16 initializers behind Cast, or int4 behind
+    /// blocked DequantizeLinear (opset 21), for weight-only precisions.
     #[arg(long, value_name = "FILE")]
     export_qdq: Option<PathBuf>,
     /// Kernel tuning: off, cache (recorded decisions only) or full (measure what is not recorded).
