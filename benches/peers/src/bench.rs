@@ -154,7 +154,21 @@ pub fn run_model(spec: &ModelSpec, cfg: &Config) -> ModelResult {
         r_before = Some(o.rss_before_kib);
         (Box::new(o) as Box<dyn Engine>, note)
     });
-    r.slots = vec![Slot::new("kiln", kiln), Slot::new("tract", tract), Slot::new("ort", ort)];
+    // Kiln's wgpu target on the adapter found here (lavapipe on a CPU-only machine): its
+    // ratio to Kiln's CPU plan, the wgpu benchmark.
+    let wgpu = if skipped("wgpu") {
+        Err(skip_err())
+    } else {
+        guard(|| {
+            let t = kiln_pipeline::target("wgpu")?;
+            KilnEngine::on_target(t.as_ref(), &path, spec.dims(), &cfg.tune_dir, inputs.clone(), None)
+        })
+    };
+    let wgpu = wgpu.map(|k| {
+        let note = format!("compiled for wgpu: {}", k.compile_note);
+        (Box::new(k) as Box<dyn Engine>, note)
+    });
+    r.slots = vec![Slot::new("kiln", kiln), Slot::new("tract", tract), Slot::new("ort", ort), Slot::new("wgpu", wgpu)];
     for s in &r.slots {
         match &s.error {
             None => println!("  {:<6} {}", s.name, s.load_note),

@@ -31,7 +31,22 @@ impl KilnEngine {
         inputs: Vec<(String, Tensor)>,
         quant: Option<&kiln_pipeline::QuantRequest>,
     ) -> anyhow::Result<KilnEngine> {
-        let target = kiln_target_cpu::CpuTarget;
+        Self::on_target(&kiln_target_cpu::CpuTarget, model, dims, tune_dir, inputs, quant)
+    }
+
+    /// [`KilnEngine::with_quant`] compiled for `target` (the CPU, or wgpu on the adapter
+    /// found here); an unavailable target is an error naming why.
+    pub fn on_target(
+        target: &dyn Target,
+        model: &Path,
+        dims: BTreeMap<String, usize>,
+        tune_dir: &Path,
+        inputs: Vec<(String, Tensor)>,
+        quant: Option<&kiln_pipeline::QuantRequest>,
+    ) -> anyhow::Result<KilnEngine> {
+        if let kiln_target::Availability::Unavailable { reason, remedy } = target.probe() {
+            anyhow::bail!("target {} unavailable: {reason} ({remedy})", target.id().kind);
+        }
         let opts = CompileOptions {
             tune: TuneMode::Full,
             tune_budget: Duration::from_secs(30),
@@ -43,7 +58,7 @@ impl KilnEngine {
         let t = Instant::now();
         let (m, _) = kiln_pipeline::load_model(model, &target.coverage(), None).with_context(|| format!("loading {}", model.display()))?;
         let compiled =
-            kiln_pipeline::compile_model_with(m, &target, &opts, None, quant).with_context(|| format!("compiling {}", model.display()))?;
+            kiln_pipeline::compile_model_with(m, target, &opts, None, quant).with_context(|| format!("compiling {}", model.display()))?;
         let guard_note = compiled.quantized.as_ref().and_then(|q| q.latency.as_ref()).map(|l| {
             format!(
                 "latency guard: int8 {:.2} ms vs f32 {:.2} ms, {} layers kept f32{}",

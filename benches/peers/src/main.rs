@@ -42,9 +42,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--only" => a.only = Some(value("a substring of a model label")?),
             "--settle-ms" => a.settle_ms = value("milliseconds")?.parse().context("--settle-ms")?,
             "--skip" => {
-                let e = value("kiln, tract or ort")?;
-                if !["kiln", "tract", "ort"].contains(&e.as_str()) {
-                    bail!("--skip takes kiln, tract or ort, not {e}");
+                let e = value("kiln, tract, ort or wgpu")?;
+                if !["kiln", "tract", "ort", "wgpu"].contains(&e.as_str()) {
+                    bail!("--skip takes kiln, tract, ort or wgpu, not {e}");
                 }
                 a.skip.push(e);
             }
@@ -94,8 +94,10 @@ fn run() -> anyhow::Result<()> {
     println!("engines: kiln = compiled CPU plan (kiln_pipeline::compile, tune full, cache target/bench-tune, all cores);");
     println!("         tract = tract-onnx 0.23.9, fixed input facts, into_optimized, {}-thread executor;", tract_engine::THREADS);
     println!("         ort = onnxruntime in benches/ort_worker.py (intra_op_num_threads=2, default graph optimizations),");
-    println!("               timed inside the worker with perf_counter around session.run.");
-    println!("Each model: outputs compared, warm-up, then up to {} rounds interleaving kiln, tract, ort;", cfg.rounds);
+    println!("               timed inside the worker with perf_counter around session.run;");
+    println!("         wgpu = Kiln's wgpu target on the adapter found here (lavapipe, Vulkan on the CPU, without a GPU),");
+    println!("               ops without a WGSL kernel on the CPU inside the plan; reported as a ratio to Kiln's CPU plan.");
+    println!("Each model: outputs compared, warm-up, then up to {} rounds interleaving kiln, tract, ort, wgpu;", cfg.rounds);
     println!("an engine stops once its timed runs pass ~{:.0} s on a model (runs made: n). Inputs seeded ({}).", args.budget_s, cfg.seed);
     println!("Between runs: an untimed {} ms pause, so the previous engine's worker threads stop spinning first.", args.settle_ms);
     println!("load average at start (1/5/15 min, other processes share these cores): {}", loadavg());

@@ -60,8 +60,8 @@ pub fn print_model(r: &ModelResult) {
             println!("  {:<6} then failed: {e}", s.name);
         }
     }
-    let (k, t, o) = (slot_median(r, "kiln"), slot_median(r, "tract"), slot_median(r, "ort"));
-    println!("  ratios of medians (>1: Kiln slower): kiln/ort {}, kiln/tract {}", ratio(k, o), ratio(k, t));
+    let (k, t, o, w) = (slot_median(r, "kiln"), slot_median(r, "tract"), slot_median(r, "ort"), slot_median(r, "wgpu"));
+    println!("  ratios of medians (>1: Kiln slower): kiln/ort {}, kiln/tract {}; Kiln wgpu / Kiln CPU {}", ratio(k, o), ratio(k, t), ratio(w, k));
     if let Some(b) = r.kiln_planned_peak {
         println!("  kiln planned peak of intermediate buffers (memory plan, not RSS): {}", mib(b as f64));
     }
@@ -75,17 +75,17 @@ pub fn print_model(r: &ModelResult) {
 pub fn print_summary(results: &[ModelResult], device: &str) {
     println!();
     println!("Summary: median latency in ms (p90, timed runs), measured on {device}");
-    println!("| model | input | kiln | tract | ort | kiln/ort | kiln/tract | kiln planned peak | ort peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| model | input | kiln | tract | ort | kiln/ort | kiln/tract | kiln wgpu | wgpu/kiln cpu | kiln planned peak | ort peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in results {
         if let Some(why) = &r.not_run {
-            println!("| {} | {} | not run: {why} | | | | | | |", r.label, r.shapes);
+            println!("| {} | {} | not run: {why} | | | | | | | | |", r.label, r.shapes);
             continue;
         }
         let cells: Vec<String> = r.slots.iter().map(slot_cell).collect();
-        let (k, t, o) = (slot_median(r, "kiln"), slot_median(r, "tract"), slot_median(r, "ort"));
+        let (k, t, o, w) = (slot_median(r, "kiln"), slot_median(r, "tract"), slot_median(r, "ort"), slot_median(r, "wgpu"));
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             r.shapes,
             cells.first().map_or("-", String::as_str),
@@ -93,6 +93,8 @@ pub fn print_summary(results: &[ModelResult], device: &str) {
             cells.get(2).map_or("-", String::as_str),
             ratio(k, o),
             ratio(k, t),
+            cells.get(3).map_or("-", String::as_str),
+            ratio(w, k),
             r.kiln_planned_peak.map_or("-".into(), |b| mib(b as f64)),
             r.ort_peak_rss_kib.map_or("-".into(), |k| mib(k as f64 * 1024.0)),
         );
