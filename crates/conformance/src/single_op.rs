@@ -31,6 +31,8 @@ pub enum In {
     Vals(&'static [usize], &'static [f32]),
     /// A constant i64 vector.
     Ints(&'static [i64]),
+    /// A runtime i64 input of this shape with these values (indices, token ids).
+    XInts(&'static [usize], &'static [i64]),
     /// An omitted optional input.
     Absent,
 }
@@ -88,10 +90,11 @@ pub fn model(c: &Case) -> Result<Built, String> {
             In::X(s) | In::W(s) => Tensor::from_vec(s.to_vec(), values(s.iter().product(), i as u64 + 1)),
             In::Vals(s, v) => Tensor::from_vec(s.to_vec(), v.to_vec()),
             In::Ints(v) => Tensor::from_vec(vec![v.len()], v.to_vec()),
+            In::XInts(s, v) => Tensor::from_vec(s.to_vec(), v.to_vec()),
         }
         .map_err(|e| e.to_string())?;
         let v = g.add_value(&name, Some(t.dtype()), Some(Shape::known(t.shape())));
-        if let In::X(_) = input {
+        if let In::X(_) | In::XInts(..) = input {
             g.inputs.push(v);
             feeds.push((name, t));
         } else {

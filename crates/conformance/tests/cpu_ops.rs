@@ -97,6 +97,9 @@ fn cases() -> Vec<Case> {
         case("global_max_pool", "GlobalMaxPool", vec![X(&[1, 4, 3, 5])], vec![], "cpu.global_pool"),
         case("concat_axis1", "Concat", vec![X(&[2, 3, 4]), X(&[2, 1, 4]), W(&[2, 2, 4])], vec![("axis", Attr::Int(1))], "cpu.concat"),
         case("concat_last_negative", "Concat", vec![X(&[3, 2]), X(&[3, 5])], vec![("axis", Attr::Int(-1))], "cpu.concat"),
+        // Embedding lookup: a [10, 6] table by [2, 3] token ids (one negative), and along axis 1.
+        case("gather_embedding", "Gather", vec![W(&[10, 6]), XInts(&[2, 3], &[0, 9, 3, -1, 3, 4])], vec![], "cpu.gather"),
+        case("gather_axis1", "Gather", vec![X(&[2, 5, 3]), XInts(&[4], &[4, 0, -2, 1])], vec![("axis", Attr::Int(1))], "cpu.gather"),
         Case {
             name: "chain_mixed_operands",
             domain: "kiln",

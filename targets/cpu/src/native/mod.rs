@@ -8,6 +8,7 @@ mod batchnorm;
 mod broadcast;
 mod chain;
 mod concat;
+mod gather;
 mod conv;
 mod conv_transpose;
 mod elementwise;
@@ -45,6 +46,7 @@ pub enum Native {
     BatchNorm(batchnorm::BatchNormStep),
     GlobalPool(global_pool::GlobalPoolStep),
     Concat(concat::ConcatStep),
+    Gather(gather::GatherStep),
     Chain(chain::ChainStepNative),
     Reduce(reduce::ReduceStep),
     QMatMul(Box<qmatmul::QMatMulStep>),
@@ -67,6 +69,7 @@ impl Native {
             batchnorm::KERNEL => Some(Native::BatchNorm(batchnorm::BatchNormStep::load(step, weight)?)),
             global_pool::KERNEL => Some(Native::GlobalPool(global_pool::GlobalPoolStep::load(&step.op)?)),
             concat::KERNEL => Some(Native::Concat(concat::ConcatStep::load(step)?)),
+            gather::KERNEL => Some(Native::Gather(gather::GatherStep::load(step))),
             chain::KERNEL => Some(Native::Chain(chain::ChainStepNative::load(step)?)),
             reduce::KERNEL => Some(Native::Reduce(reduce::ReduceStep::load(step)?)),
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
@@ -103,6 +106,7 @@ impl Native {
             Native::BatchNorm(b) => b.run(inputs),
             Native::GlobalPool(p) => p.run(inputs),
             Native::Concat(c) => c.run(inputs),
+            Native::Gather(g) => g.run(inputs),
             Native::Chain(c) => c.run(inputs, variant, owned),
             Native::Reduce(r) => r.run(inputs),
             Native::QMatMul(q) => q.run(inputs, variant),
@@ -142,6 +146,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         "BatchNormalization" => batchnorm::lower(g, node),
         "GlobalAveragePool" | "GlobalMaxPool" => global_pool::lower(g, node),
         "Concat" => concat::lower(g, node),
+        "Gather" => gather::lower(g, node),
         "kiln::QMatMul" => qmatmul::lower(g, node, dims, tuner)?,
         "kiln::QConv" => qconv::lower(g, node, dims, tuner)?,
         "kiln::WMatMul" => wmatmul::lower(g, node, dims, tuner)?,
