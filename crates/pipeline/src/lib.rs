@@ -164,16 +164,16 @@ pub fn compile_model_with(
     let until = stop_after.filter(|p| *p != "optimize" && *p != "lower");
     let names = kiln_passes::phase_names();
     let before_quant = |p: &str| names.iter().position(|n| *n == p) <= names.iter().position(|n| *n == QUANTIZE_AFTER);
-    // Whether the latency guard runs (the quantizer keeps the float graph it started from).
-    let mut guarded = false;
+    // The float graph the quantizer started from, kept for the latency guard.
+    let mut guard_base: Option<Model> = None;
     match quant {
         Some(req) if until.is_none_or(|p| !before_quant(p)) => {
             out.patches = kiln_passes::optimize(&mut out.model, &kiln_passes::pipeline_until(QUANTIZE_AFTER)?)?;
             out.phase_times.push(("optimize", t.elapsed()));
             let t = Instant::now();
-            let q = quantize::quantize(&out.model, req)?;
+            let (q, base) = quantize::quantize(std::mem::take(&mut out.model), req)?;
             if stop_after.is_none_or(|p| p == "lower") && !req.force {
-                guarded = true;
+                guard_base = Some(base);
             }
             out.model = q.qdq.clone();
             out.quantized = Some(q);
@@ -214,9 +214,9 @@ pub fn compile_model_with(
     out.phase_times.push(("lower", t.elapsed()));
     out.plan = Some(plan);
     out.weights = weights;
-    if let (true, Some(req)) = (guarded, quant) {
+    if let (Some(base), Some(req)) = (&guard_base, quant) {
         let t = Instant::now();
-        quantize::guard(&mut out, req, target, &opts, &mut tuner)?;
+        quantize::guard(&mut out, base, req, target, &opts, &mut tuner)?;
         out.phase_times.push(("latency guard", t.elapsed()));
     }
     tuner.cache.save()?;

@@ -159,14 +159,6 @@ impl Recipe {
         r
     }
 
-    /// The nodes the recipe leaves in float by name.
-    pub fn excluded(&self) -> &[String] {
-        match self {
-            Recipe::Int8 { options, .. } => &options.exclude_nodes,
-            Recipe::WeightOnly { options, .. } => &options.exclude_nodes,
-        }
-    }
-
     /// Quantizes `base` (the float graph after [`QUANTIZE_AFTER`]).
     pub fn apply(&self, base: &Model) -> Result<(Model, Summary), PipelineError> {
         Ok(match self {
@@ -204,9 +196,6 @@ pub struct Quantized {
     pub mixed: Option<crate::mixed::MixedReport>,
     /// What SmoothQuant did, when asked.
     pub smooth: Option<SmoothSummary>,
-    /// The float graph the quantizer started from (after SmoothQuant when asked): what the
-    /// latency guard compares with and re-quantizes.
-    pub float: Model,
 }
 
 impl Quantized {
@@ -230,8 +219,10 @@ pub struct CalibrationRun {
 }
 
 /// Calibrates (when data is given) and rewrites `model`, which has been optimized up to
-/// [`QUANTIZE_AFTER`], into its quantized form.
-pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, PipelineError> {
+/// [`QUANTIZE_AFTER`], into its quantized form. Also returns the float graph the quantizer
+/// started from (`model`, or its smoothed form with SmoothQuant): what the latency guard
+/// compares with and re-quantizes.
+pub fn quantize(model: Model, req: &QuantRequest) -> Result<(Quantized, Model), PipelineError> {
     let (smoothed, smooth_summary) = match (&req.smooth, &req.calibration, &req.scheme) {
         (None, _, _) => (None, None),
         (Some(_), _, Scheme::WeightOnly(_)) => {
@@ -245,11 +236,12 @@ pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, Pipeline
             ));
         }
         (Some(o), Some(src), Scheme::Int8) => {
-            let (m, s) = smooth(model, src, req, o)?;
+            let (m, s) = smooth(&model, src, req, o)?;
             (Some(m), Some(s))
         }
     };
-    let model = smoothed.as_ref().unwrap_or(model);
+    let base = smoothed.unwrap_or(model);
+    let model = &base;
     let (recipe, calibration) = match (&req.scheme, &req.calibration) {
         (Scheme::Int8, None) => (Recipe::Int8 { options: req.options.clone(), ranges: None, samples: None, method: req.method }, None),
         (Scheme::Int8, Some(src)) => {
@@ -282,20 +274,20 @@ pub fn quantize(model: &Model, req: &QuantRequest) -> Result<Quantized, Pipeline
         }
     };
     let (qdq, summary) = recipe.apply(model)?;
-    Ok(Quantized { summary, qdq, calibration, recipe, latency: None, mixed, smooth: smooth_summary, float: model.clone() })
+    Ok((Quantized { summary, qdq, calibration, recipe, latency: None, mixed, smooth: smooth_summary }, base))
 }
 
-/// The latency guard (see [`crate::latency`]) on a compile whose quantized plan is in `out`,
-/// against the float graph the quantizer started from.
+/// The latency guard (see [`crate::latency`]) on a compile whose quantized plan is in `out`;
+/// `base` is the float graph the quantizer started from.
 pub(crate) fn guard(
     out: &mut crate::Compiled,
+    base: &Model,
     req: &QuantRequest,
     target: &dyn Target,
     opts: &CompileOptions,
     tuner: &mut Tuner,
 ) -> Result<(), PipelineError> {
     let (Some(mut q), Some(plan)) = (out.quantized.take(), out.plan.take()) else { return Ok(()) };
-    let base = &q.float.clone();
     let float_model = latency::float_model(base)?;
     let mut float = latency::load(target, &float_model, opts, tuner)?;
     let float_plan = float.plan.clone();

@@ -19,14 +19,7 @@ use std::collections::BTreeMap;
 /// Whether this CPU computes bf16 x bf16 products natively (AVX512-BF16): where it does,
 /// `kiln::WMatMul` with `compute = "bf16"` runs at bf16 speed instead of emulating it.
 pub fn computes_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    kernels::cpu_features().avx512bf16
 }
 
 /// The CPU target.
