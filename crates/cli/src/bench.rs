@@ -119,7 +119,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         anyhow::bail!("--runs must be at least 1");
     }
     let mut runnable = load::runnable(&a.model)?;
-    let (feeds, notes) = a.inputs.build(&runnable.inputs())?;
+    let (feeds, notes) = a.inputs.build(&runnable.inputs(), &runnable.index_bounds())?;
     for _ in 0..a.warmup {
         runnable.run(feeds.clone()).with_context(|| format!("running {}", a.model.display()))?;
     }

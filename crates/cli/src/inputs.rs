@@ -36,6 +36,7 @@ pub fn build(
     dims: &[(String, usize)],
     random: bool,
     seed: u64,
+    bounds: &BTreeMap<String, usize>,
 ) -> anyhow::Result<Feeds> {
     let mut given: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, path) in files {
@@ -83,23 +84,34 @@ pub fn build(
                 }),
             });
         }
-        let t = random_tensor(&mut rng, dtype, concrete).with_context(|| format!("generating input '{name}'"))?;
-        notes.push(format!("input '{name}' = seeded random {dtype}{:?} (seed {seed})", t.shape()));
+        // An integer attention mask is all ones (no padding): random values other than 0 and 1
+        // overflow the additive mask a transformer builds from it.
+        if !dtype.is_float() && dtype != DType::Bool && dtype != DType::String && name.to_ascii_lowercase().contains("mask") {
+            let n: usize = concrete.iter().product();
+            let t = Tensor::new(concrete, Data::from_f64_vec(dtype, &vec![1.0; n])?)?;
+            notes.push(format!("input '{name}' = all ones {dtype}{:?} (an attention mask: no padding)", t.shape()));
+            out.push((name.clone(), t));
+            continue;
+        }
+        let high = bounds.get(name).map_or(10, |&b| b.clamp(1, 10));
+        let t = random_tensor(&mut rng, dtype, concrete, high).with_context(|| format!("generating input '{name}'"))?;
+        let range = if bounds.contains_key(name) { format!(" in [0, {high}) (it indexes a table of {})", bounds[name]) } else { String::new() };
+        notes.push(format!("input '{name}' = seeded random {dtype}{:?}{range} (seed {seed})", t.shape()));
         out.push((name.clone(), t));
     }
     Ok((out, notes))
 }
 
-/// Floats uniform in [0, 1); integers uniform in [0, 10) (valid as small indices or token ids),
-/// strings the same as text ("0" to "9"); bools fair coin flips.
-fn random_tensor(rng: &mut impl Rng, dtype: DType, shape: Vec<usize>) -> anyhow::Result<Tensor> {
+/// Floats uniform in [0, 1); integers uniform in [0, high) (high is 10, or less for an input
+/// that indexes a smaller table), strings "0" to "9"; bools fair coin flips.
+fn random_tensor(rng: &mut impl Rng, dtype: DType, shape: Vec<usize>, high: usize) -> anyhow::Result<Tensor> {
     let n: usize = kiln_tensor::checked_numel(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
     let data = match dtype {
         DType::Bool => Data::Bool((0..n).map(|_| rng.random_bool(0.5)).collect()),
         // Strings: the same small integers, as text (a model's categories are unknown here).
         DType::String => Data::String((0..n).map(|_| rng.random_range(0..10).to_string()).collect()),
         d if d.is_float() => Data::from_f64_vec(d, &(0..n).map(|_| rng.random::<f64>()).collect::<Vec<_>>())?,
-        d => Data::from_f64_vec(d, &(0..n).map(|_| rng.random_range(0..10) as f64).collect::<Vec<_>>())?,
+        d => Data::from_f64_vec(d, &(0..n).map(|_| rng.random_range(0..high) as f64).collect::<Vec<_>>())?,
     };
     Ok(Tensor::new(shape, data)?)
 }
@@ -110,7 +122,9 @@ pub struct InputArgs {
     /// An input as NAME=FILE.npy (repeat for several inputs).
     #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy", value_parser = parse_input)]
     pub inputs: Vec<(String, PathBuf)>,
-    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10), strings "0" to "9").
+    /// Fill inputs not given with seeded random data (floats in [0,1), integers in [0,10) or less
+    /// where the input indexes a smaller table, integer inputs named *mask* all ones, strings
+    /// "0" to "9").
     #[arg(long)]
     pub random: bool,
     /// Seed for --random.
@@ -122,7 +136,7 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    pub fn build(&self, declared: &[Declared]) -> anyhow::Result<Feeds> {
-        build(declared, &self.inputs, &self.dims, self.random, self.seed)
+    pub fn build(&self, declared: &[Declared], bounds: &BTreeMap<String, usize>) -> anyhow::Result<Feeds> {
+        build(declared, &self.inputs, &self.dims, self.random, self.seed, bounds)
     }
 }

@@ -58,7 +58,7 @@ struct Report {
 
 pub fn main(a: Args) -> anyhow::Result<()> {
     let mut runnable = load::runnable_with(&a.model, a.weights.as_deref())?;
-    let (feeds, notes) = a.inputs.build(&runnable.inputs())?;
+    let (feeds, notes) = a.inputs.build(&runnable.inputs(), &runnable.index_bounds())?;
     let started = std::time::Instant::now();
     let outputs = runnable.run(feeds).with_context(|| {
         // Generated inputs are the usual suspects (a symbolic dim left at 1, random integers

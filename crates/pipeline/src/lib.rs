@@ -37,6 +37,7 @@ pub enum PipelineError {
     Calibration(String),
 }
 
+pub mod bounds;
 pub mod latency;
 pub mod mixed;
 mod quantize;
@@ -293,6 +294,14 @@ impl Runnable {
         }
         let (model, report) = load_model(path, &kiln_reference::op_set(), weights)?;
         Ok((Runnable::Model(Box::new(model)), report))
+    }
+
+    /// Integer inputs that index a table, with the table's size (see [`bounds`]).
+    pub fn index_bounds(&self) -> std::collections::BTreeMap<String, usize> {
+        match self {
+            Runnable::Model(m) => bounds::of_graph(&m.graph),
+            Runnable::Plan { plan, .. } => bounds::of_plan(plan),
+        }
     }
 
     /// (name, dtype, shape) of each runtime input as declared.
