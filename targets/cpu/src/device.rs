@@ -27,7 +27,12 @@ pub fn description() -> String {
     format!("{} ({}: {}; {} cores)", model_name(), std::env::consts::ARCH, features().join(" "), cores())
 }
 
-/// Tuning records are valid for one CPU model with one feature set and core count.
+/// The threading runtime kernels run on, part of the fingerprint: timings taken under another
+/// (rayon's sleeping pool before `par`) chose differently, so its records must not be reused.
+const THREADING: &str = "par1";
+
+/// Tuning records are valid for one CPU model with one feature set and core count, under one
+/// threading runtime.
 pub fn fingerprint() -> String {
-    cpu_features().cache_key()
+    format!("{}/{THREADING}", cpu_features().cache_key())
 }

@@ -9,6 +9,7 @@ mod exec;
 pub mod kernels;
 mod lower;
 mod native;
+pub mod par;
 
 pub use exec::CpuExecutable;
 

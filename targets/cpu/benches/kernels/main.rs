@@ -28,7 +28,7 @@ fn main() {
 
     let f = cpu_features();
     println!("cpu: {}", f.cache_key());
-    let max_threads = rayon::current_num_threads().min(2);
+    let max_threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
     let isa = Isa::best();
     let budget = Duration::from_millis(if quick { 100 } else { 250 });
     // The peak is a capability: the best of several short trials estimates it under load.

@@ -123,6 +123,17 @@ pub(crate) fn gemm_library(g: LibraryGemm<'_>, threads: usize) -> Result<(), Ker
     {
         return Err(invalid("gemm", "operand strides reach outside the buffers"));
     }
+    // Threads split C's rows on Kiln's spinning pool (crate::par), each part a one-thread
+    // call: the crate's own rayon threads sleep between calls and take ~0.1 ms to wake here.
+    if threads > 1 && m >= 16 * threads {
+        let per = m.div_ceil(threads);
+        let parts: Vec<(usize, &mut [f32])> = c.chunks_mut(per * ldc).take(m.div_ceil(per)).enumerate().map(|(t, c)| (t * per, c)).collect();
+        return crate::par::try_run(parts, threads, |_, (r0, c)| {
+            let rows = per.min(m - r0);
+            let a = a.get(r0 * a_rs..).ok_or_else(|| invalid("gemm", "A rows"))?;
+            gemm_library(LibraryGemm { m: rows, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, alpha, beta }, 1)
+        });
+    }
     let (a_rs, a_cs, b_rs, b_cs, ldc) =
         (as_isize(a_rs)?, as_isize(a_cs)?, as_isize(b_rs)?, as_isize(b_cs)?, as_isize(ldc)?);
     let parallelism =

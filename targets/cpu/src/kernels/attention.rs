@@ -7,8 +7,6 @@
 //! strides instead ([`Layout`]: heads side by side in the columns of `[b, s, h*d]`, or column
 //! ranges of one packed `[b, s, 3*h*d]` tensor) and may write the output `[b, sq, heads*dv]`.
 
-use rayon::prelude::*;
-
 use super::activation::Bias;
 use super::arch;
 use super::error::{KernelError, check_len, checked_product, invalid};
@@ -268,8 +266,7 @@ pub fn attention_in(
             .flat_map(|(b, ob)| ob.chunks_mut(qb * ldo).enumerate().map(move |(j, o)| (b, j * qb, o)))
             .collect();
         if threads > 1 && items.len() >= threads {
-            let per = items.len().div_ceil(threads);
-            items.into_par_iter().with_min_len(per).try_for_each(|(b, q0, o)| job.rows(b, q0, o, &one))
+            crate::par::try_run(items, threads, |_, (b, q0, o)| job.rows(b, q0, o, &one))
         } else {
             items.into_iter().try_for_each(|(b, q0, o)| job.rows(b, q0, o, &params.gemm))
         }
@@ -277,8 +274,7 @@ pub fn attention_in(
         let items = s.batch * s.heads;
         let chunks = out.chunks_mut(s.seq_q * s.head_dim_v);
         if threads > 1 && items >= threads {
-            let per = items.div_ceil(threads);
-            chunks.enumerate().collect::<Vec<_>>().into_par_iter().with_min_len(per).try_for_each(|(i, o)| job.head(i, o, &one))
+            crate::par::try_run(chunks.collect(), threads, |i, o| job.head(i, o, &one))
         } else {
             chunks.enumerate().try_for_each(|(i, o)| job.head(i, o, &params.gemm))
         }

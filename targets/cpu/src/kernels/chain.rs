@@ -5,8 +5,6 @@
 //! (broadcast over rows, e.g. a bias), a column (one value per row) or a full tensor. Each
 //! step's loop over a tile is a plain slice loop the compiler vectorises for the chosen ISA.
 
-use rayon::prelude::*;
-
 use super::activation::Activation;
 use super::arch;
 use super::error::{KernelError, check_len, invalid};
@@ -158,7 +156,7 @@ fn drive(data: &mut [f32], params: &ChainParams, f: impl Fn(usize, &mut [f32]) +
         return;
     }
     let per = data.len().div_ceil(tile).div_ceil(params.threads * 4).max(1) * tile;
-    data.par_chunks_mut(per).enumerate().for_each(|(c, chunk)| {
+    crate::par::run(data.chunks_mut(per).collect(), params.threads, |c, chunk| {
         for (i, t) in chunk.chunks_mut(tile).enumerate() {
             f(c * per + i * tile, t);
         }

@@ -2,7 +2,6 @@
 //! fused. NCHW vectorises along output rows (contiguous for stride 1); NHWC along channels
 //! (contiguous for any stride).
 
-use rayon::prelude::*;
 
 use super::arch;
 use super::conv::{ConvJob, ConvLayout};
@@ -28,7 +27,7 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
         return;
     }
     let per = units.div_ceil(threads * 4).max(1);
-    y.par_chunks_mut(per * unit_len).enumerate().for_each(|(i, chunk)| body(i * per, chunk));
+    crate::par::run(y.chunks_mut(per * unit_len).collect(), threads, |i, chunk| body(i * per, chunk));
 }
 
 /// Output planes `plane0..` (index `n * c + ch`) of an NCHW depthwise convolution.

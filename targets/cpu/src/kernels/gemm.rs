@@ -6,8 +6,6 @@
 //! into panels or packed per call, bias and activation fused per tile) and a simple blocked
 //! loop compiled per [`Isa`] (the plainest fallback).
 
-use rayon::prelude::*;
-
 use super::activation::{Activation, Bias};
 use super::arch;
 use super::error::{KernelError, check_len, check_matrix, invalid};
@@ -273,13 +271,7 @@ pub fn sgemm_batched(
     let chunks = c.chunks_mut(batch.stride_c).take(batch.count);
     if params.threads > 1 && batch.count >= params.threads {
         let one = params.threads(1);
-        let per_thread = batch.count.div_ceil(params.threads);
-        chunks
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .enumerate()
-            .with_min_len(per_thread)
-            .try_for_each(|(i, ci)| item(i, ci, &one))
+        crate::par::try_run(chunks.collect(), params.threads, |i, ci| item(i, ci, &one))
     } else {
         chunks.enumerate().try_for_each(|(i, ci)| item(i, ci, params))
     }
@@ -369,7 +361,7 @@ pub(crate) fn epilogue(
         return;
     }
     let rows_per = m.div_ceil(threads);
-    c.par_chunks_mut(rows_per * ldc).enumerate().for_each(|(t, block)| {
+    crate::par::run(c.chunks_mut(rows_per * ldc).collect(), threads, |t, block| {
         arch::bias_act(isa, block, n, ldc, t * rows_per, bias, act);
     });
 }

@@ -2,7 +2,6 @@
 //! Rows of C are split over threads; each row accumulates `alpha * a[i, p] * B[p, ..]`
 //! over blocks of B that stay in cache.
 
-use rayon::prelude::*;
 
 use super::arch;
 use super::gemm::{GemmParams, GemmSpec, scale_c};
@@ -33,7 +32,7 @@ pub(crate) fn blocked(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32], para
         return;
     }
     let rows_per = m.div_ceil(params.threads);
-    c.par_chunks_mut(rows_per * ldc).enumerate().for_each(|(t, block)| {
+    crate::par::run(c.chunks_mut(rows_per * ldc).collect(), params.threads, |t, block| {
         let r0 = t * rows_per;
         arch::gemm_blocked(params.isa, &job, block, r0, rows_per.min(m - r0));
     });

@@ -5,7 +5,6 @@
 //! written with row stride `out` channels, bias per column. Bias and activation run in the
 //! GEMM epilogue, right after each tile is computed.
 
-use rayon::prelude::*;
 
 use super::activation::Bias;
 use super::conv::{ConvJob, ConvLayout};
@@ -57,8 +56,7 @@ fn for_items<T: Send>(
     let threads = gemm.threads;
     if threads > 1 && items.len() >= threads {
         let one = gemm.threads(1);
-        let per = items.len().div_ceil(threads);
-        items.into_par_iter().with_min_len(per).try_for_each(|it| f(it, &one))
+        crate::par::try_run(items, threads, |_, it| f(it, &one))
     } else {
         items.into_iter().try_for_each(|it| f(it, gemm))
     }
@@ -147,17 +145,13 @@ fn nchw_tiles(job: &ConvJob<'_>, y: &mut [f32], tile: usize) -> Result<(), Kerne
         };
         let src = if sw > 1 { &phased[..] } else { x_img };
         let starts: Vec<usize> = (0..oh).step_by(tile).collect();
-        let tiles: Vec<Vec<f32>> = starts
-            .par_iter()
-            .map(|&oh0| {
-                let npix = tile.min(oh - oh0) * ow;
-                let mut col = vec![0.0f32; k * npix];
-                im2col_nchw(job, src, oh0, npix / ow, ow, &mut col);
-                let mut out = vec![0.0f32; cout_g * npix];
-                sgemm(&GemmSpec::new(cout_g, npix, k).act(job.act), wg, &col, bias, &mut out, &one)?;
-                Ok(out)
-            })
-            .collect::<Result<_, KernelError>>()?;
+        let mut tiles: Vec<Vec<f32>> = starts.iter().map(|&oh0| vec![0.0f32; cout_g * tile.min(oh - oh0) * ow]).collect();
+        crate::par::try_run(starts.iter().zip(tiles.iter_mut()).collect(), crate::par::ALL, |_, (&oh0, out)| {
+            let npix = tile.min(oh - oh0) * ow;
+            let mut col = vec![0.0f32; k * npix];
+            im2col_nchw(job, src, oh0, npix / ow, ow, &mut col);
+            sgemm(&GemmSpec::new(cout_g, npix, k).act(job.act), wg, &col, bias, out, &one)
+        })?;
         for (&oh0, out) in starts.iter().zip(&tiles) {
             let npix = out.len() / cout_g.max(1);
             for (co, src) in out.chunks_exact(npix).enumerate() {

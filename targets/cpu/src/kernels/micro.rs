@@ -14,7 +14,6 @@
 //! each tile while it is in L1. Threads split the columns (whole panels; A is shared), or the
 //! rows when there are few panels.
 
-use rayon::prelude::*;
 
 use super::activation::{Activation, Bias};
 use super::arch::{pack_a, pack_b};
@@ -167,10 +166,7 @@ fn pack_whole_b(
         .take(panels.div_ceil(per))
         .enumerate();
     if per < panels {
-        chunks
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .try_for_each(part)
+        crate::par::try_run(chunks.collect(), threads, |_, c| part(c))
     } else {
         chunks.into_iter().try_for_each(part)
     }
@@ -222,23 +218,19 @@ impl Whole<'_> {
         let panels = n.div_ceil(nr);
         if threads > 1 && panels < 4 * threads && m >= 2 * mr * threads {
             let per = m.div_ceil(mr).div_ceil(threads) * mr;
-            return rows
-                .par_chunks_mut(per)
-                .enumerate()
-                .try_for_each(|(t, part)| self.part(t * per..(t * per + per).min(m), 0..n, part));
+            return crate::par::try_run(rows.chunks_mut(per).collect(), threads, |t, part| {
+                self.part(t * per..(t * per + per).min(m), 0..n, part)
+            });
         }
         if threads == 1 || panels < 2 {
             return self.part(0..m, 0..n, &mut rows);
         }
         // Each thread's C is a column range of every row.
         let per = panels.div_ceil(threads.min(panels)) * nr;
-        column_parts(rows, n, per)
-            .into_par_iter()
-            .enumerate()
-            .try_for_each(|(t, mut part)| {
-                let j0 = t * per;
-                self.part(0..m, j0..(j0 + per).min(n), &mut part)
-            })
+        crate::par::try_run(column_parts(rows, n, per), threads, |t, mut part| {
+            let j0 = t * per;
+            self.part(0..m, j0..(j0 + per).min(n), &mut part)
+        })
     }
 
     /// Rows `rows` and columns `cols` (`cols.start` a multiple of `nr`) of C into `c`, whose

@@ -11,8 +11,6 @@
 //! `mr`-row tile of A (from L2), the default; otherwise a block of `nc` column panels (B in L2)
 //! against every row tile. Threads split the rows, or the column panels when the rows are few.
 
-use rayon::prelude::*;
-
 use super::activation::Activation;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::qgemm_part::{F32Sink, I32Sink, Job, MAX_MR, MAX_NV, Sink, part};
@@ -201,22 +199,24 @@ fn run<S: Sink>(a: &QuantizedA, b: &QPackedB, sink: &S, c: &mut [S::T], params: 
     if m >= threads * mr * 2 || panels < threads {
         // Rows split in multiples of mr: each thread's C rows are contiguous.
         let rows_per = m.div_ceil(threads).div_ceil(mr) * mr;
-        return c.par_chunks_mut(rows_per * n).enumerate().try_for_each(|(t, cc)| {
+        return crate::par::try_run(c.chunks_mut(rows_per * n).collect(), threads, |t, cc| {
             let r0 = t * rows_per;
             part(&job, sink, r0..(r0 + rows_per).min(m), 0..panels, cc, n)
         });
     }
     // Few rows: threads take column panels into their own buffers, copied into C after.
     let per = panels.div_ceil(threads);
-    let parts: Vec<(usize, usize, Vec<S::T>)> = (0..threads)
-        .into_par_iter()
+    let mut parts: Vec<(usize, usize, Vec<S::T>)> = (0..threads)
         .map(|t| {
             let (p0, p1) = ((t * per).min(panels), ((t + 1) * per).min(panels));
             let (c0, c1) = (p0 * PANEL, (p1 * PANEL).min(n));
-            let mut buf = vec![S::T::default(); m * (c1 - c0)];
-            part(&job, sink, 0..m, p0..p1, &mut buf, c1 - c0).map(|()| (c0, c1, buf))
+            (c0, c1, vec![S::T::default(); m * (c1 - c0)])
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
+    crate::par::try_run(parts.iter_mut().collect(), threads, |t, (c0, c1, buf)| {
+        let (p0, p1) = ((t * per).min(panels), ((t + 1) * per).min(panels));
+        part(&job, sink, 0..m, p0..p1, buf, *c1 - *c0)
+    })?;
     for (c0, c1, buf) in parts {
         if c1 > c0 {
             for (dst, src) in c.chunks_exact_mut(n).zip(buf.chunks_exact(c1 - c0)) {

@@ -7,8 +7,6 @@
 //! An i8 activation is stored as u8 (`q + 128`, zero point + 128), so the GEMM is always
 //! u8 x i8.
 
-use rayon::prelude::*;
-
 use super::arch_qquant;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::qgemm::{PANEL, QIsa};
@@ -246,11 +244,10 @@ impl QuantizedA {
         };
         if threads > 1 && x.len() >= PAR_MIN {
             let per = rows.div_ceil(threads).max(1);
-            x.par_chunks_exact(kk)
-                .zip(self.data.par_chunks_exact_mut(lda))
-                .zip(self.row_sums.par_iter_mut())
-                .with_min_len(per)
-                .try_for_each(row)
+            let blocks: Vec<_> = x.chunks(per * kk).zip(self.data.chunks_mut(per * lda)).zip(self.row_sums.chunks_mut(per)).collect();
+            crate::par::try_run(blocks, threads, |_, ((xb, db), sb)| {
+                xb.chunks_exact(kk).zip(db.chunks_exact_mut(lda)).zip(sb.iter_mut()).try_for_each(row)
+            })
         } else {
             x.chunks_exact(kk).zip(self.data.chunks_exact_mut(lda)).zip(self.row_sums.iter_mut()).try_for_each(row)
         }

@@ -1,7 +1,5 @@
 //! Shared driver of the row-wise kernels (softmax, layer norm): rows split over threads.
 
-use rayon::prelude::*;
-
 use super::error::{KernelError, invalid};
 use super::isa::Isa;
 
@@ -56,5 +54,5 @@ pub(crate) fn for_row_blocks(
         return;
     }
     let per = rows.div_ceil(threads * 4).max(1);
-    data.par_chunks_mut(per * row_len).enumerate().for_each(|(i, block)| f(i * per, block));
+    crate::par::run(data.chunks_mut(per * row_len).collect(), threads, |i, block| f(i * per, block));
 }

@@ -13,8 +13,6 @@
 //! A path that does not apply (the CPU lacks it, or the weights or compute do not fit it)
 //! falls back to `Gemm` (or `Gemv` for few rows), so every params value is safe.
 
-use rayon::prelude::*;
-
 use super::activation::{Activation, Bias};
 use super::arch;
 use super::arch_wamx;
@@ -227,11 +225,10 @@ fn split_c(c: &mut [f32], (m, n): (usize, usize), (cw, mr): (usize, usize), thre
     }
     if blocks >= 2 * threads || m < 2 * mr * threads {
         let per = blocks.div_ceil(threads) * cw;
-        return micro::column_parts(rows, n, per)
-            .into_par_iter()
-            .enumerate()
-            .try_for_each(|(t, mut part)| f(0..m, t * per..((t + 1) * per).min(n), &mut part).ok_or_else(fail));
+        return crate::par::try_run(micro::column_parts(rows, n, per), threads, |t, mut part| {
+            f(0..m, t * per..((t + 1) * per).min(n), &mut part).ok_or_else(fail)
+        });
     }
     let per = m.div_ceil(mr).div_ceil(threads) * mr;
-    rows.par_chunks_mut(per).enumerate().try_for_each(|(t, part)| f(t * per..(t * per + per).min(m), 0..n, part).ok_or_else(fail))
+    crate::par::try_run(rows.chunks_mut(per).collect(), threads, |t, part| f(t * per..(t * per + per).min(m), 0..n, part).ok_or_else(fail))
 }

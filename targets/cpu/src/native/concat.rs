@@ -5,7 +5,6 @@ use super::{Lowered, dtype_of, step_int};
 use kiln_ir::{Graph, Node};
 use kiln_target::Step;
 use kiln_tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 pub const KERNEL: &str = "cpu.concat";
 
@@ -58,7 +57,7 @@ impl ConcatStep {
         };
         if row > 0 {
             if out.len() >= 1 << 16 && outer > 1 {
-                out.par_chunks_mut(row).enumerate().for_each(fill);
+                crate::par::chunks(&mut out, row, crate::par::ALL, |i, c| fill((i, c)));
             } else {
                 out.chunks_mut(row).enumerate().for_each(fill);
             }

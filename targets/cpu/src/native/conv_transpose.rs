@@ -7,7 +7,6 @@ use crate::kernels::{Bias, GemmParams, GemmSpec, gemm_candidates, sgemm};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 pub const KERNEL: &str = "cpu.conv_transpose";
 
@@ -157,7 +156,7 @@ fn col2im(cols: &[f32], dst: &mut [f32], bias: Option<&[f32]>, hw: [usize; 2], o
         }
     };
     if parallel {
-        dst.par_chunks_mut(oh * ow).enumerate().for_each(|(co, p)| channel(co, p));
+        crate::par::chunks(dst, oh * ow, crate::par::ALL, channel);
     } else {
         dst.chunks_mut(oh * ow).enumerate().for_each(|(co, p)| channel(co, p));
     }

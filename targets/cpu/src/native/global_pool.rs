@@ -4,7 +4,6 @@
 use super::{Lowered, dtype_of};
 use kiln_ir::{Graph, Node};
 use kiln_tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 pub const KERNEL: &str = "cpu.global_pool";
 
@@ -53,7 +52,11 @@ impl GlobalPoolStep {
         let out: Vec<f32> = if inner == 0 {
             vec![if self.max { f32::NEG_INFINITY } else { f32::NAN }; planes]
         } else if planes * inner >= 1 << 16 {
-            (0..planes).into_par_iter().map(reduce).collect()
+            {
+                let mut out = vec![0f32; planes];
+                crate::par::chunks(&mut out, 1, crate::par::ALL, |i, o| o[0] = reduce(i));
+                out
+            }
         } else {
             (0..planes).map(reduce).collect()
         };

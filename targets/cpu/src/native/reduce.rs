@@ -6,7 +6,6 @@ use super::{Lowered, constant, dtype_of, step_int, step_ints};
 use kiln_ir::{Graph, Node};
 use kiln_target::Step;
 use kiln_tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 pub const KERNEL: &str = "cpu.reduce";
 
@@ -130,7 +129,7 @@ impl ReduceStep {
         let mut out = vec![0f32; outer * inner];
         if inner > 0 {
             if src.len() >= 1 << 16 && outer > 1 {
-                out.par_chunks_mut(inner).enumerate().for_each(one);
+                crate::par::chunks(&mut out, inner, crate::par::ALL, |i, c| one((i, c)));
             } else {
                 out.chunks_mut(inner).enumerate().for_each(one);
             }

@@ -6,7 +6,6 @@ use super::{Lowered, constant, dtype_of, step_str};
 use kiln_ir::{Graph, Node};
 use kiln_target::Step;
 use kiln_tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 pub const KERNEL: &str = "cpu.resize";
 
@@ -158,7 +157,7 @@ impl ResizeStep {
                 }
             };
             if out.len() >= 1 << 15 {
-                out.par_chunks_mut(plane_out).enumerate().for_each(one);
+                crate::par::chunks(&mut out, plane_out, crate::par::ALL, |i, c| one((i, c)));
             } else {
                 out.chunks_mut(plane_out).enumerate().for_each(one);
             }

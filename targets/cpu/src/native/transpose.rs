@@ -6,7 +6,6 @@ use super::{Lowered, dtype_of, step_ints};
 use kiln_ir::{Graph, Node};
 use kiln_target::Step;
 use kiln_tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 pub const KERNEL: &str = "cpu.transpose";
 
@@ -71,7 +70,7 @@ pub fn transpose(x: &[f32], dims: &[usize], perm: &[usize]) -> Vec<f32> {
         }
     };
     if total >= 1 << 16 {
-        out.par_chunks_mut(inner).enumerate().with_min_len(64).for_each(|(o, dst)| row(o, dst));
+        crate::par::chunks(&mut out, inner, crate::par::ALL, row);
     } else {
         out.chunks_mut(inner).enumerate().for_each(|(o, dst)| row(o, dst));
     }
