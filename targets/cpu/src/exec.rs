@@ -174,6 +174,7 @@ impl CpuExecutable {
 
 impl Executable for CpuExecutable {
     fn run(&mut self, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, TargetError> {
+        crate::par::wake();
         let mut slots = self.bind_inputs(inputs)?;
         let mut bytes = vec![0u64; self.plan.values.len()];
         for (i, step) in self.plan.steps.iter().enumerate() {
