@@ -155,7 +155,7 @@ pub fn qgemm(a: &QuantizedA, b: &QPackedB, epi: &QEpilogue<'_>, c: &mut [f32], p
     if let Some(bias) = epi.bias {
         check_len(KERNEL, "bias", bias.len(), b.n())?;
     }
-    run(a, b, &F32Sink { scale: epi.scale, bias: epi.bias, act: epi.act }, c, params)
+    run(a, b, &F32Sink { scale: epi.scale, bias: epi.bias, act: epi.act, isa: super::isa::Isa::best() }, c, params)
 }
 
 /// The compensated i32 sums `c[i][j] = sum_k (A[i][k] - za)(B[k][j] - zb[j])` (wrapping).
