@@ -20,12 +20,23 @@ const POOL_BUFFERS: usize = 16;
 impl Pool {
     /// A buffer of `n` elements whose contents are unspecified (stale values or zeros): for
     /// kernels that overwrite all of it. The smallest kept buffer that holds `n` is reused.
+    ///
+    /// In debug builds (the test suite) every taken buffer is filled with NaN, so a kernel
+    /// that leaves an element unwritten fails its conformance comparison.
     pub fn take(&mut self, n: usize) -> Vec<f32> {
         let best = self.bufs.iter().enumerate().filter(|(_, b)| b.capacity() >= n).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
-        let Some(i) = best else { return vec![0f32; n] };
-        let mut b = self.bufs.swap_remove(i);
-        b.truncate(n);
-        b.resize(n, 0.0);
+        let mut b = match best {
+            None => vec![0f32; n],
+            Some(i) => {
+                let mut b = self.bufs.swap_remove(i);
+                b.truncate(n);
+                b.resize(n, 0.0);
+                b
+            }
+        };
+        if cfg!(debug_assertions) {
+            b.fill(f32::NAN);
+        }
         b
     }
 
@@ -280,7 +291,10 @@ mod tests {
         assert_eq!((b.len(), b.capacity()), (3, 4));
         assert_eq!(pool.take(6).len(), 6);
         assert_eq!(pool.bufs.len(), 0);
-        assert_eq!(pool.take(5), vec![0.0; 5]);
+        let fresh = pool.take(5);
+        assert_eq!(fresh.len(), 5);
+        // Debug builds hand out NaN-filled buffers, so an unwritten element shows in a test.
+        assert!(fresh.iter().all(|v| v.is_nan() == cfg!(debug_assertions)));
         for i in 0..POOL_BUFFERS + 4 {
             pool.give(Tensor::from_vec(vec![i + 1], vec![0f32; i + 1]).expect("tensor"));
         }

@@ -22,7 +22,8 @@ impl ConcatStep {
         Ok(ConcatStep { axis: step_int(step, "axis").ok_or("attribute 'axis' is required")? })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
+    /// The output comes from `pool`: the inputs' rows fill every output row.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let ins: Vec<&Tensor> = inputs.iter().copied().collect::<Option<_>>().ok_or("an input is missing")?;
         let first = ins.first().ok_or("Concat needs at least one input")?;
         let r = first.rank() as i64;
@@ -47,7 +48,7 @@ impl ConcatStep {
             .map(|t| t.as_slice::<f32>().map(|s| (s, t.shape()[axis] * inner)).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
         let row = shape[axis] * inner;
-        let mut out = vec![0f32; outer * row];
+        let mut out = pool.take(outer * row);
         let fill = |(o, dst): (usize, &mut [f32])| {
             let mut at = 0;
             for &(src, len) in &blocks {

@@ -133,7 +133,8 @@ impl ConvStep {
         Ok(ConvStep { weight: w.into_vec::<f32>().map_err(|e| e.to_string())?, wshape, bias, geo, act, layout, packed: None })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    /// The output comes from `pool`: every convolution path writes all of it.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
         let s = spec_in(x.shape(), &self.wshape, &self.geo, self.layout)
             .ok_or_else(|| format!("input shape {:?} does not fit weights {:?} and the convolution attributes", x.shape(), self.wshape))?;
@@ -143,7 +144,7 @@ impl ConvStep {
         let Some((_, w)) = &self.packed else { return Err("weights were not prepared".into()) };
         let params = pick(&conv_candidates(&s, self.layout, crate::device::cores()), variant).ok_or("no convolution candidate")?;
         let [oh, ow] = s.out_hw().map_err(|e| e.to_string())?;
-        let mut y = vec![0f32; s.output_len().map_err(|e| e.to_string())?];
+        let mut y = pool.take(s.output_len().map_err(|e| e.to_string())?);
         conv2d(x.as_slice::<f32>().map_err(|e| e.to_string())?, w, self.bias.as_deref(), self.act, &mut y, &params).map_err(|e| e.to_string())?;
         let shape = match self.layout {
             ConvLayout::Nchw => vec![s.batch, s.out_channels, oh, ow],

@@ -149,7 +149,7 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
                 op: node.qualified_op(),
                 reason: e.to_string(),
             })?;
-            tune(tuner, KERNEL, format!("m={m},k={k},n={n},{}", step.x.kind()), &names, |i| step.run(&[Some(&x)], &names[i]).map(|_| ()))?
+            tune(tuner, KERNEL, format!("m={m},k={k},n={n},{}", step.x.kind()), &names, |i| step.run(&[Some(&x)], &names[i], &mut crate::exec::Pool::default()).map(|_| ()))?
         }
         _ => "default".to_string(),
     };
@@ -182,7 +182,8 @@ impl QMatMulStep {
         QMatMulStep::new(step_operands(step, weight, 1)?, act)
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    /// The output comes from `pool`: the int8 GEMM writes every element of it.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
         let (k, n) = (self.packed.k(), self.packed.n());
         if x.rank() < 2 || x.shape().last() != Some(&k) {
@@ -195,7 +196,7 @@ impl QMatMulStep {
         self.a.quantize(xs, m, k, &q, params.isa, params.threads).map_err(|e| e.to_string())?;
         self.scale.clear();
         self.scale.extend(self.w_scale.iter().map(|&w| q.scale * w));
-        let mut c = vec![0f32; m * n];
+        let mut c = pool.take(m * n);
         let epi = QEpilogue { scale: &self.scale, bias: self.bias.as_deref(), act: self.act };
         qgemm(&self.a, &self.packed, &epi, &mut c, &params).map_err(|e| e.to_string())?;
         let mut shape = x.shape().to_vec();

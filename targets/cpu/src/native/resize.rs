@@ -87,7 +87,8 @@ impl ResizeStep {
         Ok(ResizeStep { s })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
+    /// The output comes from `pool`: every output pixel is written.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
         let r = x.rank();
         if r < 2 {
@@ -125,7 +126,7 @@ impl ResizeStep {
         shape[r - 2] = out_hw[0];
         shape[r - 1] = out_hw[1];
         let plane_out = out_hw[0] * out_hw[1];
-        let mut out = vec![0f32; planes * plane_out];
+        let mut out = pool.take(planes * plane_out);
         if plane_out > 0 && planes > 0 {
             let nearest = matches!(self.s.mode, Mode::Nearest(_));
             let one = |(p, dst): (usize, &mut [f32])| {

@@ -93,12 +93,13 @@ impl RowsStep {
         Ok(RowsStep { op, axis: step_int(step, "axis"), opset: step.opset })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    /// The output comes from `pool`: softmax and LayerNorm write every element of a row.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
         let start = row_start(self.op, self.axis, self.opset, x.rank()).ok_or_else(|| format!("axis {:?} does not fit shape {:?}", self.axis, x.shape()))?;
         let row_len: usize = x.shape()[start..].iter().product();
         let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = pool.take(xs.len());
         if xs.is_empty() || row_len == 0 {
             return Tensor::from_vec(x.shape().to_vec(), out).map_err(|e| e.to_string());
         }
