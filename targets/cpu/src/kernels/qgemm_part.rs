@@ -97,10 +97,12 @@ impl Sink for F32Sink<'_> {
         if !arch_q::tile_f32(f.isa, f.mr, f.nv, t, &mut e) {
             return false;
         }
-        if self.act != Activation::None && f.rows > 0 && f.cols > 0 {
-            if let Some(tile) = e.out.get_mut(..(f.rows - 1) * f.ldo + f.cols) {
-                super::arch::bias_act(self.isa, tile, f.cols, f.ldo, 0, super::activation::Bias::None, self.act);
-            }
+        if self.act != Activation::None
+            && f.rows > 0
+            && f.cols > 0
+            && let Some(tile) = e.out.get_mut(..(f.rows - 1) * f.ldo + f.cols)
+        {
+            super::arch::bias_act(self.isa, tile, f.cols, f.ldo, 0, super::activation::Bias::None, self.act);
         }
         true
     }

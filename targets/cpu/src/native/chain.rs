@@ -76,12 +76,16 @@ impl ChainStepNative {
 
     /// `owned`: X itself when the executor hands it over (its last reader): the chain then
     /// runs in X's buffer, with no copy.
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>) -> Result<Tensor, String> {
+    /// A new output (not run in place) is a copy of X into a buffer from `pool`.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let (shape, mut acc) = match owned {
             Some(t) => (t.shape().to_vec(), t.into_vec::<f32>().map_err(|e| e.to_string())?),
             None => {
                 let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
-                (x.shape().to_vec(), x.as_slice::<f32>().map_err(|e| e.to_string())?.to_vec())
+                let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
+                let mut acc = pool.take(xs.len());
+                acc.copy_from_slice(xs);
+                (x.shape().to_vec(), acc)
             }
         };
         let shape = &shape[..];

@@ -135,7 +135,8 @@ impl ElementwiseStep {
     }
 
     /// `owned`: input 0 itself when the executor hands it over (unary ops only).
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>) -> Result<Tensor, String> {
+    /// A new output (not run in place) is a copy of an input into a buffer from `pool`.
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         if let (Op::Unary(u), Some(t)) = (self.op, owned) {
             let shape = t.shape().to_vec();
             let mut data = t.into_vec::<f32>().map_err(|e| e.to_string())?;
@@ -147,7 +148,8 @@ impl ElementwiseStep {
         let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
         match self.op {
             Op::Unary(u) => {
-                let mut data = xs.to_vec();
+                let mut data = pool.take(xs.len());
+                data.copy_from_slice(xs);
                 let n = data.len();
                 let params = params(n, variant)?;
                 run_chain_inplace(&mut data, n.max(1), &[ChainStep::unary(u)], &params).map_err(|e| e.to_string())?;
@@ -157,7 +159,7 @@ impl ElementwiseStep {
                 let y = inputs.get(1).copied().flatten().ok_or("input 1 is missing")?;
                 let ys = y.as_slice::<f32>().map_err(|e| e.to_string())?;
                 let out = broadcast_shape(x.shape(), y.shape())?;
-                let data = binary(b, (xs, x.shape()), (ys, y.shape()), &out, variant)?;
+                let data = binary(b, (xs, x.shape()), (ys, y.shape()), &out, variant, pool)?;
                 Tensor::from_vec(out, data).map_err(|e| e.to_string())
             }
         }
@@ -182,7 +184,7 @@ pub(super) fn params(len: usize, variant: &str) -> Result<ChainParams, String> {
 
 /// `a op b` broadcast to `out`: the operand of the output's shape is copied once and the
 /// other applied to it in place (swapping sides when it is `b` that has the output's shape).
-fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize], variant: &str) -> Result<Vec<f32>, String> {
+fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize], variant: &str, pool: &mut crate::exec::Pool) -> Result<Vec<f32>, String> {
     let len: usize = out.iter().product();
     if len == 0 {
         return Ok(Vec::new());
@@ -195,7 +197,13 @@ fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize
     } else {
         (a, b, false)
     };
-    let mut acc = if pattern(acc_src.1, out) == Pattern::Full { acc_src.0.to_vec() } else { expand(acc_src.0, acc_src.1, out) };
+    let mut acc = if pattern(acc_src.1, out) == Pattern::Full {
+        let mut v = pool.take(len);
+        v.copy_from_slice(&acc_src.0[..len]);
+        v
+    } else {
+        expand(acc_src.0, acc_src.1, out)
+    };
     let run = |data: &mut [f32], row_len: usize, rhs: Operand<'_>| {
         run_chain_inplace(data, row_len, &[ChainStep::Binary { op, rhs, swap }], &params).map_err(|e| e.to_string())
     };
@@ -256,7 +264,7 @@ mod tests {
             let b: Vec<f32> = filler(sb.iter().product::<usize>() + 3)[3..].iter().map(|v| v + 2.0).collect();
             let out = broadcast_shape(sa, sb).expect("broadcast");
             for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min] {
-                let got = binary(op, (&a, sa), (&b, sb), &out, "default").expect("runs");
+                let got = binary(op, (&a, sa), (&b, sb), &out, "default", &mut crate::exec::Pool::default()).expect("runs");
                 let want = naive(op, (&a, sa), (&b, sb), &out);
                 assert_eq!(got.len(), want.len());
                 for (g, w) in got.iter().zip(&want) {
