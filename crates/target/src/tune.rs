@@ -15,7 +15,8 @@ pub enum TuneMode {
     Off,
     /// Use recorded decisions; kernels without a record take their default.
     Cache,
-    /// Use recorded decisions; measure kernels without one, within the budget.
+    /// Use recorded decisions; measure kernels without one, and kernels whose record lacks a
+    /// timing for one of today's candidates (a newer Kiln added it), within the budget.
     Full,
 }
 
@@ -181,6 +182,7 @@ impl Tuner {
         }
         if let Some(r) = self.cache.get(&key, &self.fingerprint)
             && candidates.contains(&r.chosen)
+            && (self.mode != TuneMode::Full || Instant::now() >= self.deadline || candidates.iter().all(|c| r.candidates.iter().any(|t| &t.variant == c)))
         {
             let ns = |v: &str| r.candidates.iter().find(|c| c.variant == v).map(|c| c.median_ns);
             let d = decide(r.chosen.clone(), "cache", ns(&default), ns(&r.chosen));
@@ -276,6 +278,26 @@ mod tests {
 
         let mut off = Tuner::new(TuneMode::Off, TuneCache::open(dir.path()).unwrap(), "fp", Duration::from_secs(5));
         assert_eq!(off.choose(key(), &cands, |_| panic!("off")).unwrap(), "default");
+    }
+
+    #[test]
+    fn full_measures_again_when_a_candidate_has_no_timing_cache_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Vec<String> = vec!["default".into(), "fast".into()];
+        let mut t = Tuner::new(TuneMode::Full, TuneCache::open(dir.path()).unwrap(), "fp", Duration::from_secs(5));
+        let time = |v: &str| Ok(Duration::from_micros(match v { "fast" => 10, "faster" => 5, _ => 50 }));
+        assert_eq!(t.choose(key(), &old, time).unwrap(), "fast");
+        t.cache.save().unwrap();
+        let new: Vec<String> = vec!["default".into(), "fast".into(), "faster".into()];
+        let mut cached = Tuner::new(TuneMode::Cache, TuneCache::open(dir.path()).unwrap(), "fp", Duration::from_secs(5));
+        assert_eq!(cached.choose(key(), &new, |_| panic!("cache mode never measures")).unwrap(), "fast");
+        let mut full = Tuner::new(TuneMode::Full, TuneCache::open(dir.path()).unwrap(), "fp", Duration::from_secs(5));
+        assert_eq!(full.choose(key(), &new, time).unwrap(), "faster");
+        assert_eq!(full.decisions[0].source, "measured");
+        full.cache.save().unwrap();
+        // The new record covers every candidate: replayed, not measured.
+        let mut again = Tuner::new(TuneMode::Full, TuneCache::open(dir.path()).unwrap(), "fp", Duration::from_secs(5));
+        assert_eq!(again.choose(key(), &new, |_| panic!("complete record")).unwrap(), "faster");
     }
 
     #[test]
