@@ -255,6 +255,19 @@ mod x86 {
     }
 }
 
+/// Asks for the cache lines of `data` to be brought into L2 (no effect elsewhere than x86-64;
+/// a prefetch never faults, and the addresses come from a slice).
+#[inline(always)]
+pub(crate) fn prefetch_l2(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for i in (0..data.len()).step_by(16) {
+        // SAFETY: prefetch is a hint that never faults; the address lies inside `data`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(data.as_ptr().add(i).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 /// Runs one macro-kernel (every tile of a packed A block times a packed B block, with the
 /// epilogue on the last k block) with the tile of `isa`; `job.mr`/`job.sub` must be what
 /// [`super::micro_tile::geometry`] gave for that ISA. False if a size did not fit (nothing is

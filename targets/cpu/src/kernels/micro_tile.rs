@@ -59,8 +59,12 @@ pub(crate) struct MacroJob<'a> {
     pub epi: Option<Epilogue<'a>>,
 }
 
-/// Every tile of a macro job: each A panel stays in L1 while the B panels of the block
-/// stream past it from L2. False when a tile did not fit its operands.
+/// Floats of an A block up to which [`macro_body`] runs column slivers outer (128K floats,
+/// 512 KiB: a quarter of a 2 MiB L2). Above it, 1024^3 lost 25% with columns outer.
+const A_BLOCK_FOR_COLUMNS_OUTER: usize = 128 << 10;
+
+/// Every tile of a macro job, in an order chosen by the A block's size (below). False when a
+/// tile did not fit its operands.
 #[inline(always)]
 pub(crate) fn macro_body<F>(job: &MacroJob<'_>, c: &mut [&mut [f32]], mut tile: F) -> bool
 where
@@ -114,8 +118,37 @@ where
         }
         true
     };
-    for i0 in (0..job.mc).step_by(mr) {
-        for col in (0..job.nc).step_by(sub) {
+    // A large A block: row tiles outer (each A sliver stays in L1, the B block in L2).
+    if job.mc * kc > A_BLOCK_FOR_COLUMNS_OUTER {
+        for i0 in (0..job.mc).step_by(mr) {
+            for col in (0..job.nc).step_by(sub) {
+                if !one(i0, col) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+    // A small A block (a transformer's 128 rows): column slivers outer, row tiles inner. Each
+    // B sliver (kc x sub) is read from memory once and used by every row tile while A stays
+    // in L2; meanwhile the next sliver is prefetched into L2, a share per row tile, so a cold
+    // B (weights streamed from L3 or DRAM every run) arrives while the current sliver computes
+    // instead of stalling the first tile.
+    let tiles = job.mc.div_ceil(mr).max(1);
+    for col in (0..job.nc).step_by(sub) {
+        let next = col + sub;
+        let ahead: &[f32] = if next < job.nc {
+            let at = next / nr * job.b_panel_stride + job.b_off + next % nr;
+            job.b.get(at..).map_or(&[], |b| &b[..b.len().min((kc - 1) * job.b_rs + sub)])
+        } else {
+            &[]
+        };
+        let share = ahead.len().div_ceil(tiles).div_ceil(16) * 16;
+        for (t, i0) in (0..job.mc).step_by(mr).enumerate() {
+            if share > 0 {
+                let from = (t * share).min(ahead.len());
+                super::arch_micro::prefetch_l2(&ahead[from..(from + share).min(ahead.len())]);
+            }
             if !one(i0, col) {
                 return false;
             }
