@@ -129,22 +129,41 @@ impl ElementwiseStep {
         Ok(ElementwiseStep { op })
     }
 
-    /// Whether a unary op, which may run in its input's buffer (see `run`).
+    /// Unary ops run in their input's buffer; binary ops in input 0's when it already has the
+    /// output's shape (a residual Add of two same-shape tensors: two passes over memory
+    /// instead of a copy and then two). See `run`.
     pub fn in_place(&self) -> bool {
-        matches!(self.op, Op::Unary(_))
+        true
     }
 
     /// `owned`: input 0 itself when the executor hands it over (unary ops only).
     /// A new output (not run in place) is a copy of an input into a buffer from `pool`.
     pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
-        if let (Op::Unary(u), Some(t)) = (self.op, owned) {
+        let mut owned = owned;
+        if let (Op::Unary(u), Some(t)) = (self.op, owned.take_if(|_| matches!(self.op, Op::Unary(_)))) {
             let shape = t.shape().to_vec();
             let mut data = t.into_vec::<f32>().map_err(|e| e.to_string())?;
             let n = data.len();
             run_chain_inplace(&mut data, n.max(1), &[ChainStep::unary(u)], &params(n, variant)?).map_err(|e| e.to_string())?;
             return Tensor::from_vec(shape, data).map_err(|e| e.to_string());
         }
-        let x = inputs.first().copied().flatten().ok_or("input 0 is missing")?;
+        if let (Op::Binary(b), Some(t)) = (self.op, &owned) {
+            let y = inputs.get(1).copied().flatten().ok_or("input 1 is missing")?;
+            let out = broadcast_shape(t.shape(), y.shape())?;
+            if out == t.shape() {
+                let ys = y.as_slice::<f32>().map_err(|e| e.to_string())?;
+                let Some(t) = owned else { return Err("input 0 is missing".into()) };
+                let shape = t.shape().to_vec();
+                let mut acc = t.into_vec::<f32>().map_err(|e| e.to_string())?;
+                binary_into(b, &mut acc, (ys, y.shape()), &out, variant, false)?;
+                return Tensor::from_vec(shape, acc).map_err(|e| e.to_string());
+            }
+        }
+        let x = match (&owned, inputs.first().copied().flatten()) {
+            (Some(t), _) => t,
+            (None, Some(x)) => x,
+            (None, None) => return Err("input 0 is missing".into()),
+        };
         let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
         match self.op {
             Op::Unary(u) => {
@@ -189,7 +208,6 @@ fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize
     if len == 0 {
         return Ok(Vec::new());
     }
-    let params = params(len, variant)?;
     let (acc_src, other, swap) = if pattern(a.1, out) == Pattern::Full {
         (a, b, false)
     } else if pattern(b.1, out) == Pattern::Full {
@@ -204,15 +222,27 @@ fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize
     } else {
         expand(acc_src.0, acc_src.1, out)
     };
+    binary_into(op, &mut acc, other, out, variant, swap)?;
+    Ok(acc)
+}
+
+/// `acc = acc op other` (or `other op acc` with `swap`), `acc` holding the whole output `out`
+/// and `other` broadcasting to it.
+fn binary_into(op: Binary, acc: &mut [f32], other: (&[f32], &[usize]), out: &[usize], variant: &str, swap: bool) -> Result<(), String> {
+    let len = acc.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let params = params(len, variant)?;
     let run = |data: &mut [f32], row_len: usize, rhs: Operand<'_>| {
         run_chain_inplace(data, row_len, &[ChainStep::Binary { op, rhs, swap }], &params).map_err(|e| e.to_string())
     };
     match pattern(other.1, out) {
-        Pattern::Scalar => run(&mut acc, len, Operand::Scalar(other.0[0]))?,
-        Pattern::Full => run(&mut acc, len, Operand::Full(other.0))?,
+        Pattern::Scalar => run(acc, len, Operand::Scalar(other.0[0]))?,
+        Pattern::Full => run(acc, len, Operand::Full(other.0))?,
         // A row repeats over every block by itself; a column is per block.
-        Pattern::Blocks { mid, inner: 1, .. } => run(&mut acc, mid, Operand::Row(other.0))?,
-        Pattern::Blocks { outer: 1, inner, .. } => run(&mut acc, inner, Operand::Col(other.0))?,
+        Pattern::Blocks { mid, inner: 1, .. } => run(acc, mid, Operand::Row(other.0))?,
+        Pattern::Blocks { outer: 1, inner, .. } => run(acc, inner, Operand::Col(other.0))?,
         Pattern::Blocks { mid, inner, .. } => {
             for block in acc.chunks_mut(mid * inner) {
                 run(block, inner, Operand::Col(other.0))?;
@@ -220,10 +250,10 @@ fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize
         }
         Pattern::General => {
             let full = expand(other.0, other.1, out);
-            run(&mut acc, len, Operand::Full(&full))?;
+            run(acc, len, Operand::Full(&full))?;
         }
     }
-    Ok(acc)
+    Ok(())
 }
 
 #[cfg(test)]
