@@ -136,29 +136,32 @@ impl ElementwiseStep {
         true
     }
 
-    /// `owned`: input 0 itself when the executor hands it over (unary ops only).
+    /// `owned`: input 0 itself when the executor hands it over. A unary op runs in it; a binary
+    /// op runs in it when it already has the output's shape, and otherwise only reads it.
     /// A new output (not run in place) is a copy of an input into a buffer from `pool`.
     pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
-        let mut owned = owned;
-        if let (Op::Unary(u), Some(t)) = (self.op, owned.take_if(|_| matches!(self.op, Op::Unary(_)))) {
-            let shape = t.shape().to_vec();
-            let mut data = t.into_vec::<f32>().map_err(|e| e.to_string())?;
-            let n = data.len();
-            run_chain_inplace(&mut data, n.max(1), &[ChainStep::unary(u)], &params(n, variant)?).map_err(|e| e.to_string())?;
-            return Tensor::from_vec(shape, data).map_err(|e| e.to_string());
-        }
-        if let (Op::Binary(b), Some(t)) = (self.op, &owned) {
-            let y = inputs.get(1).copied().flatten().ok_or("input 1 is missing")?;
-            let out = broadcast_shape(t.shape(), y.shape())?;
-            if out == t.shape() {
-                let ys = y.as_slice::<f32>().map_err(|e| e.to_string())?;
-                let Some(t) = owned else { return Err("input 0 is missing".into()) };
+        let owned = match (self.op, owned) {
+            (Op::Unary(u), Some(t)) => {
                 let shape = t.shape().to_vec();
-                let mut acc = t.into_vec::<f32>().map_err(|e| e.to_string())?;
-                binary_into(b, &mut acc, (ys, y.shape()), &out, variant, false)?;
-                return Tensor::from_vec(shape, acc).map_err(|e| e.to_string());
+                let mut data = t.into_vec::<f32>().map_err(|e| e.to_string())?;
+                let n = data.len();
+                run_chain_inplace(&mut data, n.max(1), &[ChainStep::unary(u)], &params(n, variant)?).map_err(|e| e.to_string())?;
+                return Tensor::from_vec(shape, data).map_err(|e| e.to_string());
             }
-        }
+            (Op::Binary(b), Some(t)) => {
+                let y = inputs.get(1).copied().flatten().ok_or("input 1 is missing")?;
+                let out = broadcast_shape(t.shape(), y.shape())?;
+                if out != t.shape() {
+                    Some(t)
+                } else {
+                    let ys = y.as_slice::<f32>().map_err(|e| e.to_string())?;
+                    let mut acc = t.into_vec::<f32>().map_err(|e| e.to_string())?;
+                    binary_into(b, &mut acc, (ys, y.shape()), &out, variant, false)?;
+                    return Tensor::from_vec(out, acc).map_err(|e| e.to_string());
+                }
+            }
+            (_, owned) => owned,
+        };
         let x = match (&owned, inputs.first().copied().flatten()) {
             (Some(t), _) => t,
             (None, Some(x)) => x,
