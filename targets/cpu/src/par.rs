@@ -23,7 +23,7 @@
 
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -56,13 +56,24 @@ struct Helper {
     parked: AtomicBool,
     thread: OnceLock<Thread>,
     /// The helper's kernel thread id (Linux), for steering it off the caller's CPU.
-    tid: std::sync::atomic::AtomicI32,
+    tid: AtomicI32,
+}
+
+impl Helper {
+    /// Wakes the helper if it sleeps (an offer or `wake` then finds it spinning).
+    fn unpark(&self) {
+        if self.parked.load(Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+    }
 }
 
 struct Pool {
     helpers: Vec<&'static Helper>,
     /// The CPU helpers were last steered away from (-1: none yet).
-    avoided: std::sync::atomic::AtomicI64,
+    avoided: AtomicI64,
     /// Held by the one caller whose job is running.
     busy: Mutex<()>,
 }
@@ -89,7 +100,7 @@ fn pool() -> &'static Pool {
                 offer: AtomicUsize::new(0),
                 parked: AtomicBool::new(false),
                 thread: OnceLock::new(),
-                tid: std::sync::atomic::AtomicI32::new(0),
+                tid: AtomicI32::new(0),
             }));
             let spawned = std::thread::Builder::new().name(format!("kiln-cpu-{}", i + 1)).spawn(move || helper_loop(h));
             match spawned {
@@ -105,7 +116,7 @@ fn pool() -> &'static Pool {
                 Err(_) => break,
             }
         }
-        Pool { helpers, avoided: std::sync::atomic::AtomicI64::new(-1), busy: Mutex::new(()) }
+        Pool { helpers, avoided: AtomicI64::new(-1), busy: Mutex::new(()) }
     })
 }
 
@@ -194,11 +205,7 @@ pub fn try_run<T: Send, E: Send>(items: Vec<T>, threads: usize, f: impl Fn(usize
     let ptr = &job as *const Job<'_> as usize;
     for h in &pool.helpers[..helpers] {
         h.offer.store(ptr, Ordering::SeqCst);
-        if h.parked.load(Ordering::SeqCst)
-            && let Some(t) = h.thread.get()
-        {
-            t.unpark();
-        }
+        h.unpark();
     }
     work();
     // Withdraw offers nobody took (a parked helper need not be waited for), then wait for the
@@ -230,11 +237,7 @@ pub fn wake() {
     let pool = pool();
     steer(pool);
     for h in &pool.helpers {
-        if h.parked.load(Ordering::SeqCst)
-            && let Some(t) = h.thread.get()
-        {
-            t.unpark();
-        }
+        h.unpark();
     }
 }
 

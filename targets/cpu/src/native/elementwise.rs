@@ -129,15 +129,9 @@ impl ElementwiseStep {
         Ok(ElementwiseStep { op })
     }
 
-    /// Unary ops run in their input's buffer; binary ops in input 0's when it already has the
-    /// output's shape (a residual Add of two same-shape tensors: two passes over memory
-    /// instead of a copy and then two). See `run`.
-    pub fn in_place(&self) -> bool {
-        true
-    }
-
     /// `owned`: input 0 itself when the executor hands it over. A unary op runs in it; a binary
-    /// op runs in it when it already has the output's shape, and otherwise only reads it.
+    /// op runs in it when it already has the output's shape (a residual Add: two passes over
+    /// memory instead of a copy and then two), and otherwise only reads it.
     /// A new output (not run in place) is a copy of an input into a buffer from `pool`.
     pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let owned = match (self.op, owned) {

@@ -81,13 +81,11 @@ impl Native {
         })
     }
 
-    /// Whether the step may run in input 0's buffer when the executor hands it over.
+    /// Whether the step may take input 0's buffer when the executor hands it over: chains and
+    /// elementwise ops (a binary one runs in it only when it has the output's shape, else reads
+    /// it; see `ElementwiseStep::run`).
     pub fn in_place(&self) -> bool {
-        match self {
-            Native::Chain(_) => true,
-            Native::Elementwise(e) => e.in_place(),
-            _ => false,
-        }
+        matches!(self, Native::Chain(_) | Native::Elementwise(_))
     }
 
     /// Runs the step; `owned` is input 0 handed over (then `inputs[0]` is None), only ever
