@@ -253,6 +253,11 @@ multiversion! {
 }
 
 multiversion! {
+    /// Packs a block of a row-table B (see `micro_pack::pack_b_rows_body`).
+    fn pack_b_rows(b: &super::micro_pack::RowTable<'_>, ks: (usize, usize), js: (usize, usize), nr: usize, dst: &mut [f32]) -> Option<()> = super::micro_pack::pack_b_rows_body;
+}
+
+multiversion! {
     /// NCHW depthwise convolution of output planes `first..` into `y`.
     fn depthwise_nchw(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::depthwise::nchw_body;
 }

@@ -9,7 +9,7 @@ use super::activation::Activation;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::gemm::{GemmBackend, GemmParams};
 use super::isa::Isa;
-use super::{depthwise, im2col};
+use super::{depthwise, im2col, implicit};
 
 pub(crate) const KERNEL: &str = "conv2d";
 
@@ -135,6 +135,9 @@ pub enum ConvAlgo {
     Im2col,
     /// Direct depthwise loop (groups == in channels == out channels).
     Depthwise,
+    /// NCHW, stride 1: one GEMM whose B blocks are packed from a padded input (no column
+    /// buffer; always our microkernel backend).
+    Implicit,
 }
 
 /// Tunable choices of a convolution.
@@ -162,6 +165,9 @@ pub fn conv_candidates(spec: &Conv2dSpec, layout: ConvLayout, max_threads: usize
     if !(spec.is_depthwise() && layout == ConvLayout::Nhwc) {
         algos.push(ConvAlgo::Im2col);
     }
+    if layout == ConvLayout::Nchw && spec.stride == [1, 1] && !spec.is_pointwise() && !spec.is_depthwise() {
+        algos.push(ConvAlgo::Implicit);
+    }
     let tile = default_tile_rows(spec.k(), ow);
     let threads = if spec.flops() < 2.0e6 { 1 } else { max_threads.max(1) };
     let mut out = Vec::new();
@@ -169,7 +175,8 @@ pub fn conv_candidates(spec: &Conv2dSpec, layout: ConvLayout, max_threads: usize
         let tiles: &[usize] = if algo == ConvAlgo::Im2col { &[tile, 0, 4 * tile] } else { &[0] };
         for &tile_rows in tiles {
             for t in [threads, 1, max_threads.max(1)] {
-                let gemm = GemmParams { backend: GemmBackend::Library, threads: t, isa: Isa::best() };
+                let backend = if algo == ConvAlgo::Implicit { GemmBackend::Micro } else { GemmBackend::Library };
+                let gemm = GemmParams { backend, threads: t, isa: Isa::best() };
                 let p = ConvParams { algo, tile_rows, gemm };
                 if !out.contains(&p) {
                     out.push(p);
@@ -268,6 +275,7 @@ pub fn conv2d(
         }
         ConvAlgo::Pointwise if spec.is_pointwise() => im2col::pointwise(&job, y),
         ConvAlgo::Im2col => im2col::run(&job, y),
+        ConvAlgo::Implicit if w.layout == ConvLayout::Nchw && implicit::applies(&job) => implicit::run(&job, y),
         other => Err(invalid(KERNEL, format!("{other:?} does not apply to {spec:?}"))),
     }
 }

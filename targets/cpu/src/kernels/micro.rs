@@ -16,12 +16,12 @@
 
 
 use super::activation::{Activation, Bias};
-use super::arch::{pack_a, pack_b};
+use super::arch::{pack_a, pack_b, pack_b_rows};
 use super::arch_micro::{AlignedVec, macro_kernel};
 use super::error::{KernelError, invalid};
 use super::gemm::{GemmParams, GemmSpec, epilogue, scale_c};
 use super::isa::Isa;
-use super::micro_pack::Strided;
+use super::micro_pack::{RowTable, Strided};
 use super::micro_tile::{Epilogue, MacroJob};
 pub(crate) use super::micro_tile::{geometry, preferred_nr, valid_nr};
 
@@ -60,6 +60,9 @@ pub(crate) enum BSource<'a> {
     Panels { data: &'a [f32], nr: usize },
     /// Low-precision weights, dequantized per `kc x nc` block into the B block buffer.
     Low(&'a super::wpack::WPacked),
+    /// Row `p` is the unit-stride run at `data[offs[p]]` (an implicit GEMM's shifted input
+    /// rows), packed per `kc x nc` block.
+    Rows(RowTable<'a>),
 }
 
 thread_local! {
@@ -98,7 +101,7 @@ pub(crate) fn gemm(
     // them to a few L1 sets (row strides of 4 KiB multiples are common).
     let nr = match b {
         BSource::Panels { nr, .. } => nr,
-        BSource::Strided { .. } | BSource::Low(_) => preferred_nr(isa, n),
+        BSource::Strided { .. } | BSource::Low(_) | BSource::Rows(_) => preferred_nr(isa, n),
     };
     let (mr, sub) =
         geometry(isa, nr).ok_or_else(|| invalid(KERNEL, format!("panel width {nr}")))?;
@@ -295,6 +298,12 @@ impl Whole<'_> {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
                             let b = Strided { data: b, rs, cs };
                             pack_b(self.isa, &b, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
+                                .ok_or_else(fail)?;
+                            (bbuf.as_slice(), kc * nr, 0, nr)
+                        }
+                        BSource::Rows(t) => {
+                            bbuf.resize(nc.div_ceil(nr) * kc * nr);
+                            pack_b_rows(self.isa, &t, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
                                 .ok_or_else(fail)?;
                             (bbuf.as_slice(), kc * nr, 0, nr)
                         }

@@ -2,6 +2,14 @@
 //! row-major column panels, both zero-padded to whole panels. `None` if an element the
 //! block needs lies outside the operand (callers check sizes first; this is the last guard).
 
+/// A matrix whose row `i` is the unit-stride run starting at `data[offs[i]]`: the rows of an
+/// implicit GEMM (a convolution's shifted input rows), packed without a column buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct RowTable<'a> {
+    pub data: &'a [f32],
+    pub offs: &'a [usize],
+}
+
 /// A matrix view: element `(i, j)` at `i rs + j cs`.
 #[derive(Clone, Copy)]
 pub(crate) struct Strided<'a> {
@@ -193,6 +201,55 @@ fn full_panels<const NR: usize>(
         for (q, src) in row.chunks_exact(NR).enumerate() {
             let at = q * kc * NR + p * NR;
             dst.get_mut(at..at + NR)?.copy_from_slice(src);
+        }
+    }
+    Some(())
+}
+
+/// Packs rows `pc..pc + kc`, columns `jc..jc + nc` of a [`RowTable`] B into `dst` as
+/// [`pack_b_body`] does. Compiled per ISA by `arch::pack_b_rows`.
+#[inline(always)]
+pub(crate) fn pack_b_rows_body(
+    _fma: bool,
+    b: &RowTable<'_>,
+    (pc, kc): (usize, usize),
+    (jc, nc): (usize, usize),
+    nr: usize,
+    dst: &mut [f32],
+) -> Option<()> {
+    if dst.len() < nc.div_ceil(nr) * kc * nr || kc == 0 {
+        return None;
+    }
+    match nr {
+        16 => rows_table::<16>(b, (pc, kc), (jc, nc), dst),
+        32 => rows_table::<32>(b, (pc, kc), (jc, nc), dst),
+        48 => rows_table::<48>(b, (pc, kc), (jc, nc), dst),
+        64 => rows_table::<64>(b, (pc, kc), (jc, nc), dst),
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn rows_table<const NR: usize>(
+    b: &RowTable<'_>,
+    (pc, kc): (usize, usize),
+    (jc, nc): (usize, usize),
+    dst: &mut [f32],
+) -> Option<()> {
+    let full = nc / NR;
+    for p in 0..kc {
+        let start = b.offs.get(pc + p)? + jc;
+        let row = b.data.get(start..start + nc)?;
+        for (q, src) in row.chunks_exact(NR).enumerate() {
+            let at = q * kc * NR + p * NR;
+            dst.get_mut(at..at + NR)?.copy_from_slice(src);
+        }
+        let w = nc - full * NR;
+        if w > 0 {
+            let at = full * kc * NR + p * NR;
+            let d = dst.get_mut(at..at + NR)?;
+            d[..w].copy_from_slice(&row[full * NR..]);
+            d[w..].fill(0.0);
         }
     }
     Some(())

@@ -44,6 +44,7 @@ mod features;
 mod gemm;
 mod gemm_blocked;
 mod im2col;
+mod implicit;
 mod isa;
 mod layernorm;
 pub(crate) mod math;
