@@ -44,6 +44,8 @@ fn cases() -> Vec<Case> {
         case("transpose_heads", "Transpose", vec![X(&[2, 7, 3, 4])], vec![("perm", ints(&[0, 2, 1, 3]))], "cpu.transpose"),
         case("transpose_reverse", "Transpose", vec![X(&[2, 3, 5])], vec![], "cpu.transpose"),
         case("conv_transpose_s2", "ConvTranspose", vec![X(&[1, 6, 5, 4]), W(&[6, 3, 2, 2]), W(&[3])], vec![("strides", ints(&[2, 2]))], "cpu.conv_transpose"),
+        // Windows that tile the output exactly, kw != 2, two images and two groups.
+        case("conv_transpose_tiles_3x2", "ConvTranspose", vec![X(&[2, 4, 3, 5]), W(&[4, 2, 2, 3]), W(&[4])], vec![("strides", ints(&[2, 3])), ("group", Attr::Int(2))], "cpu.conv_transpose"),
         case(
             "conv_transpose_pads_dil_groups",
             "ConvTranspose",

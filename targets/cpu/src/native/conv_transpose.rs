@@ -99,7 +99,8 @@ impl ConvTransposeStep {
         Ok(ConvTransposeStep { geo, w, bias })
     }
 
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str) -> Result<Tensor, String> {
+    /// The output and the column buffer come from `pool` (every output element is written).
+    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
         let ws = self.w.shape();
         let (g, cin_g, cout_g, kh, kw) = (self.geo.groups, ws[0] / self.geo.groups, ws[1], ws[2], ws[3]);
@@ -112,8 +113,8 @@ impl ConvTransposeStep {
         let params: GemmParams = pick(&gemm_candidates(&spec, crate::device::cores()), variant).ok_or("no GEMM candidate")?;
         let (xs, w) = (x.as_slice::<f32>().map_err(|e| e.to_string())?, self.w.as_slice::<f32>().map_err(|e| e.to_string())?);
         let c_out = cout_g * g;
-        let mut out = vec![0f32; n * c_out * oh * ow];
-        let mut cols = vec![0f32; spec.m * spec.n];
+        let mut out = pool.take(n * c_out * oh * ow);
+        let mut cols = pool.take(spec.m * spec.n);
         for b in 0..n {
             for gi in 0..g {
                 let xg = &xs[(b * c + gi * cin_g) * h * wd..][..cin_g * h * wd];
@@ -124,17 +125,27 @@ impl ConvTransposeStep {
                 col2im(&cols, dst, bias, [h, wd], [oh, ow], [kh, kw], &self.geo, params.threads > 1);
             }
         }
+        if let Ok(t) = Tensor::from_vec(vec![cols.len()], cols) {
+            pool.give(t);
+        }
         Tensor::from_vec(vec![n, c_out, oh, ow], out).map_err(|e| e.to_string())
     }
 }
 
 /// Adds every column of `cols` (`[cout * kh * kw, h * w]`) into its place in `dst`
-/// (`[cout, oh, ow]`), after filling each channel with its bias.
+/// (`[cout, oh, ow]`), after filling each channel with its bias. When the windows tile the
+/// output exactly (stride = kernel, no dilation, padding or output padding: an upsampling
+/// layer), each output element is written once instead.
 #[allow(clippy::too_many_arguments)]
 fn col2im(cols: &[f32], dst: &mut [f32], bias: Option<&[f32]>, hw: [usize; 2], ohw: [usize; 2], k: [usize; 2], geo: &Geometry, parallel: bool) {
     let ([h, w], [oh, ow], [kh, kw]) = (hw, ohw, k);
+    let tiles = geo.strides == k && geo.dilations == [1, 1] && geo.pads == [0; 4] && [oh, ow] == [h * kh, w * kw];
     let channel = |co: usize, plane: &mut [f32]| {
-        plane.fill(bias.map_or(0.0, |b| b[co]));
+        let b = bias.map_or(0.0, |b| b[co]);
+        if tiles {
+            return scatter_tiles(&cols[co * kh * kw * h * w..][..kh * kw * h * w], plane, b, [h, w], [kh, kw]);
+        }
+        plane.fill(b);
         for ki in 0..kh {
             for kj in 0..kw {
                 let col = &cols[((co * kh + ki) * kw + kj) * h * w..][..h * w];
@@ -159,5 +170,27 @@ fn col2im(cols: &[f32], dst: &mut [f32], bias: Option<&[f32]>, hw: [usize; 2], o
         crate::par::chunks(dst, oh * ow, crate::par::ALL, channel);
     } else {
         dst.chunks_mut(oh * ow).enumerate().for_each(|(co, p)| channel(co, p));
+    }
+}
+
+/// Non-overlapping windows: output row `ih kh + ki` interleaves the `kw` columns
+/// `(co, ki, 0..kw)` of input row `ih`, plus the bias.
+fn scatter_tiles(cols: &[f32], plane: &mut [f32], bias: f32, [h, w]: [usize; 2], [kh, kw]: [usize; 2]) {
+    let ow = w * kw;
+    for (r, row) in plane.chunks_exact_mut(ow).enumerate() {
+        let (ih, ki) = (r / kh, r % kh);
+        let src = |kj: usize| &cols[((ki * kw + kj) * h + ih) * w..][..w];
+        if kw == 2 {
+            for ((pair, &a), &b) in row.chunks_exact_mut(2).zip(src(0)).zip(src(1)) {
+                pair[0] = a + bias;
+                pair[1] = b + bias;
+            }
+        } else {
+            for kj in 0..kw {
+                for (d, &v) in row[kj..].iter_mut().step_by(kw).zip(src(kj)) {
+                    *d = v + bias;
+                }
+            }
+        }
     }
 }

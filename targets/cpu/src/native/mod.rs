@@ -99,7 +99,7 @@ impl Native {
             Native::Attention(a) => a.run(inputs, variant, pool),
             Native::Rows(r) => r.run(inputs, variant, pool),
             Native::Transpose(t) => t.run(inputs, pool),
-            Native::ConvTranspose(c) => c.run(inputs, variant),
+            Native::ConvTranspose(c) => c.run(inputs, variant, pool),
             Native::Resize(r) => r.run(inputs, pool),
             Native::BatchNorm(b) => b.run(inputs),
             Native::GlobalPool(p) => p.run(inputs),
