@@ -80,35 +80,64 @@ pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plan
     }
 }
 
-/// Output rows `row0..` (index `n * oh + oy`) of an NHWC depthwise convolution.
+/// Channels per register block of the NHWC loop (one AVX-512 vector, two AVX2 ones).
+const BLOCK: usize = 16;
+
+/// Output rows `row0..` (index `n * oh + oy`) of an NHWC depthwise convolution. Per output
+/// pixel, each block of 16 channels accumulates every tap in registers before one store;
+/// the last `c % 16` channels take a plain loop.
 #[inline(always)]
 pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0: usize, y: &mut [f32]) {
     let s = job.spec;
     let (h, w, c) = (s.in_h, s.in_w, s.in_channels);
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
+    let full = c / BLOCK * BLOCK;
+    let wts = &job.w.depthwise;
     for (ri, yrow) in y.chunks_exact_mut(ow * c).enumerate() {
         let r = row0 + ri;
         let (n, oy) = (r / oh, r % oh);
         let x_img = &job.x[n * h * w * c..][..h * w * c];
-        for (ox, ypx) in yrow.chunks_exact_mut(c).enumerate() {
-            match job.bias {
-                Some(b) => ypx.copy_from_slice(b),
-                None => ypx.fill(0.0),
-            }
-            for kh in 0..kh_n {
+        // Taps of this row inside the image: (input row, kh).
+        let rows: Vec<(usize, usize)> = (0..kh_n)
+            .filter_map(|kh| {
                 let ih = oy * sh + kh * dh;
-                if ih < pt || ih - pt >= h {
-                    continue;
+                (ih >= pt && ih - pt < h).then(|| (ih - pt, kh))
+            })
+            .collect();
+        for (ox, ypx) in yrow.chunks_exact_mut(c).enumerate() {
+            let (lo, hi) = valid_range(ox * sw, pl, dw, w, kw_n);
+            // Input column of tap kw: ox * sw + kw * dw - pl.
+            let col = |kw: usize| ox * sw + kw * dw - pl;
+            for cb in (0..full).step_by(BLOCK) {
+                let mut acc = [0.0f32; BLOCK];
+                if let Some(b) = job.bias {
+                    acc.copy_from_slice(&b[cb..cb + BLOCK]);
                 }
-                for kw in 0..kw_n {
-                    let iw = ox * sw + kw * dw;
-                    if iw < pl || iw - pl >= w {
-                        continue;
+                for &(ih, kh) in &rows {
+                    for kw in lo..hi {
+                        let xb = &x_img[(ih * w + col(kw)) * c + cb..][..BLOCK];
+                        let wb = &wts[(kh * kw_n + kw) * c + cb..][..BLOCK];
+                        for l in 0..BLOCK {
+                            acc[l] = fmadd(fma, xb[l], wb[l], acc[l]);
+                        }
                     }
-                    let xpx = &x_img[((ih - pt) * w + iw - pl) * c..][..c];
-                    let wt = &job.w.depthwise[(kh * kw_n + kw) * c..][..c];
-                    for ((o, x), wv) in ypx.iter_mut().zip(xpx).zip(wt) {
+                }
+                ypx[cb..cb + BLOCK].copy_from_slice(&acc);
+            }
+            if full == c {
+                continue;
+            }
+            let tail = &mut ypx[full..];
+            match job.bias {
+                Some(b) => tail.copy_from_slice(&b[full..]),
+                None => tail.fill(0.0),
+            }
+            for &(ih, kh) in &rows {
+                for kw in lo..hi {
+                    let xpx = &x_img[(ih * w + col(kw)) * c + full..][..c - full];
+                    let wt = &wts[(kh * kw_n + kw) * c + full..][..c - full];
+                    for ((o, x), wv) in tail.iter_mut().zip(xpx).zip(wt) {
                         *o = fmadd(fma, *x, *wv, *o);
                     }
                 }
