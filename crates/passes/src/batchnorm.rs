@@ -1,4 +1,5 @@
-//! BatchNormalization folding: `BN(Conv(x, W, B))` becomes `Conv(x, W', B')`,
+//! BatchNormalization folding: `BN(Conv(x, W, B))` becomes `Conv(x, W', B')` (likewise
+//! `ConvTranspose`, whose weights `[C_in, C_out / group, kh, kw]` scale along axis 1 per group),
 //! `BN(Gemm(a, W, C))` becomes `Gemm(a, W', C')` and `BN(MatMul(a, W) [+ c])` (2-D) becomes
 //! `MatMul(a, W') + c'`, with `s = scale / sqrt(var + eps)`, W' = W scaled by `s` along the
 //! output channel, and the bias `(B - mean) * s + beta`. A Conv followed by a `Mul` of a
@@ -36,6 +37,8 @@ impl Pass for FoldBatchNorm {
             }
             let folded = if is_op(prod, "Conv") {
                 fold_conv(&view, &mut patch, &mut names, prod, bn, &m)
+            } else if is_op(prod, "ConvTranspose") && is_op(bn, "BatchNormalization") {
+                fold_conv_transpose(&view, &mut patch, &mut names, prod, bn, &m)
             } else if is_op(prod, "Gemm") {
                 fold_gemm(&view, &mut patch, &mut names, prod, bn, &m)
             } else if is_op(prod, "Add") || is_op(prod, "MatMul") {
@@ -128,9 +131,40 @@ fn scale_along(w: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> {
 }
 
 fn fold_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &Node, bn: &Node, m: &Affine) -> Option<Vec<NodeId>> {
+    let w2 = scale_along(view.constant(input(conv, 1)?)?, 0, &m.s)?;
+    replace_conv(view, patch, names, conv, bn, m, w2)
+}
+
+/// ConvTranspose weights `[C_in, C_out / g, kh, kw]`: input channel `ci` belongs to group
+/// `ci / (C_in / g)`, whose output channels are `g_idx * C_out / g + j`.
+fn fold_conv_transpose(view: &View, patch: &mut GraphPatch, names: &mut Names, ct: &Node, bn: &Node, m: &Affine) -> Option<Vec<NodeId>> {
+    let w = view.constant(input(ct, 1)?)?;
+    let groups = usize::try_from(ct.attr_int("group").unwrap_or(1)).ok().filter(|&g| g >= 1)?;
+    let (&cin, &cout_g) = (w.shape().first()?, w.shape().get(1)?);
+    if w.rank() < 3 || !cin.is_multiple_of(groups) || cout_g * groups != m.s.len() {
+        return None;
+    }
+    let inner: usize = w.shape()[2..].iter().product();
+    let per_group = cin / groups;
+    let v: Vec<f64> = w
+        .to_f64_vec()
+        .ok()?
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let (ci, j) = (i / (cout_g * inner), (i / inner.max(1)) % cout_g);
+            x * m.s[ci / per_group * cout_g + j]
+        })
+        .collect();
+    let w2 = tensor_like(w, w.shape().to_vec(), &v)?;
+    replace_conv(view, patch, names, ct, bn, m, w2)
+}
+
+/// `conv` (Conv or ConvTranspose: bias input 2, one value per output channel) with weights
+/// `w2` and bias `(B - mean) * s + beta`, writing `bn`'s output.
+fn replace_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &Node, bn: &Node, m: &Affine, w2: Tensor) -> Option<Vec<NodeId>> {
     let w_id = input(conv, 1)?;
     let w = view.constant(w_id)?;
-    let w2 = scale_along(w, 0, &m.s)?;
     let b: Vec<f64> = match input(conv, 2) {
         Some(b) => floats(view, Some(b))?,
         None => vec![0.0; m.s.len()],

@@ -48,6 +48,42 @@ fn batchnorm_folds_into_conv() {
 }
 
 #[test]
+fn batchnorm_folds_into_conv_transpose_per_group() {
+    let mut b = B::new();
+    let x = b.input("x", "f32[1,4,3,3]");
+    let w = b.rand("w", &[4, 3, 2, 2], 1);
+    let y = b.op("ct", "ConvTranspose", &[x, w], vec![("strides", ints(&[2, 2])), ("group", int(2))]);
+    let y = bn(&mut b, y, 6, "bn");
+    b.output(y);
+    let m = b.model();
+    let (text, after) = before_after(&m, vec![Box::new(FoldBatchNorm), Box::new(Dce::default())]);
+    same_outputs(&m, &after, &[], 1e-5);
+    insta::assert_snapshot!(text, @r#"
+    model ir_version=8 opsets=[ai.onnx=17]
+    graph "g" {
+      input %x: f32[1,4,3,3]
+      init %w = f32[4,3,2,2] <48 values>
+      init %bn_scale = f32[6] [1.4704654216766357, 0.6508181095123291, 0.6756148338317871, 1.0341086387634277, 1.246764898300171, 1.2300903797149658]
+      init %bn_bias = f32[6] [-0.3690681457519531, 0.11705350875854492, -0.562698245048523, 0.03151142597198486, -0.6828262805938721, 0.33948397636413574]
+      init %bn_mean = f32[6] [0.32093286514282227, 0.9324709177017212, -0.47662603855133057, -0.005194187164306641, 0.1408175230026245, 0.21878719329833984]
+      init %bn_var = f32[6] [0.5109338760375977, 1.2478883266448975, 1.1094460487365723, 1.4581001996994019, 2.464461326599121, 1.5980905294418335]
+      %ct: ?[?] = ConvTranspose(%x, %w) {group=2, strides=[2,2]}
+      %bn: ?[?] = BatchNormalization(%ct, %bn_scale, %bn_bias, %bn_mean, %bn_var) {epsilon=0.001}
+      output %bn: ?[?]
+    }
+    --- fold-batchnorm, dce --->
+    model ir_version=8 opsets=[ai.onnx=17]
+    graph "g" {
+      input %x: f32[1,4,3,3]
+      init %w_bn = f32[4,3,2,2] <48 values>
+      init %bn_bias_2 = f32[6] [-1.0286399126052856, -0.425988107919693, -0.2571159303188324, 0.03595815971493721, -0.7946392297744751, 0.126659095287323]
+      %bn: ?[?] = ConvTranspose(%x, %w_bn, %bn_bias_2) {group=2, strides=[2,2]}
+      output %bn: ?[?]
+    }
+    "#);
+}
+
+#[test]
 fn batchnorm_folds_into_gemm_and_matmul_add() {
     let mut b = B::new();
     let a = b.input("a", "f32[2,4]");
