@@ -1,5 +1,6 @@
 //! BatchNormalization folding: `BN(Conv(x, W, B))` becomes `Conv(x, W', B')` (likewise
-//! `ConvTranspose`, whose weights `[C_in, C_out / group, kh, kw]` scale along axis 1 per group),
+//! `ConvTranspose`, whose weights `[C_in, C_out / group, kh, kw]` scale along axis 1 per group;
+//! and for either, a bias added by a per-channel `Add` between conv and BN),
 //! `BN(Gemm(a, W, C))` becomes `Gemm(a, W', C')` and `BN(MatMul(a, W) [+ c])` (2-D) becomes
 //! `MatMul(a, W') + c'`, with `s = scale / sqrt(var + eps)`, W' = W scaled by `s` along the
 //! output channel, and the bias `(B - mean) * s + beta`. A Conv followed by a `Mul` of a
@@ -42,7 +43,8 @@ impl Pass for FoldBatchNorm {
             } else if is_op(prod, "Gemm") {
                 fold_gemm(&view, &mut patch, &mut names, prod, bn, &m)
             } else if is_op(prod, "Add") || is_op(prod, "MatMul") {
-                fold_matmul(&view, &mut patch, &mut names, &mut claimed, p, bn, &m)
+                fold_conv_add(&view, &mut patch, &mut names, &claimed, p, bn, &m)
+                    .or_else(|| fold_matmul(&view, &mut patch, &mut names, &mut claimed, p, bn, &m))
             } else {
                 None
             };
@@ -132,12 +134,41 @@ fn scale_along(w: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> {
 
 fn fold_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &Node, bn: &Node, m: &Affine) -> Option<Vec<NodeId>> {
     let w2 = scale_along(view.constant(input(conv, 1)?)?, 0, &m.s)?;
-    replace_conv(view, patch, names, conv, bn, m, w2)
+    replace_conv(view, patch, names, conv, bn, m, w2, None)
 }
 
 /// ConvTranspose weights `[C_in, C_out / g, kh, kw]`: input channel `ci` belongs to group
 /// `ci / (C_in / g)`, whose output channels are `g_idx * C_out / g + j`.
 fn fold_conv_transpose(view: &View, patch: &mut GraphPatch, names: &mut Names, ct: &Node, bn: &Node, m: &Affine) -> Option<Vec<NodeId>> {
+    let w2 = conv_transpose_weights(view, ct, m)?;
+    replace_conv(view, patch, names, ct, bn, m, w2, None)
+}
+
+/// `BN(Add(conv(x), c))` with `conv` a Conv or ConvTranspose without bias and `c` one value
+/// or one per output channel: `c` becomes the bias, and the Add (`p`) and conv go.
+fn fold_conv_add(view: &View, patch: &mut GraphPatch, names: &mut Names, claimed: &HashSet<NodeId>, p: NodeId, bn: &Node, m: &Affine) -> Option<Vec<NodeId>> {
+    let (x, c, _) = crate::util::split_const(view, view.node(p))?;
+    let (conv_id, conv) = view.producer_op(x, "ConvTranspose").or_else(|| view.producer_op(x, "Conv"))?;
+    view.sole_reader(x)?;
+    if claimed.contains(&conv_id) || input(conv, 2).is_some() || !is_op(bn, "BatchNormalization") {
+        return None;
+    }
+    let (ct, n) = (view.constant(c)?, m.s.len());
+    let rank = view.constant(input(conv, 1)?)?.rank();
+    let cv = ct.to_f64_vec().ok()?;
+    // Right-aligned with the conv output: every axis 1 but the channel axis (1).
+    let off = rank.checked_sub(ct.rank())?;
+    if ct.shape().iter().enumerate().any(|(j, &d)| d != 1 && !(off + j == 1 && d == n)) {
+        return None;
+    }
+    let added: Vec<f64> = (0..n).map(|k| cv[if cv.len() == 1 { 0 } else { k }]).collect();
+    let w2 = if is_op(conv, "Conv") { scale_along(view.constant(input(conv, 1)?)?, 0, &m.s)? } else { conv_transpose_weights(view, conv, m)? };
+    replace_conv(view, patch, names, conv, bn, m, w2, Some(added))?;
+    Some(vec![conv_id])
+}
+
+/// ConvTranspose weights scaled by `m.s` per output channel.
+fn conv_transpose_weights(view: &View, ct: &Node, m: &Affine) -> Option<Tensor> {
     let w = view.constant(input(ct, 1)?)?;
     let groups = usize::try_from(ct.attr_int("group").unwrap_or(1)).ok().filter(|&g| g >= 1)?;
     let (&cin, &cout_g) = (w.shape().first()?, w.shape().get(1)?);
@@ -156,18 +187,31 @@ fn fold_conv_transpose(view: &View, patch: &mut GraphPatch, names: &mut Names, c
             x * m.s[ci / per_group * cout_g + j]
         })
         .collect();
-    let w2 = tensor_like(w, w.shape().to_vec(), &v)?;
-    replace_conv(view, patch, names, ct, bn, m, w2)
+    tensor_like(w, w.shape().to_vec(), &v)
 }
 
 /// `conv` (Conv or ConvTranspose: bias input 2, one value per output channel) with weights
-/// `w2` and bias `(B - mean) * s + beta`, writing `bn`'s output.
-fn replace_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &Node, bn: &Node, m: &Affine, w2: Tensor) -> Option<Vec<NodeId>> {
+/// `w2` and bias `(B - mean) * s + beta`, writing `bn`'s output. `added` is a per-channel
+/// bias applied by an `Add` between the two (which the caller removes), else None.
+#[allow(clippy::too_many_arguments)]
+fn replace_conv(
+    view: &View,
+    patch: &mut GraphPatch,
+    names: &mut Names,
+    conv: &Node,
+    bn: &Node,
+    m: &Affine,
+    w2: Tensor,
+    added: Option<Vec<f64>>,
+) -> Option<Vec<NodeId>> {
     let w_id = input(conv, 1)?;
     let w = view.constant(w_id)?;
-    let b: Vec<f64> = match input(conv, 2) {
-        Some(b) => floats(view, Some(b))?,
-        None => vec![0.0; m.s.len()],
+    let had_bias = input(conv, 2).is_some() || added.is_some();
+    let b: Vec<f64> = match (input(conv, 2), added) {
+        (Some(b), None) => floats(view, Some(b))?,
+        (None, Some(a)) => a,
+        (None, None) => vec![0.0; m.s.len()],
+        (Some(_), Some(_)) => return None,
     };
     if b.len() != m.s.len() {
         return None;
@@ -175,7 +219,7 @@ fn replace_conv(view: &View, patch: &mut GraphPatch, names: &mut Names, conv: &N
     let b2: Vec<f64> = (0..b.len()).map(|k| b[k] * m.s[k] + m.t[k]).collect();
     let wv = patch.add_constant(names.fresh(&format!("{}_bn", view.g.value(w_id).name)), w2);
     // A scale alone adds no bias where there was none.
-    let bv = if input(conv, 2).is_none() && b2.iter().all(|&v| v == 0.0) {
+    let bv = if !had_bias && b2.iter().all(|&v| v == 0.0) {
         None
     } else {
         Some(patch.add_constant(names.fresh(&format!("{}_bias", view.g.value(output(bn, 0)?).name)), tensor_like(w, vec![b2.len()], &b2)?))

@@ -48,13 +48,27 @@ fn batchnorm_folds_into_conv() {
 }
 
 #[test]
-fn batchnorm_folds_into_conv_transpose_per_group() {
+fn batchnorm_folds_into_conv_transpose_per_group_and_through_a_bias_add() {
     let mut b = B::new();
     let x = b.input("x", "f32[1,4,3,3]");
     let w = b.rand("w", &[4, 3, 2, 2], 1);
     let y = b.op("ct", "ConvTranspose", &[x, w], vec![("strides", ints(&[2, 2])), ("group", int(2))]);
     let y = bn(&mut b, y, 6, "bn");
     b.output(y);
+    // ConvTranspose + per-channel Add (how Paddle exports a bias) + BN.
+    let w2 = b.rand("w2", &[4, 2, 2, 2], 2);
+    let c2 = b.rand("c2", &[1, 2, 1, 1], 3);
+    let y2 = b.op("ct2", "ConvTranspose", &[x, w2], vec![("strides", ints(&[2, 2]))]);
+    let y2 = b.op("add2", "Add", &[y2, c2], vec![]);
+    let y2 = bn(&mut b, y2, 2, "bn2");
+    b.output(y2);
+    // Conv + scalar Add + BN.
+    let w3 = b.rand("w3", &[3, 4, 1, 1], 4);
+    let c3 = b.f32s("c3", &[1], &[0.25]);
+    let y3 = b.op("conv3", "Conv", &[x, w3], vec![]);
+    let y3 = b.op("add3", "Add", &[c3, y3], vec![]);
+    let y3 = bn(&mut b, y3, 3, "bn3");
+    b.output(y3);
     let m = b.model();
     let (text, after) = before_after(&m, vec![Box::new(FoldBatchNorm), Box::new(Dce::default())]);
     same_outputs(&m, &after, &[], 1e-5);
@@ -67,9 +81,27 @@ fn batchnorm_folds_into_conv_transpose_per_group() {
       init %bn_bias = f32[6] [-0.3690681457519531, 0.11705350875854492, -0.562698245048523, 0.03151142597198486, -0.6828262805938721, 0.33948397636413574]
       init %bn_mean = f32[6] [0.32093286514282227, 0.9324709177017212, -0.47662603855133057, -0.005194187164306641, 0.1408175230026245, 0.21878719329833984]
       init %bn_var = f32[6] [0.5109338760375977, 1.2478883266448975, 1.1094460487365723, 1.4581001996994019, 2.464461326599121, 1.5980905294418335]
+      init %w2 = f32[4,2,2,2] <32 values>
+      init %c2 = f32[1,2,1,1] [-0.5790774822235107, 0.7782973051071167]
+      init %bn2_scale = f32[2] [1.4704654216766357, 0.6508181095123291]
+      init %bn2_bias = f32[2] [-0.3690681457519531, 0.11705350875854492]
+      init %bn2_mean = f32[2] [0.32093286514282227, 0.9324709177017212]
+      init %bn2_var = f32[2] [0.5109338760375977, 1.2478883266448975]
+      init %w3 = f32[3,4,1,1] <12 values>
+      init %c3 = f32[1] [0.25]
+      init %bn3_scale = f32[3] [1.4704654216766357, 0.6508181095123291, 0.6756148338317871]
+      init %bn3_bias = f32[3] [-0.3690681457519531, 0.11705350875854492, -0.562698245048523]
+      init %bn3_mean = f32[3] [0.32093286514282227, 0.9324709177017212, -0.47662603855133057]
+      init %bn3_var = f32[3] [0.5109338760375977, 1.2478883266448975, 1.1094460487365723]
       %ct: ?[?] = ConvTranspose(%x, %w) {group=2, strides=[2,2]}
       %bn: ?[?] = BatchNormalization(%ct, %bn_scale, %bn_bias, %bn_mean, %bn_var) {epsilon=0.001}
-      output %bn: ?[?]
+      %ct2: ?[?] = ConvTranspose(%x, %w2) {strides=[2,2]}
+      %add2: ?[?] = Add(%ct2, %c2)
+      %bn2: ?[?] = BatchNormalization(%add2, %bn2_scale, %bn2_bias, %bn2_mean, %bn2_var) {epsilon=0.001}
+      %conv3: ?[?] = Conv(%x, %w3)
+      %add3: ?[?] = Add(%c3, %conv3)
+      %bn3: ?[?] = BatchNormalization(%add3, %bn3_scale, %bn3_bias, %bn3_mean, %bn3_var) {epsilon=0.001}
+      output %bn: ?[?], %bn2: ?[?], %bn3: ?[?]
     }
     --- fold-batchnorm, dce --->
     model ir_version=8 opsets=[ai.onnx=17]
@@ -77,8 +109,14 @@ fn batchnorm_folds_into_conv_transpose_per_group() {
       input %x: f32[1,4,3,3]
       init %w_bn = f32[4,3,2,2] <48 values>
       init %bn_bias_2 = f32[6] [-1.0286399126052856, -0.425988107919693, -0.2571159303188324, 0.03595815971493721, -0.7946392297744751, 0.126659095287323]
+      init %w2_bn = f32[4,2,2,2] <32 values>
+      init %bn2_bias_2 = f32[2] [-2.218742847442627, 0.027267662808299065]
+      init %w3_bn = f32[3,4,1,1] <12 values>
+      init %bn3_bias_2 = f32[3] [-0.5148472785949707, -0.2803960144519806, -0.09683182835578918]
       %bn: ?[?] = ConvTranspose(%x, %w_bn, %bn_bias_2) {group=2, strides=[2,2]}
-      output %bn: ?[?]
+      %bn2: ?[?] = ConvTranspose(%x, %w2_bn, %bn2_bias_2) {strides=[2,2]}
+      %bn3: ?[?] = Conv(%x, %w3_bn, %bn3_bias_2)
+      output %bn: ?[?], %bn2: ?[?], %bn3: ?[?]
     }
     "#);
 }
