@@ -58,6 +58,7 @@ mod qgemm_part;
 mod qpack;
 mod rows;
 mod softmax;
+mod transpose_tile;
 mod wgemm;
 mod wgemv;
 mod wpack;
@@ -80,5 +81,6 @@ pub use qgemm::{QEpilogue, QGemmParams, QIsa, qgemm, qgemm_candidates, qgemm_i32
 pub use qpack::{QInts, QPackedB, QuantParams, QuantizedA, qpack_b, quantize_slice};
 pub use rows::{RowParams, row_candidates};
 pub use softmax::{softmax, softmax_inplace};
+pub(crate) use transpose_tile::transpose8;
 pub use wgemm::{WCompute, WEpilogue, WGemmParams, WPath, wgemm, wgemm_candidates};
 pub use wpack::{WKind, WPANEL, WPacked, WScales, WSource, wpack};

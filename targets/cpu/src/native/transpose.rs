@@ -114,11 +114,23 @@ fn as_batched_2d(dims: &[usize], perm: &[usize]) -> Option<(usize, usize, usize)
 }
 
 /// `batch` row-major `rows x cols` matrices, each written transposed (`cols x rows`) into
-/// `out`. A 16 x 16 tile is read as 16 cache-line pieces of input rows into a local array
-/// and written as 16 contiguous pieces of output rows; a block of output rows (at least 16,
+/// `out`. A whole 16 x 16 tile goes as four 8 x 8 register transposes
+/// ([`transpose8`](crate::kernels::transpose8)); an edge tile is read as pieces of input rows
+/// into a local array and written as contiguous pieces of output rows; a block of output rows (at least 16,
 /// more when the rows are short, so that a block holds some 4096 values) is one work item.
 fn transpose_2d(x: &[f32], batch: usize, rows: usize, cols: usize, out: &mut [f32]) {
     const T: usize = 16;
+    // A few rows (NCHW -> NHWC of an RGB image): the output interleaves them, in order.
+    if (2..=4).contains(&rows) {
+        let threads = if rows * cols * batch >= 1 << 16 { crate::par::ALL } else { 1 };
+        let items: Vec<(usize, &mut [f32])> = out.chunks_mut(rows * cols).enumerate().flat_map(|(b, m)| m.chunks_mut(rows * 4096).enumerate().map(move |(k, d)| (b * cols + k * 4096, d))).collect();
+        crate::par::run(items, threads, |_, (at, d)| match rows {
+            2 => interleave::<2>(x, cols, at, d),
+            3 => interleave::<3>(x, cols, at, d),
+            _ => interleave::<4>(x, cols, at, d),
+        });
+        return;
+    }
     let bj = (4096 / rows.max(1)).div_ceil(T).max(1) * T;
     let block = |b: usize, j0: usize, dst: &mut [f32]| {
         let jb = dst.len() / rows;
@@ -128,6 +140,19 @@ fn transpose_2d(x: &[f32], batch: usize, rows: usize, cols: usize, out: &mut [f3
             let jn = T.min(jb - jt);
             for i0 in (0..rows).step_by(T) {
                 let ib = T.min(rows - i0);
+                // A whole tile: four 8 x 8 transposes in registers, straight into `dst`.
+                if jn == T && ib == T {
+                    let mut ok = true;
+                    for a in (0..T).step_by(8) {
+                        for c in (0..T).step_by(8) {
+                            let s = &src[(i0 + a) * cols + j0 + jt + c..];
+                            ok &= crate::kernels::transpose8(s, cols, &mut dst[(jt + c) * rows + i0 + a..], rows);
+                        }
+                    }
+                    if ok {
+                        continue;
+                    }
+                }
                 for (ii, row) in src[i0 * cols..].chunks(cols).take(ib).enumerate() {
                     for (j, &v) in row[j0 + jt..][..jn].iter().enumerate() {
                         t[j][ii] = v;
@@ -146,6 +171,17 @@ fn transpose_2d(x: &[f32], batch: usize, rows: usize, cols: usize, out: &mut [f3
         .collect();
     let threads = if rows * cols * batch >= 1 << 16 { crate::par::ALL } else { 1 };
     crate::par::run(items, threads, |_, (b, j0, d)| block(b, j0, d));
+}
+
+/// Output rows `at % cols ..` of matrix `at / cols` (`R x cols`, transposed) into `dst`.
+fn interleave<const R: usize>(x: &[f32], cols: usize, at: usize, dst: &mut [f32]) {
+    let (b, j0) = (at / cols, at % cols);
+    let m = &x[b * R * cols..][..R * cols];
+    for (j, o) in dst.chunks_exact_mut(R).enumerate() {
+        for (i, v) in o.iter_mut().enumerate() {
+            *v = m[i * cols + j0 + j];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +213,8 @@ mod tests {
             (&[2, 5, 7, 3], &[0, 3, 1, 2], true),
             (&[1, 96, 13, 17], &[0, 2, 3, 1], true),
             (&[70, 33], &[1, 0], true),
+            (&[2, 3, 70, 90], &[0, 2, 3, 1], true),
+            (&[1, 2, 5000], &[0, 2, 1], true),
             (&[3, 1, 40, 1, 20], &[0, 4, 3, 2, 1], true),
             (&[2, 3, 4, 5], &[0, 2, 1, 3], false),
             (&[2, 3, 4, 5], &[3, 2, 1, 0], false),
