@@ -84,7 +84,8 @@ pub(crate) fn nchw_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, plan
 const BLOCK: usize = 16;
 
 /// Output rows `row0..` (index `n * oh + oy`) of an NHWC depthwise convolution. Per output
-/// pixel, each block of 16 channels accumulates every tap in registers before one store;
+/// pixel, blocks of 16 channels (up to four at once, independent accumulators) accumulate
+/// every tap in registers before one store;
 /// the last `c % 16` channels take a plain loop.
 #[inline(always)]
 pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0: usize, y: &mut [f32]) {
@@ -93,7 +94,7 @@ pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
     let full = c / BLOCK * BLOCK;
-    let wts = &job.w.depthwise;
+    let wts = &job.w.depthwise[..];
     for (ri, yrow) in y.chunks_exact_mut(ow * c).enumerate() {
         let r = row0 + ri;
         let (n, oy) = (r / oh, r % oh);
@@ -109,21 +110,21 @@ pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0
             let (lo, hi) = valid_range(ox * sw, pl, dw, w, kw_n);
             // Input column of tap kw: ox * sw + kw * dw - pl.
             let col = |kw: usize| ox * sw + kw * dw - pl;
-            for cb in (0..full).step_by(BLOCK) {
-                let mut acc = [0.0f32; BLOCK];
-                if let Some(b) = job.bias {
-                    acc.copy_from_slice(&b[cb..cb + BLOCK]);
+            // Up to four blocks at a time: independent accumulators, so the multiply-adds of
+            // one tap do not wait on each other.
+            let mut cb = 0;
+            while cb < full {
+                let n = ((full - cb) / BLOCK).min(4);
+                let px = &mut ypx[cb..cb + n * BLOCK];
+                let args = (x_img, wts, &rows[..], (lo, hi), (w, c, kw_n), cb);
+                let cols = (ox * sw, dw, pl);
+                match n {
+                    4 => blocks::<4>(fma, args, cols, job.bias, px),
+                    3 => blocks::<3>(fma, args, cols, job.bias, px),
+                    2 => blocks::<2>(fma, args, cols, job.bias, px),
+                    _ => blocks::<1>(fma, args, cols, job.bias, px),
                 }
-                for &(ih, kh) in &rows {
-                    for kw in lo..hi {
-                        let xb = &x_img[(ih * w + col(kw)) * c + cb..][..BLOCK];
-                        let wb = &wts[(kh * kw_n + kw) * c + cb..][..BLOCK];
-                        for l in 0..BLOCK {
-                            acc[l] = fmadd(fma, xb[l], wb[l], acc[l]);
-                        }
-                    }
-                }
-                ypx[cb..cb + BLOCK].copy_from_slice(&acc);
+                cb += n * BLOCK;
             }
             if full == c {
                 continue;
@@ -144,5 +145,37 @@ pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0
             }
         }
         job.act.apply_slice(yrow);
+    }
+}
+
+/// `N` blocks of 16 channels from channel `cb` of one NHWC output pixel into `out`.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn blocks<const N: usize>(
+    fma: bool,
+    (x_img, wts, rows, (lo, hi), (w, c, kw_n), cb): (&[f32], &[f32], &[(usize, usize)], (usize, usize), (usize, usize, usize), usize),
+    (x0, dw, pl): (usize, usize, usize),
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let mut acc = [[0.0f32; BLOCK]; N];
+    if let Some(b) = bias {
+        for (j, a) in acc.iter_mut().enumerate() {
+            a.copy_from_slice(&b[cb + j * BLOCK..][..BLOCK]);
+        }
+    }
+    for &(ih, kh) in rows {
+        for kw in lo..hi {
+            let xb = &x_img[(ih * w + x0 + kw * dw - pl) * c + cb..][..N * BLOCK];
+            let wb = &wts[(kh * kw_n + kw) * c + cb..][..N * BLOCK];
+            for (j, a) in acc.iter_mut().enumerate() {
+                for l in 0..BLOCK {
+                    a[l] = fmadd(fma, xb[j * BLOCK + l], wb[j * BLOCK + l], a[l]);
+                }
+            }
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        out[j * BLOCK..][..BLOCK].copy_from_slice(a);
     }
 }
