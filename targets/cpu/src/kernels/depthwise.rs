@@ -93,7 +93,6 @@ pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0
     let (h, w, c) = (s.in_h, s.in_w, s.in_channels);
     let ([kh_n, kw_n], [sh, sw], [dh, dw]) = (s.kernel, s.stride, s.dilation);
     let (pt, pl) = (s.pads[0], s.pads[1]);
-    let full = c / BLOCK * BLOCK;
     let wts = &job.w.depthwise[..];
     for (ri, yrow) in y.chunks_exact_mut(ow * c).enumerate() {
         let r = row0 + ri;
@@ -106,43 +105,20 @@ pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0
                 (ih >= pt && ih - pt < h).then(|| (ih - pt, kh))
             })
             .collect();
-        for (ox, ypx) in yrow.chunks_exact_mut(c).enumerate() {
-            let (lo, hi) = valid_range(ox * sw, pl, dw, w, kw_n);
-            // Input column of tap kw: ox * sw + kw * dw - pl.
-            let col = |kw: usize| ox * sw + kw * dw - pl;
-            // Up to four blocks at a time: independent accumulators, so the multiply-adds of
-            // one tap do not wait on each other.
-            let mut cb = 0;
-            while cb < full {
-                let n = ((full - cb) / BLOCK).min(4);
-                let px = &mut ypx[cb..cb + n * BLOCK];
-                let args = (x_img, wts, &rows[..], (lo, hi), (w, c, kw_n), cb);
-                let cols = (ox * sw, dw, pl);
-                match n {
-                    4 => blocks::<4>(fma, args, cols, job.bias, px),
-                    3 => blocks::<3>(fma, args, cols, job.bias, px),
-                    2 => blocks::<2>(fma, args, cols, job.bias, px),
-                    _ => blocks::<1>(fma, args, cols, job.bias, px),
-                }
-                cb += n * BLOCK;
-            }
-            if full == c {
+        let px = Pixel { x_img, wts, rows: &rows, w, c, kw_n, sw, dw, pl, bias: job.bias };
+        // Exactly one block (16 channels): four interior pixels at once, each its own
+        // accumulator, sharing the weight loads.
+        let interior = |ox: usize| valid_range(ox * sw, pl, dw, w, kw_n) == (0, kw_n);
+        let mut ox = 0;
+        while ox < ow {
+            if c == BLOCK && ox + 4 <= ow && interior(ox) && interior(ox + 3) {
+                let quad_px = &mut yrow[ox * c..(ox + 4) * c];
+                quad(fma, &px, ox * sw, quad_px);
+                ox += 4;
                 continue;
             }
-            let tail = &mut ypx[full..];
-            match job.bias {
-                Some(b) => tail.copy_from_slice(&b[full..]),
-                None => tail.fill(0.0),
-            }
-            for &(ih, kh) in &rows {
-                for kw in lo..hi {
-                    let xpx = &x_img[(ih * w + col(kw)) * c + full..][..c - full];
-                    let wt = &wts[(kh * kw_n + kw) * c + full..][..c - full];
-                    for ((o, x), wv) in tail.iter_mut().zip(xpx).zip(wt) {
-                        *o = fmadd(fma, *x, *wv, *o);
-                    }
-                }
-            }
+            pixel(fma, &px, ox, &mut yrow[ox * c..(ox + 1) * c]);
+            ox += 1;
         }
         job.act.apply_slice(yrow);
     }
@@ -179,3 +155,89 @@ fn blocks<const N: usize>(
         out[j * BLOCK..][..BLOCK].copy_from_slice(a);
     }
 }
+
+/// Four NHWC output pixels of 16 channels, `x0 / sw ..`, all of whose taps lie inside the
+/// image columns, into `out` (`4 x 16`).
+#[inline(always)]
+fn quad(fma: bool, p: &Pixel<'_>, x0: usize, out: &mut [f32]) {
+    let Pixel { x_img, wts, rows, w, c, kw_n, sw, dw, pl, bias } = *p;
+    let mut acc = [[0.0f32; BLOCK]; 4];
+    if let Some(b) = bias {
+        for a in acc.iter_mut() {
+            a.copy_from_slice(&b[..BLOCK]);
+        }
+    }
+    for &(ih, kh) in rows {
+        for kw in 0..kw_n {
+            let wb = &wts[(kh * kw_n + kw) * c..][..BLOCK];
+            for (p, a) in acc.iter_mut().enumerate() {
+                let xb = &x_img[(ih * w + x0 + p * sw + kw * dw - pl) * c..][..BLOCK];
+                for l in 0..BLOCK {
+                    a[l] = fmadd(fma, xb[l], wb[l], a[l]);
+                }
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        out[p * c..][..BLOCK].copy_from_slice(a);
+    }
+}
+
+/// What every pixel of one NHWC output row reads.
+struct Pixel<'a> {
+    x_img: &'a [f32],
+    wts: &'a [f32],
+    /// Taps of the row inside the image: (input row, kh).
+    rows: &'a [(usize, usize)],
+    w: usize,
+    c: usize,
+    kw_n: usize,
+    sw: usize,
+    dw: usize,
+    pl: usize,
+    bias: Option<&'a [f32]>,
+}
+
+/// One NHWC output pixel `ox` into `ypx` (`c` values). A function, not a closure: a closure
+/// would not inherit the caller's target features.
+#[inline(always)]
+fn pixel(fma: bool, p: &Pixel<'_>, ox: usize, ypx: &mut [f32]) {
+    let Pixel { x_img, wts, w, c, kw_n, sw, dw, pl, .. } = *p;
+    let full = c / BLOCK * BLOCK;
+            let (lo, hi) = valid_range(ox * sw, pl, dw, w, kw_n);
+        // Input column of tap kw: ox * sw + kw * dw - pl.
+        let col = |kw: usize| ox * sw + kw * dw - pl;
+        // Up to four blocks at a time: independent accumulators, so the multiply-adds of
+        // one tap do not wait on each other.
+        let mut cb = 0;
+        while cb < full {
+            let n = ((full - cb) / BLOCK).min(4);
+            let px = &mut ypx[cb..cb + n * BLOCK];
+            let args = (x_img, wts, p.rows, (lo, hi), (w, c, kw_n), cb);
+            let cols = (ox * sw, dw, pl);
+            match n {
+                4 => blocks::<4>(fma, args, cols, p.bias, px),
+                3 => blocks::<3>(fma, args, cols, p.bias, px),
+                2 => blocks::<2>(fma, args, cols, p.bias, px),
+                _ => blocks::<1>(fma, args, cols, p.bias, px),
+            }
+            cb += n * BLOCK;
+        }
+        if full == c {
+            return;
+        }
+        let tail = &mut ypx[full..];
+        match p.bias {
+            Some(b) => tail.copy_from_slice(&b[full..]),
+            None => tail.fill(0.0),
+        }
+        for &(ih, kh) in p.rows {
+            for kw in lo..hi {
+                let xpx = &x_img[(ih * w + col(kw)) * c + full..][..c - full];
+                let wt = &wts[(kh * kw_n + kw) * c + full..][..c - full];
+                for ((o, x), wv) in tail.iter_mut().zip(xpx).zip(wt) {
+                    *o = fmadd(fma, *x, *wv, *o);
+                }
+            }
+        }
+    }
