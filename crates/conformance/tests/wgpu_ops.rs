@@ -66,7 +66,13 @@ fn cases() -> Vec<Case> {
         case("concat_last_negative", "Concat", vec![X(&[3, 2]), X(&[3, 5])], vec![("axis", Attr::Int(-1))], "wgpu.concat"),
         case("softmax_last", "Softmax", vec![X(&[2, 3, 17])], vec![], "wgpu.rows"),
         case("softmax_long_row", "Softmax", vec![X(&[3, 700])], vec![], "wgpu.rows"),
-        case("layernorm", "LayerNormalization", vec![X(&[2, 5, 16]), W(&[16]), W(&[16])], vec![("epsilon", Attr::Float(1e-3))], "wgpu.rows"),
+        case(
+            "layernorm",
+            "LayerNormalization",
+            vec![X(&[2, 5, 16]), W(&[16]), W(&[16])],
+            vec![("epsilon", Attr::Float(1e-3))],
+            "wgpu.rows",
+        ),
         case("layernorm_2axes", "LayerNormalization", vec![X(&[3, 4, 6]), W(&[4, 6])], vec![("axis", Attr::Int(1))], "wgpu.rows"),
         case("conv_bias", "Conv", vec![X(&[2, 3, 9, 8]), W(&[5, 3, 3, 3]), W(&[5])], vec![("pads", ints(&[1, 1, 1, 1]))], "wgpu.conv2d"),
         case(
@@ -149,6 +155,12 @@ fn cases() -> Vec<Case> {
             attrs: chain_attrs(&[("Add", 1, 0), ("Sigmoid", -1, 0), ("Max", 2, 1), ("Sqrt", -1, 0)], 0.0, 0.0),
             kernel: "wgpu.elementwise",
         },
+        case("reduce_mean_last", "ReduceMean", vec![X(&[2, 3, 300])], vec![("axes", ints(&[-1]))], "wgpu.reduce"),
+        case("reduce_sum_axes_input", "ReduceSum", vec![X(&[2, 5, 3, 4]), Ints(&[1, 2])], vec![("keepdims", Attr::Int(0))], "wgpu.reduce"),
+        case("reduce_max_first", "ReduceMax", vec![X(&[6, 7])], vec![("axes", ints(&[0])), ("keepdims", Attr::Int(0))], "wgpu.reduce"),
+        case("reduce_min_all", "ReduceMin", vec![X(&[3, 4, 5])], vec![], "wgpu.reduce"),
+        case("global_average_pool", "GlobalAveragePool", vec![X(&[2, 3, 7, 9])], vec![], "wgpu.reduce"),
+        case("global_max_pool", "GlobalMaxPool", vec![X(&[1, 4, 5, 5])], vec![], "wgpu.reduce"),
     ]
 }
 
@@ -186,6 +198,10 @@ fn every_variant_matches_the_reference() {
         "fused_conv_grouped_hard_swish",
         "fused_conv_nhwc",
         "chain_mixed_operands",
+        "reduce_mean_last",
+        "reduce_sum_axes_input",
+        "reduce_min_all",
+        "global_max_pool",
     ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {

@@ -7,6 +7,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod movement;
+pub mod reduce;
 pub mod rows;
 
 use crate::device::Gpu;
@@ -44,6 +45,7 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
         "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
+        "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
     }
 }
@@ -58,6 +60,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         attention::KERNEL => attention::load(step, cx),
         movement::TRANSPOSE => movement::load_transpose(step, cx),
         movement::CONCAT => movement::load_concat(step, cx),
+        reduce::KERNEL => reduce::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -69,19 +72,27 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
+        reduce::KERNEL => reduce::footprint(variant),
         _ => (0, 0),
     }
 }
 
-/// The launch geometry a variant uses at the given input shapes (for the plan).
-pub fn launch(kernel: &str, variant: &str, shapes: &[Option<Vec<usize>>]) -> Option<kiln_target::Launch> {
-    match kernel {
+/// The launch geometry a variant of the step's kernel uses at the given input shapes (for
+/// the plan).
+pub fn launch(
+    step: &Step,
+    variant: &str,
+    shapes: &[Option<Vec<usize>>],
+    weight: &dyn Fn(usize) -> Option<Tensor>,
+) -> Option<kiln_target::Launch> {
+    match step.kernel.as_str() {
         elementwise::KERNEL => {
             let s: Vec<&[usize]> = shapes.iter().flatten().map(Vec::as_slice).collect();
             let n: usize = elementwise::broadcast(&s).ok()?.iter().product();
             let wg = elementwise::workgroup(variant);
             Some(kiln_target::Launch { grid: crate::runtime::groups_1d(n, wg), block: [wg, 1, 1], shared_bytes: 0 })
         }
+        reduce::KERNEL => reduce::launch(step, variant, shapes, weight),
         _ => None,
     }
 }
@@ -95,6 +106,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         conv::KERNEL => conv::VARIANTS,
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
         attention::KERNEL => attention::VARIANTS,
+        reduce::KERNEL => reduce::VARIANTS,
         _ => &[],
     }
 }
