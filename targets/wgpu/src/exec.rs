@@ -79,11 +79,13 @@ impl WgpuExecutable {
                         resident.insert(v, upload(&gpu, data, t.shape()));
                     }
                 }
-                let k = kernels::load(s, &KernelCtx { gpu: &gpu, weight: &weight }).map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
+                let k = kernels::load(s, &KernelCtx { gpu: &gpu, weight: &weight })
+                    .map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
                 execs.push(Exec::Gpu(k));
                 i += 1;
             } else {
-                let end = (i..plan.steps.len()).find(|&j| plan.steps[j].kernel == TRANSFER || is_gpu(&plan.steps[j])).unwrap_or(plan.steps.len());
+                let end =
+                    (i..plan.steps.len()).find(|&j| plan.steps[j].kernel == TRANSFER || is_gpu(&plan.steps[j])).unwrap_or(plan.steps.len());
                 segments.push(segment(plan, &blob, i, end)?);
                 execs.push(Exec::Cpu(segments.len() - 1));
                 execs.extend((i + 1..end).map(|_| Exec::InSegment));
@@ -106,7 +108,17 @@ impl WgpuExecutable {
             }
         }
         let host_weights = plan.outputs.iter().filter_map(|&v| weight(v).map(|t| (v, t))).collect();
-        Ok(WgpuExecutable { gpu, plan: plan.clone(), execs, segments, resident, host_weights, free_after, pool: Pool::default(), profile: None })
+        Ok(WgpuExecutable {
+            gpu,
+            plan: plan.clone(),
+            execs,
+            segments,
+            resident,
+            host_weights,
+            free_after,
+            pool: Pool::default(),
+            profile: None,
+        })
     }
 }
 
@@ -126,7 +138,11 @@ fn segment(plan: &Plan, blob: &[u8], start: usize, end: usize) -> Result<Segment
     for s in &mut sub.steps {
         for a in s.attrs.values_mut() {
             if let kiln_target::AttrValue::Tensor(i) = a {
-                *i = map.get(*i).copied().flatten().ok_or_else(|| plan_err(format!("step '{}' names weight {i}, which does not exist", s.node)))?;
+                *i = map
+                    .get(*i)
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| plan_err(format!("step '{}' names weight {i}, which does not exist", s.node)))?;
             }
         }
     }
@@ -152,8 +168,16 @@ fn segment(plan: &Plan, blob: &[u8], start: usize, end: usize) -> Result<Segment
     Ok(Segment { exe: CpuExecutable::load(&sub, bytes)?, inputs, outputs })
 }
 
-fn to_f32(t: &Tensor) -> Result<&[f32], String> {
-    t.as_slice::<f32>().map_err(|_| format!("the adapter takes f32 values, this one is {}", t.dtype()))
+/// A host value as the words its device copy holds: f32 as is, int64 / int32 (gather
+/// indices) as int32 bits.
+fn device_words(t: &Tensor) -> Result<std::borrow::Cow<'_, [f32]>, String> {
+    match t.dtype() {
+        DType::F32 => t.as_slice::<f32>().map(std::borrow::Cow::Borrowed).map_err(|e| e.to_string()),
+        DType::I64 | DType::I32 => {
+            kernels::gather::index_bits(t).map(std::borrow::Cow::Owned).ok_or_else(|| format!("cannot read {} indices", t.dtype()))
+        }
+        other => Err(format!("the adapter takes f32 values (and int indices), this one is {other}")),
+    }
 }
 
 impl Executable for WgpuExecutable {
@@ -182,7 +206,10 @@ impl Executable for WgpuExecutable {
             host[v] = Some(t);
         }
         if let Some(&missing) = self.plan.inputs.iter().find(|&&v| host[v].is_none()) {
-            return Err(TargetError::Input { name: self.plan.values[missing].name.clone(), reason: "is required but was not given".into() });
+            return Err(TargetError::Input {
+                name: self.plan.values[missing].name.clone(),
+                reason: "is required but was not given".into(),
+            });
         }
         let gpu = self.gpu.clone();
         let mut enc = encoder(&gpu);
@@ -194,7 +221,7 @@ impl Executable for WgpuExecutable {
             match &self.execs[i] {
                 Exec::Upload(v) => {
                     let t = host[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the host to upload", name(*v))))?;
-                    let staging = upload(&gpu, to_f32(t).map_err(run_err)?, t.shape());
+                    let staging = upload(&gpu, &device_words(t).map_err(run_err)?, t.shape());
                     let dst = self.pool.take(&gpu, t.shape()).map_err(|e| run_err(e.to_string()))?;
                     // Copied inside the encoder, so it stays ordered with the recorded dispatches.
                     enc.copy_buffer_to_buffer(&staging.buf, 0, &dst.buf, 0, staging.buf.size().min(dst.buf.size()));
@@ -215,7 +242,9 @@ impl Executable for WgpuExecutable {
                             Some(v) => match self.resident.get(v) {
                                 Some(t) => Some(t),
                                 None if self.plan.values[*v].weight.is_some() => None,
-                                None => Some(dev[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the device", name(*v))))?),
+                                None => {
+                                    Some(dev[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the device", name(*v))))?)
+                                }
                             },
                         });
                     }
@@ -228,7 +257,8 @@ impl Executable for WgpuExecutable {
                     let seg = &mut self.segments[*seg];
                     let mut args = Vec::with_capacity(seg.inputs.len());
                     for &v in &seg.inputs {
-                        let t = host[v].clone().ok_or_else(|| run_err(format!("value '{}' is not on the host", self.plan.values[v].name)))?;
+                        let t =
+                            host[v].clone().ok_or_else(|| run_err(format!("value '{}' is not on the host", self.plan.values[v].name)))?;
                         args.push((self.plan.values[v].name.clone(), t));
                     }
                     let outs = seg.exe.run(args)?;

@@ -5,6 +5,7 @@ pub mod act;
 pub mod attention;
 pub mod conv;
 pub mod elementwise;
+pub mod gather;
 pub mod matmul;
 pub mod movement;
 pub mod reduce;
@@ -45,6 +46,7 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
         "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
+        "cpu.gather" if gather::covers(step) => Some((gather::KERNEL, gather::VARIANTS)),
         "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
     }
@@ -61,6 +63,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         movement::TRANSPOSE => movement::load_transpose(step, cx),
         movement::CONCAT => movement::load_concat(step, cx),
         reduce::KERNEL => reduce::load(step, cx),
+        gather::KERNEL => gather::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -68,7 +71,9 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 /// Threads per workgroup and workgroup memory bytes of a variant (for pruning by limits).
 pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
-        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT => (elementwise::workgroup(variant), 0),
+        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT | gather::KERNEL => {
+            (elementwise::workgroup(variant), 0)
+        }
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
@@ -93,6 +98,7 @@ pub fn launch(
             Some(kiln_target::Launch { grid: crate::runtime::groups_1d(n, wg), block: [wg, 1, 1], shared_bytes: 0 })
         }
         reduce::KERNEL => reduce::launch(step, variant, shapes, weight),
+        gather::KERNEL => gather::launch(step, variant, shapes),
         _ => None,
     }
 }
@@ -107,6 +113,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
         attention::KERNEL => attention::VARIANTS,
         reduce::KERNEL => reduce::VARIANTS,
+        gather::KERNEL => gather::VARIANTS,
         _ => &[],
     }
 }
