@@ -162,6 +162,13 @@ fn cases() -> Vec<Case> {
         case("global_average_pool", "GlobalAveragePool", vec![X(&[2, 3, 7, 9])], vec![], "wgpu.reduce"),
         case("global_max_pool", "GlobalMaxPool", vec![X(&[1, 4, 5, 5])], vec![], "wgpu.reduce"),
         case("gather_embedding", "Gather", vec![W(&[50, 16]), XInts(&[2, 3], &[0, 49, -1, 7, 7, -50])], vec![], "wgpu.gather"),
+        case(
+            "batchnorm",
+            "BatchNormalization",
+            vec![X(&[2, 3, 5, 4]), W(&[3]), W(&[3]), W(&[3]), Vals(&[3], &[0.5, 1.0, 2.0])],
+            vec![("epsilon", Attr::Float(1e-3))],
+            "wgpu.batchnorm",
+        ),
         case("gather_axis1_constant", "Gather", vec![X(&[3, 5, 4]), Ints(&[4, -1, 0])], vec![("axis", Attr::Int(1))], "wgpu.gather"),
     ]
 }
@@ -205,6 +212,7 @@ fn every_variant_matches_the_reference() {
         "reduce_min_all",
         "global_max_pool",
         "gather_embedding",
+        "batchnorm",
     ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {

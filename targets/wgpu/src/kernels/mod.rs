@@ -3,6 +3,7 @@
 
 pub mod act;
 pub mod attention;
+pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod gather;
@@ -46,6 +47,7 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
         "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
+        "cpu.batchnorm" if batchnorm::covers(step, weight) => Some((batchnorm::KERNEL, batchnorm::VARIANTS)),
         "cpu.gather" if gather::covers(step) => Some((gather::KERNEL, gather::VARIANTS)),
         "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
@@ -64,6 +66,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         movement::CONCAT => movement::load_concat(step, cx),
         reduce::KERNEL => reduce::load(step, cx),
         gather::KERNEL => gather::load(step, cx),
+        batchnorm::KERNEL => batchnorm::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -71,7 +74,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 /// Threads per workgroup and workgroup memory bytes of a variant (for pruning by limits).
 pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
-        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT | gather::KERNEL => {
+        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT | gather::KERNEL | batchnorm::KERNEL => {
             (elementwise::workgroup(variant), 0)
         }
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
@@ -99,6 +102,7 @@ pub fn launch(
         }
         reduce::KERNEL => reduce::launch(step, variant, shapes, weight),
         gather::KERNEL => gather::launch(step, variant, shapes),
+        batchnorm::KERNEL => batchnorm::launch(variant, shapes),
         _ => None,
     }
 }
@@ -114,6 +118,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         attention::KERNEL => attention::VARIANTS,
         reduce::KERNEL => reduce::VARIANTS,
         gather::KERNEL => gather::VARIANTS,
+        batchnorm::KERNEL => batchnorm::VARIANTS,
         _ => &[],
     }
 }
