@@ -169,6 +169,28 @@ fn cases() -> Vec<Case> {
             vec![("epsilon", Attr::Float(1e-3))],
             "wgpu.batchnorm",
         ),
+        case("resize_nearest_scales", "Resize", vec![X(&[1, 2, 5, 7]), Absent, Vals(&[4], &[1.0, 1.0, 2.0, 1.5])], vec![], "wgpu.resize"),
+        case(
+            "resize_nearest_floor_asymmetric_down",
+            "Resize",
+            vec![X(&[1, 1, 8, 8]), Absent, Vals(&[4], &[1.0, 1.0, 0.5, 0.5])],
+            vec![("nearest_mode", string("floor")), ("coordinate_transformation_mode", string("asymmetric"))],
+            "wgpu.resize",
+        ),
+        case(
+            "resize_linear_sizes_align_corners",
+            "Resize",
+            vec![X(&[2, 3, 4, 6]), Absent, Absent, Ints(&[2, 3, 7, 9])],
+            vec![("mode", string("linear")), ("coordinate_transformation_mode", string("align_corners"))],
+            "wgpu.resize",
+        ),
+        case(
+            "resize_linear_pytorch_half_pixel",
+            "Resize",
+            vec![X(&[1, 2, 3, 3]), Absent, Vals(&[4], &[1.0, 1.0, 2.0, 2.0])],
+            vec![("mode", string("linear")), ("coordinate_transformation_mode", string("pytorch_half_pixel"))],
+            "wgpu.resize",
+        ),
         case("gather_axis1_constant", "Gather", vec![X(&[3, 5, 4]), Ints(&[4, -1, 0])], vec![("axis", Attr::Int(1))], "wgpu.gather"),
     ]
 }
@@ -213,6 +235,8 @@ fn every_variant_matches_the_reference() {
         "global_max_pool",
         "gather_embedding",
         "batchnorm",
+        "resize_nearest_scales",
+        "resize_linear_sizes_align_corners",
     ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {

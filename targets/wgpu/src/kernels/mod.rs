@@ -10,6 +10,7 @@ pub mod gather;
 pub mod matmul;
 pub mod movement;
 pub mod reduce;
+pub mod resize;
 pub mod rows;
 
 use crate::device::Gpu;
@@ -48,6 +49,7 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
         "cpu.batchnorm" if batchnorm::covers(step, weight) => Some((batchnorm::KERNEL, batchnorm::VARIANTS)),
+        "cpu.resize" if resize::covers(step, weight) => Some((resize::KERNEL, resize::VARIANTS)),
         "cpu.gather" if gather::covers(step) => Some((gather::KERNEL, gather::VARIANTS)),
         "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
@@ -67,6 +69,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         reduce::KERNEL => reduce::load(step, cx),
         gather::KERNEL => gather::load(step, cx),
         batchnorm::KERNEL => batchnorm::load(step, cx),
+        resize::KERNEL => resize::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -74,9 +77,13 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 /// Threads per workgroup and workgroup memory bytes of a variant (for pruning by limits).
 pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
-        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT | gather::KERNEL | batchnorm::KERNEL => {
-            (elementwise::workgroup(variant), 0)
-        }
+        elementwise::KERNEL
+        | conv::KERNEL
+        | movement::TRANSPOSE
+        | movement::CONCAT
+        | gather::KERNEL
+        | batchnorm::KERNEL
+        | resize::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
@@ -103,6 +110,7 @@ pub fn launch(
         reduce::KERNEL => reduce::launch(step, variant, shapes, weight),
         gather::KERNEL => gather::launch(step, variant, shapes),
         batchnorm::KERNEL => batchnorm::launch(variant, shapes),
+        resize::KERNEL => resize::launch(step, variant, shapes, weight),
         _ => None,
     }
 }
@@ -119,6 +127,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         reduce::KERNEL => reduce::VARIANTS,
         gather::KERNEL => gather::VARIANTS,
         batchnorm::KERNEL => batchnorm::VARIANTS,
+        resize::KERNEL => resize::VARIANTS,
         _ => &[],
     }
 }
