@@ -191,6 +191,20 @@ fn cases() -> Vec<Case> {
             vec![("mode", string("linear")), ("coordinate_transformation_mode", string("pytorch_half_pixel"))],
             "wgpu.resize",
         ),
+        case(
+            "conv_transpose_s2_output_padding",
+            "ConvTranspose",
+            vec![X(&[1, 4, 5, 6]), W(&[4, 3, 3, 3]), W(&[3])],
+            vec![("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 0])), ("output_padding", ints(&[1, 0]))],
+            "wgpu.conv_transpose",
+        ),
+        case(
+            "conv_transpose_grouped_dilated",
+            "ConvTranspose",
+            vec![X(&[2, 4, 3, 4]), W(&[4, 2, 2, 3])],
+            vec![("group", Attr::Int(2)), ("dilations", ints(&[2, 1])), ("strides", ints(&[1, 2]))],
+            "wgpu.conv_transpose",
+        ),
         case("gather_axis1_constant", "Gather", vec![X(&[3, 5, 4]), Ints(&[4, -1, 0])], vec![("axis", Attr::Int(1))], "wgpu.gather"),
     ]
 }
@@ -237,6 +251,7 @@ fn every_variant_matches_the_reference() {
         "batchnorm",
         "resize_nearest_scales",
         "resize_linear_sizes_align_corners",
+        "conv_transpose_s2_output_padding",
     ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {

@@ -11,12 +11,13 @@ pub const KERNEL: &str = "wgpu.conv2d";
 pub const VARIANTS: &[&str] = &["wg64", "wg128", "wg256", "wg32"];
 const SOURCE: &str = include_str!("conv.wgsl");
 
-struct Geo {
-    strides: [usize; 2],
-    dilations: [usize; 2],
-    pads: [usize; 4],
-    groups: usize,
-    nhwc: bool,
+/// A convolution's attributes (shared with `wgpu.conv_transpose`).
+pub struct Geo {
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    pub pads: [usize; 4],
+    pub groups: usize,
+    pub nhwc: bool,
 }
 
 fn pair(v: Option<Vec<i64>>) -> Option<[usize; 2]> {
@@ -27,7 +28,7 @@ fn pair(v: Option<Vec<i64>>) -> Option<[usize; 2]> {
     }
 }
 
-fn geo(step: &Step) -> Option<Geo> {
+pub fn geo(step: &Step) -> Option<Geo> {
     if !matches!(step_str(step, "auto_pad"), None | Some("NOTSET") | Some("VALID")) {
         return None;
     }
@@ -68,7 +69,10 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 /// Output spatial size along one axis.
 fn out_len(input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Result<usize, String> {
     let span = dil * (k.max(1) - 1) + 1;
-    (input + pad).checked_sub(span).map(|r| r / stride + 1).ok_or_else(|| format!("kernel span {span} exceeds the padded input {}", input + pad))
+    (input + pad)
+        .checked_sub(span)
+        .map(|r| r / stride + 1)
+        .ok_or_else(|| format!("kernel span {span} exceeds the padded input {}", input + pad))
 }
 
 impl GpuKernel for Conv {

@@ -5,6 +5,7 @@ pub mod act;
 pub mod attention;
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_transpose;
 pub mod elementwise;
 pub mod gather;
 pub mod matmul;
@@ -50,6 +51,7 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
         "cpu.batchnorm" if batchnorm::covers(step, weight) => Some((batchnorm::KERNEL, batchnorm::VARIANTS)),
         "cpu.resize" if resize::covers(step, weight) => Some((resize::KERNEL, resize::VARIANTS)),
+        "cpu.conv_transpose" if conv_transpose::covers(step, weight) => Some((conv_transpose::KERNEL, conv_transpose::VARIANTS)),
         "cpu.gather" if gather::covers(step) => Some((gather::KERNEL, gather::VARIANTS)),
         "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
@@ -70,6 +72,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         gather::KERNEL => gather::load(step, cx),
         batchnorm::KERNEL => batchnorm::load(step, cx),
         resize::KERNEL => resize::load(step, cx),
+        conv_transpose::KERNEL => conv_transpose::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -111,6 +114,7 @@ pub fn launch(
         gather::KERNEL => gather::launch(step, variant, shapes),
         batchnorm::KERNEL => batchnorm::launch(variant, shapes),
         resize::KERNEL => resize::launch(step, variant, shapes, weight),
+        conv_transpose::KERNEL => conv_transpose::launch(step, variant, shapes),
         _ => None,
     }
 }
@@ -128,6 +132,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         gather::KERNEL => gather::VARIANTS,
         batchnorm::KERNEL => batchnorm::VARIANTS,
         resize::KERNEL => resize::VARIANTS,
+        conv_transpose::KERNEL => conv_transpose::VARIANTS,
         _ => &[],
     }
 }
