@@ -75,6 +75,7 @@ fn cases() -> Vec<Case> {
         ),
         case("layernorm_2axes", "LayerNormalization", vec![X(&[3, 4, 6]), W(&[4, 6])], vec![("axis", Attr::Int(1))], "wgpu.rows"),
         case("conv_bias", "Conv", vec![X(&[2, 3, 9, 8]), W(&[5, 3, 3, 3]), W(&[5])], vec![("pads", ints(&[1, 1, 1, 1]))], "wgpu.conv2d"),
+        case("conv_tiles", "Conv", vec![X(&[2, 6, 9, 9]), W(&[20, 6, 3, 3]), W(&[20])], vec![("strides", ints(&[1, 1]))], "wgpu.conv2d"),
         case(
             "conv_depthwise_s2",
             "Conv",
@@ -242,6 +243,7 @@ fn every_variant_matches_the_reference() {
         "layernorm",
         "fused_conv_grouped_hard_swish",
         "fused_conv_nhwc",
+        "conv_tiles",
         "chain_mixed_operands",
         "reduce_mean_last",
         "reduce_sum_axes_input",

@@ -81,16 +81,17 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
         elementwise::KERNEL
-        | conv::KERNEL
         | movement::TRANSPOSE
         | movement::CONCAT
         | gather::KERNEL
         | batchnorm::KERNEL
-        | resize::KERNEL => (elementwise::workgroup(variant), 0),
+        | resize::KERNEL
+        | conv_transpose::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
         reduce::KERNEL => reduce::footprint(variant),
+        conv::KERNEL => conv::footprint(variant),
         _ => (0, 0),
     }
 }
@@ -115,6 +116,7 @@ pub fn launch(
         batchnorm::KERNEL => batchnorm::launch(variant, shapes),
         resize::KERNEL => resize::launch(step, variant, shapes, weight),
         conv_transpose::KERNEL => conv_transpose::launch(step, variant, shapes),
+        conv::KERNEL => conv::launch(step, variant, shapes),
         _ => None,
     }
 }
