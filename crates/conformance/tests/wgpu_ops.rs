@@ -21,6 +21,13 @@ fn run_case(c: &Case, variant: Option<&str>, opts: &CompileOptions) -> Result<Ve
         }
     }
     check_kernel(c, &plan.steps.iter().map(|s| s.kernel.as_str()).collect::<Vec<_>>())?;
+    // Every wgpu step says how it launches (the shapes are all known here).
+    for s in plan.steps.iter().filter(|s| s.kernel.starts_with("wgpu.")) {
+        match &s.launch {
+            Some(l) if l.grid.iter().chain(&l.block).all(|&d| d >= 1) => {}
+            other => return Err(format!("{} step '{}' has launch {other:?}", s.kernel, s.node)),
+        }
+    }
     let mut exe = target.load(&plan, compiled.weights).map_err(|e| format!("load: {e}"))?;
     let got = exe.run(feeds).map_err(|e| format!("run: {e}"))?;
     let (_, got) = got.first().ok_or("no output")?;

@@ -5,7 +5,7 @@
 use super::act::{step_float, step_int};
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
-use kiln_target::Step;
+use kiln_target::{Launch, Step};
 use kiln_target_cpu::kernels::mask_strides;
 
 pub const KERNEL: &str = "wgpu.attention";
@@ -28,8 +28,8 @@ pub struct Attention {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let wg = super::elementwise::workgroup(&step.variant);
-    let p =
-        pipeline(cx.gpu, KERNEL, &step.variant, &format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()))).map_err(|e| e.to_string())?;
+    let p = pipeline(cx.gpu, KERNEL, &step.variant, &format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string())))
+        .map_err(|e| e.to_string())?;
     Ok(Box::new(Attention {
         pipeline: p,
         k_transposed: step_int(step, "k_transposed").unwrap_or(0) == 1,
@@ -37,6 +37,14 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         wg,
         dummy: upload(cx.gpu, &[0.0], &[1]),
     }))
+}
+
+/// The launch geometry of a variant at the step's input shapes: a workgroup per query row.
+pub fn launch(variant: &str, shapes: &[Option<Vec<usize>>]) -> Option<Launch> {
+    let q = shapes.first()?.as_ref()?;
+    let rows: usize = q[..q.len().checked_sub(1)?].iter().product();
+    let (threads, shared_bytes) = super::footprint(KERNEL, variant);
+    Some(Launch { grid: super::rows::row_groups(rows), block: [threads, 1, 1], shared_bytes })
 }
 
 impl GpuKernel for Attention {
@@ -70,17 +78,16 @@ impl GpuKernel for Attention {
         if rows == 0 || dv == 0 {
             return Ok(y);
         }
-        let gx = rows.min(65535);
-        let gy = rows.div_ceil(gx);
+        let groups = super::rows::row_groups(rows);
         let params: Vec<u32> = [b, h, hk, n, m, d, dv, self.k_transposed as usize]
             .iter()
             .map(|&x| x as u32)
             .chain([self.scale.to_bits(), mask.is_some() as u32])
             .chain(ms.iter().map(|&s| s as u32))
-            .chain([gx as u32])
+            .chain([groups[0]])
             .collect();
         let mbuf = mask.unwrap_or(&self.dummy);
-        dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&q.buf, &k.buf, &v.buf, &mbuf.buf, &y.buf], [gx as u32, gy as u32, 1])?;
+        dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&q.buf, &k.buf, &v.buf, &mbuf.buf, &y.buf], groups)?;
         Ok(y)
     }
 }

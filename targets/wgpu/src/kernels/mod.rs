@@ -117,6 +117,11 @@ pub fn launch(
         resize::KERNEL => resize::launch(step, variant, shapes, weight),
         conv_transpose::KERNEL => conv_transpose::launch(step, variant, shapes),
         conv::KERNEL => conv::launch(step, variant, shapes),
+        matmul::KERNEL => matmul::launch(step, variant, shapes),
+        rows::KERNEL => rows::launch(step, variant, shapes),
+        attention::KERNEL => attention::launch(variant, shapes),
+        movement::TRANSPOSE => movement::launch(variant, shapes, false),
+        movement::CONCAT => movement::launch(variant, shapes, true),
         _ => None,
     }
 }

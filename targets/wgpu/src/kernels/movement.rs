@@ -6,7 +6,7 @@
 use super::act::{step_int, step_ints};
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
-use kiln_target::Step;
+use kiln_target::{Launch, Step};
 
 pub const TRANSPOSE: &str = "wgpu.transpose";
 pub const CONCAT: &str = "wgpu.concat";
@@ -59,7 +59,8 @@ pub struct Concat {
 
 fn build(cx: &KernelCtx, kernel: &str, variant: &str, src: &str) -> Result<(wgpu::ComputePipeline, u32), String> {
     let wg = super::elementwise::workgroup(variant);
-    let p = pipeline(cx.gpu, kernel, variant, &format!("{PARAMS_WGSL}{}", src.replace("{WG}", &wg.to_string()))).map_err(|e| e.to_string())?;
+    let p =
+        pipeline(cx.gpu, kernel, variant, &format!("{PARAMS_WGSL}{}", src.replace("{WG}", &wg.to_string()))).map_err(|e| e.to_string())?;
     Ok((p, wg))
 }
 
@@ -71,6 +72,18 @@ pub fn load_transpose(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>,
 pub fn load_concat(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (pipeline, wg) = build(cx, CONCAT, &step.variant, CONCAT_WGSL)?;
     Ok(Box::new(Concat { pipeline, axis: step_int(step, "axis").ok_or("attribute 'axis' is required")?, wg }))
+}
+
+/// The launch geometry of a variant: a thread per output element (concat: one dispatch per
+/// input, together covering the output, whose grid this is).
+pub fn launch(variant: &str, shapes: &[Option<Vec<usize>>], concat: bool) -> Option<Launch> {
+    let n: usize = if concat {
+        shapes.iter().map(|s| s.as_ref().map(|s| s.iter().product::<usize>())).sum::<Option<usize>>()?
+    } else {
+        shapes.first()?.as_ref()?.iter().product()
+    };
+    let wg = super::elementwise::workgroup(variant);
+    Some(Launch { grid: groups_1d(n, wg), block: [wg, 1, 1], shared_bytes: 0 })
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -121,12 +134,15 @@ impl GpuKernel for Concat {
         let first = xs.first().ok_or("Concat has no inputs")?;
         let r = first.shape.len() as i64;
         let axis = if self.axis < 0 { self.axis + r } else { self.axis };
-        let axis =
-            usize::try_from(axis).ok().filter(|&a| (a as i64) < r).ok_or_else(|| format!("axis {} is out of range for rank {r}", self.axis))?;
+        let axis = usize::try_from(axis)
+            .ok()
+            .filter(|&a| (a as i64) < r)
+            .ok_or_else(|| format!("axis {} is out of range for rank {r}", self.axis))?;
         let mut out = first.shape.clone();
         out[axis] = 0;
         for x in &xs {
-            let same = x.shape.len() == first.shape.len() && x.shape.iter().zip(&first.shape).enumerate().all(|(k, (a, b))| k == axis || a == b);
+            let same =
+                x.shape.len() == first.shape.len() && x.shape.iter().zip(&first.shape).enumerate().all(|(k, (a, b))| k == axis || a == b);
             if !same {
                 return Err(format!("input {:?} does not fit {:?} along axis {axis}", x.shape, first.shape));
             }
