@@ -101,16 +101,12 @@ fn out_len(input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Res
         .ok_or_else(|| format!("kernel span {span} exceeds the padded input {}", input + pad))
 }
 
+/// Output shape, kernel parameters and workgroups of one dispatch.
+type Planned = (Vec<usize>, Vec<u32>, [u32; 3]);
+
 /// (output shape, parameters, workgroups) of a convolution at input `x` and weight `w`
 /// shapes, for the direct kernel (`wg`) or the implicit GEMM (`gemm`: T, R).
-fn problem(
-    g: &Geo,
-    x: &[usize],
-    w: &[usize],
-    has_bias: bool,
-    wg: u32,
-    gemm: Option<(u32, u32)>,
-) -> Result<(Vec<usize>, Vec<u32>, [u32; 3]), String> {
+fn problem(g: &Geo, x: &[usize], w: &[usize], has_bias: bool, wg: u32, gemm: Option<(u32, u32)>) -> Result<Planned, String> {
     let (n, c, h, wd) = match (g.nhwc, x) {
         (true, &[n, h, wd, c]) => (n, c, h, wd),
         (false, &[n, c, h, wd]) => (n, c, h, wd),
