@@ -213,6 +213,39 @@ fn cases() -> Vec<Case> {
             vec![("group", Attr::Int(2)), ("dilations", ints(&[2, 1])), ("strides", ints(&[1, 2]))],
             "wgpu.conv_transpose",
         ),
+        case(
+            "maxpool_pads_ceil",
+            "MaxPool",
+            vec![X(&[1, 3, 9, 8])],
+            vec![("kernel_shape", ints(&[3, 3])), ("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1])), ("ceil_mode", Attr::Int(1))],
+            "wgpu.pool",
+        ),
+        case(
+            "maxpool_dilated_same",
+            "MaxPool",
+            vec![X(&[2, 2, 7, 7])],
+            vec![("kernel_shape", ints(&[2, 3])), ("dilations", ints(&[2, 1])), ("auto_pad", string("SAME_UPPER"))],
+            "wgpu.pool",
+        ),
+        case(
+            "avgpool_count_pad",
+            "AveragePool",
+            vec![X(&[1, 4, 6, 7])],
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+                ("count_include_pad", Attr::Int(1)),
+            ],
+            "wgpu.pool",
+        ),
+        case(
+            "avgpool_exclude_pad_ceil",
+            "AveragePool",
+            vec![X(&[1, 2, 7, 7])],
+            vec![("kernel_shape", ints(&[2, 2])), ("strides", ints(&[2, 2])), ("pads", ints(&[0, 0, 1, 1])), ("ceil_mode", Attr::Int(1))],
+            "wgpu.pool",
+        ),
         case("gather_axis1_constant", "Gather", vec![X(&[3, 5, 4]), Ints(&[4, -1, 0])], vec![("axis", Attr::Int(1))], "wgpu.gather"),
     ]
 }
@@ -261,6 +294,8 @@ fn every_variant_matches_the_reference() {
         "resize_nearest_scales",
         "resize_linear_sizes_align_corners",
         "conv_transpose_s2_output_padding",
+        "maxpool_pads_ceil",
+        "avgpool_count_pad",
     ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {

@@ -51,8 +51,9 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
     let gpu = crate::device::gpu().ok();
     let cpu_plan = plan.clone();
     let weight = |v: usize| value_weight(&cpu_plan, &blob, v);
+    let f32 = |v: usize| cpu_plan.values.get(v).is_some_and(|pv| pv.dtype == "f32");
     for step in &mut plan.steps {
-        let Some((kernel, variants)) = kernels::select(step, &weight) else { continue };
+        let Some((kernel, variants)) = kernels::select(step, &weight, &f32) else { continue };
         step.kernel = kernel.to_string();
         step.variant = variants[0].to_string();
         if let Some(g) = &gpu {

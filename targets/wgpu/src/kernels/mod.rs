@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod gather;
 pub mod matmul;
 pub mod movement;
+pub mod pool;
 pub mod reduce;
 pub mod resize;
 pub mod rows;
@@ -39,9 +40,15 @@ pub trait GpuKernel: Send {
 }
 
 /// The wgpu kernel that takes over a CPU-plan step, with its variants (default first), or
-/// None when the step stays on the CPU.
-pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(&'static str, &'static [&'static str])> {
+/// None when the step stays on the CPU. `f32` says whether a plan value is f32 (steps on the
+/// reference kernel take any type).
+pub fn select(
+    step: &Step,
+    weight: &dyn Fn(usize) -> Option<Tensor>,
+    f32: &dyn Fn(usize) -> bool,
+) -> Option<(&'static str, &'static [&'static str])> {
     match step.kernel.as_str() {
+        "reference" if pool::covers(step, f32) => Some((pool::KERNEL, pool::VARIANTS)),
         "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
@@ -73,6 +80,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         batchnorm::KERNEL => batchnorm::load(step, cx),
         resize::KERNEL => resize::load(step, cx),
         conv_transpose::KERNEL => conv_transpose::load(step, cx),
+        pool::KERNEL => pool::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -86,7 +94,8 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         | gather::KERNEL
         | batchnorm::KERNEL
         | resize::KERNEL
-        | conv_transpose::KERNEL => (elementwise::workgroup(variant), 0),
+        | conv_transpose::KERNEL
+        | pool::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
@@ -117,6 +126,7 @@ pub fn launch(
         resize::KERNEL => resize::launch(step, variant, shapes, weight),
         conv_transpose::KERNEL => conv_transpose::launch(step, variant, shapes),
         conv::KERNEL => conv::launch(step, variant, shapes),
+        pool::KERNEL => pool::launch(step, variant, shapes),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
         rows::KERNEL => rows::launch(step, variant, shapes),
         attention::KERNEL => attention::launch(variant, shapes),
@@ -140,6 +150,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         batchnorm::KERNEL => batchnorm::VARIANTS,
         resize::KERNEL => resize::VARIANTS,
         conv_transpose::KERNEL => conv_transpose::VARIANTS,
+        pool::KERNEL => pool::VARIANTS,
         _ => &[],
     }
 }
