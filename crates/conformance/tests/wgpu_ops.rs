@@ -246,6 +246,7 @@ fn cases() -> Vec<Case> {
             vec![("kernel_shape", ints(&[2, 2])), ("strides", ints(&[2, 2])), ("pads", ints(&[0, 0, 1, 1])), ("ceil_mode", Attr::Int(1))],
             "wgpu.pool",
         ),
+        case("prelu_channel_slope", "PRelu", vec![X(&[2, 4, 3, 5]), W(&[4, 1, 1])], vec![], "wgpu.elementwise"),
         case("gather_axis1_constant", "Gather", vec![X(&[3, 5, 4]), Ints(&[4, -1, 0])], vec![("axis", Attr::Int(1))], "wgpu.gather"),
     ]
 }

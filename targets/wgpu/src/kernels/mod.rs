@@ -49,6 +49,14 @@ pub fn select(
 ) -> Option<(&'static str, &'static [&'static str])> {
     match step.kernel.as_str() {
         "reference" if pool::covers(step, f32) => Some((pool::KERNEL, pool::VARIANTS)),
+        "reference"
+            if step.op == "PRelu"
+                && step.opset >= 7
+                && step.inputs.iter().flatten().all(|&v| f32(v))
+                && elementwise::covers(step, weight) =>
+        {
+            Some((elementwise::KERNEL, elementwise::VARIANTS))
+        }
         "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
