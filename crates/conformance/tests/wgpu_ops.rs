@@ -21,8 +21,9 @@ fn run_case(c: &Case, variant: Option<&str>, opts: &CompileOptions) -> Result<Ve
         }
     }
     check_kernel(c, &plan.steps.iter().map(|s| s.kernel.as_str()).collect::<Vec<_>>())?;
-    // Every wgpu step says how it launches (the shapes are all known here).
-    for s in plan.steps.iter().filter(|s| s.kernel.starts_with("wgpu.")) {
+    // Every wgpu step says how it launches (the shapes are all known here); a reshape
+    // dispatches nothing.
+    for s in plan.steps.iter().filter(|s| s.kernel.starts_with("wgpu.") && s.kernel != "wgpu.reshape") {
         match &s.launch {
             Some(l) if l.grid.iter().chain(&l.block).all(|&d| d >= 1) => {}
             other => return Err(format!("{} step '{}' has launch {other:?}", s.kernel, s.node)),
@@ -335,4 +336,74 @@ fn tuning_measures_on_the_adapter_and_replays() {
     let again = run_case(c, None, &cached).unwrap_or_else(|e| panic!("{e}"));
     let d2 = again.iter().find(|d| d.key.kernel == "wgpu.matmul").expect("decision");
     assert_eq!((d2.source, d2.chosen.as_str()), ("cache", d.chosen.as_str()));
+}
+
+/// Reshape / Unsqueeze / Squeeze / Flatten between wgpu steps relabel the device value (no
+/// transfer, no dispatch) and agree with the reference; one on a host value stays on the CPU.
+#[test]
+fn reshapes_between_wgpu_steps_stay_on_the_device() {
+    use kiln_ir::{Graph, Model, Node};
+    use kiln_reference::Value;
+    use kiln_tensor::{Shape, Tensor};
+    use std::collections::BTreeMap;
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut g = Graph::new("g");
+    let x = g.add_value("x", Some(kiln_tensor::DType::F32), Some(Shape::known(&[2, 3, 4])));
+    g.inputs.push(x);
+    let mut constant = |name: &str, v: Vec<i64>| {
+        let id = g.add_value(name, None, None);
+        g.initializers.insert(id, Tensor::from_vec(vec![v.len()], v).expect("constant"));
+        id
+    };
+    let (shape, shape2) = (constant("shape", vec![0, -1]), constant("shape2", vec![4, -1]));
+    let (one, one2) = (constant("ax", vec![1]), constant("ax2", vec![-2]));
+    // Reshape on the host input stays on the CPU; the rest follow a Softmax on the adapter.
+    let chain: [(&str, Vec<Option<kiln_ir::ValueId>>, Vec<(&str, kiln_ir::Attr)>); 9] = [
+        ("Reshape", vec![Some(x), Some(shape)], vec![]),
+        ("Softmax", vec![], vec![]),
+        ("Reshape", vec![None, Some(shape2)], vec![]),
+        ("Tanh", vec![], vec![]),
+        ("Unsqueeze", vec![None, Some(one)], vec![]),
+        ("Sigmoid", vec![], vec![]),
+        ("Squeeze", vec![None, Some(one2)], vec![]),
+        ("Tanh", vec![], vec![]),
+        ("Flatten", vec![], vec![("axis", Attr::Int(0))]),
+    ];
+    let mut prev = x;
+    for (i, (op, ins, attrs)) in chain.into_iter().enumerate() {
+        let out = g.add_value(&format!("v{i}"), None, None);
+        let inputs = if ins.is_empty() { vec![Some(prev)] } else { ins.into_iter().map(|v| Some(v.unwrap_or(prev))).collect() };
+        g.nodes.push(Node {
+            name: format!("n{i}"),
+            op_type: op.into(),
+            domain: String::new(),
+            opset: 17,
+            inputs,
+            outputs: vec![Some(out)],
+            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+            unsupported: None,
+        });
+        prev = out;
+    }
+    g.outputs.push(prev);
+    let model = Model { graph: g, ir_version: 8, opsets: BTreeMap::from([(String::new(), 17)]), ..Model::default() };
+    let feed = Tensor::from_vec(vec![2, 3, 4], kiln_conformance::single_op::values(24, 1)).expect("x");
+    let want = match kiln_reference::run(&model, vec![("x".into(), Value::Tensor(feed.clone()))]).expect("reference").into_iter().next() {
+        Some((_, Value::Tensor(t))) => t,
+        _ => panic!("no reference output"),
+    };
+    let target = kiln_target_wgpu::WgpuTarget;
+    let compiled = kiln_pipeline::compile_model(model, &target, &off(), None).expect("compile");
+    let plan = compiled.plan.expect("plan");
+    let kernels: Vec<(&str, &str)> = plan.steps.iter().map(|s| (s.op.as_str(), s.kernel.as_str())).collect();
+    println!("{kernels:?}");
+    let relabelled = kernels.iter().filter(|(_, k)| *k == "wgpu.reshape").count();
+    assert_eq!(relabelled, 4, "Reshape, Unsqueeze, Squeeze, Flatten after the Softmax on the adapter: {kernels:?}");
+    assert_eq!(kiln_target_wgpu::placement(&plan), (8, 1, 2), "one upload, one readback: {kernels:?}");
+    let mut exe = target.load(&plan, compiled.weights).expect("load");
+    let got = exe.run(vec![("x".into(), feed)]).expect("run");
+    check_close(&got[0].1, &want, 1e-3, "wgpu").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got[0].1.shape(), &[1, 24]);
 }

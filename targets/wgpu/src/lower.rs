@@ -78,7 +78,10 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
         }
     }
     let mut steps = Vec::with_capacity(plan.steps.len());
-    for s in &plan.steps {
+    for (i, s) in plan.steps.iter().enumerate() {
+        // A relabelling step follows its input: on the host it stays the CPU plan's.
+        let on_host_input = s.inputs.first().copied().flatten().is_some_and(|v| !on_gpu[v]);
+        let s = if kernels::only_relabels(&s.kernel) && on_host_input { &cpu_plan.steps[i] } else { s };
         let gpu_step = is_gpu(s);
         for &v in s.inputs.iter().flatten() {
             if gpu_step && !on_gpu[v] {

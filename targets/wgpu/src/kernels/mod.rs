@@ -12,6 +12,7 @@ pub mod matmul;
 pub mod movement;
 pub mod pool;
 pub mod reduce;
+pub mod reshape;
 pub mod resize;
 pub mod rows;
 
@@ -49,6 +50,7 @@ pub fn select(
 ) -> Option<(&'static str, &'static [&'static str])> {
     match step.kernel.as_str() {
         "reference" if pool::covers(step, f32) => Some((pool::KERNEL, pool::VARIANTS)),
+        "reference" if reshape::covers(step, weight, f32) => Some((reshape::KERNEL, reshape::VARIANTS)),
         "reference"
             if step.op == "PRelu"
                 && step.opset >= 7
@@ -73,6 +75,12 @@ pub fn select(
     }
 }
 
+/// Whether a kernel only relabels its input (no dispatch): worth running on the adapter only
+/// where its input already is there.
+pub fn only_relabels(kernel: &str) -> bool {
+    kernel == reshape::KERNEL
+}
+
 /// Binds a wgpu plan step to its kernel.
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     match step.kernel.as_str() {
@@ -89,6 +97,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         resize::KERNEL => resize::load(step, cx),
         conv_transpose::KERNEL => conv_transpose::load(step, cx),
         pool::KERNEL => pool::load(step, cx),
+        reshape::KERNEL => reshape::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -159,6 +168,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         resize::KERNEL => resize::VARIANTS,
         conv_transpose::KERNEL => conv_transpose::VARIANTS,
         pool::KERNEL => pool::VARIANTS,
+        reshape::KERNEL => reshape::VARIANTS,
         _ => &[],
     }
 }
