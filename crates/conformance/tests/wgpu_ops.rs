@@ -407,3 +407,57 @@ fn reshapes_between_wgpu_steps_stay_on_the_device() {
     check_close(&got[0].1, &want, 1e-3, "wgpu").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(got[0].1.shape(), &[1, 24]);
 }
+
+/// Split on the adapter: every output (sizes from a constant, or equal parts) matches the
+/// reference, and the parts stay on the device for the wgpu steps that read them.
+#[test]
+fn split_outputs_match_the_reference() {
+    use kiln_ir::{Graph, Model, Node};
+    use kiln_reference::Value;
+    use kiln_tensor::{Shape, Tensor};
+    use std::collections::BTreeMap;
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut g = Graph::new("g");
+    let x = g.add_value("x", Some(kiln_tensor::DType::F32), Some(Shape::known(&[2, 6, 5])));
+    g.inputs.push(x);
+    let sizes = g.add_value("sizes", None, None);
+    g.initializers.insert(sizes, Tensor::from_vec(vec![3], vec![1i64, 3, 2]).expect("sizes"));
+    let mut node = |op: &str, inputs: Vec<Option<kiln_ir::ValueId>>, outputs: usize, attrs: Vec<(&str, Attr)>| {
+        let outs: Vec<_> = (0..outputs).map(|j| g.add_value(&format!("{op}{}_{j}", g.nodes.len()), None, None)).collect();
+        g.nodes.push(Node {
+            name: format!("n{}", g.nodes.len()),
+            op_type: op.into(),
+            domain: String::new(),
+            opset: 17,
+            inputs,
+            outputs: outs.iter().map(|&o| Some(o)).collect(),
+            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+            unsupported: None,
+        });
+        outs
+    };
+    let s = node("Sigmoid", vec![Some(x)], 1, vec![]);
+    let given = node("Split", vec![Some(s[0]), Some(sizes)], 3, vec![("axis", Attr::Int(1))]);
+    let equal = node("Split", vec![Some(given[1])], 3, vec![("axis", Attr::Int(-2))]);
+    let t = node("Tanh", vec![Some(equal[2])], 1, vec![]);
+    g.outputs.extend([given[0], given[2], equal[0], equal[1], t[0]]);
+    let model = Model { graph: g, ir_version: 8, opsets: BTreeMap::from([(String::new(), 17)]), ..Model::default() };
+    let feed = Tensor::from_vec(vec![2, 6, 5], kiln_conformance::single_op::values(60, 1)).expect("x");
+    let want = kiln_reference::run(&model, vec![("x".into(), Value::Tensor(feed.clone()))]).expect("reference");
+    let target = kiln_target_wgpu::WgpuTarget;
+    let compiled = kiln_pipeline::compile_model(model, &target, &off(), None).expect("compile");
+    let plan = compiled.plan.expect("plan");
+    let kernels: Vec<&str> = plan.steps.iter().map(|s| s.kernel.as_str()).collect();
+    assert_eq!(kernels.iter().filter(|k| **k == "wgpu.split").count(), 2, "{kernels:?}");
+    assert_eq!(kiln_target_wgpu::placement(&plan), (4, 0, 6), "one upload, five readbacks: {kernels:?}");
+    let mut exe = target.load(&plan, compiled.weights).expect("load");
+    let got = exe.run(vec![("x".into(), feed)]).expect("run");
+    assert_eq!(got.len(), want.len());
+    for ((name, g), (_, w)) in got.iter().zip(&want) {
+        let Value::Tensor(w) = w else { panic!("{name}: not a tensor") };
+        assert_eq!(g.shape(), w.shape(), "{name}");
+        check_close(g, w, 1e-3, "wgpu").unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

@@ -248,9 +248,12 @@ impl Executable for WgpuExecutable {
                             },
                         });
                     }
-                    let out = k.encode(&mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc }, &ins).map_err(run_err)?;
-                    if let Some(Some(o)) = step.outputs.first() {
-                        dev[*o] = Some(out);
+                    let outs = k.encode_all(&mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc }, &ins).map_err(run_err)?;
+                    for (o, t) in step.outputs.iter().zip(outs) {
+                        match o {
+                            Some(o) => dev[*o] = Some(t),
+                            None => self.pool.give(t),
+                        }
                     }
                 }
                 Exec::Cpu(seg) => {

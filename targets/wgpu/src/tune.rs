@@ -99,10 +99,10 @@ pub fn tune_step(
         let refs: Vec<Option<&crate::runtime::GpuTensor>> = inputs.iter().map(Option::as_ref).collect();
         let t = Instant::now();
         let mut enc = encoder(gpu);
-        let out = k.encode(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc }, &refs).map_err(bad)?;
+        let outs = k.encode_all(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc }, &refs).map_err(bad)?;
         finish(gpu, enc).map_err(|e| bad(e.to_string()))?;
         let d = t.elapsed();
-        pool.give(out);
+        outs.into_iter().for_each(|o| pool.give(o));
         Ok(d)
     };
     // A step that cannot be measured at these sizes (shapes inference could not pin down)

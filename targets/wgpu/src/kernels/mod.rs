@@ -15,6 +15,7 @@ pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod rows;
+pub mod split;
 
 use crate::device::Gpu;
 use crate::runtime::{GpuTensor, Pool};
@@ -38,6 +39,11 @@ pub struct Encoded<'a> {
 pub trait GpuKernel: Send {
     /// Records the step's dispatches and returns its (pooled) output.
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String>;
+
+    /// Every output of the step, in order (kernels with more than one override this).
+    fn encode_all(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<Vec<GpuTensor>, String> {
+        Ok(vec![self.encode(cx, inputs)?])
+    }
 }
 
 /// The wgpu kernel that takes over a CPU-plan step, with its variants (default first), or
@@ -51,6 +57,7 @@ pub fn select(
     match step.kernel.as_str() {
         "reference" if pool::covers(step, f32) => Some((pool::KERNEL, pool::VARIANTS)),
         "reference" if reshape::covers(step, weight, f32) => Some((reshape::KERNEL, reshape::VARIANTS)),
+        "reference" if split::covers(step, weight, f32) => Some((split::KERNEL, split::VARIANTS)),
         "reference"
             if step.op == "PRelu"
                 && step.opset >= 7
@@ -98,6 +105,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         conv_transpose::KERNEL => conv_transpose::load(step, cx),
         pool::KERNEL => pool::load(step, cx),
         reshape::KERNEL => reshape::load(step, cx),
+        split::KERNEL => split::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -112,7 +120,8 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         | batchnorm::KERNEL
         | resize::KERNEL
         | conv_transpose::KERNEL
-        | pool::KERNEL => (elementwise::workgroup(variant), 0),
+        | pool::KERNEL
+        | split::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
@@ -144,6 +153,7 @@ pub fn launch(
         conv_transpose::KERNEL => conv_transpose::launch(step, variant, shapes),
         conv::KERNEL => conv::launch(step, variant, shapes),
         pool::KERNEL => pool::launch(step, variant, shapes),
+        split::KERNEL => split::launch(variant, shapes),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
         rows::KERNEL => rows::launch(step, variant, shapes),
         attention::KERNEL => attention::launch(variant, shapes),
@@ -169,6 +179,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         conv_transpose::KERNEL => conv_transpose::VARIANTS,
         pool::KERNEL => pool::VARIANTS,
         reshape::KERNEL => reshape::VARIANTS,
+        split::KERNEL => split::VARIANTS,
         _ => &[],
     }
 }
