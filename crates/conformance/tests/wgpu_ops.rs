@@ -338,126 +338,126 @@ fn tuning_measures_on_the_adapter_and_replays() {
     assert_eq!((d2.source, d2.chosen.as_str()), ("cache", d.chosen.as_str()));
 }
 
+/// A run of a `Net`: (op, kernel) per plan step, the placement, (got, want) per output.
+type Outcome = (Vec<(String, String)>, (usize, usize, usize), Vec<(kiln_tensor::Tensor, kiln_tensor::Tensor)>);
+
+/// A small graph for the multi-node tests: an f32 input `x`, int64 constants, opset-17 nodes.
+struct Net {
+    g: kiln_ir::Graph,
+    x: kiln_ir::ValueId,
+    shape: Vec<usize>,
+}
+
+impl Net {
+    fn new(shape: &[usize]) -> Net {
+        let mut g = kiln_ir::Graph::new("g");
+        let x = g.add_value("x", Some(kiln_tensor::DType::F32), Some(kiln_tensor::Shape::known(shape)));
+        g.inputs.push(x);
+        Net { g, x, shape: shape.to_vec() }
+    }
+
+    fn constant(&mut self, v: &[i64]) -> kiln_ir::ValueId {
+        let id = self.g.add_value(format!("c{}", self.g.initializers.len()), None, None);
+        self.g.initializers.insert(id, kiln_tensor::Tensor::from_vec(vec![v.len()], v.to_vec()).expect("constant"));
+        id
+    }
+
+    fn node(&mut self, op: &str, inputs: &[kiln_ir::ValueId], outputs: usize, attrs: Vec<(&str, Attr)>) -> Vec<kiln_ir::ValueId> {
+        let n = self.g.nodes.len();
+        let outs: Vec<_> = (0..outputs).map(|j| self.g.add_value(format!("n{n}_{j}"), None, None)).collect();
+        self.g.nodes.push(kiln_ir::Node {
+            name: format!("n{n}"),
+            op_type: op.into(),
+            domain: String::new(),
+            opset: 17,
+            inputs: inputs.iter().map(|&v| Some(v)).collect(),
+            outputs: outs.iter().map(|&o| Some(o)).collect(),
+            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            unsupported: None,
+        });
+        outs
+    }
+
+    /// Compiles for wgpu (tune off) with `outputs` as the graph's outputs, runs seeded `x`
+    /// through the plan and the reference: the plan's (op, kernel) per step, its placement,
+    /// and (got, want) per output.
+    fn run(mut self, outputs: &[kiln_ir::ValueId]) -> Outcome {
+        use kiln_reference::Value;
+        self.g.outputs.extend(outputs);
+        let model = kiln_ir::Model { graph: self.g, ir_version: 8, opsets: [(String::new(), 17)].into(), ..kiln_ir::Model::default() };
+        let n = self.shape.iter().product();
+        let feed = kiln_tensor::Tensor::from_vec(self.shape, kiln_conformance::single_op::values(n, 1)).expect("x");
+        let want = kiln_reference::run(&model, vec![("x".into(), Value::Tensor(feed.clone()))]).expect("reference");
+        let target = kiln_target_wgpu::WgpuTarget;
+        let compiled = kiln_pipeline::compile_model(model, &target, &off(), None).expect("compile");
+        let plan = compiled.plan.expect("plan");
+        let kernels = plan.steps.iter().map(|s| (s.op.clone(), s.kernel.clone())).collect();
+        let placement = kiln_target_wgpu::placement(&plan);
+        let mut exe = target.load(&plan, compiled.weights).expect("load");
+        let got = exe.run(vec![("x".into(), feed)]).expect("run");
+        assert_eq!(got.len(), want.len());
+        let pairs = got
+            .into_iter()
+            .zip(want)
+            .map(|((_, g), (name, w))| match w {
+                Value::Tensor(w) => (g, w),
+                _ => panic!("reference output {name} is not a tensor"),
+            })
+            .collect();
+        (kernels, placement, pairs)
+    }
+}
+
+fn check_outputs(pairs: &[(kiln_tensor::Tensor, kiln_tensor::Tensor)]) {
+    for (i, (got, want)) in pairs.iter().enumerate() {
+        assert_eq!(got.shape(), want.shape(), "output {i}");
+        check_close(got, want, 1e-3, "wgpu").unwrap_or_else(|e| panic!("output {i}: {e}"));
+    }
+}
+
 /// Reshape / Unsqueeze / Squeeze / Flatten between wgpu steps relabel the device value (no
 /// transfer, no dispatch) and agree with the reference; one on a host value stays on the CPU.
 #[test]
 fn reshapes_between_wgpu_steps_stay_on_the_device() {
-    use kiln_ir::{Graph, Model, Node};
-    use kiln_reference::Value;
-    use kiln_tensor::{Shape, Tensor};
-    use std::collections::BTreeMap;
     if wgpu_common::adapter_or_skip().is_none() {
         return;
     }
-    let mut g = Graph::new("g");
-    let x = g.add_value("x", Some(kiln_tensor::DType::F32), Some(Shape::known(&[2, 3, 4])));
-    g.inputs.push(x);
-    let mut constant = |name: &str, v: Vec<i64>| {
-        let id = g.add_value(name, None, None);
-        g.initializers.insert(id, Tensor::from_vec(vec![v.len()], v).expect("constant"));
-        id
-    };
-    let (shape, shape2) = (constant("shape", vec![0, -1]), constant("shape2", vec![4, -1]));
-    let (one, one2) = (constant("ax", vec![1]), constant("ax2", vec![-2]));
+    let mut net = Net::new(&[2, 3, 4]);
+    let (shape, shape2, one, one2) = (net.constant(&[0, -1]), net.constant(&[4, -1]), net.constant(&[1]), net.constant(&[-2]));
     // Reshape on the host input stays on the CPU; the rest follow a Softmax on the adapter.
-    let chain: [(&str, Vec<Option<kiln_ir::ValueId>>, Vec<(&str, kiln_ir::Attr)>); 9] = [
-        ("Reshape", vec![Some(x), Some(shape)], vec![]),
-        ("Softmax", vec![], vec![]),
-        ("Reshape", vec![None, Some(shape2)], vec![]),
-        ("Tanh", vec![], vec![]),
-        ("Unsqueeze", vec![None, Some(one)], vec![]),
-        ("Sigmoid", vec![], vec![]),
-        ("Squeeze", vec![None, Some(one2)], vec![]),
-        ("Tanh", vec![], vec![]),
-        ("Flatten", vec![], vec![("axis", Attr::Int(0))]),
-    ];
-    let mut prev = x;
-    for (i, (op, ins, attrs)) in chain.into_iter().enumerate() {
-        let out = g.add_value(&format!("v{i}"), None, None);
-        let inputs = if ins.is_empty() { vec![Some(prev)] } else { ins.into_iter().map(|v| Some(v.unwrap_or(prev))).collect() };
-        g.nodes.push(Node {
-            name: format!("n{i}"),
-            op_type: op.into(),
-            domain: String::new(),
-            opset: 17,
-            inputs,
-            outputs: vec![Some(out)],
-            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
-            unsupported: None,
-        });
-        prev = out;
-    }
-    g.outputs.push(prev);
-    let model = Model { graph: g, ir_version: 8, opsets: BTreeMap::from([(String::new(), 17)]), ..Model::default() };
-    let feed = Tensor::from_vec(vec![2, 3, 4], kiln_conformance::single_op::values(24, 1)).expect("x");
-    let want = match kiln_reference::run(&model, vec![("x".into(), Value::Tensor(feed.clone()))]).expect("reference").into_iter().next() {
-        Some((_, Value::Tensor(t))) => t,
-        _ => panic!("no reference output"),
-    };
-    let target = kiln_target_wgpu::WgpuTarget;
-    let compiled = kiln_pipeline::compile_model(model, &target, &off(), None).expect("compile");
-    let plan = compiled.plan.expect("plan");
-    let kernels: Vec<(&str, &str)> = plan.steps.iter().map(|s| (s.op.as_str(), s.kernel.as_str())).collect();
+    let mut v = net.node("Reshape", &[net.x, shape], 1, vec![])[0];
+    v = net.node("Softmax", &[v], 1, vec![])[0];
+    v = net.node("Reshape", &[v, shape2], 1, vec![])[0];
+    v = net.node("Tanh", &[v], 1, vec![])[0];
+    v = net.node("Unsqueeze", &[v, one], 1, vec![])[0];
+    v = net.node("Sigmoid", &[v], 1, vec![])[0];
+    v = net.node("Squeeze", &[v, one2], 1, vec![])[0];
+    v = net.node("Tanh", &[v], 1, vec![])[0];
+    v = net.node("Flatten", &[v], 1, vec![("axis", Attr::Int(0))])[0];
+    let (kernels, placement, pairs) = net.run(&[v]);
     println!("{kernels:?}");
-    let relabelled = kernels.iter().filter(|(_, k)| *k == "wgpu.reshape").count();
+    let relabelled = kernels.iter().filter(|(_, k)| k == "wgpu.reshape").count();
     assert_eq!(relabelled, 4, "Reshape, Unsqueeze, Squeeze, Flatten after the Softmax on the adapter: {kernels:?}");
-    assert_eq!(kiln_target_wgpu::placement(&plan), (8, 1, 2), "one upload, one readback: {kernels:?}");
-    let mut exe = target.load(&plan, compiled.weights).expect("load");
-    let got = exe.run(vec![("x".into(), feed)]).expect("run");
-    check_close(&got[0].1, &want, 1e-3, "wgpu").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(got[0].1.shape(), &[1, 24]);
+    assert_eq!(placement, (8, 1, 2), "one upload, one readback: {kernels:?}");
+    check_outputs(&pairs);
+    assert_eq!(pairs[0].0.shape(), &[1, 24]);
 }
 
 /// Split on the adapter: every output (sizes from a constant, or equal parts) matches the
 /// reference, and the parts stay on the device for the wgpu steps that read them.
 #[test]
 fn split_outputs_match_the_reference() {
-    use kiln_ir::{Graph, Model, Node};
-    use kiln_reference::Value;
-    use kiln_tensor::{Shape, Tensor};
-    use std::collections::BTreeMap;
     if wgpu_common::adapter_or_skip().is_none() {
         return;
     }
-    let mut g = Graph::new("g");
-    let x = g.add_value("x", Some(kiln_tensor::DType::F32), Some(Shape::known(&[2, 6, 5])));
-    g.inputs.push(x);
-    let sizes = g.add_value("sizes", None, None);
-    g.initializers.insert(sizes, Tensor::from_vec(vec![3], vec![1i64, 3, 2]).expect("sizes"));
-    let mut node = |op: &str, inputs: Vec<Option<kiln_ir::ValueId>>, outputs: usize, attrs: Vec<(&str, Attr)>| {
-        let outs: Vec<_> = (0..outputs).map(|j| g.add_value(&format!("{op}{}_{j}", g.nodes.len()), None, None)).collect();
-        g.nodes.push(Node {
-            name: format!("n{}", g.nodes.len()),
-            op_type: op.into(),
-            domain: String::new(),
-            opset: 17,
-            inputs,
-            outputs: outs.iter().map(|&o| Some(o)).collect(),
-            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
-            unsupported: None,
-        });
-        outs
-    };
-    let s = node("Sigmoid", vec![Some(x)], 1, vec![]);
-    let given = node("Split", vec![Some(s[0]), Some(sizes)], 3, vec![("axis", Attr::Int(1))]);
-    let equal = node("Split", vec![Some(given[1])], 3, vec![("axis", Attr::Int(-2))]);
-    let t = node("Tanh", vec![Some(equal[2])], 1, vec![]);
-    g.outputs.extend([given[0], given[2], equal[0], equal[1], t[0]]);
-    let model = Model { graph: g, ir_version: 8, opsets: BTreeMap::from([(String::new(), 17)]), ..Model::default() };
-    let feed = Tensor::from_vec(vec![2, 6, 5], kiln_conformance::single_op::values(60, 1)).expect("x");
-    let want = kiln_reference::run(&model, vec![("x".into(), Value::Tensor(feed.clone()))]).expect("reference");
-    let target = kiln_target_wgpu::WgpuTarget;
-    let compiled = kiln_pipeline::compile_model(model, &target, &off(), None).expect("compile");
-    let plan = compiled.plan.expect("plan");
-    let kernels: Vec<&str> = plan.steps.iter().map(|s| s.kernel.as_str()).collect();
-    assert_eq!(kernels.iter().filter(|k| **k == "wgpu.split").count(), 2, "{kernels:?}");
-    assert_eq!(kiln_target_wgpu::placement(&plan), (4, 0, 6), "one upload, five readbacks: {kernels:?}");
-    let mut exe = target.load(&plan, compiled.weights).expect("load");
-    let got = exe.run(vec![("x".into(), feed)]).expect("run");
-    assert_eq!(got.len(), want.len());
-    for ((name, g), (_, w)) in got.iter().zip(&want) {
-        let Value::Tensor(w) = w else { panic!("{name}: not a tensor") };
-        assert_eq!(g.shape(), w.shape(), "{name}");
-        check_close(g, w, 1e-3, "wgpu").unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
+    let mut net = Net::new(&[2, 6, 5]);
+    let sizes = net.constant(&[1, 3, 2]);
+    let s = net.node("Sigmoid", &[net.x], 1, vec![])[0];
+    let given = net.node("Split", &[s, sizes], 3, vec![("axis", Attr::Int(1))]);
+    let equal = net.node("Split", &[given[1]], 3, vec![("axis", Attr::Int(-2))]);
+    let t = net.node("Tanh", &[equal[2]], 1, vec![])[0];
+    let (kernels, placement, pairs) = net.run(&[given[0], given[2], equal[0], equal[1], t]);
+    assert_eq!(kernels.iter().filter(|(_, k)| k == "wgpu.split").count(), 2, "{kernels:?}");
+    assert_eq!(placement, (4, 0, 6), "one upload, five readbacks: {kernels:?}");
+    check_outputs(&pairs);
 }

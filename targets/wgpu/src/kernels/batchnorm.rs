@@ -5,7 +5,7 @@
 
 use super::act::{step_float, step_int};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline, upload};
+use crate::runtime::{GpuTensor, dispatch, groups_1d, upload};
 use kiln_target::{Launch, Step};
 use kiln_tensor::Tensor;
 
@@ -14,17 +14,8 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 
 // p: [n, channels, inner]
 const SOURCE: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mul: array<f32>;
-@group(0) @binding(3) var<storage, read> add: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let c = (i / P(2u)) % P(1u);
     y[i] = x[i] * mul[c] + add[c];
-}
 "#;
 
 /// The per-channel multiplier and addend, or why the step cannot be folded.
@@ -61,9 +52,7 @@ pub struct BatchNorm {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (mul, add) = fold(step, cx.weight)?;
-    let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()));
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("mul", "f32"), ("add", "f32")], 0, SOURCE)?;
     let c = mul.len();
     Ok(Box::new(BatchNorm { pipeline: p, channels: c, mul: upload(cx.gpu, &mul, &[c]), add: upload(cx.gpu, &add, &[c]), wg }))
 }

@@ -7,7 +7,7 @@
 use super::act::{step_ints, step_str};
 use super::conv::{Geo, geo};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline, upload};
+use crate::runtime::{GpuTensor, dispatch, groups_1d, upload};
 use kiln_target::{Launch, Step};
 use kiln_tensor::Tensor;
 
@@ -16,14 +16,6 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 
 // p: [N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, groups, has_bias, total]
 const SOURCE: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(17u)) { return; }
     let C = P(1u); let H = i32(P(2u)); let Wd = i32(P(3u)); let O = P(4u); let OH = P(5u); let OW = P(6u);
     let KH = P(7u); let KW = P(8u); let sh = i32(P(9u)); let sw = i32(P(10u)); let dh = i32(P(11u)); let dw = i32(P(12u));
     let pt = i32(P(13u)); let pl = i32(P(14u)); let groups = P(15u);
@@ -49,7 +41,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     y[i] = acc;
-}
 "#;
 
 /// The attributes, when this kernel runs them.
@@ -115,9 +106,7 @@ pub struct ConvTranspose {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (geo, output_padding) = attrs(step).ok_or("unsupported ConvTranspose attributes")?;
-    let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()));
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("w", "f32"), ("bias", "f32")], 17, SOURCE)?;
     Ok(Box::new(ConvTranspose { pipeline: p, geo, output_padding, wg, dummy: upload(cx.gpu, &[0.0], &[1]) }))
 }
 

@@ -6,7 +6,7 @@
 
 use super::act::step_int;
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline, upload};
+use crate::runtime::{GpuTensor, dispatch, groups_1d, upload};
 use kiln_target::{Launch, Step};
 use kiln_tensor::Tensor;
 
@@ -15,13 +15,6 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 
 // p: [n, inner, indices, dim]
 const SOURCE: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let inner = P(1u);
     let k = P(2u);
     let dim = i32(P(3u));
@@ -30,7 +23,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (a < 0) { a = a + dim; }
     let at = u32(clamp(a, 0, dim - 1));
     y[i] = x[((i / inner / k) * u32(dim) + at) * inner + i % inner];
-}
 "#;
 
 /// Int64 / int32 values as the int32 bits the shaders read (an index beyond int32 is out of
@@ -59,9 +51,7 @@ pub struct Gather {
 }
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
-    let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()));
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("idx", "i32")], 0, SOURCE)?;
     let indices = match step.inputs.get(1).copied().flatten().and_then(cx.weight) {
         None => None,
         Some(t) => {

@@ -22,6 +22,33 @@ use crate::runtime::{GpuTensor, Pool};
 use kiln_target::Step;
 use kiln_tensor::Tensor;
 
+/// Compiles a thread-per-element shader for `variant` (workgroup size `wg{N}`): the parameter
+/// block, the read-only arrays `reads` (name, element type) at bindings 1.., the f32 output
+/// `y` after them, and `body`, run with `i`, the element, below `P(count)`. Returns the
+/// pipeline and its workgroup size.
+pub fn per_element(
+    gpu: &Gpu,
+    kernel: &str,
+    variant: &str,
+    reads: &[(&str, &str)],
+    count: u32,
+    body: &str,
+) -> Result<(wgpu::ComputePipeline, u32), String> {
+    let wg = elementwise::workgroup(variant);
+    let mut src = String::from(crate::runtime::PARAMS_WGSL);
+    for (j, (name, ty)) in reads.iter().enumerate() {
+        src.push_str(&format!("@group(0) @binding({}) var<storage, read> {name}: array<{ty}>;\n", j + 1));
+    }
+    src.push_str(&format!(
+        "@group(0) @binding({}) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size({wg}, 1, 1)\n\
+         fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {{\n\
+         \x20   let i = gid.x + gid.y * nw.x * {wg}u;\n    if (i >= P({count}u)) {{ return; }}\n{body}}}\n",
+        reads.len() + 1
+    ));
+    let p = crate::runtime::pipeline(gpu, kernel, variant, &src).map_err(|e| e.to_string())?;
+    Ok((p, wg))
+}
+
 /// What a kernel may read when it is loaded: the device and the plan's constants.
 pub struct KernelCtx<'a> {
     pub gpu: &'a Gpu,

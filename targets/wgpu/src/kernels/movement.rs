@@ -5,7 +5,7 @@
 
 use super::act::{step_int, step_ints};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
+use crate::runtime::{GpuTensor, dispatch, groups_1d};
 use kiln_target::{Launch, Step};
 
 pub const TRANSPOSE: &str = "wgpu.transpose";
@@ -14,12 +14,6 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 
 // p: [n, rank, out dims [rank], input strides in output order [rank]]
 const TRANSPOSE_WGSL: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let r = P(1u);
     var rem = i;
     var src = 0u;
@@ -29,20 +23,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         rem = rem / dim;
     }
     y[i] = x[src];
-}
 "#;
 
 // p: [n (this input's elements), inner_in, inner_out, offset]
 const CONCAT_WGSL: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let o = i / P(1u);
     y[o * P(2u) + P(3u) + i % P(1u)] = x[i];
-}
 "#;
 
 pub struct Transpose {
@@ -58,10 +44,7 @@ pub struct Concat {
 }
 
 fn build(cx: &KernelCtx, kernel: &str, variant: &str, src: &str) -> Result<(wgpu::ComputePipeline, u32), String> {
-    let wg = super::elementwise::workgroup(variant);
-    let p =
-        pipeline(cx.gpu, kernel, variant, &format!("{PARAMS_WGSL}{}", src.replace("{WG}", &wg.to_string()))).map_err(|e| e.to_string())?;
-    Ok((p, wg))
+    super::per_element(cx.gpu, kernel, variant, &[("x", "f32")], 0, src)
 }
 
 pub fn load_transpose(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {

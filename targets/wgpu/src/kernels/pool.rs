@@ -6,7 +6,7 @@
 
 use super::act::{step_int, step_ints, step_str};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
+use crate::runtime::{GpuTensor, dispatch, groups_1d};
 use kiln_target::{Launch, Step};
 
 pub const KERNEL: &str = "wgpu.pool";
@@ -15,12 +15,6 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 // p: [total, H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad top, pad left, count limit h, count
 // limit w, count_include_pad]
 const SOURCE: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let H = i32(P(1u)); let Wd = i32(P(2u)); let OH = P(3u); let OW = P(4u);
     let KH = i32(P(5u)); let KW = i32(P(6u));
     let ox = i32(i % OW); let oy = i32((i / OW) % OH);
@@ -59,7 +53,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         acc = acc / count;
     }
     y[i] = acc;
-}
 "#;
 
 /// The window attributes of a step.
@@ -191,9 +184,8 @@ pub struct Pooling {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let attrs = attrs(step).ok_or("unsupported pooling attributes")?;
-    let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()).replace("MAX", &attrs.max.to_string()));
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
+    let body = SOURCE.replace("MAX", &attrs.max.to_string());
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32")], 0, &body)?;
     Ok(Box::new(Pooling { pipeline: p, attrs, wg }))
 }
 

@@ -108,7 +108,7 @@ fn out_shape(k: &Kind, x: &[usize]) -> Result<Vec<usize>, String> {
             }
             if let Some(i) = infer {
                 let known: usize = out.iter().product();
-                if known == 0 || n % known != 0 {
+                if known == 0 || !n.is_multiple_of(known) {
                     return Err(format!("cannot reshape {x:?} to {shape:?}"));
                 }
                 out[i] = n / known;

@@ -7,7 +7,7 @@
 
 use super::act::{step_int, step_str};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline, upload};
+use crate::runtime::{GpuTensor, dispatch, groups_1d, upload};
 use kiln_target::{Launch, Step};
 use kiln_tensor::Tensor;
 use std::sync::Mutex;
@@ -18,13 +18,6 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 // p: [n, in h, in w, out h, out w]; taps: (first, second, weight of second) per output row,
 // then per output column (u32; the weight as f32 bits).
 const SOURCE: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> taps: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let h = P(1u);
     let w = P(2u);
     let oh = P(3u);
@@ -50,7 +43,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else {
         y[i] = a;
     }
-}
 "#;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -200,9 +192,8 @@ pub struct Resize {
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (mode, transform) = settings(step).ok_or("unsupported Resize attributes")?;
     let target = target(step, cx.weight).ok_or("exactly one of scales and sizes must be a constant")?;
-    let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()).replace("LINEAR", &(mode == Mode::Linear).to_string()));
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
+    let body = SOURCE.replace("LINEAR", &(mode == Mode::Linear).to_string());
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("taps", "u32")], 0, &body)?;
     Ok(Box::new(Resize { pipeline: p, mode, transform, target, wg, taps: Mutex::new(None) }))
 }
 

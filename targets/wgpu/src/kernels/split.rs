@@ -5,7 +5,7 @@
 
 use super::act::{step_int, step_ints};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
+use crate::runtime::{GpuTensor, dispatch, groups_1d};
 use kiln_target::{Launch, Step};
 use kiln_tensor::Tensor;
 
@@ -14,14 +14,7 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 
 // p: [n (this output's elements), inner_out, inner_in, offset]
 const SOURCE: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     y[i] = x[(i / P(1u)) * P(2u) + P(3u) + i % P(1u)];
-}
 "#;
 
 /// Where the sizes come from.
@@ -78,7 +71,7 @@ fn plan(axis: i64, sizes: &Sizes, x: &[usize]) -> Result<(usize, Vec<usize>), St
             s.iter().map(|&v| v as usize).collect()
         }
         Sizes::Parts(n) => parts(*n, dim.div_ceil(*n)),
-        Sizes::Equal(n) if dim % n == 0 => parts(*n, dim / n),
+        Sizes::Equal(n) if dim.is_multiple_of(*n) => parts(*n, dim / n),
         Sizes::Equal(n) => return Err(format!("axis {a} of size {dim} cannot be split into {n} equal parts")),
     };
     Ok((a, sizes))
@@ -99,9 +92,7 @@ pub struct Split {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let sizes = sizes_of(step, cx.weight).ok_or("the split sizes are not a constant")?;
-    let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()));
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32")], 0, SOURCE)?;
     Ok(Box::new(Split { pipeline: p, axis: step_int(step, "axis").unwrap_or(0), sizes, wg }))
 }
 
