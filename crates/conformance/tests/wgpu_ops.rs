@@ -248,6 +248,14 @@ fn cases() -> Vec<Case> {
             "wgpu.pool",
         ),
         case("prelu_channel_slope", "PRelu", vec![X(&[2, 4, 3, 5]), W(&[4, 1, 1])], vec![], "wgpu.elementwise"),
+        case(
+            "slice_steps_negative",
+            "Slice",
+            vec![X(&[3, 8, 7]), Ints(&[-1, 1, 100]), Ints(&[-100, 7, 0]), Ints(&[-1, 1, 0]), Ints(&[-2, 3, -1])],
+            vec![],
+            "wgpu.slice",
+        ),
+        case("slice_default_axes", "Slice", vec![X(&[5, 6]), Ints(&[1, -4]), Ints(&[4, 1000])], vec![], "wgpu.slice"),
         case("gather_axis1_constant", "Gather", vec![X(&[3, 5, 4]), Ints(&[4, -1, 0])], vec![("axis", Attr::Int(1))], "wgpu.gather"),
     ]
 }
@@ -298,6 +306,7 @@ fn every_variant_matches_the_reference() {
         "conv_transpose_s2_output_padding",
         "maxpool_pads_ceil",
         "avgpool_count_pad",
+        "slice_steps_negative",
     ] {
         let Some(c) = all.iter().find(|c| c.name == name) else { panic!("no case {name}") };
         for v in kiln_target_wgpu::kernel_variants(c.kernel) {

@@ -15,6 +15,7 @@ pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod rows;
+pub mod slice;
 pub mod split;
 
 use crate::device::Gpu;
@@ -85,6 +86,7 @@ pub fn select(
         "reference" if pool::covers(step, f32) => Some((pool::KERNEL, pool::VARIANTS)),
         "reference" if reshape::covers(step, weight, f32) => Some((reshape::KERNEL, reshape::VARIANTS)),
         "reference" if split::covers(step, weight, f32) => Some((split::KERNEL, split::VARIANTS)),
+        "reference" if slice::covers(step, weight, f32) => Some((slice::KERNEL, slice::VARIANTS)),
         "reference"
             if step.op == "PRelu"
                 && step.opset >= 7
@@ -133,6 +135,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         pool::KERNEL => pool::load(step, cx),
         reshape::KERNEL => reshape::load(step, cx),
         split::KERNEL => split::load(step, cx),
+        slice::KERNEL => slice::load(step, cx),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -148,7 +151,8 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         | resize::KERNEL
         | conv_transpose::KERNEL
         | pool::KERNEL
-        | split::KERNEL => (elementwise::workgroup(variant), 0),
+        | split::KERNEL
+        | slice::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
@@ -181,6 +185,7 @@ pub fn launch(
         conv::KERNEL => conv::launch(step, variant, shapes),
         pool::KERNEL => pool::launch(step, variant, shapes),
         split::KERNEL => split::launch(variant, shapes),
+        slice::KERNEL => slice::launch(step, variant, shapes, weight),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
         rows::KERNEL => rows::launch(step, variant, shapes),
         attention::KERNEL => attention::launch(variant, shapes),
@@ -207,6 +212,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         pool::KERNEL => pool::VARIANTS,
         reshape::KERNEL => reshape::VARIANTS,
         split::KERNEL => split::VARIANTS,
+        slice::KERNEL => slice::VARIANTS,
         _ => &[],
     }
 }
