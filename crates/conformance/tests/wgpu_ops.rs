@@ -21,9 +21,8 @@ fn run_case(c: &Case, variant: Option<&str>, opts: &CompileOptions) -> Result<Ve
         }
     }
     check_kernel(c, &plan.steps.iter().map(|s| s.kernel.as_str()).collect::<Vec<_>>())?;
-    // Every wgpu step says how it launches (the shapes are all known here); a reshape
-    // dispatches nothing.
-    for s in plan.steps.iter().filter(|s| s.kernel.starts_with("wgpu.") && s.kernel != "wgpu.reshape") {
+    // Every wgpu step that dispatches says how it launches (the shapes are all known here).
+    for s in plan.steps.iter().filter(|s| s.kernel.starts_with("wgpu.") && kiln_target_wgpu::kernel_dispatches(&s.kernel)) {
         match &s.launch {
             Some(l) if l.grid.iter().chain(&l.block).all(|&d| d >= 1) => {}
             other => return Err(format!("{} step '{}' has launch {other:?}", s.kernel, s.node)),
@@ -469,4 +468,27 @@ fn split_outputs_match_the_reference() {
     assert_eq!(kernels.iter().filter(|(_, k)| k == "wgpu.split").count(), 2, "{kernels:?}");
     assert_eq!(placement, (4, 0, 6), "one upload, five readbacks: {kernels:?}");
     check_outputs(&pairs);
+}
+
+/// Shape and Size of a device value come from its device tensor: no readback of the data.
+#[test]
+fn shape_of_a_device_value_reads_nothing_back() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut net = Net::new(&[2, 3, 4]);
+    // A symbolic batch, so the optimizer cannot fold the shape into a constant.
+    net.g.values[net.x.0].shape =
+        Some(kiln_tensor::Shape(vec![kiln_tensor::Dim::Sym("n".into()), kiln_tensor::Dim::Known(3), kiln_tensor::Dim::Known(4)]));
+    let s = net.node("Sigmoid", &[net.x], 1, vec![])[0];
+    let shape = net.node("Shape", &[s], 1, vec![("start", Attr::Int(-2))])[0];
+    let size = net.node("Size", &[s], 1, vec![])[0];
+    let t = net.node("Tanh", &[s], 1, vec![])[0];
+    let (kernels, placement, pairs) = net.run(&[shape, size, t]);
+    assert_eq!(kernels.iter().filter(|(_, k)| k == "wgpu.shape").count(), 2, "{kernels:?}");
+    assert_eq!(placement, (4, 0, 2), "one upload, one readback (Tanh's): {kernels:?}");
+    for (got, want) in &pairs[..2] {
+        assert_eq!((got.shape(), got.to_i64_vec().ok()), (want.shape(), want.to_i64_vec().ok()));
+    }
+    check_outputs(&pairs[2..]);
 }

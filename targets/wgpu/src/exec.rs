@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 enum Exec {
     Gpu(Box<dyn GpuKernel>),
+    /// `wgpu.shape`: the shape of a device value, written to the host.
+    Shape(kernels::shape::ShapeOf),
     Upload(usize),
     Readback(usize),
     /// First step of a CPU segment.
@@ -69,6 +71,9 @@ impl WgpuExecutable {
                 } else {
                     return Err(plan_err(format!("unknown transfer '{}'", s.op)));
                 });
+                i += 1;
+            } else if s.kernel == kernels::shape::KERNEL {
+                execs.push(Exec::Shape(kernels::shape::ShapeOf::load(s)));
                 i += 1;
             } else if is_gpu(s) {
                 for &v in s.inputs.iter().flatten() {
@@ -232,6 +237,18 @@ impl Executable for WgpuExecutable {
                     let pending = std::mem::replace(&mut enc, encoder(&gpu));
                     let data = readback(&gpu, pending, t).map_err(|e| run_err(e.to_string()))?;
                     host[*v] = Some(Tensor::from_vec(t.shape.clone(), data).map_err(|e| run_err(e.to_string()))?);
+                }
+                Exec::Shape(q) => {
+                    let step = &self.plan.steps[i];
+                    let (Some(Some(v)), Some(Some(o))) = (step.inputs.first(), step.outputs.first()) else {
+                        return Err(run_err("a shape step needs one input and one output".into()));
+                    };
+                    let dims = match (dev[*v].as_ref().or(self.resident.get(v)), host[*v].as_ref()) {
+                        (Some(t), _) => t.shape.clone(),
+                        (None, Some(t)) => t.shape().to_vec(),
+                        (None, None) => return Err(run_err(format!("value '{}' is nowhere", name(*v)))),
+                    };
+                    host[*o] = Some(q.run(&dims).map_err(run_err)?);
                 }
                 Exec::Gpu(k) => {
                     let step = &self.plan.steps[i];

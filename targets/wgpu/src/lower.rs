@@ -79,10 +79,21 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
     }
     let mut steps = Vec::with_capacity(plan.steps.len());
     for (i, s) in plan.steps.iter().enumerate() {
-        // A relabelling step follows its input: on the host it stays the CPU plan's.
-        let on_host_input = s.inputs.first().copied().flatten().is_some_and(|v| !on_gpu[v]);
-        let s = if kernels::only_relabels(&s.kernel) && on_host_input { &cpu_plan.steps[i] } else { s };
+        // A relabelling step follows its input (on the host it stays the CPU plan's); a shape
+        // query moves only where the input is on the device alone.
+        let input = s.inputs.first().copied().flatten();
+        let keep_cpu = (kernels::only_relabels(&s.kernel) && input.is_some_and(|v| !on_gpu[v]))
+            || (kernels::output_on_host(&s.kernel) && input.is_some_and(|v| on_host[v]));
+        let s = if keep_cpu { &cpu_plan.steps[i] } else { s };
         let gpu_step = is_gpu(s);
+        if kernels::output_on_host(&s.kernel) {
+            // Reads the device value's shape only: no transfer in, its output on the host.
+            for &v in s.outputs.iter().flatten() {
+                (on_gpu[v], on_host[v]) = (false, true);
+            }
+            steps.push(s.clone());
+            continue;
+        }
         for &v in s.inputs.iter().flatten() {
             if gpu_step && !on_gpu[v] {
                 steps.push(transfer(&plan, v, UPLOAD));

@@ -15,6 +15,7 @@ pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod rows;
+pub mod shape;
 pub mod slice;
 pub mod split;
 
@@ -87,6 +88,7 @@ pub fn select(
         "reference" if reshape::covers(step, weight, f32) => Some((reshape::KERNEL, reshape::VARIANTS)),
         "reference" if split::covers(step, weight, f32) => Some((split::KERNEL, split::VARIANTS)),
         "reference" if slice::covers(step, weight, f32) => Some((slice::KERNEL, slice::VARIANTS)),
+        "reference" if shape::covers(step) => Some((shape::KERNEL, shape::VARIANTS)),
         "reference"
             if step.op == "PRelu"
                 && step.opset >= 7
@@ -117,6 +119,12 @@ pub fn only_relabels(kernel: &str) -> bool {
     kernel == reshape::KERNEL
 }
 
+/// Whether a wgpu kernel reads only its input's shape and leaves its output on the host
+/// (`wgpu.shape`): worth it only where the input is on the device alone.
+pub fn output_on_host(kernel: &str) -> bool {
+    kernel == shape::KERNEL
+}
+
 /// Binds a wgpu plan step to its kernel.
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     match step.kernel.as_str() {
@@ -136,6 +144,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         reshape::KERNEL => reshape::load(step, cx),
         split::KERNEL => split::load(step, cx),
         slice::KERNEL => slice::load(step, cx),
+        shape::KERNEL => Err("wgpu.shape runs in the executor, not as a kernel".into()),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -213,6 +222,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         reshape::KERNEL => reshape::VARIANTS,
         split::KERNEL => split::VARIANTS,
         slice::KERNEL => slice::VARIANTS,
+        shape::KERNEL => shape::VARIANTS,
         _ => &[],
     }
 }
