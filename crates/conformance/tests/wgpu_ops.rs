@@ -364,6 +364,13 @@ impl Net {
         Net { g, x, shape: shape.to_vec() }
     }
 
+    /// Makes x's first dimension symbolic.
+    fn symbolic_batch(&mut self) {
+        if let Some(kiln_tensor::Shape(dims)) = self.g.values[self.x.0].shape.as_mut() {
+            dims[0] = kiln_tensor::Dim::Sym("n".into());
+        }
+    }
+
     fn constant(&mut self, v: &[i64]) -> kiln_ir::ValueId {
         let id = self.g.add_value(format!("c{}", self.g.initializers.len()), None, None);
         self.g.initializers.insert(id, kiln_tensor::Tensor::from_vec(vec![v.len()], v.to_vec()).expect("constant"));
@@ -478,8 +485,7 @@ fn shape_of_a_device_value_reads_nothing_back() {
     }
     let mut net = Net::new(&[2, 3, 4]);
     // A symbolic batch, so the optimizer cannot fold the shape into a constant.
-    net.g.values[net.x.0].shape =
-        Some(kiln_tensor::Shape(vec![kiln_tensor::Dim::Sym("n".into()), kiln_tensor::Dim::Known(3), kiln_tensor::Dim::Known(4)]));
+    net.symbolic_batch();
     let s = net.node("Sigmoid", &[net.x], 1, vec![])[0];
     let shape = net.node("Shape", &[s], 1, vec![("start", Attr::Int(-2))])[0];
     let size = net.node("Size", &[s], 1, vec![])[0];
@@ -491,4 +497,28 @@ fn shape_of_a_device_value_reads_nothing_back() {
         assert_eq!((got.shape(), got.to_i64_vec().ok()), (want.shape(), want.to_i64_vec().ok()));
     }
     check_outputs(&pairs[2..]);
+}
+
+/// A Reshape whose target shape is computed on the host (Shape of the input there) relabels
+/// the device value with it: no readback of the data, no upload of the shape.
+#[test]
+fn reshape_to_a_shape_computed_on_the_host() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let mut net = Net::new(&[2, 3, 4]);
+    // A symbolic batch, so the optimizer cannot fold the shape into a constant.
+    net.symbolic_batch();
+    let flat = net.constant(&[0, -1]);
+    let shape = net.node("Shape", &[net.x], 1, vec![])[0];
+    let mut v = net.node("Softmax", &[net.x], 1, vec![])[0];
+    v = net.node("Reshape", &[v, flat], 1, vec![])[0];
+    v = net.node("Sigmoid", &[v], 1, vec![])[0];
+    v = net.node("Reshape", &[v, shape], 1, vec![])[0];
+    v = net.node("Softmax", &[v], 1, vec![])[0];
+    let (kernels, placement, pairs) = net.run(&[v]);
+    println!("{kernels:?}");
+    assert_eq!(kernels.iter().filter(|(_, k)| k == "wgpu.reshape").count(), 2, "{kernels:?}");
+    assert_eq!(placement.2, 2, "one upload, one readback: {kernels:?}");
+    check_outputs(&pairs);
 }

@@ -252,10 +252,15 @@ impl Executable for WgpuExecutable {
                 }
                 Exec::Gpu(k) => {
                     let step = &self.plan.steps[i];
+                    let on_host = kernels::host_inputs(&step.kernel);
                     let mut ins = Vec::with_capacity(step.inputs.len());
-                    for v in &step.inputs {
+                    let mut hosts = Vec::with_capacity(step.inputs.len());
+                    for (j, v) in step.inputs.iter().enumerate() {
+                        let read_on_host = on_host.contains(&j);
+                        hosts.push(if read_on_host { v.and_then(|v| host[v].as_ref()) } else { None });
                         ins.push(match v {
                             None => None,
+                            Some(_) if read_on_host => None,
                             Some(v) => match self.resident.get(v) {
                                 Some(t) => Some(t),
                                 None if self.plan.values[*v].weight.is_some() => None,
@@ -265,7 +270,8 @@ impl Executable for WgpuExecutable {
                             },
                         });
                     }
-                    let outs = k.encode_all(&mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc }, &ins).map_err(run_err)?;
+                    let cx = &mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc, host: &hosts };
+                    let outs = k.encode_all(cx, &ins).map_err(run_err)?;
                     for (o, t) in step.outputs.iter().zip(outs) {
                         match o {
                             Some(o) => dev[*o] = Some(t),

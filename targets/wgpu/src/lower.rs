@@ -94,8 +94,14 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
             steps.push(s.clone());
             continue;
         }
-        for &v in s.inputs.iter().flatten() {
-            if gpu_step && !on_gpu[v] {
+        let host_reads = if gpu_step { kernels::host_inputs(&s.kernel) } else { &[] };
+        for (j, &v) in s.inputs.iter().enumerate().filter_map(|(j, v)| v.as_ref().map(|v| (j, v))) {
+            if host_reads.contains(&j) {
+                if !on_host[v] {
+                    steps.push(transfer(&plan, v, READBACK));
+                    on_host[v] = true;
+                }
+            } else if gpu_step && !on_gpu[v] {
                 steps.push(transfer(&plan, v, UPLOAD));
                 on_gpu[v] = true;
             } else if !gpu_step && !on_host[v] {

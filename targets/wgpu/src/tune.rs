@@ -99,7 +99,7 @@ pub fn tune_step(
         let refs: Vec<Option<&crate::runtime::GpuTensor>> = inputs.iter().map(Option::as_ref).collect();
         let t = Instant::now();
         let mut enc = encoder(gpu);
-        let outs = k.encode_all(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc }, &refs).map_err(bad)?;
+        let outs = k.encode_all(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc, host: &[] }, &refs).map_err(bad)?;
         finish(gpu, enc).map_err(|e| bad(e.to_string()))?;
         let d = t.elapsed();
         outs.into_iter().for_each(|o| pool.give(o));

@@ -62,6 +62,9 @@ pub struct Encoded<'a> {
     pub gpu: &'a Gpu,
     pub pool: &'a mut Pool,
     pub enc: &'a mut wgpu::CommandEncoder,
+    /// The step's inputs that stay on the host (`host_inputs`), by input index; empty when
+    /// tuning or benchmarking.
+    pub host: &'a [Option<&'a Tensor>],
 }
 
 /// A loaded wgpu step.
@@ -117,6 +120,12 @@ pub fn select(
 /// where its input already is there.
 pub fn only_relabels(kernel: &str) -> bool {
     kernel == reshape::KERNEL
+}
+
+/// The inputs of a wgpu kernel it reads on the host rather than the device (a reshape's
+/// computed target shape): never uploaded.
+pub fn host_inputs(kernel: &str) -> &'static [usize] {
+    if kernel == reshape::KERNEL { &[1] } else { &[] }
 }
 
 /// Whether a wgpu kernel reads only its input's shape and leaves its output on the host
