@@ -73,6 +73,11 @@ pub fn tune_step(
         "ops",
         "axes",
         "keepdims",
+        "kernel_shape",
+        "auto_pad",
+        "ceil_mode",
+        "output_padding",
+        "mode",
     ] {
         if let Some(a) = step.attrs.get(k) {
             problem.push_str(&format!(" {k}={}", attr_text(a)));
