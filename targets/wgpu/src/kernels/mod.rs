@@ -206,7 +206,7 @@ pub fn launch(
         slice::KERNEL => slice::launch(step, variant, shapes, weight),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
         rows::KERNEL => rows::launch(step, variant, shapes),
-        attention::KERNEL => attention::launch(variant, shapes),
+        attention::KERNEL => attention::launch(step, variant, shapes),
         movement::TRANSPOSE => movement::launch(variant, shapes, false),
         movement::CONCAT => movement::launch(variant, shapes, true),
         _ => None,
