@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 enum Exec {
     Gpu(Box<dyn GpuKernel>),
+    /// `wgpu.shape`: the shape of a device value, written to the host.
+    Shape(kernels::shape::ShapeOf),
     Upload(usize),
     Readback(usize),
     /// First step of a CPU segment.
@@ -70,6 +72,9 @@ impl WgpuExecutable {
                     return Err(plan_err(format!("unknown transfer '{}'", s.op)));
                 });
                 i += 1;
+            } else if s.kernel == kernels::shape::KERNEL {
+                execs.push(Exec::Shape(kernels::shape::ShapeOf::load(s)));
+                i += 1;
             } else if is_gpu(s) {
                 for &v in s.inputs.iter().flatten() {
                     if let Some(t) = weight(v).filter(|t| t.dtype() == DType::F32)
@@ -79,11 +84,13 @@ impl WgpuExecutable {
                         resident.insert(v, upload(&gpu, data, t.shape()));
                     }
                 }
-                let k = kernels::load(s, &KernelCtx { gpu: &gpu, weight: &weight }).map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
+                let k = kernels::load(s, &KernelCtx { gpu: &gpu, weight: &weight })
+                    .map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
                 execs.push(Exec::Gpu(k));
                 i += 1;
             } else {
-                let end = (i..plan.steps.len()).find(|&j| plan.steps[j].kernel == TRANSFER || is_gpu(&plan.steps[j])).unwrap_or(plan.steps.len());
+                let end =
+                    (i..plan.steps.len()).find(|&j| plan.steps[j].kernel == TRANSFER || is_gpu(&plan.steps[j])).unwrap_or(plan.steps.len());
                 segments.push(segment(plan, &blob, i, end)?);
                 execs.push(Exec::Cpu(segments.len() - 1));
                 execs.extend((i + 1..end).map(|_| Exec::InSegment));
@@ -106,7 +113,17 @@ impl WgpuExecutable {
             }
         }
         let host_weights = plan.outputs.iter().filter_map(|&v| weight(v).map(|t| (v, t))).collect();
-        Ok(WgpuExecutable { gpu, plan: plan.clone(), execs, segments, resident, host_weights, free_after, pool: Pool::default(), profile: None })
+        Ok(WgpuExecutable {
+            gpu,
+            plan: plan.clone(),
+            execs,
+            segments,
+            resident,
+            host_weights,
+            free_after,
+            pool: Pool::default(),
+            profile: None,
+        })
     }
 }
 
@@ -126,7 +143,11 @@ fn segment(plan: &Plan, blob: &[u8], start: usize, end: usize) -> Result<Segment
     for s in &mut sub.steps {
         for a in s.attrs.values_mut() {
             if let kiln_target::AttrValue::Tensor(i) = a {
-                *i = map.get(*i).copied().flatten().ok_or_else(|| plan_err(format!("step '{}' names weight {i}, which does not exist", s.node)))?;
+                *i = map
+                    .get(*i)
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| plan_err(format!("step '{}' names weight {i}, which does not exist", s.node)))?;
             }
         }
     }
@@ -152,8 +173,16 @@ fn segment(plan: &Plan, blob: &[u8], start: usize, end: usize) -> Result<Segment
     Ok(Segment { exe: CpuExecutable::load(&sub, bytes)?, inputs, outputs })
 }
 
-fn to_f32(t: &Tensor) -> Result<&[f32], String> {
-    t.as_slice::<f32>().map_err(|_| format!("the adapter takes f32 values, this one is {}", t.dtype()))
+/// A host value as the words its device copy holds: f32 as is, int64 / int32 (gather
+/// indices) as int32 bits.
+fn device_words(t: &Tensor) -> Result<std::borrow::Cow<'_, [f32]>, String> {
+    match t.dtype() {
+        DType::F32 => t.as_slice::<f32>().map(std::borrow::Cow::Borrowed).map_err(|e| e.to_string()),
+        DType::I64 | DType::I32 => {
+            kernels::gather::index_bits(t).map(std::borrow::Cow::Owned).ok_or_else(|| format!("cannot read {} indices", t.dtype()))
+        }
+        other => Err(format!("the adapter takes f32 values (and int indices), this one is {other}")),
+    }
 }
 
 impl Executable for WgpuExecutable {
@@ -182,7 +211,10 @@ impl Executable for WgpuExecutable {
             host[v] = Some(t);
         }
         if let Some(&missing) = self.plan.inputs.iter().find(|&&v| host[v].is_none()) {
-            return Err(TargetError::Input { name: self.plan.values[missing].name.clone(), reason: "is required but was not given".into() });
+            return Err(TargetError::Input {
+                name: self.plan.values[missing].name.clone(),
+                reason: "is required but was not given".into(),
+            });
         }
         let gpu = self.gpu.clone();
         let mut enc = encoder(&gpu);
@@ -194,7 +226,7 @@ impl Executable for WgpuExecutable {
             match &self.execs[i] {
                 Exec::Upload(v) => {
                     let t = host[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the host to upload", name(*v))))?;
-                    let staging = upload(&gpu, to_f32(t).map_err(run_err)?, t.shape());
+                    let staging = upload(&gpu, &device_words(t).map_err(run_err)?, t.shape());
                     let dst = self.pool.take(&gpu, t.shape()).map_err(|e| run_err(e.to_string()))?;
                     // Copied inside the encoder, so it stays ordered with the recorded dispatches.
                     enc.copy_buffer_to_buffer(&staging.buf, 0, &dst.buf, 0, staging.buf.size().min(dst.buf.size()));
@@ -206,29 +238,53 @@ impl Executable for WgpuExecutable {
                     let data = readback(&gpu, pending, t).map_err(|e| run_err(e.to_string()))?;
                     host[*v] = Some(Tensor::from_vec(t.shape.clone(), data).map_err(|e| run_err(e.to_string()))?);
                 }
+                Exec::Shape(q) => {
+                    let step = &self.plan.steps[i];
+                    let (Some(Some(v)), Some(Some(o))) = (step.inputs.first(), step.outputs.first()) else {
+                        return Err(run_err("a shape step needs one input and one output".into()));
+                    };
+                    let dims = match (dev[*v].as_ref().or(self.resident.get(v)), host[*v].as_ref()) {
+                        (Some(t), _) => t.shape.clone(),
+                        (None, Some(t)) => t.shape().to_vec(),
+                        (None, None) => return Err(run_err(format!("value '{}' is nowhere", name(*v)))),
+                    };
+                    host[*o] = Some(q.run(&dims).map_err(run_err)?);
+                }
                 Exec::Gpu(k) => {
                     let step = &self.plan.steps[i];
+                    let on_host = kernels::host_inputs(&step.kernel);
                     let mut ins = Vec::with_capacity(step.inputs.len());
-                    for v in &step.inputs {
+                    let mut hosts = Vec::with_capacity(step.inputs.len());
+                    for (j, v) in step.inputs.iter().enumerate() {
+                        let read_on_host = on_host.contains(&j);
+                        hosts.push(if read_on_host { v.and_then(|v| host[v].as_ref()) } else { None });
                         ins.push(match v {
                             None => None,
+                            Some(_) if read_on_host => None,
                             Some(v) => match self.resident.get(v) {
                                 Some(t) => Some(t),
                                 None if self.plan.values[*v].weight.is_some() => None,
-                                None => Some(dev[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the device", name(*v))))?),
+                                None => {
+                                    Some(dev[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the device", name(*v))))?)
+                                }
                             },
                         });
                     }
-                    let out = k.encode(&mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc }, &ins).map_err(run_err)?;
-                    if let Some(Some(o)) = step.outputs.first() {
-                        dev[*o] = Some(out);
+                    let cx = &mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc, host: &hosts };
+                    let outs = k.encode_all(cx, &ins).map_err(run_err)?;
+                    for (o, t) in step.outputs.iter().zip(outs) {
+                        match o {
+                            Some(o) => dev[*o] = Some(t),
+                            None => self.pool.give(t),
+                        }
                     }
                 }
                 Exec::Cpu(seg) => {
                     let seg = &mut self.segments[*seg];
                     let mut args = Vec::with_capacity(seg.inputs.len());
                     for &v in &seg.inputs {
-                        let t = host[v].clone().ok_or_else(|| run_err(format!("value '{}' is not on the host", self.plan.values[v].name)))?;
+                        let t =
+                            host[v].clone().ok_or_else(|| run_err(format!("value '{}' is not on the host", self.plan.values[v].name)))?;
                         args.push((self.plan.values[v].name.clone(), t));
                     }
                     let outs = seg.exe.run(args)?;

@@ -39,6 +39,12 @@ pub fn kernel_variants(kernel: &str) -> &'static [&'static str] {
     kernels::variants(kernel)
 }
 
+/// Whether a wgpu kernel records dispatches (and so has a launch geometry): `wgpu.reshape`
+/// and `wgpu.shape` only relabel a device value or read its shape.
+pub fn kernel_dispatches(kernel: &str) -> bool {
+    !kernels::only_relabels(kernel) && !kernels::output_on_host(kernel)
+}
+
 /// f16 storage and math need the adapter's `shader-f16`; without it this says why.
 pub fn f16_support() -> Result<(), WgpuError> {
     let g = device::gpu()?;

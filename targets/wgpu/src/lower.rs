@@ -51,8 +51,9 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
     let gpu = crate::device::gpu().ok();
     let cpu_plan = plan.clone();
     let weight = |v: usize| value_weight(&cpu_plan, &blob, v);
+    let f32 = |v: usize| cpu_plan.values.get(v).is_some_and(|pv| pv.dtype == "f32");
     for step in &mut plan.steps {
-        let Some((kernel, variants)) = kernels::select(step, &weight) else { continue };
+        let Some((kernel, variants)) = kernels::select(step, &weight, &f32) else { continue };
         step.kernel = kernel.to_string();
         step.variant = variants[0].to_string();
         if let Some(g) = &gpu {
@@ -77,10 +78,30 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
         }
     }
     let mut steps = Vec::with_capacity(plan.steps.len());
-    for s in &plan.steps {
+    for (i, s) in plan.steps.iter().enumerate() {
+        // A relabelling step follows its input (on the host it stays the CPU plan's); a shape
+        // query moves only where the input is on the device alone.
+        let input = s.inputs.first().copied().flatten();
+        let keep_cpu = (kernels::only_relabels(&s.kernel) && input.is_some_and(|v| !on_gpu[v]))
+            || (kernels::output_on_host(&s.kernel) && input.is_some_and(|v| on_host[v]));
+        let s = if keep_cpu { &cpu_plan.steps[i] } else { s };
         let gpu_step = is_gpu(s);
-        for &v in s.inputs.iter().flatten() {
-            if gpu_step && !on_gpu[v] {
+        if kernels::output_on_host(&s.kernel) {
+            // Reads the device value's shape only: no transfer in, its output on the host.
+            for &v in s.outputs.iter().flatten() {
+                (on_gpu[v], on_host[v]) = (false, true);
+            }
+            steps.push(s.clone());
+            continue;
+        }
+        let host_reads = if gpu_step { kernels::host_inputs(&s.kernel) } else { &[] };
+        for (j, &v) in s.inputs.iter().enumerate().filter_map(|(j, v)| v.as_ref().map(|v| (j, v))) {
+            if host_reads.contains(&j) {
+                if !on_host[v] {
+                    steps.push(transfer(&plan, v, READBACK));
+                    on_host[v] = true;
+                }
+            } else if gpu_step && !on_gpu[v] {
                 steps.push(transfer(&plan, v, UPLOAD));
                 on_gpu[v] = true;
             } else if !gpu_step && !on_host[v] {

@@ -46,15 +46,39 @@ pub fn tune_step(
     tuner: &mut Tuner,
     weight: &dyn Fn(usize) -> Option<Tensor>,
 ) -> Result<(String, Option<Launch>), TargetError> {
-    let cands: Vec<String> = variants.iter().enumerate().filter(|(i, v)| *i == 0 || fits(gpu, &step.kernel, v)).map(|(_, v)| v.to_string()).collect();
+    let cands: Vec<String> =
+        variants.iter().enumerate().filter(|(i, v)| *i == 0 || fits(gpu, &step.kernel, v)).map(|(_, v)| v.to_string()).collect();
     let default = cands[0].clone();
     let Some(shapes) = input_shapes(plan, step, opts) else { return Ok((default, None)) };
     // Shapes and the attributes that change the work (two convolutions of one shape but other
     // strides are different problems).
     let shape_text: Vec<String> = shapes.iter().map(|s| s.as_ref().map_or("-".into(), |s| format!("{s:?}"))).collect();
-    let mut problem =
-        format!("{}{} {}", if step.domain.is_empty() { String::new() } else { format!("{}::", step.domain) }, step.op, shape_text.join(" "));
-    for k in ["strides", "pads", "dilations", "group", "layout", "transB", "perm", "axis", "k_transposed", "activation", "ops"] {
+    let mut problem = format!(
+        "{}{} {}",
+        if step.domain.is_empty() { String::new() } else { format!("{}::", step.domain) },
+        step.op,
+        shape_text.join(" ")
+    );
+    for k in [
+        "strides",
+        "pads",
+        "dilations",
+        "group",
+        "layout",
+        "transB",
+        "perm",
+        "axis",
+        "k_transposed",
+        "activation",
+        "ops",
+        "axes",
+        "keepdims",
+        "kernel_shape",
+        "auto_pad",
+        "ceil_mode",
+        "output_padding",
+        "mode",
+    ] {
         if let Some(a) = step.attrs.get(k) {
             problem.push_str(&format!(" {k}={}", attr_text(a)));
         }
@@ -80,16 +104,16 @@ pub fn tune_step(
         let refs: Vec<Option<&crate::runtime::GpuTensor>> = inputs.iter().map(Option::as_ref).collect();
         let t = Instant::now();
         let mut enc = encoder(gpu);
-        let out = k.encode(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc }, &refs).map_err(bad)?;
+        let outs = k.encode_all(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc, host: &[] }, &refs).map_err(bad)?;
         finish(gpu, enc).map_err(|e| bad(e.to_string()))?;
         let d = t.elapsed();
-        pool.give(out);
+        outs.into_iter().for_each(|o| pool.give(o));
         Ok(d)
     };
     // A step that cannot be measured at these sizes (shapes inference could not pin down)
     // keeps its default rather than failing the compile; running it checks it for real.
     let Ok(chosen) = tuner.choose(key, &cands, &mut measure) else { return Ok((default, None)) };
-    let launch = kernels::launch(&step.kernel, &chosen, &shapes);
+    let launch = kernels::launch(step, &chosen, &shapes, weight);
     Ok((chosen, launch))
 }
 

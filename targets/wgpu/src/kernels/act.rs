@@ -83,6 +83,8 @@ pub fn binary(name: &str, a: &str, b: &str) -> Option<String> {
         "Div" => format!("({a} / {b})"),
         "Max" => format!("k_max({a}, {b})"),
         "Min" => format!("k_min({a}, {b})"),
+        // Slope `b` where `a` is negative (NaN stays NaN).
+        "PRelu" => format!("select({b} * {a}, {a}, {a} >= 0.0)"),
         _ => return None,
     })
 }

@@ -6,7 +6,7 @@
 use super::act::{PRELUDE, epilogue, step_float, step_int};
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
-use kiln_target::Step;
+use kiln_target::{Launch, Step};
 
 pub const KERNEL: &str = "wgpu.matmul";
 pub const VARIANTS: &[&str] = &["w16r1", "w8r2", "w16r2", "w8r4", "d64c1", "d64c4", "d128c4", "d64c8"];
@@ -104,6 +104,30 @@ pub fn problem(a: &[usize], b: &[usize], trans_b: bool) -> Result<(usize, usize,
     Ok((m, n, k, out))
 }
 
+/// Workgroups for an `m x n` output: direct `(workgroup, columns)` or tiled `(W, R)`.
+fn groups(direct: Option<(u32, u32)>, (w, r): (u32, u32), m: usize, n: usize) -> [u32; 3] {
+    match direct {
+        Some((wg, c)) => crate::runtime::groups_1d(m * n.div_ceil(c as usize), wg),
+        None => {
+            let tile = (w * r) as usize;
+            [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, 1]
+        }
+    }
+}
+
+/// The launch geometry of a variant at the step's input shapes.
+pub fn launch(step: &Step, variant: &str, shapes: &[Option<Vec<usize>>]) -> Option<Launch> {
+    let (a, b) = (shapes.first()?.as_ref()?, shapes.get(1)?.as_ref()?);
+    let (m, n, _, _) = problem(a, b, step_int(step, "transB").unwrap_or(0) != 0).ok()?;
+    let d = direct(variant);
+    let (w, r) = geometry(variant);
+    let block = match d {
+        Some((wg, _)) => [wg, 1, 1],
+        None => [w, w, 1],
+    };
+    Some(Launch { grid: groups(d, (w, r), m, n), block, shared_bytes: footprint(variant).1 })
+}
+
 impl GpuKernel for MatMul {
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
         let a = inputs.first().copied().flatten().ok_or("A is missing")?;
@@ -112,13 +136,7 @@ impl GpuKernel for MatMul {
         let (m, n, k, out) = problem(&a.shape, &b.shape, self.trans_b)?;
         let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
         let params = [m as u32, n as u32, k as u32, self.trans_b as u32, self.alpha.to_bits(), bias.is_some() as u32];
-        let groups = match self.direct {
-            Some((wg, c)) => crate::runtime::groups_1d(m * n.div_ceil(c as usize), wg),
-            None => {
-                let tile = (self.w * self.r) as usize;
-                [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, 1]
-            }
-        };
+        let groups = groups(self.direct, (self.w, self.r), m, n);
         if groups[1] > 65535 {
             return Err(format!("{m} rows exceed the adapter's 65535 workgroups per dimension"));
         }

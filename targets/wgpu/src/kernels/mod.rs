@@ -3,16 +3,53 @@
 
 pub mod act;
 pub mod attention;
+pub mod batchnorm;
 pub mod conv;
+pub mod conv_transpose;
 pub mod elementwise;
+pub mod gather;
 pub mod matmul;
 pub mod movement;
+pub mod pool;
+pub mod reduce;
+pub mod reshape;
+pub mod resize;
 pub mod rows;
+pub mod shape;
+pub mod slice;
+pub mod split;
 
 use crate::device::Gpu;
 use crate::runtime::{GpuTensor, Pool};
 use kiln_target::Step;
 use kiln_tensor::Tensor;
+
+/// Compiles a thread-per-element shader for `variant` (workgroup size `wg{N}`): the parameter
+/// block, the read-only arrays `reads` (name, element type) at bindings 1.., the f32 output
+/// `y` after them, and `body`, run with `i`, the element, below `P(count)`. Returns the
+/// pipeline and its workgroup size.
+pub fn per_element(
+    gpu: &Gpu,
+    kernel: &str,
+    variant: &str,
+    reads: &[(&str, &str)],
+    count: u32,
+    body: &str,
+) -> Result<(wgpu::ComputePipeline, u32), String> {
+    let wg = elementwise::workgroup(variant);
+    let mut src = String::from(crate::runtime::PARAMS_WGSL);
+    for (j, (name, ty)) in reads.iter().enumerate() {
+        src.push_str(&format!("@group(0) @binding({}) var<storage, read> {name}: array<{ty}>;\n", j + 1));
+    }
+    src.push_str(&format!(
+        "@group(0) @binding({}) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size({wg}, 1, 1)\n\
+         fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {{\n\
+         \x20   let i = gid.x + gid.y * nw.x * {wg}u;\n    if (i >= P({count}u)) {{ return; }}\n{body}}}\n",
+        reads.len() + 1
+    ));
+    let p = crate::runtime::pipeline(gpu, kernel, variant, &src).map_err(|e| e.to_string())?;
+    Ok((p, wg))
+}
 
 /// What a kernel may read when it is loaded: the device and the plan's constants.
 pub struct KernelCtx<'a> {
@@ -25,18 +62,44 @@ pub struct Encoded<'a> {
     pub gpu: &'a Gpu,
     pub pool: &'a mut Pool,
     pub enc: &'a mut wgpu::CommandEncoder,
+    /// The step's inputs that stay on the host (`host_inputs`), by input index; empty when
+    /// tuning or benchmarking.
+    pub host: &'a [Option<&'a Tensor>],
 }
 
 /// A loaded wgpu step.
 pub trait GpuKernel: Send {
     /// Records the step's dispatches and returns its (pooled) output.
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String>;
+
+    /// Every output of the step, in order (kernels with more than one override this).
+    fn encode_all(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<Vec<GpuTensor>, String> {
+        Ok(vec![self.encode(cx, inputs)?])
+    }
 }
 
 /// The wgpu kernel that takes over a CPU-plan step, with its variants (default first), or
-/// None when the step stays on the CPU.
-pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(&'static str, &'static [&'static str])> {
+/// None when the step stays on the CPU. `f32` says whether a plan value is f32 (steps on the
+/// reference kernel take any type).
+pub fn select(
+    step: &Step,
+    weight: &dyn Fn(usize) -> Option<Tensor>,
+    f32: &dyn Fn(usize) -> bool,
+) -> Option<(&'static str, &'static [&'static str])> {
     match step.kernel.as_str() {
+        "reference" if pool::covers(step, f32) => Some((pool::KERNEL, pool::VARIANTS)),
+        "reference" if reshape::covers(step, weight, f32) => Some((reshape::KERNEL, reshape::VARIANTS)),
+        "reference" if split::covers(step, weight, f32) => Some((split::KERNEL, split::VARIANTS)),
+        "reference" if slice::covers(step, weight, f32) => Some((slice::KERNEL, slice::VARIANTS)),
+        "reference" if shape::covers(step) => Some((shape::KERNEL, shape::VARIANTS)),
+        "reference"
+            if step.op == "PRelu"
+                && step.opset >= 7
+                && step.inputs.iter().flatten().all(|&v| f32(v))
+                && elementwise::covers(step, weight) =>
+        {
+            Some((elementwise::KERNEL, elementwise::VARIANTS))
+        }
         "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
@@ -44,8 +107,31 @@ pub fn select(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Option<(
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
         "cpu.transpose" => Some((movement::TRANSPOSE, movement::VARIANTS)),
         "cpu.concat" => Some((movement::CONCAT, movement::VARIANTS)),
+        "cpu.batchnorm" if batchnorm::covers(step, weight) => Some((batchnorm::KERNEL, batchnorm::VARIANTS)),
+        "cpu.resize" if resize::covers(step, weight) => Some((resize::KERNEL, resize::VARIANTS)),
+        "cpu.conv_transpose" if conv_transpose::covers(step, weight) => Some((conv_transpose::KERNEL, conv_transpose::VARIANTS)),
+        "cpu.gather" if gather::covers(step) => Some((gather::KERNEL, gather::VARIANTS)),
+        "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
     }
+}
+
+/// Whether a kernel only relabels its input (no dispatch): worth running on the adapter only
+/// where its input already is there.
+pub fn only_relabels(kernel: &str) -> bool {
+    kernel == reshape::KERNEL
+}
+
+/// The inputs of a wgpu kernel it reads on the host rather than the device (a reshape's
+/// computed target shape): never uploaded.
+pub fn host_inputs(kernel: &str) -> &'static [usize] {
+    if kernel == reshape::KERNEL { &[1] } else { &[] }
+}
+
+/// Whether a wgpu kernel reads only its input's shape and leaves its output on the host
+/// (`wgpu.shape`): worth it only where the input is on the device alone.
+pub fn output_on_host(kernel: &str) -> bool {
+    kernel == shape::KERNEL
 }
 
 /// Binds a wgpu plan step to its kernel.
@@ -58,6 +144,16 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
         attention::KERNEL => attention::load(step, cx),
         movement::TRANSPOSE => movement::load_transpose(step, cx),
         movement::CONCAT => movement::load_concat(step, cx),
+        reduce::KERNEL => reduce::load(step, cx),
+        gather::KERNEL => gather::load(step, cx),
+        batchnorm::KERNEL => batchnorm::load(step, cx),
+        resize::KERNEL => resize::load(step, cx),
+        conv_transpose::KERNEL => conv_transpose::load(step, cx),
+        pool::KERNEL => pool::load(step, cx),
+        reshape::KERNEL => reshape::load(step, cx),
+        split::KERNEL => split::load(step, cx),
+        slice::KERNEL => slice::load(step, cx),
+        shape::KERNEL => Err("wgpu.shape runs in the executor, not as a kernel".into()),
         other => Err(format!("this Kiln has no wgpu kernel '{other}'")),
     }
 }
@@ -65,23 +161,54 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 /// Threads per workgroup and workgroup memory bytes of a variant (for pruning by limits).
 pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
     match kernel {
-        elementwise::KERNEL | conv::KERNEL | movement::TRANSPOSE | movement::CONCAT => (elementwise::workgroup(variant), 0),
+        elementwise::KERNEL
+        | movement::TRANSPOSE
+        | movement::CONCAT
+        | gather::KERNEL
+        | batchnorm::KERNEL
+        | resize::KERNEL
+        | conv_transpose::KERNEL
+        | pool::KERNEL
+        | split::KERNEL
+        | slice::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
         attention::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4 + 4096),
         matmul::KERNEL => matmul::footprint(variant),
+        reduce::KERNEL => reduce::footprint(variant),
+        conv::KERNEL => conv::footprint(variant),
         _ => (0, 0),
     }
 }
 
-/// The launch geometry a variant uses at the given input shapes (for the plan).
-pub fn launch(kernel: &str, variant: &str, shapes: &[Option<Vec<usize>>]) -> Option<kiln_target::Launch> {
-    match kernel {
+/// The launch geometry a variant of the step's kernel uses at the given input shapes (for
+/// the plan).
+pub fn launch(
+    step: &Step,
+    variant: &str,
+    shapes: &[Option<Vec<usize>>],
+    weight: &dyn Fn(usize) -> Option<Tensor>,
+) -> Option<kiln_target::Launch> {
+    match step.kernel.as_str() {
         elementwise::KERNEL => {
             let s: Vec<&[usize]> = shapes.iter().flatten().map(Vec::as_slice).collect();
             let n: usize = elementwise::broadcast(&s).ok()?.iter().product();
             let wg = elementwise::workgroup(variant);
             Some(kiln_target::Launch { grid: crate::runtime::groups_1d(n, wg), block: [wg, 1, 1], shared_bytes: 0 })
         }
+        reduce::KERNEL => reduce::launch(step, variant, shapes, weight),
+        gather::KERNEL => gather::launch(step, variant, shapes),
+        batchnorm::KERNEL => batchnorm::launch(variant, shapes),
+        resize::KERNEL => resize::launch(step, variant, shapes, weight),
+        conv_transpose::KERNEL => conv_transpose::launch(step, variant, shapes),
+        conv::KERNEL => conv::launch(step, variant, shapes),
+        pool::KERNEL => pool::launch(step, variant, shapes),
+        split::KERNEL => split::launch(variant, shapes),
+        slice::KERNEL => slice::launch(step, variant, shapes, weight),
+        matmul::KERNEL => matmul::launch(step, variant, shapes),
+        rows::KERNEL => rows::launch(step, variant, shapes),
+        attention::KERNEL => attention::launch(step, variant, shapes),
+        movement::TRANSPOSE => movement::launch(variant, shapes, false),
+        movement::CONCAT => movement::launch(variant, shapes, true),
         _ => None,
     }
 }
@@ -95,6 +222,16 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
         conv::KERNEL => conv::VARIANTS,
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
         attention::KERNEL => attention::VARIANTS,
+        reduce::KERNEL => reduce::VARIANTS,
+        gather::KERNEL => gather::VARIANTS,
+        batchnorm::KERNEL => batchnorm::VARIANTS,
+        resize::KERNEL => resize::VARIANTS,
+        conv_transpose::KERNEL => conv_transpose::VARIANTS,
+        pool::KERNEL => pool::VARIANTS,
+        reshape::KERNEL => reshape::VARIANTS,
+        split::KERNEL => split::VARIANTS,
+        slice::KERNEL => slice::VARIANTS,
+        shape::KERNEL => shape::VARIANTS,
         _ => &[],
     }
 }

@@ -5,8 +5,8 @@
 
 use super::act::{step_int, step_ints};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
-use kiln_target::Step;
+use crate::runtime::{GpuTensor, dispatch, groups_1d};
+use kiln_target::{Launch, Step};
 
 pub const TRANSPOSE: &str = "wgpu.transpose";
 pub const CONCAT: &str = "wgpu.concat";
@@ -14,12 +14,6 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 
 // p: [n, rank, out dims [rank], input strides in output order [rank]]
 const TRANSPOSE_WGSL: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let r = P(1u);
     var rem = i;
     var src = 0u;
@@ -29,20 +23,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         rem = rem / dim;
     }
     y[i] = x[src];
-}
 "#;
 
 // p: [n (this input's elements), inner_in, inner_out, offset]
 const CONCAT_WGSL: &str = r#"
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size({WG}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = gid.x + gid.y * nw.x * {WG}u;
-    if (i >= P(0u)) { return; }
     let o = i / P(1u);
     y[o * P(2u) + P(3u) + i % P(1u)] = x[i];
-}
 "#;
 
 pub struct Transpose {
@@ -58,9 +44,7 @@ pub struct Concat {
 }
 
 fn build(cx: &KernelCtx, kernel: &str, variant: &str, src: &str) -> Result<(wgpu::ComputePipeline, u32), String> {
-    let wg = super::elementwise::workgroup(variant);
-    let p = pipeline(cx.gpu, kernel, variant, &format!("{PARAMS_WGSL}{}", src.replace("{WG}", &wg.to_string()))).map_err(|e| e.to_string())?;
-    Ok((p, wg))
+    super::per_element(cx.gpu, kernel, variant, &[("x", "f32")], 0, src)
 }
 
 pub fn load_transpose(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
@@ -71,6 +55,18 @@ pub fn load_transpose(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>,
 pub fn load_concat(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (pipeline, wg) = build(cx, CONCAT, &step.variant, CONCAT_WGSL)?;
     Ok(Box::new(Concat { pipeline, axis: step_int(step, "axis").ok_or("attribute 'axis' is required")?, wg }))
+}
+
+/// The launch geometry of a variant: a thread per output element (concat: one dispatch per
+/// input, together covering the output, whose grid this is).
+pub fn launch(variant: &str, shapes: &[Option<Vec<usize>>], concat: bool) -> Option<Launch> {
+    let n: usize = if concat {
+        shapes.iter().map(|s| s.as_ref().map(|s| s.iter().product::<usize>())).sum::<Option<usize>>()?
+    } else {
+        shapes.first()?.as_ref()?.iter().product()
+    };
+    let wg = super::elementwise::workgroup(variant);
+    Some(Launch { grid: groups_1d(n, wg), block: [wg, 1, 1], shared_bytes: 0 })
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -121,12 +117,15 @@ impl GpuKernel for Concat {
         let first = xs.first().ok_or("Concat has no inputs")?;
         let r = first.shape.len() as i64;
         let axis = if self.axis < 0 { self.axis + r } else { self.axis };
-        let axis =
-            usize::try_from(axis).ok().filter(|&a| (a as i64) < r).ok_or_else(|| format!("axis {} is out of range for rank {r}", self.axis))?;
+        let axis = usize::try_from(axis)
+            .ok()
+            .filter(|&a| (a as i64) < r)
+            .ok_or_else(|| format!("axis {} is out of range for rank {r}", self.axis))?;
         let mut out = first.shape.clone();
         out[axis] = 0;
         for x in &xs {
-            let same = x.shape.len() == first.shape.len() && x.shape.iter().zip(&first.shape).enumerate().all(|(k, (a, b))| k == axis || a == b);
+            let same =
+                x.shape.len() == first.shape.len() && x.shape.iter().zip(&first.shape).enumerate().all(|(k, (a, b))| k == axis || a == b);
             if !same {
                 return Err(format!("input {:?} does not fit {:?} along axis {axis}", x.shape, first.shape));
             }

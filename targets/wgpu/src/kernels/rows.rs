@@ -4,14 +4,16 @@
 use super::act::{step_float, step_int};
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
-use kiln_target::Step;
+use kiln_target::{Launch, Step};
 
 pub const KERNEL: &str = "wgpu.rows";
 pub const VARIANTS: &[&str] = &["wg64", "wg128", "wg256", "wg32"];
 const SOURCE: &str = include_str!("rows.wgsl");
 
 pub fn covers(step: &Step) -> bool {
-    step.domain.is_empty() && matches!(step.op.as_str(), "Softmax" | "LayerNormalization") && step.outputs.iter().filter(|o| o.is_some()).count() == 1
+    step.domain.is_empty()
+        && matches!(step.op.as_str(), "Softmax" | "LayerNormalization")
+        && step.outputs.iter().filter(|o| o.is_some()).count() == 1
 }
 
 pub struct Rows {
@@ -38,29 +40,41 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     }))
 }
 
-impl Rows {
-    /// Where a row starts (see the CPU target's `cpu.rows`: the same rules).
-    fn row_start(&self, rank: usize) -> Result<usize, String> {
-        let a = match (self.softmax, self.opset < 13) {
-            (true, true) => self.axis.unwrap_or(1),
-            (true, false) => {
-                let a = self.axis.unwrap_or(-1);
-                if a != -1 && a != rank as i64 - 1 {
-                    return Err(format!("softmax over axis {a} of rank {rank} is not a row"));
-                }
-                a
+/// Where a row starts (see the CPU target's `cpu.rows`: the same rules).
+fn row_start(softmax: bool, axis: Option<i64>, opset: i64, rank: usize) -> Result<usize, String> {
+    let a = match (softmax, opset < 13) {
+        (true, true) => axis.unwrap_or(1),
+        (true, false) => {
+            let a = axis.unwrap_or(-1);
+            if a != -1 && a != rank as i64 - 1 {
+                return Err(format!("softmax over axis {a} of rank {rank} is not a row"));
             }
-            (false, _) => self.axis.unwrap_or(-1),
-        };
-        let a = if a < 0 { a + rank as i64 } else { a };
-        usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| format!("axis {a} is outside rank {rank}"))
-    }
+            a
+        }
+        (false, _) => axis.unwrap_or(-1),
+    };
+    let a = if a < 0 { a + rank as i64 } else { a };
+    usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| format!("axis {a} is outside rank {rank}"))
+}
+
+/// Workgroups for `rows` rows (a workgroup each, folded into y past 65535).
+pub fn row_groups(rows: usize) -> [u32; 3] {
+    let gx = rows.clamp(1, 65535);
+    [gx as u32, rows.div_ceil(gx).max(1) as u32, 1]
+}
+
+/// The launch geometry of a variant at the step's input shapes.
+pub fn launch(step: &Step, variant: &str, shapes: &[Option<Vec<usize>>]) -> Option<Launch> {
+    let x = shapes.first()?.as_ref()?;
+    let start = row_start(step.op == "Softmax", step_int(step, "axis"), step.opset, x.len()).ok()?;
+    let wg = super::elementwise::workgroup(variant);
+    Some(Launch { grid: row_groups(x[..start].iter().product()), block: [wg, 1, 1], shared_bytes: wg * 4 })
 }
 
 impl GpuKernel for Rows {
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
         let x = inputs.first().copied().flatten().ok_or("X is missing")?;
-        let start = self.row_start(x.shape.len())?;
+        let start = row_start(self.softmax, self.axis, self.opset, x.shape.len())?;
         let l: usize = x.shape[start..].iter().product();
         let rows: usize = x.shape[..start].iter().product();
         let (scale, bias) = if self.softmax {
@@ -80,11 +94,10 @@ impl GpuKernel for Rows {
         if rows == 0 || l == 0 {
             return Ok(y);
         }
-        let gx = rows.min(65535);
-        let gy = rows.div_ceil(gx);
-        let params = [rows as u32, l as u32, self.eps.to_bits(), bias.is_some() as u32, gx as u32];
+        let groups = row_groups(rows);
+        let params = [rows as u32, l as u32, self.eps.to_bits(), bias.is_some() as u32, groups[0]];
         let bias_buf = bias.unwrap_or(&self.dummy);
-        dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&x.buf, &scale.buf, &bias_buf.buf, &y.buf], [gx as u32, gy as u32, 1])?;
+        dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&x.buf, &scale.buf, &bias_buf.buf, &y.buf], groups)?;
         Ok(y)
     }
 }
