@@ -174,12 +174,20 @@ pub fn conv_candidates(spec: &Conv2dSpec, layout: ConvLayout, max_threads: usize
     for algo in algos {
         let tiles: &[usize] = if algo == ConvAlgo::Im2col { &[tile, 0, 4 * tile] } else { &[0] };
         for &tile_rows in tiles {
-            for t in [threads, 1, max_threads.max(1)] {
-                let backend = if algo == ConvAlgo::Implicit { GemmBackend::Micro } else { GemmBackend::Library };
-                let gemm = GemmParams { backend, threads: t, isa: Isa::best() };
-                let p = ConvParams { algo, tile_rows, gemm };
-                if !out.contains(&p) {
-                    out.push(p);
+            // Implicit GEMM runs on our microkernels only; an NHWC pointwise convolution (one
+            // group) also tries them on its pre-packed weights.
+            let backends: &[GemmBackend] = match algo {
+                ConvAlgo::Implicit => &[GemmBackend::Micro],
+                ConvAlgo::Pointwise if layout == ConvLayout::Nhwc && spec.groups == 1 => &[GemmBackend::Library, GemmBackend::Micro],
+                _ => &[GemmBackend::Library],
+            };
+            for &backend in backends {
+                for t in [threads, 1, max_threads.max(1)] {
+                    let gemm = GemmParams { backend, threads: t, isa: Isa::best() };
+                    let p = ConvParams { algo, tile_rows, gemm };
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
                 }
             }
         }
@@ -203,6 +211,9 @@ pub struct ConvWeights {
     pub(crate) gemm: Vec<f32>,
     /// Depthwise only: Nchw `[c, kh * kw]`, Nhwc `[kh * kw, c]`.
     pub(crate) depthwise: Vec<f32>,
+    /// Nhwc pointwise with one group on the micro backend ([`ConvWeights::for_params`]): the
+    /// weights packed once into column panels (`gemm` is then empty).
+    pub(crate) panels: Option<super::pack::PackedB>,
 }
 
 impl ConvWeights {
@@ -244,7 +255,21 @@ impl ConvWeights {
                 out
             }
         };
-        Ok(ConvWeights { spec: *spec, layout, gemm, depthwise })
+        Ok(ConvWeights { spec: *spec, layout, gemm, depthwise, panels: None })
+    }
+
+    /// Weights for running with `params`: an NHWC pointwise convolution (one group) on our
+    /// micro backend gets its weights packed once into column panels (and keeps only those);
+    /// anything else is [`ConvWeights::new`].
+    pub fn for_params(spec: &Conv2dSpec, layout: ConvLayout, w: &[f32], params: &ConvParams) -> Result<Self, KernelError> {
+        let mut cw = Self::new(spec, layout, w)?;
+        if params.algo == ConvAlgo::Pointwise && params.gemm.backend == GemmBackend::Micro && layout == ConvLayout::Nhwc && spec.groups == 1 {
+            let n = spec.out_channels;
+            let nr = super::pack::packed_layout_for(&params.gemm, n);
+            cw.panels = Some(super::pack::pack_b(&cw.gemm, spec.in_channels, n, false, n, nr)?);
+            cw.gemm = Vec::new();
+        }
+        Ok(cw)
     }
 }
 

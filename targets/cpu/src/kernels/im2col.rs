@@ -10,6 +10,7 @@ use super::activation::Bias;
 use super::conv::{ConvJob, ConvLayout};
 use super::error::KernelError;
 use super::gemm::{GemmParams, GemmSpec, sgemm};
+use super::pack::sgemm_packed;
 
 /// Output positions `o` in `0..out_len` whose input index `o * stride + off - pad` lies in
 /// `0..len`, as a range `lo..hi` (empty when none).
@@ -272,6 +273,10 @@ fn nhwc_pointwise(job: &ConvJob<'_>, y: &mut [f32]) -> Result<(), KernelError> {
     let s = job.spec;
     let (cin, cout, cin_g, cout_g) = (s.in_channels, s.out_channels, s.in_per_group(), s.out_per_group());
     let m = s.batch * s.in_h * s.in_w;
+    if let Some(panels) = &job.w.panels {
+        let bias = job.bias.map_or(Bias::None, Bias::PerCol);
+        return sgemm_packed(&GemmSpec::new(m, cout, cin).act(job.act), job.x, panels, bias, y, &job.params.gemm);
+    }
     for gi in 0..s.groups {
         let wg = &job.w.gemm[gi * cin_g * cout_g..][..cin_g * cout_g];
         let bias = job.bias.map_or(Bias::None, |b| Bias::PerCol(&b[gi * cout_g..][..cout_g]));

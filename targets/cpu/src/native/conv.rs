@@ -96,7 +96,9 @@ fn tune_conv(tuner: &mut Tuner, s: &Conv2dSpec, w: &Tensor, act: Activation, lay
     let cands = conv_candidates(s, layout, crate::device::cores());
     let names: Vec<String> = cands.iter().map(|c| format!("{c:?}")).collect();
     let (Ok(w32), Ok(inl), Ok(outl)) = (w.as_slice::<f32>(), s.input_len(), s.output_len()) else { return Ok("default".into()) };
-    let Ok(weights) = ConvWeights::new(s, layout, w32) else { return Ok("default".into()) };
+    // One set of weights per distinct layout the candidates need (pre-packed panels for a
+    // micro-backend pointwise candidate).
+    let Ok(weights) = cands.iter().map(|c| ConvWeights::for_params(s, layout, w32, c)).collect::<Result<Vec<_>, _>>() else { return Ok("default".into()) };
     let x = filler(inl);
     let mut y = vec![0f32; outl];
     let tag = if layout == ConvLayout::Nhwc { " nhwc" } else { "" };
@@ -104,7 +106,7 @@ fn tune_conv(tuner: &mut Tuner, s: &Conv2dSpec, w: &Tensor, act: Activation, lay
         "n{} c{} {}x{} -> o{} k{}x{} s{:?} d{:?} p{:?} g{}{tag}",
         s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel[0], s.kernel[1], s.stride, s.dilation, s.pads, s.groups
     );
-    tune(tuner, KERNEL, problem, &names, |i| conv2d(&x, &weights, None, act, &mut y, &cands[i]).map_err(|e| e.to_string()))
+    tune(tuner, KERNEL, problem, &names, |i| conv2d(&x, &weights[i], None, act, &mut y, &cands[i]).map_err(|e| e.to_string()))
 }
 
 /// A loaded convolution step: weights, bias, geometry, activation, and the weights laid out
@@ -138,11 +140,11 @@ impl ConvStep {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
         let s = spec_in(x.shape(), &self.wshape, &self.geo, self.layout)
             .ok_or_else(|| format!("input shape {:?} does not fit weights {:?} and the convolution attributes", x.shape(), self.wshape))?;
+        let params = pick(&conv_candidates(&s, self.layout, crate::device::cores()), variant).ok_or("no convolution candidate")?;
         if self.packed.as_ref().is_none_or(|(p, _)| *p != s) {
-            self.packed = Some((s, ConvWeights::new(&s, self.layout, &self.weight).map_err(|e| e.to_string())?));
+            self.packed = Some((s, ConvWeights::for_params(&s, self.layout, &self.weight, &params).map_err(|e| e.to_string())?));
         }
         let Some((_, w)) = &self.packed else { return Err("weights were not prepared".into()) };
-        let params = pick(&conv_candidates(&s, self.layout, crate::device::cores()), variant).ok_or("no convolution candidate")?;
         let [oh, ow] = s.out_hw().map_err(|e| e.to_string())?;
         let mut y = pool.take(s.output_len().map_err(|e| e.to_string())?);
         conv2d(x.as_slice::<f32>().map_err(|e| e.to_string())?, w, self.bias.as_deref(), self.act, &mut y, &params).map_err(|e| e.to_string())?;

@@ -93,12 +93,15 @@ fn check_spec(s: &Conv2dSpec, r: &mut ChaCha8Rng, act: Activation, what: &str) {
                 cands.push(ConvParams { gemm: GemmParams { isa, ..c.gemm }, ..c });
             }
         }
-        let cw = ConvWeights::new(s, layout, &w).unwrap();
         let (xin, want) = if layout == ConvLayout::Nchw { (&x, &want) } else { (&x_nhwc, &want_nhwc) };
         for p in &cands {
-            let mut y = vec![f32::NAN; want.len()];
-            conv2d(xin, &cw, bias, act, &mut y, p).unwrap();
-            assert_close(&format!("{what} {s:?} {layout:?} {p:?} {act:?}"), &y, want, 1e-4, 1e-4);
+            // The weights as a plan prepares them for these params (pre-packed panels for a
+            // micro-backend pointwise candidate), and the plain ones, which every path takes.
+            for cw in [ConvWeights::for_params(s, layout, &w, p).unwrap(), ConvWeights::new(s, layout, &w).unwrap()] {
+                let mut y = vec![f32::NAN; want.len()];
+                conv2d(xin, &cw, bias, act, &mut y, p).unwrap();
+                assert_close(&format!("{what} {s:?} {layout:?} {p:?} {act:?}"), &y, want, 1e-4, 1e-4);
+            }
         }
     }
 }
