@@ -65,6 +65,28 @@ multiversion! {
     fn bias_act(c: &mut [f32], n: usize, ldc: usize, row0: usize, bias: Bias<'_>, act: Activation) = bias_act_fma;
 }
 
+#[inline(always)]
+fn bias_act_rows_fma(
+    _fma: bool,
+    rows: &mut [&mut [f32]],
+    (col, ncols): (usize, usize),
+    row0: usize,
+    bias: Bias<'_>,
+    act: Activation,
+) -> bool {
+    for (r, row) in rows.iter_mut().enumerate() {
+        let Some(seg) = row.get_mut(col..col + ncols) else { return false };
+        activation::bias_act_body(seg, ncols, ncols, row0 + r, bias, act);
+    }
+    true
+}
+
+multiversion! {
+    /// Bias + activation over columns `col..col + ncols` of a register tile's rows (one
+    /// dispatch per tile); false when a row is shorter.
+    fn bias_act_rows(rows: &mut [&mut [f32]], cols: (usize, usize), row0: usize, bias: Bias<'_>, act: Activation) -> bool = bias_act_rows_fma;
+}
+
 /// Operands of our blocked GEMM: `op(A)` via strides, `op(B)` as row-major rows.
 pub(crate) struct BlockedGemm<'a> {
     pub n: usize,

@@ -323,6 +323,7 @@ impl Whole<'_> {
                         },
                         act: spec.act,
                         row0: ic,
+                        isa: self.isa,
                     });
                     let job = MacroJob {
                         a: a_block,

@@ -3,7 +3,7 @@
 //! portable tile, and which tile each ISA runs on which panel width. The vector tiles are in
 //! `arch_micro` (they need `unsafe`).
 
-use super::activation::{Activation, Bias, bias_act_body};
+use super::activation::{Activation, Bias};
 use super::isa::Isa;
 
 /// One register tile: `kc` steps of A (a packed `[kc][mr]` panel, or with `a_rs > 0` rows
@@ -32,6 +32,10 @@ pub(crate) struct Epilogue<'a> {
     pub act: Activation,
     /// Row of C (in the whole product) of the block's first row.
     pub row0: usize,
+    /// The ISA the epilogue is compiled for (`arch::bias_act`): `macro_body` runs inside a
+    /// closure, which does not inherit the caller's target features, so an inlined epilogue
+    /// would run at the crate's baseline codegen (GELU's erf polynomial 13% of a MiniLM run).
+    pub isa: super::isa::Isa,
 }
 
 /// An A block (`mc` rows) times a packed B block (`nc` columns) over one k block.
@@ -109,11 +113,8 @@ where
                 Bias::PerCol(v) => Bias::PerCol(v.get(col..).unwrap_or(&[])),
                 other => other,
             };
-            for (r, row) in c_rows.iter_mut().enumerate() {
-                let Some(seg) = row.get_mut(t.col..t.col + ncols) else {
-                    return false;
-                };
-                bias_act_body(seg, ncols, ncols, e.row0 + i0 + r, bias, e.act);
+            if !super::arch::bias_act_rows(e.isa, c_rows, (t.col, ncols), e.row0 + i0, bias, e.act) {
+                return false;
             }
         }
         true
