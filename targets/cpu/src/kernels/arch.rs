@@ -285,6 +285,11 @@ multiversion! {
 }
 
 multiversion! {
+    /// NHWC direct convolution (short reduction) of output rows `first..` into `y`.
+    fn direct_nhwc(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::direct::nhwc_body;
+}
+
+multiversion! {
     /// NHWC depthwise convolution of output rows `first..` into `y`.
     fn depthwise_nhwc(job: &super::conv::ConvJob<'_>, oh: usize, ow: usize, first: usize, y: &mut [f32]) = super::depthwise::nhwc_body;
 }

@@ -1,15 +1,17 @@
 //! 2-D convolution, f32, NCHW or NHWC, with bias and activation fused into the epilogue.
 //!
-//! Algorithms: pointwise (1x1, stride 1, no padding: a plain GEMM), im2col + GEMM (anything,
-//! tiled over output rows so the column buffer stays in cache), direct depthwise (groups ==
-//! in channels == out channels). Weights come in ONNX order `[out, in / groups, kh, kw]` and
+//! Algorithms: pointwise (1x1, stride 1, no padding: a plain GEMM; NHWC may use weights
+//! pre-packed for our microkernels), im2col + GEMM (anything, tiled over output rows so the
+//! column buffer stays in cache), implicit GEMM (NCHW, stride 1: B packed straight from a
+//! padded copy of the input), direct depthwise (groups == in channels == out channels), direct
+//! NHWC for a short reduction (a CNN's first layer). Weights come in ONNX order `[out, in / groups, kh, kw]` and
 //! are re-laid out once by [`ConvWeights::new`] for the activation layout.
 
 use super::activation::Activation;
 use super::error::{KernelError, check_len, checked_product, invalid};
 use super::gemm::{GemmBackend, GemmParams};
 use super::isa::Isa;
-use super::{depthwise, im2col, implicit};
+use super::{depthwise, direct, im2col, implicit};
 
 pub(crate) const KERNEL: &str = "conv2d";
 
@@ -138,6 +140,9 @@ pub enum ConvAlgo {
     /// NCHW, stride 1: one GEMM whose B blocks are packed from a padded input (no column
     /// buffer; always our microkernel backend).
     Implicit,
+    /// NHWC, one group, `in * kh * kw` <= 64, 16 to 64 output channels (a multiple of 16):
+    /// register-blocked direct loop over four output pixels at a time (no GEMM).
+    Direct,
 }
 
 /// Tunable choices of a convolution.
@@ -167,6 +172,9 @@ pub fn conv_candidates(spec: &Conv2dSpec, layout: ConvLayout, max_threads: usize
     }
     if layout == ConvLayout::Nchw && spec.stride == [1, 1] && !spec.is_pointwise() && !spec.is_depthwise() {
         algos.push(ConvAlgo::Implicit);
+    }
+    if direct::applies_to(spec, layout) && !spec.is_pointwise() {
+        algos.push(ConvAlgo::Direct);
     }
     let tile = default_tile_rows(spec.k(), ow);
     let threads = if spec.flops() < 2.0e6 { 1 } else { max_threads.max(1) };
@@ -301,6 +309,10 @@ pub fn conv2d(
         ConvAlgo::Pointwise if spec.is_pointwise() => im2col::pointwise(&job, y),
         ConvAlgo::Im2col => im2col::run(&job, y),
         ConvAlgo::Implicit if w.layout == ConvLayout::Nchw && implicit::applies(&job) => implicit::run(&job, y),
+        ConvAlgo::Direct if direct::applies_to(spec, w.layout) => {
+            direct::run(&job, y);
+            Ok(())
+        }
         other => Err(invalid(KERNEL, format!("{other:?} does not apply to {spec:?}"))),
     }
 }

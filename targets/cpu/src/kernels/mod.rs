@@ -39,6 +39,7 @@ mod attention;
 mod chain;
 mod conv;
 mod depthwise;
+mod direct;
 mod error;
 mod features;
 mod gemm;

@@ -129,6 +129,9 @@ fn pointwise_and_mobilenet_like() {
         // 16 channels: four interior pixels at a time in NHWC.
         Conv2dSpec::new(2, 16, [9, 13], 16, [3, 3]).pads([1; 4]).groups(16),
         Conv2dSpec::new(1, 16, [11, 17], 16, [3, 3]).pads([2, 1, 0, 2]).stride([1, 2]).dilation([2, 2]).groups(16),
+        // A CNN's first layer (direct NHWC: four pixels at a time, borders one at a time).
+        Conv2dSpec::new(2, 3, [19, 18], 32, [3, 3]).stride([2, 2]).pads([1, 1, 0, 1]),
+        Conv2dSpec::new(1, 2, [9, 23], 16, [3, 2]).dilation([2, 3]).pads([2, 0, 1, 3]),
         // A detection head's 3x3 (implicit GEMM: several k blocks and column blocks).
         Conv2dSpec::new(1, 96, [21, 19], 24, [3, 3]).pads([1; 4]),
         Conv2dSpec::new(2, 12, [9, 11], 10, [3, 2]).pads([0, 2, 1, 0]).dilation([2, 3]).groups(2),
