@@ -12,6 +12,11 @@ mod native;
 pub mod par;
 
 pub use exec::CpuExecutable;
+/// Step helpers other targets share, so a kernel that takes over a CPU step reads its
+/// attributes exactly as the CPU kernel does.
+pub mod steps {
+    pub use crate::native::batchnorm::fold as fold_batchnorm;
+}
 
 use kiln_ir::{Model, OpSet};
 use kiln_target::{Availability, CompileOptions, CostEstimate, Executable, Plan, Target, TargetError, TargetId, Tuner};

@@ -22,23 +22,31 @@ pub struct BatchNormStep {
     add: Vec<f32>,
 }
 
+/// A `cpu.batchnorm` step's statistics folded into one multiply-add per channel:
+/// (`scale / sqrt(var + eps)`, `B - mean * that`), or why the step cannot be folded. The wgpu
+/// target folds its batchnorm steps with this too.
+pub fn fold(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<(Vec<f32>, Vec<f32>), String> {
+    if step_int(step, "training_mode").unwrap_or(0) != 0 {
+        return Err("training mode is not supported".into());
+    }
+    let eps = step_float(step, "epsilon").unwrap_or(1e-5);
+    let get = |i: usize, what: &str| -> Result<Vec<f32>, String> {
+        let t = step.inputs.get(i).copied().flatten().and_then(weight).ok_or_else(|| format!("{what} is not a constant"))?;
+        t.into_vec::<f32>().map_err(|e| format!("{what}: {e}"))
+    };
+    let (scale, bias, mean, var) = (get(1, "scale")?, get(2, "B")?, get(3, "mean")?, get(4, "var")?);
+    let c = scale.len();
+    if bias.len() != c || mean.len() != c || var.len() != c {
+        return Err(format!("scale, B, mean and var must have one value per channel ({c})"));
+    }
+    let mul: Vec<f32> = scale.iter().zip(&var).map(|(s, v)| s / (v + eps).sqrt()).collect();
+    let add = bias.iter().zip(&mean).zip(&mul).map(|((b, m), k)| b - m * k).collect();
+    Ok((mul, add))
+}
+
 impl BatchNormStep {
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<BatchNormStep, String> {
-        if step_int(step, "training_mode").unwrap_or(0) != 0 {
-            return Err("training mode is not supported".into());
-        }
-        let eps = step_float(step, "epsilon").unwrap_or(1e-5);
-        let get = |i: usize, what: &str| -> Result<Vec<f32>, String> {
-            let t = step.inputs.get(i).copied().flatten().and_then(weight).ok_or_else(|| format!("{what} is not a constant"))?;
-            t.into_vec::<f32>().map_err(|e| e.to_string())
-        };
-        let (scale, bias, mean, var) = (get(1, "scale")?, get(2, "B")?, get(3, "mean")?, get(4, "var")?);
-        let c = scale.len();
-        if bias.len() != c || mean.len() != c || var.len() != c {
-            return Err(format!("scale, B, mean and var must have one value per channel ({c})"));
-        }
-        let mul: Vec<f32> = scale.iter().zip(&var).map(|(s, v)| s / (v + eps).sqrt()).collect();
-        let add = bias.iter().zip(&mean).zip(&mul).map(|((b, m), k)| b - m * k).collect();
+        let (mul, add) = fold(step, weight)?;
         Ok(BatchNormStep { mul, add })
     }
 

@@ -4,7 +4,7 @@
 
 mod activation;
 mod attention;
-mod batchnorm;
+pub(crate) mod batchnorm;
 mod broadcast;
 mod chain;
 mod concat;
