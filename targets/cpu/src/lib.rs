@@ -16,6 +16,7 @@ pub use exec::CpuExecutable;
 /// attributes exactly as the CPU kernel does.
 pub mod steps {
     pub use crate::native::batchnorm::fold as fold_batchnorm;
+    pub use crate::native::resize::{Settings as ResizeSettings, Target as ResizeTarget, taps as resize_taps};
 }
 
 use kiln_ir::{Model, OpSet};

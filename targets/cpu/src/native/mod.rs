@@ -18,7 +18,7 @@ mod qconv;
 mod qmatmul;
 mod quantize;
 mod reduce;
-mod resize;
+pub(crate) mod resize;
 mod rows;
 mod transpose;
 mod wmatmul;

@@ -25,10 +25,70 @@ enum Mode {
     Linear,
 }
 
+/// A Resize step's mode and coordinate transform, as the CPU kernel supports them.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Settings {
+pub struct Settings {
     mode: Mode,
     transform: Transform,
+}
+
+impl Settings {
+    /// The settings of a `cpu.resize` step, or None for attributes the kernel does not take.
+    pub fn of_step(step: &Step) -> Option<Settings> {
+        let int = |k: &str| super::step_int(step, k);
+        settings(&|k| step_str(step, k).map(String::from), &int, step.attrs.contains_key("axes"))
+    }
+
+    /// Linear (two taps per axis) rather than nearest (one).
+    pub fn is_linear(&self) -> bool {
+        self.mode == Mode::Linear
+    }
+}
+
+/// Constant scales or sizes of a Resize (one per axis).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Scales(Vec<f64>),
+    Sizes(Vec<i64>),
+}
+
+impl Target {
+    /// From the step's scales (input 2) and sizes (input 3): exactly one must be non-empty.
+    pub fn of_inputs(scales: Option<&Tensor>, sizes: Option<&Tensor>) -> Result<Target, String> {
+        match (scales.filter(|t| !t.is_empty()), sizes.filter(|t| !t.is_empty())) {
+            (Some(t), None) => Ok(Target::Scales(t.to_f64_vec().map_err(|e| e.to_string())?)),
+            (None, Some(t)) => Ok(Target::Sizes(t.to_i64_vec().map_err(|e| e.to_string())?)),
+            _ => Err("exactly one of scales and sizes must be given".into()),
+        }
+    }
+
+    /// The output shape for an input of `shape`, and the (h, w) scales.
+    pub fn output(&self, shape: &[usize]) -> Result<(Vec<usize>, [f64; 2]), String> {
+        let r = shape.len();
+        if r < 2 {
+            return Err(format!("X must have rank >= 2, got {shape:?}"));
+        }
+        let (h, w) = (shape[r - 2], shape[r - 1]);
+        let mut out = shape.to_vec();
+        match self {
+            Target::Scales(v) => {
+                if v.len() != r || v[..r - 2].iter().any(|&s| s != 1.0) || v.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
+                    return Err(format!("scales {v:?} must be positive, one per axis, and 1 for all but the last two"));
+                }
+                out[r - 2] = (h as f64 * v[r - 2]).floor() as usize;
+                out[r - 1] = (w as f64 * v[r - 1]).floor() as usize;
+                Ok((out, [v[r - 2], v[r - 1]]))
+            }
+            Target::Sizes(v) => {
+                let sizes: Vec<usize> = v.iter().map(|&s| usize::try_from(s)).collect::<Result<_, _>>().map_err(|_| format!("sizes {v:?} must hold one non-negative size per axis"))?;
+                if sizes.len() != r || sizes[..r - 2] != shape[..r - 2] {
+                    return Err(format!("sizes {v:?} must keep all but the last two axes of {shape:?}"));
+                }
+                let scale = [sizes[r - 2] as f64 / h.max(1) as f64, sizes[r - 1] as f64 / w.max(1) as f64];
+                Ok((sizes, scale))
+            }
+        }
+    }
 }
 
 fn settings(string: &dyn Fn(&str) -> Option<String>, int: &dyn Fn(&str) -> Option<i64>, has_axes: bool) -> Option<Settings> {
@@ -82,9 +142,7 @@ pub struct ResizeStep {
 
 impl ResizeStep {
     pub fn load(step: &Step) -> Result<ResizeStep, String> {
-        let int = |k: &str| super::step_int(step, k);
-        let s = settings(&|k| step_str(step, k).map(String::from), &int, step.attrs.contains_key("axes")).ok_or("unsupported Resize attributes")?;
-        Ok(ResizeStep { s })
+        Ok(ResizeStep { s: Settings::of_step(step).ok_or("unsupported Resize attributes")? })
     }
 
     /// The output comes from `pool`: every output pixel is written.
@@ -95,36 +153,13 @@ impl ResizeStep {
             return Err(format!("X must have rank >= 2, got {:?}", x.shape()));
         }
         let (h, w) = (x.shape()[r - 2], x.shape()[r - 1]);
-        let scales = inputs.get(2).copied().flatten().filter(|t| !t.is_empty());
-        let sizes = inputs.get(3).copied().flatten().filter(|t| !t.is_empty());
-        let (out_hw, scale) = match (scales, sizes) {
-            (Some(t), None) => {
-                let v = t.to_f64_vec().map_err(|e| e.to_string())?;
-                if v.len() != r || v[..r - 2].iter().any(|&s| s != 1.0) || v.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
-                    return Err(format!("scales {v:?} must be positive, one per axis, and 1 for all but the last two"));
-                }
-                ([(h as f64 * v[r - 2]).floor() as usize, (w as f64 * v[r - 1]).floor() as usize], [v[r - 2], v[r - 1]])
-            }
-            (None, Some(t)) => {
-                let v = t.to_i64_vec().map_err(|e| e.to_string())?;
-                let lead_ok = v.len() == r && v[..r - 2].iter().zip(x.shape()).all(|(&s, &d)| usize::try_from(s).ok() == Some(d));
-                let (Some(oh), Some(ow)) = (v.get(r - 2).and_then(|&s| usize::try_from(s).ok()), v.get(r - 1).and_then(|&s| usize::try_from(s).ok())) else {
-                    return Err(format!("sizes {v:?} must hold one non-negative size per axis"));
-                };
-                if !lead_ok {
-                    return Err(format!("sizes {v:?} must keep all but the last two axes of {:?}", x.shape()));
-                }
-                ([oh, ow], [oh as f64 / h.max(1) as f64, ow as f64 / w.max(1) as f64])
-            }
-            _ => return Err("exactly one of scales and sizes must be given".into()),
-        };
+        let target = Target::of_inputs(inputs.get(2).copied().flatten(), inputs.get(3).copied().flatten())?;
+        let (shape, scale) = target.output(x.shape())?;
+        let out_hw = [shape[r - 2], shape[r - 1]];
         let ys = taps(self.s, h, out_hw[0], scale[0]);
         let xs = taps(self.s, w, out_hw[1], scale[1]);
         let src = x.as_slice::<f32>().map_err(|e| e.to_string())?;
         let planes = src.len().checked_div(h * w).unwrap_or(0);
-        let mut shape = x.shape().to_vec();
-        shape[r - 2] = out_hw[0];
-        shape[r - 1] = out_hw[1];
         let plane_out = out_hw[0] * out_hw[1];
         let mut out = pool.take(planes * plane_out);
         if plane_out > 0 && planes > 0 {
@@ -168,8 +203,8 @@ impl ResizeStep {
 }
 
 /// For each output position: the two input positions it reads and the weight of the second
-/// (nearest: one position twice, weight 0).
-fn taps(s: Settings, input: usize, output: usize, scale: f64) -> Vec<(usize, usize, f32)> {
+/// (nearest: one position twice, weight 0). The wgpu target's Resize uses the same taps.
+pub fn taps(s: Settings, input: usize, output: usize, scale: f64) -> Vec<(usize, usize, f32)> {
     let last = input.saturating_sub(1);
     let exact = scale * input as f64;
     let resized = if (exact - output as f64).abs() < 1e-9 { output as f32 } else { exact as f32 };
