@@ -85,8 +85,8 @@ const BLOCK: usize = 16;
 
 /// Output rows `row0..` (index `n * oh + oy`) of an NHWC depthwise convolution. Per output
 /// pixel, blocks of 16 channels (up to four at once, independent accumulators) accumulate
-/// every tap in registers before one store;
-/// the last `c % 16` channels take a plain loop.
+/// every tap in registers before one store; the last `c % 16` channels take a plain loop;
+/// with exactly 16 channels, four interior pixels go at once.
 #[inline(always)]
 pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0: usize, y: &mut [f32]) {
     let s = job.spec;
@@ -124,16 +124,11 @@ pub(crate) fn nhwc_body(fma: bool, job: &ConvJob<'_>, oh: usize, ow: usize, row0
     }
 }
 
-/// `N` blocks of 16 channels from channel `cb` of one NHWC output pixel into `out`.
+/// `N` blocks of 16 channels from channel `cb` of NHWC output pixel `ox` (kernel columns
+/// `lo..hi` inside the image) into `out`.
 #[inline(always)]
-#[allow(clippy::type_complexity)]
-fn blocks<const N: usize>(
-    fma: bool,
-    (x_img, wts, rows, (lo, hi), (w, c, kw_n), cb): (&[f32], &[f32], &[(usize, usize)], (usize, usize), (usize, usize, usize), usize),
-    (x0, dw, pl): (usize, usize, usize),
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+fn blocks<const N: usize>(fma: bool, p: &Pixel<'_>, ox: usize, (lo, hi): (usize, usize), cb: usize, out: &mut [f32]) {
+    let Pixel { x_img, wts, rows, w, c, kw_n, sw, dw, pl, bias } = *p;
     let mut acc = [[0.0f32; BLOCK]; N];
     if let Some(b) = bias {
         for (j, a) in acc.iter_mut().enumerate() {
@@ -142,7 +137,7 @@ fn blocks<const N: usize>(
     }
     for &(ih, kh) in rows {
         for kw in lo..hi {
-            let xb = &x_img[(ih * w + x0 + kw * dw - pl) * c + cb..][..N * BLOCK];
+            let xb = &x_img[(ih * w + ox * sw + kw * dw - pl) * c + cb..][..N * BLOCK];
             let wb = &wts[(kh * kw_n + kw) * c + cb..][..N * BLOCK];
             for (j, a) in acc.iter_mut().enumerate() {
                 for l in 0..BLOCK {
@@ -204,40 +199,36 @@ struct Pixel<'a> {
 fn pixel(fma: bool, p: &Pixel<'_>, ox: usize, ypx: &mut [f32]) {
     let Pixel { x_img, wts, w, c, kw_n, sw, dw, pl, .. } = *p;
     let full = c / BLOCK * BLOCK;
-            let (lo, hi) = valid_range(ox * sw, pl, dw, w, kw_n);
-        // Input column of tap kw: ox * sw + kw * dw - pl.
-        let col = |kw: usize| ox * sw + kw * dw - pl;
-        // Up to four blocks at a time: independent accumulators, so the multiply-adds of
-        // one tap do not wait on each other.
-        let mut cb = 0;
-        while cb < full {
-            let n = ((full - cb) / BLOCK).min(4);
-            let px = &mut ypx[cb..cb + n * BLOCK];
-            let args = (x_img, wts, p.rows, (lo, hi), (w, c, kw_n), cb);
-            let cols = (ox * sw, dw, pl);
-            match n {
-                4 => blocks::<4>(fma, args, cols, p.bias, px),
-                3 => blocks::<3>(fma, args, cols, p.bias, px),
-                2 => blocks::<2>(fma, args, cols, p.bias, px),
-                _ => blocks::<1>(fma, args, cols, p.bias, px),
-            }
-            cb += n * BLOCK;
+    let cols = valid_range(ox * sw, pl, dw, w, kw_n);
+    // Up to four blocks at a time: independent accumulators, so the multiply-adds of one
+    // tap do not wait on each other.
+    let mut cb = 0;
+    while cb < full {
+        let n = ((full - cb) / BLOCK).min(4);
+        let px = &mut ypx[cb..cb + n * BLOCK];
+        match n {
+            4 => blocks::<4>(fma, p, ox, cols, cb, px),
+            3 => blocks::<3>(fma, p, ox, cols, cb, px),
+            2 => blocks::<2>(fma, p, ox, cols, cb, px),
+            _ => blocks::<1>(fma, p, ox, cols, cb, px),
         }
-        if full == c {
-            return;
-        }
-        let tail = &mut ypx[full..];
-        match p.bias {
-            Some(b) => tail.copy_from_slice(&b[full..]),
-            None => tail.fill(0.0),
-        }
-        for &(ih, kh) in p.rows {
-            for kw in lo..hi {
-                let xpx = &x_img[(ih * w + col(kw)) * c + full..][..c - full];
-                let wt = &wts[(kh * kw_n + kw) * c + full..][..c - full];
-                for ((o, x), wv) in tail.iter_mut().zip(xpx).zip(wt) {
-                    *o = fmadd(fma, *x, *wv, *o);
-                }
+        cb += n * BLOCK;
+    }
+    if full == c {
+        return;
+    }
+    let tail = &mut ypx[full..];
+    match p.bias {
+        Some(b) => tail.copy_from_slice(&b[full..]),
+        None => tail.fill(0.0),
+    }
+    for &(ih, kh) in p.rows {
+        for kw in cols.0..cols.1 {
+            let xpx = &x_img[(ih * w + ox * sw + kw * dw - pl) * c + full..][..c - full];
+            let wt = &wts[(kh * kw_n + kw) * c + full..][..c - full];
+            for ((o, x), wv) in tail.iter_mut().zip(xpx).zip(wt) {
+                *o = fmadd(fma, *x, *wv, *o);
             }
         }
     }
+}
