@@ -80,12 +80,14 @@ impl CpuExecutable {
     pub fn load(plan: &Plan, blob: Vec<u8>) -> Result<CpuExecutable, TargetError> {
         let mut weights = Vec::with_capacity(plan.weights.len());
         for w in &plan.weights {
-            let dtype = DType::from_name(&w.dtype).ok_or_else(|| plan_err(format!("weight '{}' has unknown dtype '{}'", w.name, w.dtype)))?;
+            let dtype =
+                DType::from_name(&w.dtype).ok_or_else(|| plan_err(format!("weight '{}' has unknown dtype '{}'", w.name, w.dtype)))?;
             if w.layout != "row-major" {
                 return Err(plan_err(format!("weight '{}' has layout '{}', which this Kiln does not know", w.name, w.layout)));
             }
             let start = w.offset as usize;
-            let raw = blob.get(start..start + w.bytes as usize).ok_or_else(|| plan_err(format!("weight '{}' runs past the blob", w.name)))?;
+            let raw =
+                blob.get(start..start + w.bytes as usize).ok_or_else(|| plan_err(format!("weight '{}' runs past the blob", w.name)))?;
             weights.push(Tensor::from_raw_bytes(dtype, w.shape.clone(), raw).map_err(|e| plan_err(format!("weight '{}': {e}", w.name)))?);
         }
         let mut nodes = Vec::with_capacity(plan.steps.len());
@@ -99,7 +101,12 @@ impl CpuExecutable {
                     AttrValue::Floats(v) => Attr::Floats(v.clone()),
                     AttrValue::String(s) => Attr::String(s.clone().into_bytes()),
                     AttrValue::Strings(v) => Attr::Strings(v.iter().map(|s| s.clone().into_bytes()).collect()),
-                    AttrValue::Tensor(i) => Attr::Tensor(weights.get(*i).cloned().ok_or_else(|| plan_err(format!("attribute '{k}' names weight {i}, which does not exist")))?),
+                    AttrValue::Tensor(i) => Attr::Tensor(
+                        weights
+                            .get(*i)
+                            .cloned()
+                            .ok_or_else(|| plan_err(format!("attribute '{k}' names weight {i}, which does not exist")))?,
+                    ),
                 };
                 attrs.insert(k.clone(), v);
             }
@@ -177,7 +184,10 @@ impl CpuExecutable {
             slots[v] = Some(t);
         }
         if let Some(&missing) = self.plan.inputs.iter().find(|&&v| slots[v].is_none()) {
-            return Err(TargetError::Input { name: self.plan.values[missing].name.clone(), reason: "is required but was not given".into() });
+            return Err(TargetError::Input {
+                name: self.plan.values[missing].name.clone(),
+                reason: "is required but was not given".into(),
+            });
         }
         Ok(slots)
     }

@@ -61,7 +61,12 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
     }
     plan.inputs = g.runtime_inputs().iter().map(|v| v.0).collect();
     plan.outputs = g.outputs.iter().map(|v| v.0).collect();
-    for nid in g.topo_order().map_err(|e| TargetError::Lower { target: "cpu".into(), node: String::new(), op: String::new(), reason: e.to_string() })? {
+    for nid in g.topo_order().map_err(|e| TargetError::Lower {
+        target: "cpu".into(),
+        node: String::new(),
+        op: String::new(),
+        reason: e.to_string(),
+    })? {
         let node = &g.nodes[nid.0];
         if let Some(why) = &node.unsupported {
             return Err(lower_err(node, why.clone()));
@@ -84,10 +89,11 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
             };
             attrs.insert(k.clone(), v);
         }
-        let (kernel, variant) = match crate::native::lower(g, node, &crate::native::Dims { dims: &opts.dims, shapes: &opts.tuning_shapes }, tuner)? {
-            Some(l) => (l.kernel.to_string(), l.variant),
-            None => ("reference".to_string(), "default".to_string()),
-        };
+        let (kernel, variant) =
+            match crate::native::lower(g, node, &crate::native::Dims { dims: &opts.dims, shapes: &opts.tuning_shapes }, tuner)? {
+                Some(l) => (l.kernel.to_string(), l.variant),
+                None => ("reference".to_string(), "default".to_string()),
+            };
         plan.steps.push(Step {
             node: node.name.clone(),
             op: node.op_type.clone(),

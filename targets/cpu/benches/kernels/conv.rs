@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kiln_target_cpu::kernels::{Activation, ConvLayout, ConvWeights, Conv2dSpec, conv2d, conv_candidates};
+use kiln_target_cpu::kernels::{Activation, Conv2dSpec, ConvLayout, ConvWeights, conv_candidates, conv2d};
 
 use crate::timing::{Case, interleaved};
 
@@ -22,7 +22,9 @@ pub fn run(max_threads: usize, quick: bool) {
         ("grouped 3x3 g=32 128->128 28", Conv2dSpec::new(1, 128, [28, 28], 128, [3, 3]).pads([1; 4]).groups(32)),
     ];
     let budget = Duration::from_millis(if quick { 300 } else { 1500 });
-    println!("\n## Conv2d f32, batch 1, bias + relu fused (ms median / best of interleaved samples; GFLOP/s from the median, padding taps counted)");
+    println!(
+        "\n## Conv2d f32, batch 1, bias + relu fused (ms median / best of interleaved samples; GFLOP/s from the median, padding taps counted)"
+    );
     println!("| conv | layout | algo | tile rows | threads | median ms | best ms | GFLOP/s |");
     println!("|---|---|---|---|---|---|---|---|");
     for (name, spec) in shapes {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use kiln_target_cpu::kernels::{
-    Activation, AttentionParams, AttentionSpec, Binary, ChainParams, GemmParams, Isa, Mask, Operand, RowParams,
-    Step, Unary, attention, layer_norm, run_chain, softmax,
+    Activation, AttentionParams, AttentionSpec, Binary, ChainParams, GemmParams, Isa, Mask, Operand, RowParams, Step, Unary, attention,
+    layer_norm, run_chain, softmax,
 };
 
 use crate::timing::time_median;
@@ -57,7 +57,11 @@ pub fn run(max_threads: usize, quick: bool) {
         for threads in 1..=max_threads {
             let p = RowParams { threads, isa };
             let secs = time_median(budget, 5, || softmax(&sx, slen, &mut sout, &p).expect("softmax"));
-            println!("| softmax | {srows}x{slen} | {isa} | {threads} | {:.1} | {:.1} GB/s |", secs * 1e6, 8.0 * sx.len() as f64 / secs / 1e9);
+            println!(
+                "| softmax | {srows}x{slen} | {isa} | {threads} | {:.1} | {:.1} GB/s |",
+                secs * 1e6,
+                8.0 * sx.len() as f64 / secs / 1e9
+            );
             let secs = time_median(budget, 5, || layer_norm(&ln_x, 768, Some(&gamma), Some(&beta), 1e-5, &mut ln_out, &p).expect("ln"));
             println!("| layer_norm | 128x768 | {isa} | {threads} | {:.1} | {:.1} GB/s |", secs * 1e6, 8.0 * ln_x.len() as f64 / secs / 1e9);
         }

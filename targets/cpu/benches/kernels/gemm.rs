@@ -55,9 +55,17 @@ pub fn run(peaks: &[f64], quick: bool, sweep: bool, only: Option<&str>) {
             variants.push(("gemm crate".into(), threads, Box::new(move |c| sgemm(&spec, &a2, &b2, Bias::None, c, &p).expect("gemm"))));
             let p = micro.threads(threads);
             let (a2, b2) = (a.clone(), b.clone());
-            variants.push(("micro, B unpacked".into(), threads, Box::new(move |c| sgemm(&spec, &a2, &b2, Bias::None, c, &p).expect("gemm"))));
+            variants.push((
+                "micro, B unpacked".into(),
+                threads,
+                Box::new(move |c| sgemm(&spec, &a2, &b2, Bias::None, c, &p).expect("gemm")),
+            ));
             let (a2, pk) = (a.clone(), pk_panel.clone());
-            variants.push((format!("micro, B pre-packed {panel:?}"), threads, Box::new(move |c| sgemm_packed(&spec, &a2, &pk, Bias::None, c, &p).expect("gemm"))));
+            variants.push((
+                format!("micro, B pre-packed {panel:?}"),
+                threads,
+                Box::new(move |c| sgemm_packed(&spec, &a2, &pk, Bias::None, c, &p).expect("gemm")),
+            ));
         }
         if sweep {
             for nr in [16, 32, 48, 64] {
@@ -66,31 +74,48 @@ pub fn run(peaks: &[f64], quick: bool, sweep: bool, only: Option<&str>) {
                 for isa in Isa::available() {
                     let p = GemmParams { isa, ..micro };
                     let (a2, pk) = (a.clone(), pk.clone());
-                    variants.push((format!("micro {isa}, pre-packed {layout:?}"), 1, Box::new(move |c| sgemm_packed(&spec, &a2, &pk, Bias::None, c, &p).expect("gemm"))));
+                    variants.push((
+                        format!("micro {isa}, pre-packed {layout:?}"),
+                        1,
+                        Box::new(move |c| sgemm_packed(&spec, &a2, &pk, Bias::None, c, &p).expect("gemm")),
+                    ));
                 }
             }
         }
         if m < 1024 && !sweep {
             let (a2, b2) = (a.clone(), b.clone());
             let p = GemmParams { backend: GemmBackend::Blocked, threads: 1, isa: Isa::best() };
-            variants.push((format!("blocked ({})", Isa::best()), 1, Box::new(move |c| sgemm(&spec, &a2, &b2, Bias::None, c, &p).expect("gemm"))));
+            variants.push((
+                format!("blocked ({})", Isa::best()),
+                1,
+                Box::new(move |c| sgemm(&spec, &a2, &b2, Bias::None, c, &p).expect("gemm")),
+            ));
         }
         if name.starts_with("bert") && !sweep {
             let (a2, bt2) = (a.clone(), bt.clone());
             let st = spec.trans(false, true);
-            variants.push(("gemm crate, B as [n,k]".into(), 1, Box::new(move |c| sgemm(&st, &a2, &bt2, Bias::None, c, &lib).expect("gemm"))));
+            variants.push((
+                "gemm crate, B as [n,k]".into(),
+                1,
+                Box::new(move |c| sgemm(&st, &a2, &bt2, Bias::None, c, &lib).expect("gemm")),
+            ));
             let (a2, pk) = (a.clone(), packed.clone());
-            variants.push(("gemm crate, B as [n,k] pre-packed RowMajor".into(), 1, Box::new(move |c| sgemm_packed(&spec, &a2, &pk, Bias::None, c, &lib).expect("gemm"))));
+            variants.push((
+                "gemm crate, B as [n,k] pre-packed RowMajor".into(),
+                1,
+                Box::new(move |c| sgemm_packed(&spec, &a2, &pk, Bias::None, c, &lib).expect("gemm")),
+            ));
             let (a2, bt2) = (a.clone(), bt.clone());
             let p = micro;
-            variants.push(("micro, B as [n,k] unpacked".into(), 1, Box::new(move |c| sgemm(&st, &a2, &bt2, Bias::None, c, &p).expect("gemm"))));
+            variants.push((
+                "micro, B as [n,k] unpacked".into(),
+                1,
+                Box::new(move |c| sgemm(&st, &a2, &bt2, Bias::None, c, &p).expect("gemm")),
+            ));
         }
         let mut outs: Vec<Vec<f32>> = variants.iter().map(|_| vec![0.0f32; m * n]).collect();
-        let mut cases: Vec<Case<'_>> = variants
-            .iter()
-            .zip(outs.iter_mut())
-            .map(|((_, _, f), c)| Box::new(move || f(c)) as Case<'_>)
-            .collect();
+        let mut cases: Vec<Case<'_>> =
+            variants.iter().zip(outs.iter_mut()).map(|((_, _, f), c)| Box::new(move || f(c)) as Case<'_>).collect();
         let stats = interleaved(budget, 5, &mut cases);
         for ((label, threads, _), st) in variants.iter().zip(stats) {
             let peak = peaks[threads - 1];

@@ -22,8 +22,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let sweep = args.iter().any(|a| a == "--sweep");
     let only = args.iter().find_map(|a| a.strip_prefix("--shape="));
-    let which: Vec<&str> =
-        args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    let which: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
     let want = |name: &str| which.is_empty() || which.contains(&"all") || which.contains(&name);
 
     let f = cpu_features();
@@ -33,9 +32,7 @@ fn main() {
     let budget = Duration::from_millis(if quick { 100 } else { 250 });
     // The peak is a capability: the best of several short trials estimates it under load.
     let trials = if quick { 3 } else { 8 };
-    let peaks: Vec<f64> = (1..=max_threads)
-        .map(|t| (0..trials).map(|_| fma_peak_gflops(isa, t, budget)).fold(0.0, f64::max))
-        .collect();
+    let peaks: Vec<f64> = (1..=max_threads).map(|t| (0..trials).map(|_| fma_peak_gflops(isa, t, budget)).fold(0.0, f64::max)).collect();
     for (t, p) in peaks.iter().enumerate() {
         println!("fp32 FMA peak ({isa}, {} thread(s)): {p:.1} GFLOP/s (best of {trials} trials)", t + 1);
     }

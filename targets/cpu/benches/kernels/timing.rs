@@ -39,10 +39,7 @@ pub fn interleaved(budget: Duration, rounds: usize, cases: &mut [Case<'_>]) -> V
             }
         }
     }
-    samples
-        .into_iter()
-        .map(|s| Stats { min: s.iter().copied().fold(f64::INFINITY, f64::min), median: median(s) })
-        .collect()
+    samples.into_iter().map(|s| Stats { min: s.iter().copied().fold(f64::INFINITY, f64::min), median: median(s) }).collect()
 }
 
 /// Median seconds per call of one closure.

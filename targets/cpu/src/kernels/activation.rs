@@ -9,12 +9,20 @@ pub enum Activation {
     None,
     Relu,
     /// Clip to `[min, max]` (relu6 is `Clip { min: 0, max: 6 }`).
-    Clip { min: f32, max: f32 },
+    Clip {
+        min: f32,
+        max: f32,
+    },
     /// `x` if `x >= 0`, else `alpha * x`.
-    LeakyRelu { alpha: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
     Sigmoid,
     /// `clamp(alpha * x + beta, 0, 1)` (ONNX defaults: alpha 0.2, beta 0.5).
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `x * clamp(x / 6 + 0.5, 0, 1)`.
     HardSwish,
     Tanh,
@@ -119,14 +127,7 @@ fn clip(x: f32, lo: f32, hi: f32) -> f32 {
 /// Epilogue over rows of a row-major block (`n` used columns, row stride `ldc`, the first row
 /// being row `row0` of the whole output): add a bias (per row or per column), then apply `act`.
 #[inline(always)]
-pub(crate) fn bias_act_body(
-    c: &mut [f32],
-    n: usize,
-    ldc: usize,
-    row0: usize,
-    bias: Bias<'_>,
-    act: Activation,
-) {
+pub(crate) fn bias_act_body(c: &mut [f32], n: usize, ldc: usize, row0: usize, bias: Bias<'_>, act: Activation) {
     if n == 0 || ldc < n {
         return;
     }

@@ -48,15 +48,7 @@ macro_rules! multiversion {
 }
 
 #[inline(always)]
-fn bias_act_fma(
-    _fma: bool,
-    c: &mut [f32],
-    n: usize,
-    ldc: usize,
-    row0: usize,
-    bias: Bias<'_>,
-    act: Activation,
-) {
+fn bias_act_fma(_fma: bool, c: &mut [f32], n: usize, ldc: usize, row0: usize, bias: Bias<'_>, act: Activation) {
     activation::bias_act_body(c, n, ldc, row0, bias, act)
 }
 
@@ -138,10 +130,7 @@ pub(crate) fn gemm_library(g: LibraryGemm<'_>, threads: usize) -> Result<(), Ker
         return Err(invalid("gemm", "library call with an empty dimension"));
     }
     let fits = |need: Option<usize>, len: usize| need.is_some_and(|need| need <= len);
-    if !fits(reach(m, k, a_rs, a_cs), a.len())
-        || !fits(reach(k, n, b_rs, b_cs), b.len())
-        || ldc < n
-        || !fits(reach(m, n, ldc, 1), c.len())
+    if !fits(reach(m, k, a_rs, a_cs), a.len()) || !fits(reach(k, n, b_rs, b_cs), b.len()) || ldc < n || !fits(reach(m, n, ldc, 1), c.len())
     {
         return Err(invalid("gemm", "operand strides reach outside the buffers"));
     }
@@ -149,17 +138,16 @@ pub(crate) fn gemm_library(g: LibraryGemm<'_>, threads: usize) -> Result<(), Ker
     // call: the crate's own rayon threads sleep between calls and take ~0.1 ms to wake here.
     if threads > 1 && m >= 16 * threads {
         let per = m.div_ceil(threads);
-        let parts: Vec<(usize, &mut [f32])> = c.chunks_mut(per * ldc).take(m.div_ceil(per)).enumerate().map(|(t, c)| (t * per, c)).collect();
+        let parts: Vec<(usize, &mut [f32])> =
+            c.chunks_mut(per * ldc).take(m.div_ceil(per)).enumerate().map(|(t, c)| (t * per, c)).collect();
         return crate::par::try_run(parts, threads, |_, (r0, c)| {
             let rows = per.min(m - r0);
             let a = a.get(r0 * a_rs..).ok_or_else(|| invalid("gemm", "A rows"))?;
             gemm_library(LibraryGemm { m: rows, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, alpha, beta }, 1)
         });
     }
-    let (a_rs, a_cs, b_rs, b_cs, ldc) =
-        (as_isize(a_rs)?, as_isize(a_cs)?, as_isize(b_rs)?, as_isize(b_cs)?, as_isize(ldc)?);
-    let parallelism =
-        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let (a_rs, a_cs, b_rs, b_cs, ldc) = (as_isize(a_rs)?, as_isize(a_cs)?, as_isize(b_rs)?, as_isize(b_cs)?, as_isize(ldc)?);
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: every element reached through (ptr, strides, dims) was checked above to lie in
     // its slice; C is borrowed mutably, so it aliases neither A nor B, and its strides (1, ldc
     // >= n) address distinct elements, so the crate's threads write disjoint locations.

@@ -30,10 +30,7 @@ pub(crate) struct AlignedVec {
 
 impl AlignedVec {
     pub(crate) fn zeros(len: usize) -> Self {
-        AlignedVec {
-            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
-            len,
-        }
+        AlignedVec { lines: vec![Line([0.0; 16]); len.div_ceil(16)], len }
     }
 
     /// Makes room for `len` elements (contents unspecified, callers overwrite what they read).
@@ -67,10 +64,7 @@ mod x86 {
     /// false (nothing written) if the operands do not fit.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
-    pub(super) fn tile_avx512<const MR: usize, const NV: usize>(
-        t: &TileArgs<'_>,
-        c: &mut [&mut [f32]],
-    ) -> bool {
+    pub(super) fn tile_avx512<const MR: usize, const NV: usize>(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
         // The panel is exactly the tile wide: B rows are 16 NV apart (a constant stride).
         if t.b_rs != NV * 16 || !tile_fits(t, c, MR, NV * 16) {
             return false;
@@ -82,13 +76,7 @@ mod x86 {
             }
         }
         // SAFETY: `tile_fits(t, c, MR, 16 NV)` and `b_rs == 16 NV` held above.
-        let acc = unsafe {
-            if t.a_rs == 0 {
-                acc_packed::<MR, NV>(t)
-            } else {
-                acc_rows::<MR, NV>(t)
-            }
-        };
+        let acc = unsafe { if t.a_rs == 0 { acc_packed::<MR, NV>(t) } else { acc_rows::<MR, NV>(t) } };
         let (alpha, beta) = (_mm512_set1_ps(t.alpha), _mm512_set1_ps(t.beta));
         for (row, acc_r) in c.iter_mut().zip(&acc) {
             let dst = row[t.col..].as_mut_ptr();
@@ -195,12 +183,7 @@ mod x86 {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         for p in 0..t.kc {
             // SAFETY: p b_rs + 16 <= (kc - 1) b_rs + 16 <= b.len() (`tile_fits`).
-            let bv = unsafe {
-                [
-                    _mm256_loadu_ps(b.add(p * b_rs)),
-                    _mm256_loadu_ps(b.add(p * b_rs + 8)),
-                ]
-            };
+            let bv = unsafe { [_mm256_loadu_ps(b.add(p * b_rs)), _mm256_loadu_ps(b.add(p * b_rs + 8))] };
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: p MR + r < kc MR <= a.len() (`tile_fits`).
                 let av = _mm256_set1_ps(unsafe { *a.add(p * MR + r) });

@@ -55,7 +55,11 @@ pub enum Operand<'a> {
 pub enum Step<'a> {
     Unary(Unary),
     /// `acc = acc op rhs`, or `acc = rhs op acc` when `swap`.
-    Binary { op: Binary, rhs: Operand<'a>, swap: bool },
+    Binary {
+        op: Binary,
+        rhs: Operand<'a>,
+        swap: bool,
+    },
 }
 
 impl<'a> Step<'a> {
@@ -100,13 +104,7 @@ pub fn chain_candidates(len: usize, max_threads: usize) -> Vec<ChainParams> {
 }
 
 /// `out = steps(x)`, `x` and `out` being `rows x row_len`.
-pub fn run_chain(
-    x: &[f32],
-    row_len: usize,
-    steps: &[Step<'_>],
-    out: &mut [f32],
-    params: &ChainParams,
-) -> Result<(), KernelError> {
+pub fn run_chain(x: &[f32], row_len: usize, steps: &[Step<'_>], out: &mut [f32], params: &ChainParams) -> Result<(), KernelError> {
     check_len(KERNEL, "output", out.len(), x.len())?;
     check(out.len(), row_len, steps)?;
     drive(out, params, |start, tile| {
@@ -117,12 +115,7 @@ pub fn run_chain(
 }
 
 /// [`run_chain`] in place.
-pub fn run_chain_inplace(
-    data: &mut [f32],
-    row_len: usize,
-    steps: &[Step<'_>],
-    params: &ChainParams,
-) -> Result<(), KernelError> {
+pub fn run_chain_inplace(data: &mut [f32], row_len: usize, steps: &[Step<'_>], params: &ChainParams) -> Result<(), KernelError> {
     check(data.len(), row_len, steps)?;
     drive(data, params, |start, tile| arch::chain_tile(params.isa, steps, tile, start, row_len));
     Ok(())
@@ -223,10 +216,18 @@ fn apply(op: Binary, a: f32, b: f32) -> f32 {
         Binary::Mul => a * b,
         Binary::Div => a / b,
         Binary::Max => {
-            if a.is_nan() || a > b { a } else { b }
+            if a.is_nan() || a > b {
+                a
+            } else {
+                b
+            }
         }
         Binary::Min => {
-            if a.is_nan() || a < b { a } else { b }
+            if a.is_nan() || a < b {
+                a
+            } else {
+                b
+            }
         }
     }
 }
@@ -235,11 +236,7 @@ fn apply(op: Binary, a: f32, b: f32) -> f32 {
 fn binary_scalar(op: Binary, swap: bool, t: &mut [f32], s: f32) {
     macro_rules! each {
         ($op:expr) => {
-            if swap {
-                t.iter_mut().for_each(|v| *v = apply($op, s, *v))
-            } else {
-                t.iter_mut().for_each(|v| *v = apply($op, *v, s))
-            }
+            if swap { t.iter_mut().for_each(|v| *v = apply($op, s, *v)) } else { t.iter_mut().for_each(|v| *v = apply($op, *v, s)) }
         };
     }
     match op {

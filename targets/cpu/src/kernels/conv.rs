@@ -71,10 +71,10 @@ impl Conv2dSpec {
             return Err(invalid(KERNEL, "kernel, strides and dilations must be >= 1"));
         }
         if s.groups == 0 || !s.in_channels.is_multiple_of(s.groups) || !s.out_channels.is_multiple_of(s.groups) {
-            return Err(invalid(KERNEL, format!(
-                "groups {} must divide in channels {} and out channels {}",
-                s.groups, s.in_channels, s.out_channels
-            )));
+            return Err(invalid(
+                KERNEL,
+                format!("groups {} must divide in channels {} and out channels {}", s.groups, s.in_channels, s.out_channels),
+            ));
         }
         let dim = |i: usize, len: usize, p0: usize, p1: usize| -> Result<usize, KernelError> {
             let span = s.dilation[i] * (s.kernel[i] - 1) + 1;
@@ -271,7 +271,8 @@ impl ConvWeights {
     /// anything else is [`ConvWeights::new`].
     pub fn for_params(spec: &Conv2dSpec, layout: ConvLayout, w: &[f32], params: &ConvParams) -> Result<Self, KernelError> {
         let mut cw = Self::new(spec, layout, w)?;
-        if params.algo == ConvAlgo::Pointwise && params.gemm.backend == GemmBackend::Micro && layout == ConvLayout::Nhwc && spec.groups == 1 {
+        if params.algo == ConvAlgo::Pointwise && params.gemm.backend == GemmBackend::Micro && layout == ConvLayout::Nhwc && spec.groups == 1
+        {
             let n = spec.out_channels;
             let nr = super::pack::packed_layout_for(&params.gemm, n);
             cw.panels = Some(super::pack::pack_b(&cw.gemm, spec.in_channels, n, false, n, nr)?);

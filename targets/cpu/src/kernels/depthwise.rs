@@ -2,7 +2,6 @@
 //! fused. NCHW vectorises along output rows (contiguous for stride 1); NHWC along channels
 //! (contiguous for any stride).
 
-
 use super::arch;
 use super::conv::{ConvJob, ConvLayout};
 use super::im2col::{phase_split, valid_range};

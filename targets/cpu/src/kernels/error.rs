@@ -13,40 +13,23 @@ pub(crate) fn invalid(kernel: &'static str, msg: impl Into<String>) -> KernelErr
 }
 
 /// Checks that a row-major matrix of `rows x cols` with row stride `ld` fits in `len` elements.
-pub(crate) fn check_matrix(
-    kernel: &'static str,
-    name: &str,
-    len: usize,
-    rows: usize,
-    cols: usize,
-    ld: usize,
-) -> Result<(), KernelError> {
+pub(crate) fn check_matrix(kernel: &'static str, name: &str, len: usize, rows: usize, cols: usize, ld: usize) -> Result<(), KernelError> {
     if rows == 0 || cols == 0 {
         return Ok(());
     }
     if ld < cols {
         return Err(invalid(kernel, format!("{name}: row stride {ld} < {cols} columns")));
     }
-    let need = (rows - 1)
-        .checked_mul(ld)
-        .and_then(|x| x.checked_add(cols))
-        .ok_or_else(|| invalid(kernel, format!("{name}: size overflows")))?;
+    let need =
+        (rows - 1).checked_mul(ld).and_then(|x| x.checked_add(cols)).ok_or_else(|| invalid(kernel, format!("{name}: size overflows")))?;
     if len < need {
-        return Err(invalid(
-            kernel,
-            format!("{name}: {rows}x{cols} (row stride {ld}) needs {need} elements, got {len}"),
-        ));
+        return Err(invalid(kernel, format!("{name}: {rows}x{cols} (row stride {ld}) needs {need} elements, got {len}")));
     }
     Ok(())
 }
 
 /// Checks `len == expected` for a dense buffer.
-pub(crate) fn check_len(
-    kernel: &'static str,
-    name: &str,
-    len: usize,
-    expected: usize,
-) -> Result<(), KernelError> {
+pub(crate) fn check_len(kernel: &'static str, name: &str, len: usize, expected: usize) -> Result<(), KernelError> {
     if len != expected {
         return Err(invalid(kernel, format!("{name}: expected {expected} elements, got {len}")));
     }
@@ -55,7 +38,5 @@ pub(crate) fn check_len(
 
 /// `a * b * ...` with overflow reported as an error.
 pub(crate) fn checked_product(kernel: &'static str, dims: &[usize]) -> Result<usize, KernelError> {
-    dims.iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| invalid(kernel, format!("size {dims:?} overflows")))
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| invalid(kernel, format!("size {dims:?} overflows")))
 }

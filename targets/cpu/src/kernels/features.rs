@@ -107,11 +107,7 @@ fn detect_arch(f: &mut CpuFeatures) {
         let base_model = (eax >> 4) & 0xf;
         f.stepping = eax & 0xf;
         f.family = if base_family == 0xf { base_family + ((eax >> 20) & 0xff) } else { base_family };
-        f.model = if base_family == 0x6 || base_family == 0xf {
-            (((eax >> 16) & 0xf) << 4) | base_model
-        } else {
-            base_model
-        };
+        f.model = if base_family == 0x6 || base_family == 0xf { (((eax >> 16) & 0xf) << 4) | base_model } else { base_model };
     }
     if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
         let mut brand = Vec::with_capacity(48);

@@ -36,19 +36,7 @@ pub struct GemmSpec {
 impl GemmSpec {
     /// `C = A * B` with dense row-major operands.
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        GemmSpec {
-            m,
-            n,
-            k,
-            trans_a: false,
-            trans_b: false,
-            lda: 0,
-            ldb: 0,
-            ldc: 0,
-            alpha: 1.0,
-            beta: 0.0,
-            act: Activation::None,
-        }
+        GemmSpec { m, n, k, trans_a: false, trans_b: false, lda: 0, ldb: 0, ldc: 0, alpha: 1.0, beta: 0.0, act: Activation::None }
     }
 
     pub fn trans(mut self, trans_a: bool, trans_b: bool) -> Self {
@@ -207,14 +195,7 @@ fn default_threads(spec: &GemmSpec, max_threads: usize) -> usize {
 }
 
 /// `C = alpha op(A) op(B) + beta C + bias`, then `spec.act`.
-pub fn sgemm(
-    spec: &GemmSpec,
-    a: &[f32],
-    b: &[f32],
-    bias: Bias<'_>,
-    c: &mut [f32],
-    params: &GemmParams,
-) -> Result<(), KernelError> {
+pub fn sgemm(spec: &GemmSpec, a: &[f32], b: &[f32], bias: Bias<'_>, c: &mut [f32], params: &GemmParams) -> Result<(), KernelError> {
     spec.check(a.len(), b.len(), c.len(), bias)?;
     run(spec, a, b, bias, c, params)
 }
@@ -244,21 +225,18 @@ pub fn sgemm_batched(
         return Ok(());
     }
     let last = batch.count - 1;
-    let start = |stride: usize, what: &str| {
-        last.checked_mul(stride)
-            .ok_or_else(|| invalid(KERNEL, format!("{what} batch stride overflows")))
-    };
+    let start =
+        |stride: usize, what: &str| last.checked_mul(stride).ok_or_else(|| invalid(KERNEL, format!("{what} batch stride overflows")));
     let (a0, b0, c0) = (start(batch.stride_a, "A")?, start(batch.stride_b, "B")?, start(batch.stride_c, "C")?);
     // The last item starts furthest in; if its matrices fit, every earlier item's do. An
     // empty operand (k == 0) needs no elements wherever it starts.
     let tail = |buf_len: usize, at: usize| buf_len.saturating_sub(at);
     spec.check(tail(a.len(), a0), tail(b.len(), b0), tail(c.len(), c0), bias)?;
     if batch.count > 1 && batch.stride_c < spec.c_extent() {
-        return Err(invalid(KERNEL, format!(
-            "C batch stride {} < one C's extent {} (items would overlap)",
-            batch.stride_c,
-            spec.c_extent()
-        )));
+        return Err(invalid(
+            KERNEL,
+            format!("C batch stride {} < one C's extent {} (items would overlap)", batch.stride_c, spec.c_extent()),
+        ));
     }
     let item = |i: usize, ci: &mut [f32], p: &GemmParams| {
         let ai = a.get(i * batch.stride_a..).unwrap_or(&[]);
@@ -278,14 +256,7 @@ pub fn sgemm_batched(
 }
 
 /// The product on checked buffers.
-fn run(
-    spec: &GemmSpec,
-    a: &[f32],
-    b: &[f32],
-    bias: Bias<'_>,
-    c: &mut [f32],
-    params: &GemmParams,
-) -> Result<(), KernelError> {
+fn run(spec: &GemmSpec, a: &[f32], b: &[f32], bias: Bias<'_>, c: &mut [f32], params: &GemmParams) -> Result<(), KernelError> {
     let (m, n, k) = (spec.m, spec.n, spec.k);
     if m == 0 || n == 0 {
         return Ok(());
@@ -299,21 +270,7 @@ fn run(
                 let (a_rs, a_cs) = spec.a_strides();
                 let (b_rs, b_cs) = spec.b_strides();
                 arch::gemm_library(
-                    arch::LibraryGemm {
-                        m,
-                        n,
-                        k,
-                        a,
-                        a_rs,
-                        a_cs,
-                        b,
-                        b_rs,
-                        b_cs,
-                        c,
-                        ldc,
-                        alpha: spec.alpha,
-                        beta: spec.beta,
-                    },
+                    arch::LibraryGemm { m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc, alpha: spec.alpha, beta: spec.beta },
                     params.threads,
                 )?;
             }
@@ -342,16 +299,7 @@ pub(crate) fn scale_c(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) 
 
 /// Bias and activation over C, split over rows on `threads` threads.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn epilogue(
-    c: &mut [f32],
-    m: usize,
-    n: usize,
-    ldc: usize,
-    bias: Bias<'_>,
-    act: Activation,
-    isa: Isa,
-    threads: usize,
-) {
+pub(crate) fn epilogue(c: &mut [f32], m: usize, n: usize, ldc: usize, bias: Bias<'_>, act: Activation, isa: Isa, threads: usize) {
     if matches!(bias, Bias::None) && act == Activation::None {
         return;
     }

@@ -2,7 +2,6 @@
 //! Rows of C are split over threads; each row accumulates `alpha * a[i, p] * B[p, ..]`
 //! over blocks of B that stay in cache.
 
-
 use super::arch;
 use super::gemm::{GemmParams, GemmSpec, scale_c};
 

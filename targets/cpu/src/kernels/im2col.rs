@@ -5,7 +5,6 @@
 //! written with row stride `out` channels, bias per column. Bias and activation run in the
 //! GEMM epilogue, right after each tile is computed.
 
-
 use super::activation::Bias;
 use super::conv::{ConvJob, ConvLayout};
 use super::error::KernelError;

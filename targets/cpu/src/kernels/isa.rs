@@ -30,10 +30,7 @@ impl Isa {
 
     /// Levels available here, best first (the first is the default candidate).
     pub fn available() -> Vec<Isa> {
-        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Scalar]
-            .into_iter()
-            .filter(|isa| isa.is_available())
-            .collect()
+        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Scalar].into_iter().filter(|isa| isa.is_available()).collect()
     }
 
     /// The best level available here.

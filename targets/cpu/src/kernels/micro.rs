@@ -14,7 +14,6 @@
 //! each tile while it is in L1. Threads split the columns (whole panels; A is shared), or the
 //! rows when there are few panels.
 
-
 use super::activation::{Activation, Bias};
 use super::arch::{pack_a, pack_b, pack_b_rows};
 use super::arch_micro::{AlignedVec, macro_kernel};
@@ -103,37 +102,16 @@ pub(crate) fn gemm(
         BSource::Panels { nr, .. } => nr,
         BSource::Strided { .. } | BSource::Low(_) | BSource::Rows(_) => preferred_nr(isa, n),
     };
-    let (mr, sub) =
-        geometry(isa, nr).ok_or_else(|| invalid(KERNEL, format!("panel width {nr}")))?;
-    let whole = Whole {
-        spec,
-        a,
-        b,
-        bias,
-        isa,
-        nr,
-        mr,
-        sub,
-    };
-    let packed_len = k
-        .checked_mul(n.div_ceil(nr) * nr)
-        .filter(|&len| len <= WHOLE_B_MAX);
+    let (mr, sub) = geometry(isa, nr).ok_or_else(|| invalid(KERNEL, format!("panel width {nr}")))?;
+    let whole = Whole { spec, a, b, bias, isa, nr, mr, sub };
+    let packed_len = k.checked_mul(n.div_ceil(nr) * nr).filter(|&len| len <= WHOLE_B_MAX);
     match (b, packed_len) {
         (BSource::Strided { b, rs, cs }, Some(len)) => {
             let mut buf = WHOLE_B.take();
             buf.resize(len);
-            let packed = pack_whole_b(
-                isa,
-                &Strided { data: b, rs, cs },
-                (k, n, nr),
-                buf.as_mut_slice(),
-                threads,
-            );
+            let packed = pack_whole_b(isa, &Strided { data: b, rs, cs }, (k, n, nr), buf.as_mut_slice(), threads);
             let out = packed.and_then(|()| {
-                let b = BSource::Panels {
-                    data: buf.as_slice(),
-                    nr,
-                };
+                let b = BSource::Panels { data: buf.as_slice(), nr };
                 Whole { b, ..whole }.split(c, ldc, threads)
             });
             if len <= WHOLE_B_KEEP {
@@ -146,41 +124,21 @@ pub(crate) fn gemm(
 }
 
 /// Packs all of `op(B)` into panels, whole panels split over `threads`.
-fn pack_whole_b(
-    isa: Isa,
-    b: &Strided<'_>,
-    (k, n, nr): (usize, usize, usize),
-    dst: &mut [f32],
-    threads: usize,
-) -> Result<(), KernelError> {
+fn pack_whole_b(isa: Isa, b: &Strided<'_>, (k, n, nr): (usize, usize, usize), dst: &mut [f32], threads: usize) -> Result<(), KernelError> {
     let panels = n.div_ceil(nr);
-    let per = if threads > 1 && k * n >= 1 << 16 {
-        panels.div_ceil(threads)
-    } else {
-        panels
-    };
+    let per = if threads > 1 && k * n >= 1 << 16 { panels.div_ceil(threads) } else { panels };
     let part = |(t, d): (usize, &mut [f32])| {
         let j0 = t * per * nr;
-        pack_b(isa, b, (0, k), (j0, (per * nr).min(n - j0)), nr, d)
-            .ok_or_else(|| invalid(KERNEL, "B block"))
+        pack_b(isa, b, (0, k), (j0, (per * nr).min(n - j0)), nr, d).ok_or_else(|| invalid(KERNEL, "B block"))
     };
-    let chunks = dst
-        .chunks_mut(per * k * nr)
-        .take(panels.div_ceil(per))
-        .enumerate();
-    if per < panels {
-        crate::par::try_run(chunks.collect(), threads, |_, c| part(c))
-    } else {
-        chunks.into_iter().try_for_each(part)
-    }
+    let chunks = dst.chunks_mut(per * k * nr).take(panels.div_ceil(per)).enumerate();
+    if per < panels { crate::par::try_run(chunks.collect(), threads, |_, c| part(c)) } else { chunks.into_iter().try_for_each(part) }
 }
 
 /// Splits rows of `n` columns into column ranges of `per`: part `t` holds columns
 /// `t per ..` of every row.
 pub(crate) fn column_parts(rows: Vec<&mut [f32]>, n: usize, per: usize) -> Vec<Vec<&mut [f32]>> {
-    let mut parts: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(per.max(1)))
-        .map(|_| Vec::with_capacity(rows.len()))
-        .collect();
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(per.max(1))).map(|_| Vec::with_capacity(rows.len())).collect();
     for row in rows {
         let mut rest = row;
         for part in parts.iter_mut() {
@@ -211,10 +169,7 @@ impl Whole<'_> {
     /// thread when there are at least two per thread, else what panels there are.
     fn split(&self, c: &mut [f32], ldc: usize, threads: usize) -> Result<(), KernelError> {
         let (m, n, mr, nr) = (self.spec.m, self.spec.n, self.mr, self.nr);
-        let mut rows: Vec<&mut [f32]> = c
-            .chunks_mut(ldc)
-            .filter_map(|row| row.get_mut(..n))
-            .collect();
+        let mut rows: Vec<&mut [f32]> = c.chunks_mut(ldc).filter_map(|row| row.get_mut(..n)).collect();
         if rows.len() != m {
             return Err(invalid(KERNEL, "C rows shorter than n"));
         }
@@ -238,12 +193,7 @@ impl Whole<'_> {
 
     /// Rows `rows` and columns `cols` (`cols.start` a multiple of `nr`) of C into `c`, whose
     /// row slices start at column `cols.start`.
-    fn part(
-        &self,
-        rows: std::ops::Range<usize>,
-        cols: std::ops::Range<usize>,
-        c: &mut [&mut [f32]],
-    ) -> Result<(), KernelError> {
+    fn part(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, c: &mut [&mut [f32]]) -> Result<(), KernelError> {
         let (mut abuf, mut bbuf) = SCRATCH.take();
         let out = self.blocks(rows, cols, c, &mut abuf, &mut bbuf);
         SCRATCH.set((abuf, bbuf));
@@ -262,60 +212,44 @@ impl Whole<'_> {
         let (k, nr, mr) = (spec.k, self.nr, self.mr);
         let blk = blocking(k, mr, nr);
         let (rs, cs) = spec.a_strides();
-        let a = Strided {
-            data: self.a,
-            rs,
-            cs,
-        };
+        let a = Strided { data: self.a, rs, cs };
         // Row-major A is read in place by the AVX-512 tiles (no packing).
         let direct_a = cs == 1 && self.isa == Isa::Avx512;
         let fail = || invalid(KERNEL, "block outside its operands");
         for ic in rows.clone().step_by(blk.mc) {
             let mc = blk.mc.min(rows.end - ic);
-            let c_rows = c
-                .get_mut(ic - rows.start..ic - rows.start + mc)
-                .ok_or_else(fail)?;
+            let c_rows = c.get_mut(ic - rows.start..ic - rows.start + mc).ok_or_else(fail)?;
             for pc in (0..k).step_by(blk.kc) {
                 let kc = blk.kc.min(k - pc);
                 let (a_block, a_rs) = if direct_a {
                     (self.a.get(ic * rs + pc..).ok_or_else(fail)?, rs)
                 } else {
                     abuf.resize(mc.div_ceil(mr) * kc * mr);
-                    pack_a(self.isa, &a, (ic, mc), (pc, kc), mr, abuf.as_mut_slice())
-                        .ok_or_else(fail)?;
+                    pack_a(self.isa, &a, (ic, mc), (pc, kc), mr, abuf.as_mut_slice()).ok_or_else(fail)?;
                     (abuf.as_slice(), 0)
                 };
                 for jc in cols.clone().step_by(blk.nc) {
                     let nc = blk.nc.min(cols.end - jc);
                     let (bdata, b_panel_stride, b_off, b_rs) = match self.b {
-                        BSource::Panels { data, .. } => (
-                            data.get(jc / nr * k * nr..).ok_or_else(fail)?,
-                            k * nr,
-                            pc * nr,
-                            nr,
-                        ),
+                        BSource::Panels { data, .. } => (data.get(jc / nr * k * nr..).ok_or_else(fail)?, k * nr, pc * nr, nr),
                         BSource::Strided { b, rs, cs } => {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
                             let b = Strided { data: b, rs, cs };
-                            pack_b(self.isa, &b, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
-                                .ok_or_else(fail)?;
+                            pack_b(self.isa, &b, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice()).ok_or_else(fail)?;
                             (bbuf.as_slice(), kc * nr, 0, nr)
                         }
                         BSource::Rows(t) => {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
-                            pack_b_rows(self.isa, &t, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
-                                .ok_or_else(fail)?;
+                            pack_b_rows(self.isa, &t, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice()).ok_or_else(fail)?;
                             (bbuf.as_slice(), kc * nr, 0, nr)
                         }
                         BSource::Low(w) => {
                             bbuf.resize(nc.div_ceil(nr) * kc * nr);
-                            super::wpack::unpack(self.isa, w, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice())
-                                .ok_or_else(fail)?;
+                            super::wpack::unpack(self.isa, w, (pc, kc), (jc, nc), nr, bbuf.as_mut_slice()).ok_or_else(fail)?;
                             (bbuf.as_slice(), kc * nr, 0, nr)
                         }
                     };
-                    let last = pc + kc == k
-                        && (!matches!(self.bias, Bias::None) || spec.act != Activation::None);
+                    let last = pc + kc == k && (!matches!(self.bias, Bias::None) || spec.act != Activation::None);
                     let epi = last.then(|| Epilogue {
                         bias: match self.bias {
                             Bias::PerCol(v) => Bias::PerCol(v.get(jc..).unwrap_or(&[])),

@@ -32,11 +32,7 @@ pub(crate) fn pack_a_body(
     if dst.len() < mc.div_ceil(mr) * kc * mr || mr == 0 || kc == 0 {
         return None;
     }
-    for (q, panel) in dst
-        .chunks_exact_mut(kc * mr)
-        .take(mc.div_ceil(mr))
-        .enumerate()
-    {
+    for (q, panel) in dst.chunks_exact_mut(kc * mr).take(mc.div_ceil(mr)).enumerate() {
         let i0 = ic + q * mr;
         let rows = mr.min(ic + mc - i0);
         if a.cs == 1 {
@@ -64,13 +60,7 @@ pub(crate) fn pack_a_body(
 /// One A panel from unit-stride rows: 8 columns of `MR` rows at a time, transposed in
 /// registers (each source row is read once, each panel row written once).
 #[inline(always)]
-fn rows_panel<const MR: usize>(
-    a: &Strided<'_>,
-    i0: usize,
-    rows: usize,
-    (pc, kc): (usize, usize),
-    panel: &mut [f32],
-) -> Option<()> {
+fn rows_panel<const MR: usize>(a: &Strided<'_>, i0: usize, rows: usize, (pc, kc): (usize, usize), panel: &mut [f32]) -> Option<()> {
     let mut src: [&[f32]; MR] = [&[]; MR];
     for (r, s) in src.iter_mut().enumerate().take(rows) {
         let start = (i0 + r) * a.rs + pc;
@@ -99,21 +89,10 @@ fn rows_panel<const MR: usize>(
 }
 
 /// One A panel from any strides.
-fn any_panel(
-    a: &Strided<'_>,
-    i0: usize,
-    rows: usize,
-    (pc, kc): (usize, usize),
-    mr: usize,
-    panel: &mut [f32],
-) -> Option<()> {
+fn any_panel(a: &Strided<'_>, i0: usize, rows: usize, (pc, kc): (usize, usize), mr: usize, panel: &mut [f32]) -> Option<()> {
     for (p, d) in panel.chunks_exact_mut(mr).take(kc).enumerate() {
         for (r, x) in d.iter_mut().enumerate() {
-            *x = if r < rows {
-                *a.data.get((i0 + r) * a.rs + (pc + p) * a.cs)?
-            } else {
-                0.0
-            };
+            *x = if r < rows { *a.data.get((i0 + r) * a.rs + (pc + p) * a.cs)? } else { 0.0 };
         }
     }
     Some(())
@@ -135,11 +114,7 @@ pub(crate) fn pack_b_body(
     }
     let (data, rs, cs) = (b.data, b.rs, b.cs);
     // Whole panels of a row-major B: row by row (sequential reads, one write stream per panel).
-    let full = if cs == 1 && matches!(nr, 16 | 32 | 48 | 64) {
-        nc / nr
-    } else {
-        0
-    };
+    let full = if cs == 1 && matches!(nr, 16 | 32 | 48 | 64) { nc / nr } else { 0 };
     if full > 0 {
         let rows = (data, rs, (pc, kc), jc, full);
         match nr {
@@ -149,12 +124,7 @@ pub(crate) fn pack_b_body(
             _ => full_panels::<64>(rows, dst)?,
         }
     }
-    for (q, panel) in dst
-        .chunks_exact_mut(kc * nr)
-        .take(nc.div_ceil(nr))
-        .enumerate()
-        .skip(full)
-    {
+    for (q, panel) in dst.chunks_exact_mut(kc * nr).take(nc.div_ceil(nr)).enumerate().skip(full) {
         let j0 = jc + q * nr;
         let w = nr.min(jc + nc - j0);
         if cs == 1 {
@@ -176,11 +146,7 @@ pub(crate) fn pack_b_body(
         } else {
             for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
                 for (x, v) in d.iter_mut().enumerate() {
-                    *v = if x < w {
-                        *data.get((pc + p) * rs + (j0 + x) * cs)?
-                    } else {
-                        0.0
-                    };
+                    *v = if x < w { *data.get((pc + p) * rs + (j0 + x) * cs)? } else { 0.0 };
                 }
             }
         }
@@ -230,12 +196,7 @@ pub(crate) fn pack_b_rows_body(
 }
 
 #[inline(always)]
-fn rows_table<const NR: usize>(
-    b: &RowTable<'_>,
-    (pc, kc): (usize, usize),
-    (jc, nc): (usize, usize),
-    dst: &mut [f32],
-) -> Option<()> {
+fn rows_table<const NR: usize>(b: &RowTable<'_>, (pc, kc): (usize, usize), (jc, nc): (usize, usize), dst: &mut [f32]) -> Option<()> {
     let full = nc / NR;
     for p in 0..kc {
         let start = b.offs.get(pc + p)? + jc;

@@ -81,16 +81,8 @@ where
     let mut one = |i0: usize, col: usize| -> bool {
         let (rows, ncols) = (mr.min(job.mc - i0), sub.min(job.nc - col));
         let b_at = col / nr * job.b_panel_stride + job.b_off + col % nr;
-        let a_at = if job.a_rs == 0 {
-            i0 * kc
-        } else {
-            i0 * job.a_rs
-        };
-        let (Some(a), Some(b), Some(c_rows)) = (
-            job.a.get(a_at..),
-            job.b.get(b_at..),
-            c.get_mut(i0..i0 + rows),
-        ) else {
+        let a_at = if job.a_rs == 0 { i0 * kc } else { i0 * job.a_rs };
+        let (Some(a), Some(b), Some(c_rows)) = (job.a.get(a_at..), job.b.get(b_at..), c.get_mut(i0..i0 + rows)) else {
             return false;
         };
         let t = TileArgs {
@@ -161,11 +153,8 @@ where
 /// Whether a tile's operands hold `mr` rows of A and `w` columns of B (row stride `b_rs`)
 /// over `kc` steps, and C at most `mr` rows of at least `col + ncols` elements.
 pub(crate) fn tile_fits(t: &TileArgs<'_>, c: &[&mut [f32]], mr: usize, w: usize) -> bool {
-    let a_fits = if t.a_rs == 0 {
-        t.a.len() >= t.kc * mr
-    } else {
-        t.a_rows > 0 && t.a_rows <= mr && t.a.len() >= (t.a_rows - 1) * t.a_rs + t.kc
-    };
+    let a_fits =
+        if t.a_rs == 0 { t.a.len() >= t.kc * mr } else { t.a_rows > 0 && t.a_rows <= mr && t.a.len() >= (t.a_rows - 1) * t.a_rs + t.kc };
     t.kc > 0
         && a_fits
         && t.ncols <= w
@@ -181,20 +170,12 @@ const PORTABLE_W: usize = 4;
 /// One k step of the portable tile, written as 4-lane groups so it vectorises on any
 /// 128-bit SIMD baseline.
 #[inline(always)]
-fn portable_step(
-    acc: &mut [[f32; PORTABLE_W]; PORTABLE_MR],
-    ap: &[f32; PORTABLE_MR],
-    bp: &[f32; PORTABLE_W],
-) {
+fn portable_step(acc: &mut [[f32; PORTABLE_W]; PORTABLE_MR], ap: &[f32; PORTABLE_MR], bp: &[f32; PORTABLE_W]) {
     for (acc_r, &av) in acc.iter_mut().zip(ap) {
         for (s4, b4) in acc_r.chunks_exact_mut(4).zip(bp.chunks_exact(4)) {
             let a4 = [av; 4];
             for l in 0..4 {
-                s4[l] = if cfg!(target_arch = "aarch64") {
-                    a4[l].mul_add(b4[l], s4[l])
-                } else {
-                    s4[l] + a4[l] * b4[l]
-                };
+                s4[l] = if cfg!(target_arch = "aarch64") { a4[l].mul_add(b4[l], s4[l]) } else { s4[l] + a4[l] * b4[l] };
             }
         }
     }
@@ -210,20 +191,13 @@ pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
     let mut acc = [[0.0f32; W]; MR];
     for (ap, bp) in t.a.chunks_exact(MR).zip(t.b.chunks(t.b_rs)).take(t.kc) {
         // `tile_fits` checked that every A step and B row exists: the conversions succeed.
-        if let (Ok(ap), Some(Ok(bp))) = (
-            <[f32; MR]>::try_from(ap),
-            bp.get(..W).map(<[f32; W]>::try_from),
-        ) {
+        if let (Ok(ap), Some(Ok(bp))) = (<[f32; MR]>::try_from(ap), bp.get(..W).map(<[f32; W]>::try_from)) {
             portable_step(&mut acc, &ap, &bp);
         }
     }
     for (row, acc_r) in c.iter_mut().zip(&acc) {
         for (x, s) in row[t.col..t.col + t.ncols].iter_mut().zip(acc_r) {
-            *x = if t.beta == 0.0 {
-                t.alpha * s
-            } else {
-                t.alpha * s + t.beta * *x
-            };
+            *x = if t.beta == 0.0 { t.alpha * s } else { t.alpha * s + t.beta * *x };
         }
     }
     true
@@ -233,10 +207,7 @@ pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
 /// 6 x 64 or 12 x 32 tiles) that pads `n` least, 48 on ties; 16 otherwise.
 pub(crate) fn preferred_nr(isa: Isa, n: usize) -> usize {
     match isa.effective() {
-        Isa::Avx512 => [48, 64, 32]
-            .into_iter()
-            .min_by_key(|&nr| n.div_ceil(nr) * nr - n)
-            .unwrap_or(48),
+        Isa::Avx512 => [48, 64, 32].into_iter().min_by_key(|&nr| n.div_ceil(nr) * nr - n).unwrap_or(48),
         _ => 16,
     }
 }

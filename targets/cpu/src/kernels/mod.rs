@@ -70,7 +70,7 @@ mod tests;
 pub use activation::{Activation, Bias};
 pub use attention::{AttentionParams, AttentionSpec, Layout, Mask, Strides, attention, attention_candidates, attention_in, mask_strides};
 pub use chain::{Binary, ChainParams, Operand, Step, Unary, chain_candidates, run_chain, run_chain_inplace};
-pub use conv::{ConvAlgo, ConvLayout, ConvParams, ConvWeights, Conv2dSpec, conv2d, conv_candidates};
+pub use conv::{Conv2dSpec, ConvAlgo, ConvLayout, ConvParams, ConvWeights, conv_candidates, conv2d};
 pub use error::KernelError;
 pub use features::{CpuFeatures, cpu_features};
 pub use gemm::{Batch, GemmBackend, GemmParams, GemmSpec, gemm_candidates, sgemm, sgemm_batched};

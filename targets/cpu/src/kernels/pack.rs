@@ -9,12 +9,12 @@
 //! `[n / nr][k][nr]`, zero-padded, 64-byte aligned, so no call packs B again.
 
 use super::activation::Bias;
-use super::error::{KernelError, check_matrix, checked_product, invalid};
+use super::arch;
 use super::arch_micro::AlignedVec;
+use super::error::{KernelError, check_matrix, checked_product, invalid};
 use super::gemm::{GemmBackend, GemmParams, GemmSpec, sgemm};
 use super::isa::Isa;
 use super::micro::{self, BSource};
-use super::arch;
 use super::micro_pack::Strided;
 
 const KERNEL: &str = "pack_b";
@@ -80,14 +80,7 @@ impl PackedB {
 
 /// Packs `op(B)` (a `k x n` matrix; `B` is stored `[n, k]` when `trans_b`, with row stride
 /// `ldb`, 0 meaning dense) into `layout`.
-pub fn pack_b(
-    b: &[f32],
-    k: usize,
-    n: usize,
-    trans_b: bool,
-    ldb: usize,
-    layout: PackedLayout,
-) -> Result<PackedB, KernelError> {
+pub fn pack_b(b: &[f32], k: usize, n: usize, trans_b: bool, ldb: usize, layout: PackedLayout) -> Result<PackedB, KernelError> {
     let (rows, cols) = if trans_b { (n, k) } else { (k, n) };
     let ldb = if ldb == 0 { cols } else { ldb };
     check_matrix(KERNEL, "B", b.len(), rows, cols, ldb)?;
@@ -140,10 +133,7 @@ pub fn sgemm_packed(
     params: &GemmParams,
 ) -> Result<(), KernelError> {
     if spec.k != b.k || spec.n != b.n {
-        return Err(invalid(
-            "gemm_packed",
-            format!("spec is k={} n={}, packed B is k={} n={}", spec.k, spec.n, b.k, b.n),
-        ));
+        return Err(invalid("gemm_packed", format!("spec is k={} n={}, packed B is k={} n={}", spec.k, spec.n, b.k, b.n)));
     }
     if spec.trans_b || spec.ldb != 0 {
         return Err(invalid("gemm_packed", "trans_b/ldb must be unset with a packed B"));

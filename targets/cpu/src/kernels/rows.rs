@@ -39,12 +39,7 @@ pub(crate) fn check_rows(kernel: &'static str, len: usize, row_len: usize) -> Re
 }
 
 /// Calls `f(first_row, block)` over blocks of whole rows, on `threads` threads.
-pub(crate) fn for_row_blocks(
-    data: &mut [f32],
-    row_len: usize,
-    threads: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync,
-) {
+pub(crate) fn for_row_blocks(data: &mut [f32], row_len: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if data.is_empty() {
         return;
     }

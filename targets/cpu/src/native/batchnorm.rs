@@ -61,7 +61,8 @@ impl BatchNormStep {
         if data.is_empty() || inner == 0 {
             return Tensor::from_vec(x.shape().to_vec(), data).map_err(|e| e.to_string());
         }
-        let params: ChainParams = chain_candidates(data.len() / x.shape()[0].max(1), crate::device::cores()).first().copied().unwrap_or_default();
+        let params: ChainParams =
+            chain_candidates(data.len() / x.shape()[0].max(1), crate::device::cores()).first().copied().unwrap_or_default();
         let steps = [ChainStep::binary(Binary::Mul, Operand::Col(&self.mul)), ChainStep::binary(Binary::Add, Operand::Col(&self.add))];
         for image in data.chunks_mut(c * inner) {
             run_chain_inplace(image, inner, &steps, &params).map_err(|e| e.to_string())?;

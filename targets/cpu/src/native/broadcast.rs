@@ -24,7 +24,11 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
 pub enum Pattern {
     Scalar,
     Full,
-    Blocks { outer: usize, mid: usize, inner: usize },
+    Blocks {
+        outer: usize,
+        mid: usize,
+        inner: usize,
+    },
     /// Needs a strided copy to the output shape.
     General,
 }

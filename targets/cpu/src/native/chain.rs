@@ -77,7 +77,13 @@ impl ChainStepNative {
     /// `owned`: X itself when the executor hands it over (its last reader): the chain then
     /// runs in X's buffer, with no copy.
     /// A new output (not run in place) is a copy of X into a buffer from `pool`.
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
+    pub fn run(
+        &mut self,
+        inputs: &[Option<&Tensor>],
+        variant: &str,
+        owned: Option<Tensor>,
+        pool: &mut crate::exec::Pool,
+    ) -> Result<Tensor, String> {
         let (shape, mut acc) = match owned {
             Some(t) => (t.shape().to_vec(), t.into_vec::<f32>().map_err(|e| e.to_string())?),
             None => {

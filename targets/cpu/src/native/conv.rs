@@ -1,7 +1,7 @@
 //! `Conv` / `kiln::FusedConv` (2-D, f32, constant weights) on the CPU convolution kernels.
 
 use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
-use crate::kernels::{Activation, Conv2dSpec, ConvLayout, ConvWeights, conv2d, conv_candidates};
+use crate::kernels::{Activation, Conv2dSpec, ConvLayout, ConvWeights, conv_candidates, conv2d};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
@@ -25,7 +25,11 @@ fn pair(v: Option<Vec<i64>>, default: usize) -> Option<[usize; 2]> {
     }
 }
 
-pub(super) fn geometry(ints: impl Fn(&str) -> Option<Vec<i64>>, int: impl Fn(&str) -> Option<i64>, auto_pad: Option<String>) -> Option<Geometry> {
+pub(super) fn geometry(
+    ints: impl Fn(&str) -> Option<Vec<i64>>,
+    int: impl Fn(&str) -> Option<i64>,
+    auto_pad: Option<String>,
+) -> Option<Geometry> {
     if !matches!(auto_pad.as_deref(), None | Some("NOTSET") | Some("VALID")) {
         return None; // SAME_* pads depend on the input size: left to the reference kernel
     }
@@ -78,7 +82,8 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         }
     }
     let Some(act) = activation::from_node(node) else { return Ok(None) };
-    let Some(geo) = geometry(|k| node.attr_ints(k).map(<[i64]>::to_vec), |k| node.attr_int(k), node.attr_str("auto_pad").map(String::from)) else {
+    let Some(geo) = geometry(|k| node.attr_ints(k).map(<[i64]>::to_vec), |k| node.attr_int(k), node.attr_str("auto_pad").map(String::from))
+    else {
         return Ok(None);
     };
     if node.attr_ints("kernel_shape").is_some_and(|k| k != [w.shape()[2] as i64, w.shape()[3] as i64]) {
@@ -98,7 +103,9 @@ fn tune_conv(tuner: &mut Tuner, s: &Conv2dSpec, w: &Tensor, act: Activation, lay
     let (Ok(w32), Ok(inl), Ok(outl)) = (w.as_slice::<f32>(), s.input_len(), s.output_len()) else { return Ok("default".into()) };
     // One set of weights per distinct layout the candidates need (pre-packed panels for a
     // micro-backend pointwise candidate).
-    let Ok(weights) = cands.iter().map(|c| ConvWeights::for_params(s, layout, w32, c)).collect::<Result<Vec<_>, _>>() else { return Ok("default".into()) };
+    let Ok(weights) = cands.iter().map(|c| ConvWeights::for_params(s, layout, w32, c)).collect::<Result<Vec<_>, _>>() else {
+        return Ok("default".into());
+    };
     let x = filler(inl);
     let mut y = vec![0f32; outl];
     let tag = if layout == ConvLayout::Nhwc { " nhwc" } else { "" };
@@ -123,7 +130,8 @@ pub struct ConvStep {
 
 impl ConvStep {
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<ConvStep, String> {
-        let geo = geometry(|k| step_ints(step, k), |k| step_int(step, k), step_str(step, "auto_pad").map(String::from)).ok_or("unsupported convolution attributes")?;
+        let geo = geometry(|k| step_ints(step, k), |k| step_int(step, k), step_str(step, "auto_pad").map(String::from))
+            .ok_or("unsupported convolution attributes")?;
         let act = activation::from_step(step).ok_or("unsupported activation")?;
         let w = step.inputs.get(1).copied().flatten().and_then(weight).ok_or("weights are not a constant")?;
         let bias = match step.inputs.get(2).copied().flatten() {
@@ -147,7 +155,8 @@ impl ConvStep {
         let Some((_, w)) = &self.packed else { return Err("weights were not prepared".into()) };
         let [oh, ow] = s.out_hw().map_err(|e| e.to_string())?;
         let mut y = pool.take(s.output_len().map_err(|e| e.to_string())?);
-        conv2d(x.as_slice::<f32>().map_err(|e| e.to_string())?, w, self.bias.as_deref(), self.act, &mut y, &params).map_err(|e| e.to_string())?;
+        conv2d(x.as_slice::<f32>().map_err(|e| e.to_string())?, w, self.bias.as_deref(), self.act, &mut y, &params)
+            .map_err(|e| e.to_string())?;
         let shape = match self.layout {
             ConvLayout::Nchw => vec![s.batch, s.out_channels, oh, ow],
             ConvLayout::Nhwc => vec![s.batch, oh, ow, s.out_channels],

@@ -20,7 +20,12 @@ struct Geometry {
     groups: usize,
 }
 
-fn geometry(ints: &dyn Fn(&str) -> Option<Vec<i64>>, int: &dyn Fn(&str) -> Option<i64>, auto_pad: Option<&str>, has_output_shape: bool) -> Option<Geometry> {
+fn geometry(
+    ints: &dyn Fn(&str) -> Option<Vec<i64>>,
+    int: &dyn Fn(&str) -> Option<i64>,
+    auto_pad: Option<&str>,
+    has_output_shape: bool,
+) -> Option<Geometry> {
     if has_output_shape || !matches!(auto_pad, None | Some("NOTSET") | Some("VALID")) {
         return None; // sizes chosen from the output: left to the reference kernel
     }
@@ -47,9 +52,16 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         return Ok(None);
     }
     let Some(w) = constant(g, node, 1, DType::F32).filter(|w| w.rank() == 4) else { return Ok(None) };
-    let geo = geometry(&|k| node.attr_ints(k).map(<[i64]>::to_vec), &|k| node.attr_int(k), node.attr_str("auto_pad"), node.attrs.contains_key("output_shape"));
+    let geo = geometry(
+        &|k| node.attr_ints(k).map(<[i64]>::to_vec),
+        &|k| node.attr_int(k),
+        node.attr_str("auto_pad"),
+        node.attrs.contains_key("output_shape"),
+    );
     let Some(geo) = geo else { return Ok(None) };
-    if !w.shape()[0].is_multiple_of(geo.groups) || node.attr_ints("kernel_shape").is_some_and(|k| k != [w.shape()[2] as i64, w.shape()[3] as i64]) {
+    if !w.shape()[0].is_multiple_of(geo.groups)
+        || node.attr_ints("kernel_shape").is_some_and(|k| k != [w.shape()[2] as i64, w.shape()[3] as i64])
+    {
         return Ok(None);
     }
     let c_out = w.shape()[1] * geo.groups;
@@ -86,8 +98,9 @@ pub struct ConvTransposeStep {
 
 impl ConvTransposeStep {
     pub fn load(step: &Step, weight: &dyn Fn(usize) -> Option<Tensor>) -> Result<ConvTransposeStep, String> {
-        let geo = geometry(&|k| step_ints(step, k), &|k| step_int(step, k), step_str(step, "auto_pad"), step.attrs.contains_key("output_shape"))
-            .ok_or("unsupported ConvTranspose attributes")?;
+        let geo =
+            geometry(&|k| step_ints(step, k), &|k| step_int(step, k), step_str(step, "auto_pad"), step.attrs.contains_key("output_shape"))
+                .ok_or("unsupported ConvTranspose attributes")?;
         let w = step.inputs.get(1).copied().flatten().and_then(weight).ok_or("weights are not a constant")?;
         if w.rank() != 4 || !w.shape()[0].is_multiple_of(geo.groups) {
             return Err(format!("weights of shape {:?} do not fit {} groups", w.shape(), geo.groups));
@@ -137,7 +150,16 @@ impl ConvTransposeStep {
 /// output exactly (stride = kernel, no dilation, padding or output padding: an upsampling
 /// layer), each output element is written once instead.
 #[allow(clippy::too_many_arguments)]
-fn col2im(cols: &[f32], dst: &mut [f32], bias: Option<&[f32]>, hw: [usize; 2], ohw: [usize; 2], k: [usize; 2], geo: &Geometry, parallel: bool) {
+fn col2im(
+    cols: &[f32],
+    dst: &mut [f32],
+    bias: Option<&[f32]>,
+    hw: [usize; 2],
+    ohw: [usize; 2],
+    k: [usize; 2],
+    geo: &Geometry,
+    parallel: bool,
+) {
     let ([h, w], [oh, ow], [kh, kw]) = (hw, ohw, k);
     let tiles = geo.strides == k && geo.dilations == [1, 1] && geo.pads == [0; 4] && [oh, ow] == [h * kh, w * kw];
     let channel = |co: usize, plane: &mut [f32]| {

@@ -89,7 +89,12 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
     let string = |k: &str| node.attr_str(k).map(String::from);
     let clip = clip_bounds(node.opset, &float, &|i| match node.inputs.get(i).copied().flatten() {
         None => Some(None),
-        Some(v) => g.initializers.get(&v).filter(|t| t.dtype() == DType::F32 && t.len() == 1).and_then(|t| t.as_slice::<f32>().ok()).map(|s| s.first().copied()),
+        Some(v) => g
+            .initializers
+            .get(&v)
+            .filter(|t| t.dtype() == DType::F32 && t.len() == 1)
+            .and_then(|t| t.as_slice::<f32>().ok())
+            .map(|s| s.first().copied()),
     });
     let Some(op) = op_of(&node.op_type, &float, &string, clip) else { return Ok(None) };
     let data_inputs = if node.op_type == "Clip" { 1 } else { arity };
@@ -133,7 +138,13 @@ impl ElementwiseStep {
     /// op runs in it when it already has the output's shape (a residual Add: two passes over
     /// memory instead of a copy and then two), and otherwise only reads it.
     /// A new output (not run in place) is a copy of an input into a buffer from `pool`.
-    pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, owned: Option<Tensor>, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
+    pub fn run(
+        &mut self,
+        inputs: &[Option<&Tensor>],
+        variant: &str,
+        owned: Option<Tensor>,
+        pool: &mut crate::exec::Pool,
+    ) -> Result<Tensor, String> {
         let owned = match (self.op, owned) {
             (Op::Unary(u), Some(t)) => {
                 let shape = t.shape().to_vec();
@@ -200,7 +211,14 @@ pub(super) fn params(len: usize, variant: &str) -> Result<ChainParams, String> {
 
 /// `a op b` broadcast to `out`: the operand of the output's shape is copied once and the
 /// other applied to it in place (swapping sides when it is `b` that has the output's shape).
-fn binary(op: Binary, a: (&[f32], &[usize]), b: (&[f32], &[usize]), out: &[usize], variant: &str, pool: &mut crate::exec::Pool) -> Result<Vec<f32>, String> {
+fn binary(
+    op: Binary,
+    a: (&[f32], &[usize]),
+    b: (&[f32], &[usize]),
+    out: &[usize],
+    variant: &str,
+    pool: &mut crate::exec::Pool,
+) -> Result<Vec<f32>, String> {
     let len: usize = out.iter().product();
     if len == 0 {
         return Ok(Vec::new());

@@ -3,7 +3,10 @@
 
 use super::{Dims, Lowered, activation, bound_shape, constant, dtype_of, filler, pick, step_float, step_int, tune_with};
 use crate::exec::Pool;
-use crate::kernels::{Activation, Bias, GemmBackend, GemmParams, GemmSpec, Isa, PackedB, PackedLayout, gemm_candidates, pack_b, packed_layout_for, sgemm_packed};
+use crate::kernels::{
+    Activation, Bias, GemmBackend, GemmParams, GemmSpec, Isa, PackedB, PackedLayout, gemm_candidates, pack_b, packed_layout_for,
+    sgemm_packed,
+};
 use kiln_ir::{Graph, Node};
 use kiln_target::{Step, TargetError, Tuner};
 use kiln_tensor::{DType, Tensor};
@@ -39,7 +42,10 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         return Ok(None);
     }
     if let Some(v) = node.inputs.get(2).copied().flatten() {
-        let ok = g.initializers.get(&v).is_some_and(|c| c.dtype() == DType::F32 && c.len() == n && c.shape().last() == Some(&n) && c.rank() <= 2);
+        let ok = g
+            .initializers
+            .get(&v)
+            .is_some_and(|c| c.dtype() == DType::F32 && c.len() == n && c.shape().last() == Some(&n) && c.rank() <= 2);
         if !ok {
             return Ok(None);
         }
@@ -116,8 +122,10 @@ impl MatMulStep {
             s => return Err(format!("B must be 2-D, found shape {s:?}")),
         };
         // Packed once, in the layout the chosen candidate reads (panels for the micro backend).
-        let params = variant_params(&step.variant).unwrap_or_else(|| gemm_candidates(&GemmSpec::new(128, n, k), crate::device::cores()).first().copied().unwrap_or_default());
-        let packed = pack_b(b.as_slice::<f32>().map_err(|e| e.to_string())?, k, n, ga.trans_b, 0, packed_layout_for(&params, n)).map_err(|e| e.to_string())?;
+        let params = variant_params(&step.variant)
+            .unwrap_or_else(|| gemm_candidates(&GemmSpec::new(128, n, k), crate::device::cores()).first().copied().unwrap_or_default());
+        let packed = pack_b(b.as_slice::<f32>().map_err(|e| e.to_string())?, k, n, ga.trans_b, 0, packed_layout_for(&params, n))
+            .map_err(|e| e.to_string())?;
         let bias = match step.inputs.get(2).copied().flatten() {
             None => None,
             Some(v) => Some(weight(v).ok_or("bias is not a constant")?.into_vec::<f32>().map_err(|e| e.to_string())?),
@@ -137,7 +145,8 @@ impl MatMulStep {
         // Every element is written (beta 0 never reads C), so a pooled buffer needs no zeroing.
         let mut c = pool.take(m * n);
         let bias = self.bias.as_deref().map_or(Bias::None, Bias::PerCol);
-        sgemm_packed(&spec, a.as_slice::<f32>().map_err(|e| e.to_string())?, &self.packed, bias, &mut c, &params).map_err(|e| e.to_string())?;
+        sgemm_packed(&spec, a.as_slice::<f32>().map_err(|e| e.to_string())?, &self.packed, bias, &mut c, &params)
+            .map_err(|e| e.to_string())?;
         let mut shape = a.shape().to_vec();
         if let Some(last) = shape.last_mut() {
             *last = n;

@@ -8,10 +8,10 @@ pub(crate) mod batchnorm;
 mod broadcast;
 mod chain;
 mod concat;
-mod gather;
 mod conv;
 mod conv_transpose;
 mod elementwise;
+mod gather;
 mod global_pool;
 mod matmul;
 mod qconv;
@@ -172,7 +172,13 @@ fn bound_shape(g: &Graph, node: &Node, i: usize, dims: &Dims) -> Option<Vec<usiz
     }
     let dims = dims.dims;
     let shape = g.value(v).shape.as_ref()?;
-    Some(shape.0.iter().map(|d| d.known().unwrap_or_else(|| if let kiln_tensor::Dim::Sym(s) = d { dims.get(s).copied().unwrap_or(1) } else { 1 })).collect())
+    Some(
+        shape
+            .0
+            .iter()
+            .map(|d| d.known().unwrap_or_else(|| if let kiln_tensor::Dim::Sym(s) = d { dims.get(s).copied().unwrap_or(1) } else { 1 }))
+            .collect(),
+    )
 }
 
 fn dtype_of(g: &Graph, node: &Node, i: usize) -> Option<DType> {

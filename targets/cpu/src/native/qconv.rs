@@ -4,7 +4,6 @@
 //! scales + bias + activation epilogue; depthwise (one input and one output channel per
 //! group) runs a direct i32 loop per channel plane.
 
-
 use super::conv::{Geometry, geometry, layout_of, spec_in};
 use super::qmatmul::{QOperands, XQuant, graph_operands, step_operands};
 use super::{Dims, Lowered, activation, bound_shape, dtype_of, filler, pick, step_int, step_ints, step_str, tune};
@@ -155,7 +154,9 @@ impl QConvStep {
         let mut y = vec![0f32; s.batch * m * p];
         if self.depthwise() {
             let mut planes = vec![0f32; s.batch * m * p];
-            crate::par::chunks(&mut planes, p.max(1), crate::par::ALL, |nc, plane| depthwise_plane(&geo, &self.xq, &self.depthwise, nc, plane));
+            crate::par::chunks(&mut planes, p.max(1), crate::par::ALL, |nc, plane| {
+                depthwise_plane(&geo, &self.xq, &self.depthwise, nc, plane)
+            });
             for (nc, plane) in planes.chunks_exact(p.max(1)).enumerate() {
                 let (n, c) = (nc / m, nc % m);
                 let bias = self.bias.as_ref().and_then(|b| b.get(c)).copied().unwrap_or(0.0);

@@ -149,7 +149,9 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
                 op: node.qualified_op(),
                 reason: e.to_string(),
             })?;
-            tune(tuner, KERNEL, format!("m={m},k={k},n={n},{}", step.x.kind()), &names, |i| step.run(&[Some(&x)], &names[i], &mut crate::exec::Pool::default()).map(|_| ()))?
+            tune(tuner, KERNEL, format!("m={m},k={k},n={n},{}", step.x.kind()), &names, |i| {
+                step.run(&[Some(&x)], &names[i], &mut crate::exec::Pool::default()).map(|_| ())
+            })?
         }
         _ => "default".to_string(),
     };

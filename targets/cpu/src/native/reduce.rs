@@ -116,8 +116,20 @@ impl ReduceStep {
                 for (d, &v) in dst.iter_mut().zip(row) {
                     *d = match op {
                         Op::Mean | Op::Sum => *d + v,
-                        Op::Max => if v.is_nan() || v > *d { v } else { *d },
-                        Op::Min => if v.is_nan() || v < *d { v } else { *d },
+                        Op::Max => {
+                            if v.is_nan() || v > *d {
+                                v
+                            } else {
+                                *d
+                            }
+                        }
+                        Op::Min => {
+                            if v.is_nan() || v < *d {
+                                v
+                            } else {
+                                *d
+                            }
+                        }
                     };
                 }
             }

@@ -80,7 +80,11 @@ impl Target {
                 Ok((out, [v[r - 2], v[r - 1]]))
             }
             Target::Sizes(v) => {
-                let sizes: Vec<usize> = v.iter().map(|&s| usize::try_from(s)).collect::<Result<_, _>>().map_err(|_| format!("sizes {v:?} must hold one non-negative size per axis"))?;
+                let sizes: Vec<usize> = v
+                    .iter()
+                    .map(|&s| usize::try_from(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("sizes {v:?} must hold one non-negative size per axis"))?;
                 if sizes.len() != r || sizes[..r - 2] != shape[..r - 2] {
                     return Err(format!("sizes {v:?} must keep all but the last two axes of {shape:?}"));
                 }
@@ -129,7 +133,9 @@ pub fn lower(g: &Graph, node: &Node) -> Option<Lowered> {
         (None, Some(sizes)) => {
             let x = g.value(node.inputs[0]?).shape.as_ref()?;
             let sizes = sizes.to_i64_vec().ok()?;
-            sizes.len() == x.0.len() && sizes.len() >= 2 && x.0.iter().zip(&sizes).take(sizes.len() - 2).all(|(d, &s)| d.known() == usize::try_from(s).ok())
+            sizes.len() == x.0.len()
+                && sizes.len() >= 2
+                && x.0.iter().zip(&sizes).take(sizes.len() - 2).all(|(d, &s)| d.known() == usize::try_from(s).ok())
         }
         _ => false,
     };

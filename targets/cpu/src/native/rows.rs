@@ -96,7 +96,8 @@ impl RowsStep {
     /// The output comes from `pool`: softmax and LayerNorm write every element of a row.
     pub fn run(&mut self, inputs: &[Option<&Tensor>], variant: &str, pool: &mut crate::exec::Pool) -> Result<Tensor, String> {
         let x = inputs.first().copied().flatten().ok_or("input X is missing")?;
-        let start = row_start(self.op, self.axis, self.opset, x.rank()).ok_or_else(|| format!("axis {:?} does not fit shape {:?}", self.axis, x.shape()))?;
+        let start = row_start(self.op, self.axis, self.opset, x.rank())
+            .ok_or_else(|| format!("axis {:?} does not fit shape {:?}", self.axis, x.shape()))?;
         let row_len: usize = x.shape()[start..].iter().product();
         let xs = x.as_slice::<f32>().map_err(|e| e.to_string())?;
         let mut out = pool.take(xs.len());

@@ -28,7 +28,11 @@ impl TransposeStep {
         let r = x.rank();
         let perm: Vec<usize> = match &self.perm {
             None => (0..r).rev().collect(),
-            Some(p) => p.iter().map(|&a| usize::try_from(a).ok().filter(|&a| a < r)).collect::<Option<_>>().ok_or_else(|| format!("perm {p:?} does not fit rank {r}"))?,
+            Some(p) => p
+                .iter()
+                .map(|&a| usize::try_from(a).ok().filter(|&a| a < r))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("perm {p:?} does not fit rank {r}"))?,
         };
         let mut seen = vec![false; r];
         if perm.len() != r || perm.iter().any(|&a| std::mem::replace(&mut seen[a], true)) {
@@ -123,7 +127,11 @@ fn transpose_2d(x: &[f32], batch: usize, rows: usize, cols: usize, out: &mut [f3
     // A few rows (NCHW -> NHWC of an RGB image): the output interleaves them, in order.
     if (2..=4).contains(&rows) {
         let threads = if rows * cols * batch >= 1 << 16 { crate::par::ALL } else { 1 };
-        let items: Vec<(usize, &mut [f32])> = out.chunks_mut(rows * cols).enumerate().flat_map(|(b, m)| m.chunks_mut(rows * 4096).enumerate().map(move |(k, d)| (b * cols + k * 4096, d))).collect();
+        let items: Vec<(usize, &mut [f32])> = out
+            .chunks_mut(rows * cols)
+            .enumerate()
+            .flat_map(|(b, m)| m.chunks_mut(rows * 4096).enumerate().map(move |(k, d)| (b * cols + k * 4096, d)))
+            .collect();
         crate::par::run(items, threads, |_, (at, d)| match rows {
             2 => interleave::<2>(x, cols, at, d),
             3 => interleave::<3>(x, cols, at, d),

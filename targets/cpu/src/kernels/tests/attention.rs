@@ -51,16 +51,17 @@ fn attention_matches_naive() {
         let k = rand_vec(&mut r, s.batch * kv_heads * sk * s.head_dim);
         let v = rand_vec(&mut r, s.batch * kv_heads * sk * s.head_dim_v);
         // Key-padding style mask [b, 1, 1, sk] or a full [sq, sk] mask shared by all.
-        let (mdata, strides) = if r.random_bool(0.5) {
-            (rand_vec(&mut r, s.batch * sk), [sk, 0, 0, 1])
-        } else {
-            (rand_vec(&mut r, sq * sk), [0, 0, sk, 1])
-        };
+        let (mdata, strides) =
+            if r.random_bool(0.5) { (rand_vec(&mut r, s.batch * sk), [sk, 0, 0, 1]) } else { (rand_vec(&mut r, sq * sk), [0, 0, sk, 1]) };
         let use_mask = r.random_bool(0.6);
         let want = naive(&s, &q, &k, &v, use_mask.then_some((&mdata[..], strides)));
         let mask = if use_mask { Mask::Additive { data: &mdata, strides } } else { Mask::None };
         let mut cands = attention_candidates(&s, 2);
-        cands.push(AttentionParams { q_block: 1, transpose_k: true, gemm: GemmParams { backend: GemmBackend::Blocked, threads: 2, isa: Isa::Scalar } });
+        cands.push(AttentionParams {
+            q_block: 1,
+            transpose_k: true,
+            gemm: GemmParams { backend: GemmBackend::Blocked, threads: 2, isa: Isa::Scalar },
+        });
         for p in cands {
             let mut out = vec![f32::NAN; want.len()];
             attention(&s, &q, &k, &v, mask, &mut out, &p).unwrap();

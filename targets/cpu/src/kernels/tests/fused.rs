@@ -17,7 +17,10 @@ fn chain_matches_stepwise_reference() {
         let mut steps = Vec::new();
         for _ in 0..nsteps {
             let step = match r.random_range(0..4) {
-                0 => Step::unary([Unary::Neg, Unary::Abs, Unary::Square, Unary::Exp, Unary::Act(Activation::Gelu), Unary::Act(Activation::Sigmoid)][r.random_range(0..6)]),
+                0 => Step::unary(
+                    [Unary::Neg, Unary::Abs, Unary::Square, Unary::Exp, Unary::Act(Activation::Gelu), Unary::Act(Activation::Sigmoid)]
+                        [r.random_range(0..6)],
+                ),
                 _ => {
                     let op = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Max, Binary::Min][r.random_range(0..5)];
                     let rhs = match r.random_range(0..4) {

@@ -136,7 +136,10 @@ fn packed_b_matches_unpacked() {
             }
             let mut scratch = vec![0.0; m * n];
             assert!(sgemm_packed(&spec, &a, &packed, Bias::None, &mut scratch, &GemmParams::default()).is_err() || !tb);
-            assert!(sgemm_packed(&GemmSpec::new(m, n + 1, k), &a, &packed, Bias::None, &mut vec![0.0; m * (n + 1)], &GemmParams::default()).is_err());
+            assert!(
+                sgemm_packed(&GemmSpec::new(m, n + 1, k), &a, &packed, Bias::None, &mut vec![0.0; m * (n + 1)], &GemmParams::default())
+                    .is_err()
+            );
         }
     }
 }

@@ -11,11 +11,7 @@ fn micro_params() -> Vec<GemmParams> {
     let mut v = Vec::new();
     for isa in Isa::available() {
         for threads in [1, 2] {
-            v.push(GemmParams {
-                backend: GemmBackend::Micro,
-                threads,
-                isa,
-            });
+            v.push(GemmParams { backend: GemmBackend::Micro, threads, isa });
         }
     }
     v
@@ -43,35 +39,17 @@ fn check_case(r: &mut ChaCha8Rng, what: &str, spec: GemmSpec, bias_kind: usize, 
     };
     let mut want = c0.clone();
     naive(&spec, &a, &b, bias, &mut want);
-    let packed: Vec<PackedB> = WIDTHS
-        .iter()
-        .map(|&nr| pack_b(&b, k, n, spec.trans_b, spec.ldb, PackedLayout::Panel { nr }).unwrap())
-        .collect();
-    let plain = GemmSpec {
-        trans_b: false,
-        ldb: 0,
-        ..spec
-    };
+    let packed: Vec<PackedB> =
+        WIDTHS.iter().map(|&nr| pack_b(&b, k, n, spec.trans_b, spec.ldb, PackedLayout::Panel { nr }).unwrap()).collect();
+    let plain = GemmSpec { trans_b: false, ldb: 0, ..spec };
     for p in micro_params() {
         let mut got = c0.clone();
         sgemm(&spec, &a, &b, bias, &mut got, &p).unwrap();
-        assert_close(
-            &format!("{what} {spec:?} {p:?} unpacked"),
-            &got,
-            &want,
-            tol,
-            tol,
-        );
+        assert_close(&format!("{what} {spec:?} {p:?} unpacked"), &got, &want, tol, tol);
         for pk in &packed {
             let mut got = c0.clone();
             sgemm_packed(&plain, &a, pk, bias, &mut got, &p).unwrap();
-            assert_close(
-                &format!("{what} {spec:?} {p:?} {:?}", pk.layout()),
-                &got,
-                &want,
-                tol,
-                tol,
-            );
+            assert_close(&format!("{what} {spec:?} {p:?} {:?}", pk.layout()), &got, &want, tol, tol);
         }
     }
 }
@@ -79,9 +57,7 @@ fn check_case(r: &mut ChaCha8Rng, what: &str, spec: GemmSpec, bias_kind: usize, 
 #[test]
 fn random_edges_every_isa_threads_and_layout() {
     let mut r = rng(21);
-    let dims = [
-        1usize, 2, 3, 5, 7, 8, 13, 16, 17, 31, 47, 48, 49, 64, 97, 130,
-    ];
+    let dims = [1usize, 2, 3, 5, 7, 8, 13, 16, 17, 31, 47, 48, 49, 64, 97, 130];
     let acts = Activation::all();
     for case in 0..160 {
         let pick = |r: &mut ChaCha8Rng| dims[r.random_range(0..dims.len())];
@@ -93,19 +69,10 @@ fn random_edges_every_isa_threads_and_layout() {
             spec = spec.strides(ac + 3, bc + 5, n + 2);
         }
         if r.random_bool(0.6) {
-            spec = spec.scale(
-                r.random_range(-2.0..2.0),
-                [0.0, 1.0, 0.5, -1.5][r.random_range(0..4)],
-            );
+            spec = spec.scale(r.random_range(-2.0..2.0), [0.0, 1.0, 0.5, -1.5][r.random_range(0..4)]);
         }
         spec = spec.act(acts[case % acts.len()]);
-        check_case(
-            &mut r,
-            &format!("case {case}"),
-            spec,
-            case / acts.len(),
-            1e-4,
-        );
+        check_case(&mut r, &format!("case {case}"), spec, case / acts.len(), 1e-4);
     }
 }
 
@@ -114,18 +81,8 @@ fn random_edges_every_isa_threads_and_layout() {
 #[test]
 fn crosses_blocks() {
     let mut r = rng(22);
-    for (i, (m, n, k)) in [
-        (3, 8300, 256),
-        (2100, 20, 128),
-        (37, 150, 1100),
-        (130, 390, 390),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let spec = GemmSpec::new(m, n, k)
-            .scale(0.75, 0.5)
-            .act(Activation::Relu);
+    for (i, (m, n, k)) in [(3, 8300, 256), (2100, 20, 128), (37, 150, 1100), (130, 390, 390)].into_iter().enumerate() {
+        let spec = GemmSpec::new(m, n, k).scale(0.75, 0.5).act(Activation::Relu);
         check_case(&mut r, "blocks", spec, i, 2e-3);
     }
 }
@@ -140,15 +97,7 @@ fn zero_k_scales_then_bias_and_act() {
         assert_eq!(c, [2.0, 0.0, 4.0, 2.0, 0.0, 4.0]);
         let pk = pack_b(&[], 0, 3, false, 0, PackedLayout::Panel { nr: 16 }).unwrap();
         let mut c = vec![f32::NAN; 6];
-        sgemm_packed(
-            &spec.scale(1.0, 0.0),
-            &[],
-            &pk,
-            Bias::PerCol(&bias),
-            &mut c,
-            &p,
-        )
-        .unwrap();
+        sgemm_packed(&spec.scale(1.0, 0.0), &[], &pk, Bias::PerCol(&bias), &mut c, &p).unwrap();
         assert_eq!(c, [1.0, 0.0, 3.0, 1.0, 0.0, 3.0]);
     }
 }
@@ -160,38 +109,14 @@ fn bad_sizes_are_errors() {
     assert!(pack_b(&b, 3, 5, false, 0, PackedLayout::Panel { nr: 16 }).is_err());
     assert!(pack_b(&b, 4, 4, true, 5, PackedLayout::Panel { nr: 16 }).is_err());
     let pk = pack_b(&b, 3, 4, false, 0, PackedLayout::Panel { nr: 32 }).unwrap();
-    let p = GemmParams {
-        backend: GemmBackend::Micro,
-        threads: 2,
-        isa: Isa::best(),
-    };
+    let p = GemmParams { backend: GemmBackend::Micro, threads: 2, isa: Isa::best() };
     let spec = GemmSpec::new(2, 4, 3);
     let mut c = vec![0.0f32; 8];
     assert!(sgemm_packed(&spec, &[0.0; 5], &pk, Bias::None, &mut c, &p).is_err());
     assert!(sgemm_packed(&spec, &[0.0; 6], &pk, Bias::None, &mut c[..7], &p).is_err());
     assert!(sgemm_packed(&spec, &[0.0; 6], &pk, Bias::PerRow(&[0.0; 3]), &mut c, &p).is_err());
-    assert!(
-        sgemm_packed(
-            &GemmSpec::new(2, 4, 4),
-            &[0.0; 8],
-            &pk,
-            Bias::None,
-            &mut c,
-            &p
-        )
-        .is_err()
-    );
-    assert!(
-        sgemm_packed(
-            &spec.strides(0, 4, 0),
-            &[0.0; 6],
-            &pk,
-            Bias::None,
-            &mut c,
-            &p
-        )
-        .is_err()
-    );
+    assert!(sgemm_packed(&GemmSpec::new(2, 4, 4), &[0.0; 8], &pk, Bias::None, &mut c, &p).is_err());
+    assert!(sgemm_packed(&spec.strides(0, 4, 0), &[0.0; 6], &pk, Bias::None, &mut c, &p).is_err());
     assert!(sgemm(&spec, &[0.0; 6], &b[..11], Bias::None, &mut c, &p).is_err());
     sgemm_packed(&spec, &[0.0; 6], &pk, Bias::None, &mut c, &p).unwrap();
 }
@@ -200,65 +125,27 @@ fn bad_sizes_are_errors() {
 fn batched_and_layout_helpers() {
     let mut r = rng(23);
     let (m, n, k, count) = (9, 50, 20, 5);
-    let spec = GemmSpec::new(m, n, k)
-        .trans(true, false)
-        .act(Activation::Gelu);
+    let spec = GemmSpec::new(m, n, k).trans(true, false).act(Activation::Gelu);
     let a = rand_vec(&mut r, count * m * k);
     let b = rand_vec(&mut r, k * n);
-    let batch = Batch {
-        count,
-        stride_a: m * k,
-        stride_b: 0,
-        stride_c: m * n,
-    };
+    let batch = Batch { count, stride_a: m * k, stride_b: 0, stride_c: m * n };
     let mut want = vec![0.0; count * m * n];
     for i in 0..count {
-        naive(
-            &spec,
-            &a[i * m * k..],
-            &b,
-            Bias::None,
-            &mut want[i * m * n..],
-        );
+        naive(&spec, &a[i * m * k..], &b, Bias::None, &mut want[i * m * n..]);
     }
     for p in micro_params() {
         let mut got = vec![f32::NAN; count * m * n];
         sgemm_batched(&spec, batch, &a, &b, Bias::None, &mut got, &p).unwrap();
         assert_close(&format!("{p:?}"), &got, &want, 1e-4, 1e-4);
-        assert!(matches!(
-            packed_layout_for(&p, n),
-            PackedLayout::Panel { .. }
-        ));
+        assert!(matches!(packed_layout_for(&p, n), PackedLayout::Panel { .. }));
     }
     let lib = GemmParams::default();
-    assert_eq!(
-        packed_layout_for(
-            &GemmParams {
-                backend: GemmBackend::Library,
-                ..lib
-            },
-            n
-        ),
-        PackedLayout::RowMajor
-    );
-    let widths = |n| {
-        packed_layout_for(
-            &GemmParams {
-                backend: GemmBackend::Micro,
-                isa: Isa::Avx512,
-                ..lib
-            },
-            n,
-        )
-    };
+    assert_eq!(packed_layout_for(&GemmParams { backend: GemmBackend::Library, ..lib }, n), PackedLayout::RowMajor);
+    let widths = |n| packed_layout_for(&GemmParams { backend: GemmBackend::Micro, isa: Isa::Avx512, ..lib }, n);
     if Isa::Avx512.is_available() {
         assert_eq!(widths(1536), PackedLayout::Panel { nr: 48 });
         assert_eq!(widths(1024), PackedLayout::Panel { nr: 64 });
         assert_eq!(widths(1000), PackedLayout::Panel { nr: 48 });
     }
-    assert!(
-        gemm_candidates(&spec, 2)
-            .iter()
-            .any(|p| p.backend == GemmBackend::Micro)
-    );
+    assert!(gemm_candidates(&spec, 2).iter().any(|p| p.backend == GemmBackend::Micro));
 }

@@ -61,15 +61,19 @@ fn act_ref(act: Activation, x: f64) -> f64 {
         Activation::None => x,
         Activation::Relu => x.max(0.0),
         Activation::Clip { min, max } => x.clamp(f64::from(min), f64::from(max)),
-        Activation::LeakyRelu { alpha } => if x < 0.0 { f64::from(alpha) * x } else { x },
+        Activation::LeakyRelu { alpha } => {
+            if x < 0.0 {
+                f64::from(alpha) * x
+            } else {
+                x
+            }
+        }
         Activation::Sigmoid => sig(x),
         Activation::HardSigmoid { alpha, beta } => (f64::from(alpha) * x + f64::from(beta)).clamp(0.0, 1.0),
         Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         Activation::Tanh => x.tanh(),
         Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
-        Activation::GeluTanh => {
-            0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
-        }
+        Activation::GeluTanh => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
         Activation::Silu => x * sig(x),
     }
 }
