@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use super::isa::Isa;
-use super::micro_tile::{MacroJob, TileArgs, macro_body, tile_fits, tile_portable};
+use super::micro_tile::{MacroJob, TileArgs, TileEpi, Tiled, macro_body, tile_fits, tile_portable};
 
 /// Sixteen `f32` on a 64-byte boundary (one cache line, one zmm register).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,16 +58,18 @@ impl AlignedVec {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{TileArgs, tile_fits};
+    use super::super::act512;
+    use super::super::activation::Bias;
+    use super::{TileArgs, TileEpi, Tiled, tile_fits};
 
     /// `C[.., col..col + ncols] = alpha * A B + beta * C` for an `MR x 16 NV` register tile;
     /// false (nothing written) if the operands do not fit.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     #[inline]
-    pub(super) fn tile_avx512<const MR: usize, const NV: usize>(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
+    pub(super) fn tile_avx512<const MR: usize, const NV: usize>(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> Tiled {
         // The panel is exactly the tile wide: B rows are 16 NV apart (a constant stride).
         if t.b_rs != NV * 16 || !tile_fits(t, c, MR, NV * 16) {
-            return false;
+            return Tiled::Misfit;
         }
         for row in c.iter() {
             for v in 0..NV {
@@ -78,8 +80,24 @@ mod x86 {
         // SAFETY: `tile_fits(t, c, MR, 16 NV)` and `b_rs == 16 NV` held above.
         let acc = unsafe { if t.a_rs == 0 { acc_packed::<MR, NV>(t) } else { acc_rows::<MR, NV>(t) } };
         let (alpha, beta) = (_mm512_set1_ps(t.alpha), _mm512_set1_ps(t.beta));
-        for (row, acc_r) in c.iter_mut().zip(&acc) {
+        // The epilogue's per-column bias, one register per 16 columns (zero past its end).
+        let mut col_bias = [_mm512_setzero_ps(); NV];
+        if let Some(TileEpi { bias: Bias::PerCol(b), .. }) = t.epi {
+            for (v, reg) in col_bias.iter_mut().enumerate() {
+                let mut lanes = [0.0f32; 16];
+                let src = b.get(v * 16..).unwrap_or(&[]);
+                let len = src.len().min(16);
+                lanes[..len].copy_from_slice(&src[..len]);
+                // SAFETY: `lanes` holds 16 floats.
+                *reg = unsafe { _mm512_loadu_ps(lanes.as_ptr()) };
+            }
+        }
+        for (r, (row, acc_r)) in c.iter_mut().zip(&acc).enumerate() {
             let dst = row[t.col..].as_mut_ptr();
+            let row_bias = match t.epi {
+                Some(TileEpi { bias: Bias::PerRow(b), row0, .. }) => b.get(row0 + r).copied().unwrap_or(0.0),
+                _ => 0.0,
+            };
             for (v, s) in acc_r.iter().enumerate() {
                 let lanes = t.ncols.saturating_sub(v * 16).min(16);
                 let mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
@@ -90,11 +108,15 @@ mod x86 {
                     if t.beta != 0.0 {
                         x = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, dst.add(v * 16)), beta, x);
                     }
+                    if let Some(e) = t.epi {
+                        x = _mm512_add_ps(_mm512_add_ps(x, col_bias[v]), _mm512_set1_ps(row_bias));
+                        x = act512::apply(e.act, x);
+                    }
                     _mm512_mask_storeu_ps(dst.add(v * 16), mask, x);
                 }
             }
         }
-        true
+        if t.epi.is_some() { Tiled::Finished } else { Tiled::Stored }
     }
 
     /// B rows ahead of the one in use that the tiles prefetch (the B block streams from L2).
@@ -175,9 +197,9 @@ mod x86 {
     /// The AVX2 tile: `MR x 16` (two ymm per row), partial tiles through a local buffer.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(super) fn tile_avx2<const MR: usize>(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
+    pub(super) fn tile_avx2<const MR: usize>(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> Tiled {
         if t.a_rs != 0 || !tile_fits(t, c, MR, 16) {
-            return false;
+            return Tiled::Misfit;
         }
         let (a, b, b_rs) = (t.a.as_ptr(), t.b.as_ptr(), t.b_rs);
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
@@ -213,7 +235,7 @@ mod x86 {
             }
             dst.copy_from_slice(&tmp[..dst.len()]);
         }
-        true
+        Tiled::Stored
     }
 
     /// The whole macro-kernel compiled for AVX-512, the tile inlined (one function per tile).

@@ -5,13 +5,13 @@
 //! Errors (measured in the tests against f64): exp, log and tanh within a few ulp; erfc-based
 //! gelu within 2e-7 absolute. The polynomial coefficients are the classic Cephes ones.
 
-const LOG2E: f32 = std::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LOG2E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding it rounds to the nearest integer, kept in the low mantissa bits.
-const ROUND_MAGIC: f32 = 12_582_912.0;
-const EXP_HI: f32 = 88.722_84;
-const EXP_LO: f32 = -87.336_55;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const EXP_HI: f32 = 88.722_84;
+pub(crate) const EXP_LO: f32 = -87.336_55;
 
 /// e^x. Returns +inf above ~88.72, 0 below ~-87.34, NaN for NaN.
 #[inline(always)]

@@ -23,6 +23,29 @@ pub(crate) struct TileArgs<'a> {
     pub alpha: f32,
     /// 0 writes C without reading it.
     pub beta: f32,
+    /// The epilogue, on the last k block: a tile that applies it in registers returns
+    /// [`Tiled::Finished`], else [`macro_body`] applies it to the stored tile.
+    pub epi: Option<TileEpi<'a>>,
+}
+
+/// Bias and activation of one tile: a per-column bias starts at the tile's first column, a
+/// per-row bias is indexed from `row0` (the tile's first row in the whole product).
+#[derive(Clone, Copy)]
+pub(crate) struct TileEpi<'a> {
+    pub bias: Bias<'a>,
+    pub act: Activation,
+    pub row0: usize,
+}
+
+/// What a tile did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tiled {
+    /// The operands did not fit; nothing was written.
+    Misfit,
+    /// `alpha A B + beta C` is stored; the epilogue (if any) remains.
+    Stored,
+    /// Stored with the epilogue applied.
+    Finished,
 }
 
 /// Bias and activation of the last k block; `bias` starts at the block's first column.
@@ -72,7 +95,7 @@ const A_BLOCK_FOR_COLUMNS_OUTER: usize = 128 << 10;
 #[inline(always)]
 pub(crate) fn macro_body<F>(job: &MacroJob<'_>, c: &mut [&mut [f32]], mut tile: F) -> bool
 where
-    F: FnMut(&TileArgs<'_>, &mut [&mut [f32]]) -> bool,
+    F: FnMut(&TileArgs<'_>, &mut [&mut [f32]]) -> Tiled,
 {
     let (mr, nr, sub, kc) = (job.mr, job.nr, job.sub, job.kc);
     if mr == 0 || sub == 0 || nr % sub != 0 || c.len() < job.mc {
@@ -85,6 +108,14 @@ where
         let (Some(a), Some(b), Some(c_rows)) = (job.a.get(a_at..), job.b.get(b_at..), c.get_mut(i0..i0 + rows)) else {
             return false;
         };
+        let epi = job.epi.map(|e| TileEpi {
+            bias: match e.bias {
+                Bias::PerCol(v) => Bias::PerCol(v.get(col..).unwrap_or(&[])),
+                other => other,
+            },
+            act: e.act,
+            row0: e.row0 + i0,
+        });
         let t = TileArgs {
             kc,
             a,
@@ -96,17 +127,17 @@ where
             ncols,
             alpha: job.alpha,
             beta: job.beta,
+            epi,
         };
-        if !tile(&t, c_rows) {
-            return false;
-        }
-        if let Some(e) = job.epi {
-            let bias = match e.bias {
-                Bias::PerCol(v) => Bias::PerCol(v.get(col..).unwrap_or(&[])),
-                other => other,
-            };
-            if !super::arch::bias_act_rows(e.isa, c_rows, (t.col, ncols), e.row0 + i0, bias, e.act) {
-                return false;
+        match tile(&t, c_rows) {
+            Tiled::Misfit => return false,
+            Tiled::Finished => {}
+            Tiled::Stored => {
+                if let (Some(te), Some(e)) = (epi, job.epi)
+                    && !super::arch::bias_act_rows(e.isa, c_rows, (t.col, ncols), te.row0, te.bias, te.act)
+                {
+                    return false;
+                }
             }
         }
         true
@@ -182,11 +213,11 @@ fn portable_step(acc: &mut [[f32; PORTABLE_W]; PORTABLE_MR], ap: &[f32; PORTABLE
 }
 
 /// The portable `6 x 4` tile (the compiler vectorises it for the baseline ISA).
-pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
+pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> Tiled {
     const MR: usize = PORTABLE_MR;
     const W: usize = PORTABLE_W;
     if t.a_rs != 0 || !tile_fits(t, c, MR, W) {
-        return false;
+        return Tiled::Misfit;
     }
     let mut acc = [[0.0f32; W]; MR];
     for (ap, bp) in t.a.chunks_exact(MR).zip(t.b.chunks(t.b_rs)).take(t.kc) {
@@ -200,7 +231,7 @@ pub(crate) fn tile_portable(t: &TileArgs<'_>, c: &mut [&mut [f32]]) -> bool {
             *x = if t.beta == 0.0 { t.alpha * s } else { t.alpha * s + t.beta * *x };
         }
     }
-    true
+    Tiled::Stored
 }
 
 /// Panel width B is packed in for `isa` and `n` columns: for AVX-512 the width (8 x 48,

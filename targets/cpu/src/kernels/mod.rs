@@ -26,6 +26,8 @@
 //! Activations ([`Activation`]) and biases ([`Bias`]) are fused into GEMM and convolution
 //! epilogues. Kernels check every size and return [`KernelError`] rather than panic.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod act512;
 mod activation;
 mod arch;
 mod arch_micro;

@@ -119,3 +119,38 @@ fn activations_every_isa() {
         }
     }
 }
+
+/// The AVX-512 register activations (the micro GEMM tile's epilogue) against the f64
+/// definitions, on the same grid and bounds as the slice paths, and on special values.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn register_activations_avx512() {
+    if !Isa::Avx512.is_available() {
+        eprintln!("skipped: this CPU lacks AVX-512 (the register activations run only there)");
+        return;
+    }
+    let mut xs = grid(-12.0, 12.0, 20_011);
+    xs.extend([0.0, -0.0, 1e-30, -1e-30, 30.0, -30.0, 87.0, -87.0, 100.0, -100.0, f32::MAX, f32::MIN]);
+    for act in Activation::all() {
+        let mut got = xs.clone();
+        assert!(crate::kernels::act512::apply_slice(act, &mut got));
+        for (x, g) in xs.iter().zip(&got) {
+            let want = act_ref(act, f64::from(*x));
+            let err = (f64::from(*g) - want).abs();
+            let scalar = act.apply(*x);
+            // Where the scalar path overflows to inf or NaN (x*x*x for |x| of f32::MAX), the
+            // register path must agree with it rather than with f64.
+            if !scalar.is_finite() {
+                assert!(g.is_nan() == scalar.is_nan() && (g.is_nan() || *g == scalar), "{act:?}: x={x} got {g} scalar {scalar}");
+                continue;
+            }
+            assert!(err <= 3e-7 + 4e-7 * want.abs(), "{act:?}: x={x} got {g} want {want}");
+        }
+        let mut special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+        let scalar = special.map(|x| act.apply(x));
+        assert!(crate::kernels::act512::apply_slice(act, &mut special));
+        for ((g, s), x) in special.iter().zip(scalar).zip([f32::NAN, f32::INFINITY, f32::NEG_INFINITY]) {
+            assert!(g.is_nan() == s.is_nan() && (g.is_nan() || *g == s), "{act:?}: x={x} register {g}, scalar {s}");
+        }
+    }
+}
