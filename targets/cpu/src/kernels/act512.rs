@@ -15,7 +15,6 @@ use std::arch::x86_64::*;
 use super::activation::Activation;
 use super::math::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, ROUND_MAGIC};
 
-
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
 #[inline]
 fn splat(x: f32) -> __m512 {
@@ -125,9 +124,18 @@ pub(crate) fn apply(act: Activation, x: __m512) -> __m512 {
     }
 }
 
-#[cfg(test)]
+/// `act` on every register of `xs`.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+#[inline]
+pub(crate) fn apply_all(act: Activation, xs: &mut [__m512]) {
+    for x in xs {
+        *x = apply(act, *x);
+    }
+}
+
 /// `act` over a slice, 16 lanes at a time (the tail masked); false without AVX-512 (nothing
-/// is changed then). For tests and for callers outside a vector tile.
+/// is changed then). For tests.
+#[cfg(test)]
 pub(crate) fn apply_slice(act: Activation, xs: &mut [f32]) -> bool {
     if !super::isa::Isa::Avx512.is_available() {
         return false;

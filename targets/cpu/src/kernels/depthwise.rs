@@ -19,7 +19,13 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
     };
     let body = |first: usize, chunk: &mut [f32]| match job.w.layout {
         ConvLayout::Nchw => arch::depthwise_nchw(isa, job, oh, ow, first, chunk),
-        ConvLayout::Nhwc => arch::depthwise_nhwc(isa, job, oh, ow, first, chunk),
+        ConvLayout::Nhwc => {
+            #[cfg(target_arch = "x86_64")]
+            if isa.effective() == super::isa::Isa::Avx512 && super::arch_dw::nhwc(job, oh, ow, first, chunk) {
+                return;
+            }
+            arch::depthwise_nhwc(isa, job, oh, ow, first, chunk)
+        }
     };
     if threads == 1 || units < 2 || y.len() < 1 << 14 {
         body(0, y);
@@ -177,19 +183,19 @@ fn quad(fma: bool, p: &Pixel<'_>, x0: usize, out: &mut [f32]) {
     }
 }
 
-/// What every pixel of one NHWC output row reads.
-struct Pixel<'a> {
-    x_img: &'a [f32],
-    wts: &'a [f32],
+/// What every pixel of one NHWC output row reads (also `arch_dw`'s AVX-512 loop).
+pub(crate) struct Pixel<'a> {
+    pub(crate) x_img: &'a [f32],
+    pub(crate) wts: &'a [f32],
     /// Taps of the row inside the image: (input row, kh).
-    rows: &'a [(usize, usize)],
-    w: usize,
-    c: usize,
-    kw_n: usize,
-    sw: usize,
-    dw: usize,
-    pl: usize,
-    bias: Option<&'a [f32]>,
+    pub(crate) rows: &'a [(usize, usize)],
+    pub(crate) w: usize,
+    pub(crate) c: usize,
+    pub(crate) kw_n: usize,
+    pub(crate) sw: usize,
+    pub(crate) dw: usize,
+    pub(crate) pl: usize,
+    pub(crate) bias: Option<&'a [f32]>,
 }
 
 /// One NHWC output pixel `ox` into `ypx` (`c` values). A function, not a closure: a closure
