@@ -377,6 +377,30 @@ impl Job<'_> {
             let spec = GemmSpec::new(rows, kv, d).trans(false, true).strides(l.q.row, l.k.row, kv).scale(s.scale, 0.0);
             sgemm(&spec, q, &self.k[l.k.at(b, kvh)..], Bias::None, sc, gp)?;
         }
+        // AVX-512: the mask added inside the softmax's first pass (one pass fewer).
+        #[cfg(target_arch = "x86_64")]
+        let fused = !s.causal
+            && gp.isa.effective() == super::isa::Isa::Avx512
+            && match self.mask {
+                Mask::None => super::arch_softmax::rows(sc, kv, None),
+                Mask::Additive { data, strides } if strides[3] == 1 => {
+                    let offset = b * strides[0] + h * strides[1] + q0 * strides[2];
+                    super::arch_softmax::rows(sc, kv, Some(super::arch_softmax::MaskRows { data, offset, row_stride: strides[2] }))
+                }
+                Mask::Additive { .. } => false,
+            };
+        #[cfg(not(target_arch = "x86_64"))]
+        let fused = false;
+        if !fused {
+            self.mask_and_softmax(b, h, q0, kv, sc, gp);
+        }
+        let spec = GemmSpec::new(rows, dv, kv).strides(kv, l.v.row, ldc);
+        sgemm(&spec, sc, &self.v[l.v.at(b, kvh)..], Bias::None, out, gp)
+    }
+
+    /// The portable mask add (and causal cut) then softmax of a block's scores.
+    fn mask_and_softmax(&self, b: usize, h: usize, q0: usize, kv: usize, sc: &mut [f32], gp: &GemmParams) {
+        let s = self.s;
         for (r, row) in sc.chunks_exact_mut(kv).enumerate() {
             let qi = q0 + r;
             if let Mask::Additive { data, strides } = self.mask {
@@ -392,7 +416,5 @@ impl Job<'_> {
             }
         }
         arch::softmax_rows(gp.isa, sc, kv);
-        let spec = GemmSpec::new(rows, dv, kv).strides(kv, l.v.row, ldc);
-        sgemm(&spec, sc, &self.v[l.v.at(b, kvh)..], Bias::None, out, gp)
     }
 }

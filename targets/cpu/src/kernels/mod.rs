@@ -36,6 +36,8 @@ mod arch_micro;
 mod arch_q;
 mod arch_qamx;
 mod arch_qquant;
+#[cfg(target_arch = "x86_64")]
+mod arch_softmax;
 mod arch_wamx;
 mod arch_wbf16;
 mod arch_wgemv;
