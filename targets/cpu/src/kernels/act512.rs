@@ -124,15 +124,6 @@ pub(crate) fn apply(act: Activation, x: __m512) -> __m512 {
     }
 }
 
-/// `act` on every register of `xs`.
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-#[inline]
-pub(crate) fn apply_all(act: Activation, xs: &mut [__m512]) {
-    for x in xs {
-        *x = apply(act, *x);
-    }
-}
-
 /// `act` over a slice, 16 lanes at a time (the tail masked); false without AVX-512 (nothing
 /// is changed then). For tests.
 #[cfg(test)]

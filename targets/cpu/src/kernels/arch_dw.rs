@@ -145,11 +145,12 @@ fn pixels<const P: usize, const N: usize>(
         }
     }
     let Some(out) = yrow.get_mut(ox * r.c + cb..(ox + P - 1) * r.c + cb + span) else { return false };
-    for (p, a) in acc.iter_mut().enumerate() {
-        act512::apply_all(act, a);
+    for (p, a) in acc.iter().enumerate() {
         for j in 0..N {
+            // By value: a reference to `acc` would keep the accumulators in memory.
+            let v = act512::apply(act, a[j]);
             // SAFETY: p c + block j's masked lanes lie inside `out` ((P - 1) c + span elements).
-            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(p * r.c + j * 16), masks[j], a[j]) };
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(p * r.c + j * 16), masks[j], v) };
         }
     }
     true
