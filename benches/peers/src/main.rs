@@ -63,6 +63,10 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// Tensors' data 64-byte aligned (cache lines, AVX-512 registers): see kiln_target_cpu::alloc.
+#[global_allocator]
+static ALLOC: kiln_target_cpu::alloc::Aligned = kiln_target_cpu::alloc::Aligned;
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e:#}");

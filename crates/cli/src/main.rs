@@ -54,6 +54,10 @@ enum Command {
     Ls(ls::Args),
 }
 
+/// Tensors' data 64-byte aligned (cache lines, AVX-512 registers): see kiln_target_cpu::alloc.
+#[global_allocator]
+static ALLOC: kiln_target_cpu::alloc::Aligned = kiln_target_cpu::alloc::Aligned;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -4,6 +4,7 @@
 //! Architecture invariant: CPU-specific code (feature detection, SIMD kernels, threading
 //! granularity) lives here and nowhere upstream.
 
+pub mod alloc;
 pub mod device;
 mod exec;
 pub mod kernels;
