@@ -20,35 +20,76 @@ pub mod slice;
 pub mod split;
 
 use crate::device::Gpu;
-use crate::runtime::{GpuTensor, Pool};
+use crate::runtime::{Float, GpuTensor, Pool};
 use kiln_target::Step;
 use kiln_tensor::Tensor;
 
 /// Compiles a thread-per-element shader for `variant` (workgroup size `wg{N}`): the parameter
-/// block, the read-only arrays `reads` (name, element type) at bindings 1.., the f32 output
-/// `y` after them, and `body`, run with `i`, the element, below `P(count)`. Returns the
-/// pipeline and its workgroup size.
+/// block, the read-only arrays `reads` (name, element type; `ST` is the step's storage type)
+/// at bindings 1.., the output `y` (`ST`) after them, and `body`, run with `i`, the element,
+/// below `P(count)`. Returns the pipeline and its workgroup size.
 pub fn per_element(
     gpu: &Gpu,
     kernel: &str,
     variant: &str,
+    float: Float,
     reads: &[(&str, &str)],
     count: u32,
     body: &str,
 ) -> Result<(wgpu::ComputePipeline, u32), String> {
     let wg = elementwise::workgroup(variant);
-    let mut src = String::from(crate::runtime::PARAMS_WGSL);
+    let mut src = String::from(float.header());
+    src.push_str(crate::runtime::PARAMS_WGSL);
     for (j, (name, ty)) in reads.iter().enumerate() {
         src.push_str(&format!("@group(0) @binding({}) var<storage, read> {name}: array<{ty}>;\n", j + 1));
     }
     src.push_str(&format!(
-        "@group(0) @binding({}) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size({wg}, 1, 1)\n\
+        "@group(0) @binding({}) var<storage, read_write> y: array<ST>;\n@compute @workgroup_size({wg}, 1, 1)\n\
          fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {{\n\
          \x20   let i = gid.x + gid.y * nw.x * {wg}u;\n    if (i >= P({count}u)) {{ return; }}\n{body}}}\n",
         reads.len() + 1
     ));
     let p = crate::runtime::pipeline(gpu, kernel, variant, &src).map_err(|e| e.to_string())?;
     Ok((p, wg))
+}
+
+/// The step attribute that says how a wgpu step stores its floats on the device ("f16";
+/// absent: f32). Lowering sets it on every wgpu step of a plan compiled for f16.
+pub const PRECISION: &str = kiln_target::PRECISION_ATTR;
+
+/// How a wgpu step stores its floats.
+pub fn precision(step: &Step) -> Result<Float, String> {
+    match step.attrs.get(PRECISION) {
+        None => Ok(Float::F32),
+        Some(kiln_target::AttrValue::String(s)) => {
+            Float::from_name(s).ok_or_else(|| format!("precision '{s}' is not one this Kiln's wgpu kernels store (f32, f16)"))
+        }
+        Some(other) => Err(format!("precision {other:?} is not a name")),
+    }
+}
+
+/// Whether a dispatching kernel has an f16 form (f16 loads and stores; see each kernel for
+/// its math). Every one has: an f16 plan keeps its device values f16 from upload to
+/// readback. A relabelling step stores what its input stores.
+pub fn takes_f16(kernel: &str) -> bool {
+    matches!(
+        kernel,
+        matmul::KERNEL
+            | elementwise::KERNEL
+            | movement::TRANSPOSE
+            | movement::CONCAT
+            | conv::KERNEL
+            | rows::KERNEL
+            | attention::KERNEL
+            | reduce::KERNEL
+            | pool::KERNEL
+            | resize::KERNEL
+            | conv_transpose::KERNEL
+            | slice::KERNEL
+            | split::KERNEL
+            | gather::KERNEL
+            | batchnorm::KERNEL
+    )
 }
 
 /// What a kernel may read when it is loaded: the device and the plan's constants.
@@ -65,6 +106,15 @@ pub struct Encoded<'a> {
     /// The step's inputs that stay on the host (`host_inputs`), by input index; empty when
     /// tuning or benchmarking.
     pub host: &'a [Option<&'a Tensor>],
+    /// How the step stores its float outputs (its `precision`).
+    pub float: Float,
+}
+
+impl Encoded<'_> {
+    /// A pooled buffer for an output of the step.
+    pub fn output(&mut self, shape: &[usize]) -> Result<GpuTensor, String> {
+        self.pool.take(self.gpu, shape, self.float).map_err(|e| e.to_string())
+    }
 }
 
 /// A loaded wgpu step.
