@@ -197,6 +197,9 @@ struct Report {
     /// Steps that say their precision (f16 plans), per precision and kernel.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     precision: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+    /// Notes the target put on layers that do not run as asked (note -> nodes).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    precision_notes: std::collections::BTreeMap<String, Vec<String>>,
     /// Why f16 was asked for and not given (the plan is f32).
     #[serde(skip_serializing_if = "Option::is_none")]
     precision_refused: Option<String>,
@@ -545,6 +548,7 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         steps: plan.steps.len(),
         kernels: plan.kernel_histogram(),
         precision: plan.precision_histogram(),
+        precision_notes: plan.precision_notes(),
         precision_refused: f16_refused,
         weight_bytes: compiled.weights.len() as u64,
         passes: compiled.patches.iter().fold(Default::default(), |mut m, p| {
@@ -663,7 +667,12 @@ fn print_text(r: &Report) {
         println!("precision {p}: {n} steps ({})", list.join(", "));
     }
     if !r.precision.is_empty() {
-        println!("  (steps not listed run on the CPU in f32; transfers convert between them)");
+        println!("  (steps not listed run in f32; transfers convert between host and device)");
+    }
+    for (note, nodes) in &r.precision_notes {
+        let shown: Vec<&str> = nodes.iter().take(4).map(String::as_str).collect();
+        let more = if nodes.len() > shown.len() { format!(", and {} more", nodes.len() - shown.len()) } else { String::new() };
+        println!("  {} layers: {note} ({}{more})", nodes.len(), shown.join(", "));
     }
     let measured = r.tuning.iter().filter(|d| d.source == "measured").count();
     let cached = r.tuning.iter().filter(|d| d.source == "cache").count();

@@ -15,7 +15,7 @@ mod tune;
 
 pub use error::TargetError;
 pub use memory::{MemoryPlan, memory_plan};
-pub use plan::{AttrValue, DimSpec, Launch, PLAN_SCHEMA_VERSION, PRECISION_ATTR, Plan, PlanValue, Step, WeightRef, read_plan, write_plan};
+pub use plan::{AttrValue, DimSpec, Launch, PLAN_SCHEMA_VERSION, PRECISION_ATTR, PRECISION_NOTE_ATTR, Plan, PlanValue, Step, WeightRef, read_plan, write_plan};
 pub use tune::{CandidateTiming, TuneCache, TuneDecision, TuneKey, TuneMode, TuneRecord, Tuner};
 
 use kiln_ir::{Model, OpSet};

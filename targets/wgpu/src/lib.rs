@@ -6,9 +6,11 @@
 //! a plan is the CPU target's, used through its public API.
 
 pub mod bench;
+pub mod bench_int8;
 pub mod device;
 mod error;
 mod exec;
+pub mod int8;
 mod kernels;
 mod lower;
 mod runtime;

@@ -71,7 +71,12 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
     let weight = |v: usize| value_weight(&cpu_plan, &blob, v);
     let f32 = |v: usize| cpu_plan.values.get(v).is_some_and(|pv| pv.dtype == "f32");
     for step in &mut plan.steps {
-        let Some((kernel, variants)) = kernels::select(step, &weight, &f32) else { continue };
+        let Some((kernel, variants)) = kernels::select(step, &weight, &f32) else {
+            if crate::int8::is_int8_layer(step) {
+                crate::int8::mark(step);
+            }
+            continue;
+        };
         step.kernel = kernel.to_string();
         step.variant = variants[0].to_string();
         if f16 && !kernels::only_relabels(kernel) && !kernels::output_on_host(kernel) {
