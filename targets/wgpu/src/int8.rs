@@ -1,21 +1,20 @@
-//! int8 on the wgpu target: not supported yet. This Kiln has no int8 WGSL kernel; the int8
-//! layers of a quantized model (`kiln::QMatMul` / `kiln::QConv` on the CPU target's int8
-//! kernels, and the ONNX integer ops on the reference kernel) run on the CPU part of the
-//! plan, in int8, each marked there with `precision: "int8"` and a note saying so (the compile
-//! report lists them). The evidence says a kernel would pay, even on lavapipe
-//! (`bench_int8::int8_evidence`, the `gemm` test): a GEMM on WGSL's packed 4x8 dot product is
-//! exact and at 512^3 runs in 0.5x the time of the same loop in f32 reading K four at a time,
-//! and 0.25x `wgpu.matmul`'s best variant. What it needs: activations quantized on the device
-//! (static scale, or a min / max reduction first for dynamic), uint8 operands shifted to int8
-//! (`dot4I8Packed` is signed only), the zero-point corrections (row sums of A, column sums of
-//! W) and the f32 epilogue.
+//! int8 on the wgpu target. `kiln::QMatMul` runs on `wgpu.qmatmul` (WGSL's packed 4x8 dot
+//! product, `kernels/qmatmul.rs`): the evidence (`bench_int8::int8_evidence`, the `gemm`
+//! test) is that a `dot4I8Packed` GEMM at 512^3 on lavapipe takes 0.5x the time of the same
+//! loop in f32 reading K four at a time and 0.25x `wgpu.matmul`'s best variant, and MiniLM-L3
+//! int8 runs in about 0.48x its f32 wgpu plan's time. The other int8 layers (`kiln::QConv`,
+//! a `QMatMul` whose operands the kernel does not take, the ONNX integer ops on the reference
+//! kernel) are not supported on the adapter: they run on the CPU part of the plan, in int8,
+//! each marked there with `precision: "int8"` and a note saying so (the compile report lists
+//! them).
 
 use kiln_target::{AttrValue, PRECISION_ATTR, PRECISION_NOTE_ATTR, Step};
 
 /// What the plan says on each int8 layer of a wgpu plan.
-pub const NOTE: &str = "int8 is not supported by the wgpu target yet (no int8 WGSL kernel): this layer runs on the CPU part, in int8";
+pub const NOTE: &str = "int8 is not supported on the adapter for this layer (the wgpu target's int8 kernel covers kiln::QMatMul only): it runs on the CPU part, in int8";
 
-/// Whether a step of the CPU target's plan computes in int8.
+/// Whether a step of the CPU target's plan computes in int8 (checked on the steps no wgpu
+/// kernel took).
 pub fn is_int8_layer(s: &Step) -> bool {
     matches!(s.kernel.as_str(), "cpu.qmatmul" | "cpu.qconv")
         || (s.kernel == "reference" && matches!(s.op.as_str(), "QLinearMatMul" | "MatMulInteger" | "QLinearConv" | "ConvInteger"))

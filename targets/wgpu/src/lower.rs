@@ -79,6 +79,9 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
         };
         step.kernel = kernel.to_string();
         step.variant = variants[0].to_string();
+        if kernel == kernels::qmatmul::KERNEL && !f16 {
+            step.attrs.insert(kernels::PRECISION.into(), AttrValue::String("int8".into()));
+        }
         if f16 && !kernels::only_relabels(kernel) && !kernels::output_on_host(kernel) {
             let float = if kernels::takes_f16(kernel) { Float::F16 } else { Float::F32 };
             step.attrs.insert(kernels::PRECISION.into(), AttrValue::String(float.name().into()));

@@ -11,6 +11,7 @@ pub mod gather;
 pub mod matmul;
 pub mod movement;
 pub mod pool;
+pub mod qmatmul;
 pub mod reduce;
 pub mod reshape;
 pub mod resize;
@@ -61,6 +62,8 @@ pub const PRECISION: &str = kiln_target::PRECISION_ATTR;
 pub fn precision(step: &Step) -> Result<Float, String> {
     match step.attrs.get(PRECISION) {
         None => Ok(Float::F32),
+        // An int8 step (`wgpu.qmatmul`) reads and writes f32 around its int8 GEMM.
+        Some(kiln_target::AttrValue::String(s)) if s == "int8" => Ok(Float::F32),
         Some(kiln_target::AttrValue::String(s)) => {
             Float::from_name(s).ok_or_else(|| format!("precision '{s}' is not one this Kiln's wgpu kernels store (f32, f16)"))
         }
@@ -152,6 +155,7 @@ pub fn select(
         }
         "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
+        "cpu.qmatmul" if qmatmul::covers(step, weight) => Some((qmatmul::KERNEL, qmatmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
         "cpu.conv2d" if conv::covers(step) => Some((conv::KERNEL, conv::VARIANTS)),
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
@@ -189,6 +193,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     match step.kernel.as_str() {
         elementwise::KERNEL => elementwise::load(step, cx),
         matmul::KERNEL => matmul::load(step, cx),
+        qmatmul::KERNEL => qmatmul::load(step, cx),
         rows::KERNEL => rows::load(step, cx),
         conv::KERNEL => conv::load(step, cx),
         attention::KERNEL => attention::load(step, cx),
@@ -219,6 +224,7 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         | resize::KERNEL
         | conv_transpose::KERNEL
         | pool::KERNEL
+        | qmatmul::KERNEL
         | split::KERNEL
         | slice::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
@@ -255,6 +261,7 @@ pub fn launch(
         split::KERNEL => split::launch(variant, shapes),
         slice::KERNEL => slice::launch(step, variant, shapes, weight),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
+        qmatmul::KERNEL => qmatmul::launch(step, shapes, weight),
         rows::KERNEL => rows::launch(step, variant, shapes),
         attention::KERNEL => attention::launch(step, variant, shapes),
         movement::TRANSPOSE => movement::launch(variant, shapes, false),
@@ -268,6 +275,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
     match kernel {
         elementwise::KERNEL => elementwise::VARIANTS,
         matmul::KERNEL => matmul::VARIANTS,
+        qmatmul::KERNEL => qmatmul::VARIANTS,
         rows::KERNEL => rows::VARIANTS,
         conv::KERNEL => conv::VARIANTS,
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,
