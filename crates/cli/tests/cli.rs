@@ -283,6 +283,8 @@ fn fp16_on_wgpu_says_each_steps_precision_or_why_not() {
         None => {
             let n = v["precision"]["f16"]["wgpu.elementwise"].as_u64().unwrap_or(0);
             assert!(n >= 1 && v["precision"].get("f32").is_none(), "{}", v["precision"]);
+            let manifest = std::fs::read_to_string(out.join("manifest.json")).expect("manifest.json");
+            assert!(manifest.contains("\"precision\": \"fp16\""), "{manifest}");
         }
     }
 
@@ -293,4 +295,6 @@ fn fp16_on_wgpu_says_each_steps_precision_or_why_not() {
     assert!(text.contains("fp16 NOT APPLIED") && text.contains("lacks shader-f16") && text.contains("every layer is f32"), "{text}");
     let plan = std::fs::read_to_string(out32.join("plan.json")).expect("plan.json");
     assert!(!plan.contains("\"f16\""), "an f16 step in the plan compiled without shader-f16");
+    let manifest = std::fs::read_to_string(out32.join("manifest.json")).expect("manifest.json");
+    assert!(manifest.contains("\"precision\": \"f32\""), "{manifest}");
 }
