@@ -29,11 +29,13 @@ fn check(model_id: &str, heavy: &str) {
     let target = kiln_target_wgpu::WgpuTarget;
     let mut times = Vec::new();
     let mut got16 = Vec::new();
+    let mut weight_bytes = Vec::new();
     for float in [FloatPrecision::F32, FloatPrecision::F16] {
         let opts = CompileOptions { tune: TuneMode::Off, float, ..CompileOptions::default() };
         let compiled = kiln_pipeline::compile(&path, &target, &opts, None).unwrap_or_else(|e| panic!("{model_id}: compile failed: {e}"));
         let plan = compiled.plan.unwrap_or_else(|| panic!("{model_id}: no plan"));
         let hist = plan.precision_histogram();
+        weight_bytes.push(compiled.weights.len());
         let (on_gpu, on_cpu, transfers) = kiln_target_wgpu::placement(&plan);
         println!("{model_id} {}: {on_gpu} steps on wgpu, {on_cpu} on the CPU, {transfers} transfers; precisions {hist:?}", float.name());
         if float == FloatPrecision::F16 && f16.is_ok() {
@@ -53,6 +55,16 @@ fn check(model_id: &str, heavy: &str) {
         }
     }
     println!("{model_id}: one run measured: wgpu f32 {:.2} ms, f16 {:.2} ms", times[0], times[1]);
+    println!("{model_id}: weights.bin f32 {} bytes, f16 {} bytes", weight_bytes[0], weight_bytes[1]);
+    // The heavy weights (GEMM / convolution / embedding tables) are stored as f16.
+    if f16.is_ok() {
+        assert!(
+            weight_bytes[1] * 10 < weight_bytes[0] * 7,
+            "{model_id}: f16 weights {} bytes of f32's {}",
+            weight_bytes[1],
+            weight_bytes[0]
+        );
+    }
     for ((name, g), (_, w)) in got16.iter().zip(&want) {
         if let kiln_reference::Value::Tensor(w) = w
             && w.dtype().is_float()

@@ -81,9 +81,12 @@ impl WgpuExecutable {
             } else if is_gpu(s) {
                 let float = kernels::precision(s).map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
                 for &v in s.inputs.iter().flatten() {
-                    if let Some(t) = weight(v).filter(|t| t.dtype() == DType::F32)
+                    // Constants are f32, or f16 where only f16 steps bind them (widened here
+                    // and stored as f16 again: exact).
+                    if let Some(t) = weight(v).filter(|t| matches!(t.dtype(), DType::F32 | DType::F16))
                         && !resident.contains_key(&(v, float))
                     {
+                        let t = t.cast(DType::F32).map_err(|e| plan_err(e.to_string()))?;
                         let data = t.as_slice::<f32>().map_err(|e| plan_err(e.to_string()))?;
                         resident.insert((v, float), upload_as(&gpu, data, t.shape(), float));
                     }

@@ -181,5 +181,47 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
         }
     }
     plan.steps = steps;
+    let blob = if f16 { narrow_weights(&mut plan, &blob)? } else { blob };
     Ok((plan, blob))
+}
+
+/// In an f16 plan, the constants only f16 steps read, and only as device buffers, are stored
+/// as f16 in weights.bin (half the bytes); the rest (read by CPU steps, or on the host at
+/// load, or plan outputs) stay f32.
+fn narrow_weights(plan: &mut Plan, blob: &[u8]) -> Result<Vec<u8>, TargetError> {
+    let mut narrow: Vec<Option<bool>> = vec![None; plan.weights.len()];
+    let mut veto = |w: usize, ok: bool| {
+        if let Some(n) = narrow.get_mut(w) {
+            *n = Some(n.unwrap_or(true) && ok);
+        }
+    };
+    for s in &plan.steps {
+        let f16_step = is_gpu(s) && kernels::precision(s) == Ok(Float::F16);
+        for (j, v) in s.inputs.iter().enumerate() {
+            if let Some(w) = v.and_then(|v| plan.values[v].weight) {
+                veto(w, f16_step && kernels::binds_on_device(s, j));
+            }
+        }
+        for a in s.attrs.values() {
+            if let AttrValue::Tensor(w) = a {
+                veto(*w, false);
+            }
+        }
+    }
+    for &v in &plan.outputs {
+        if let Some(w) = plan.values[v].weight {
+            veto(w, false);
+        }
+    }
+    let narrow: Vec<bool> = narrow.into_iter().map(|n| n == Some(true)).collect();
+    let bytes = crate::weights::narrow_to_f16(plan, blob, &narrow)
+        .map_err(|reason| TargetError::Plan { path: "<wgpu plan>".into(), reason })?;
+    for pv in &mut plan.values {
+        if let Some(w) = pv.weight
+            && plan.weights[w].dtype == "f16"
+        {
+            pv.dtype = "f16".into();
+        }
+    }
+    Ok(bytes)
 }

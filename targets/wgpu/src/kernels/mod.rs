@@ -170,6 +170,18 @@ pub fn select(
     }
 }
 
+/// Whether input `j` of a wgpu step is only ever bound as a device buffer (its kernel never
+/// reads it on the host at load), so a constant there may be stored as f16 in the plan.
+pub fn binds_on_device(step: &Step, j: usize) -> bool {
+    match step.kernel.as_str() {
+        matmul::KERNEL | conv::KERNEL | rows::KERNEL => j >= 1,
+        gather::KERNEL => j == 0,
+        // Clip's bounds are read at load into the shader.
+        elementwise::KERNEL => step.op != "Clip",
+        _ => false,
+    }
+}
+
 /// Whether a kernel only relabels its input (no dispatch): worth running on the adapter only
 /// where its input already is there.
 pub fn only_relabels(kernel: &str) -> bool {
