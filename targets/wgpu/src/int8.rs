@@ -2,16 +2,17 @@
 //! product, `kernels/qmatmul.rs`): the evidence (`bench_int8::int8_evidence`, the `gemm`
 //! test) is that a `dot4I8Packed` GEMM at 512^3 on lavapipe takes 0.5x the time of the same
 //! loop in f32 reading K four at a time and 0.25x `wgpu.matmul`'s best variant, and MiniLM-L3
-//! int8 runs in about 0.48x its f32 wgpu plan's time. The other int8 layers (`kiln::QConv`,
-//! a `QMatMul` whose operands the kernel does not take, the ONNX integer ops on the reference
-//! kernel) are not supported on the adapter: they run on the CPU part of the plan, in int8,
+//! int8 runs in about 0.48x its f32 wgpu plan's time; `kiln::QConv` with one group runs on
+//! `wgpu.qconv`, the same GEMM over im2col rows. The other int8 layers (grouped / depthwise
+//! QConv, operands the kernels do not take, the ONNX integer ops on the reference kernel) are
+//! not supported on the adapter: they run on the CPU part of the plan, in int8,
 //! each marked there with `precision: "int8"` and a note saying so (the compile report lists
 //! them).
 
 use kiln_target::{AttrValue, PRECISION_ATTR, PRECISION_NOTE_ATTR, Step};
 
 /// What the plan says on each int8 layer of a wgpu plan.
-pub const NOTE: &str = "int8 is not supported on the adapter for this layer (the wgpu target's int8 kernel covers kiln::QMatMul only): it runs on the CPU part, in int8";
+pub const NOTE: &str = "int8 is not supported on the adapter for this layer (the wgpu target's int8 kernels cover kiln::QMatMul and one-group kiln::QConv): it runs on the CPU part, in int8";
 
 /// Whether a step of the CPU target's plan computes in int8 (checked on the steps no wgpu
 /// kernel took).

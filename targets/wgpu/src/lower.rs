@@ -79,7 +79,7 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
         };
         step.kernel = kernel.to_string();
         step.variant = variants[0].to_string();
-        if kernel == kernels::qmatmul::KERNEL && !f16 {
+        if (kernel == kernels::qmatmul::KERNEL || kernel == kernels::qmatmul::CONV) && !f16 {
             step.attrs.insert(kernels::PRECISION.into(), AttrValue::String("int8".into()));
         }
         if f16 && !kernels::only_relabels(kernel) && !kernels::output_on_host(kernel) {

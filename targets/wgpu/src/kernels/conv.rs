@@ -93,7 +93,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
 }
 
 /// Output spatial size along one axis.
-fn out_len(input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Result<usize, String> {
+pub fn out_len(input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Result<usize, String> {
     let span = dil * (k.max(1) - 1) + 1;
     (input + pad)
         .checked_sub(span)

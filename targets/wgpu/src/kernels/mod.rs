@@ -156,6 +156,7 @@ pub fn select(
         "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
         "cpu.qmatmul" if qmatmul::covers(step, weight) => Some((qmatmul::KERNEL, qmatmul::VARIANTS)),
+        "cpu.qconv" if qmatmul::covers(step, weight) => Some((qmatmul::CONV, qmatmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
         "cpu.conv2d" if conv::covers(step) => Some((conv::KERNEL, conv::VARIANTS)),
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
@@ -205,7 +206,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     match step.kernel.as_str() {
         elementwise::KERNEL => elementwise::load(step, cx),
         matmul::KERNEL => matmul::load(step, cx),
-        qmatmul::KERNEL => qmatmul::load(step, cx),
+        qmatmul::KERNEL | qmatmul::CONV => qmatmul::load(step, cx),
         rows::KERNEL => rows::load(step, cx),
         conv::KERNEL => conv::load(step, cx),
         attention::KERNEL => attention::load(step, cx),
@@ -237,6 +238,7 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         | conv_transpose::KERNEL
         | pool::KERNEL
         | qmatmul::KERNEL
+        | qmatmul::CONV
         | split::KERNEL
         | slice::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
@@ -273,7 +275,7 @@ pub fn launch(
         split::KERNEL => split::launch(variant, shapes),
         slice::KERNEL => slice::launch(step, variant, shapes, weight),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
-        qmatmul::KERNEL => qmatmul::launch(step, shapes, weight),
+        qmatmul::KERNEL | qmatmul::CONV => qmatmul::launch(step, shapes, weight),
         rows::KERNEL => rows::launch(step, variant, shapes),
         attention::KERNEL => attention::launch(step, variant, shapes),
         movement::TRANSPOSE => movement::launch(variant, shapes, false),
@@ -287,7 +289,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
     match kernel {
         elementwise::KERNEL => elementwise::VARIANTS,
         matmul::KERNEL => matmul::VARIANTS,
-        qmatmul::KERNEL => qmatmul::VARIANTS,
+        qmatmul::KERNEL | qmatmul::CONV => qmatmul::VARIANTS,
         rows::KERNEL => rows::VARIANTS,
         conv::KERNEL => conv::VARIANTS,
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,

@@ -3,7 +3,8 @@
 // as sum a.w - zw[n] sum a - za sum w[n] + K za zw[n]: `dot4I8Packed` on four K values a
 // word, a's row sum through a dot with 0x01010101, w's column sums from load. A thread per
 // 4 outputs of a row.
-// p: [M, N, K4, K, has_bias]; chan, per column: [sum of w, zw, ws bits, bias bits]
+// Y is [M, N] row-major, or NCHW when ohw > 0 (a QConv: row = (n, pixel), column = channel).
+// p: [M, N, K4, K, has_bias, ohw]; chan, per column: [sum of w, zw, ws bits, bias bits]
 @group(0) @binding(1) var<storage, read> aq: array<u32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
 @group(0) @binding(3) var<storage, read> chan: array<u32>;
@@ -39,7 +40,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let exact = acc[j] - zw * asum - za * bitcast<i32>(chan[n * 4u]) + K * za * zw;
             var x = (sa * bitcast<f32>(chan[n * 4u + 2u])) * f32(exact);
             if (P(4u) == 1u) { x = x + bitcast<f32>(chan[n * 4u + 3u]); }
-            y[row * N + n] = to_st({EPILOGUE});
+            let ohw = P(5u);
+            var yi = row * N + n;
+            if (ohw > 0u) { yi = ((row / ohw) * N + n) * ohw + row % ohw; }
+            y[yi] = to_st({EPILOGUE});
         }
     }
 }
