@@ -56,7 +56,14 @@ pub fn write(
             ("device".to_string(), plan.target.device.clone()),
             ("fingerprint".to_string(), plan.target.fingerprint.clone()),
         ]),
-        precision: compiled.quantized.as_ref().map_or("f32", kiln_pipeline::Quantized::emitted_precision).into(),
+        // Quantized, or f16 on the device (the wgpu target under --precision fp16 marks its
+        // steps f16; without shader-f16 it does not, and the artifact is f32).
+        precision: match &compiled.quantized {
+            Some(q) => q.emitted_precision(),
+            None if plan.precision_histogram().contains_key("f16") => "fp16",
+            None => "f32",
+        }
+        .into(),
         source: SourceModel {
             name: source_name,
             sha256: kiln_artifact::source_digest(model)?,

@@ -194,6 +194,15 @@ struct Report {
     phases_ms: Vec<(String, f64)>,
     steps: usize,
     kernels: std::collections::BTreeMap<String, usize>,
+    /// Steps that say their precision (f16 plans), per precision and kernel.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    precision: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+    /// Notes the target put on layers that do not run as asked (note -> nodes).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    precision_notes: std::collections::BTreeMap<String, Vec<String>>,
+    /// Why f16 was asked for and not given (the plan is f32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision_refused: Option<String>,
     weight_bytes: u64,
     /// Rewrites made by the graph passes, counted per pass.
     passes: std::collections::BTreeMap<String, usize>,
@@ -219,6 +228,8 @@ struct Resolved {
     opts: crate::validate::Opts,
     cost: std::collections::BTreeMap<String, crate::cost::Price>,
     quant: Option<kiln_pipeline::QuantRequest>,
+    /// f16 compute on the device (`--precision fp16` on a target that computes in f16).
+    float: kiln_target::FloatPrecision,
 }
 
 fn resolve(a: &Args) -> anyhow::Result<Resolved> {
@@ -231,7 +242,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
         anyhow::bail!("kiln.toml lists targets {:?}: this Kiln compiles one per run; pick one with --target", bf.targets);
     }
     let target = a.target.clone().or(bf.targets.first().cloned()).unwrap_or_else(|| "cpu".into());
-    let quant = resolve_quant(a, &bf, &target)?;
+    let (quant, float) = resolve_quant(a, &bf, &target)?;
     let tune = match (a.tune, bf.tune.as_deref()) {
         (Some(t), _) => t,
         (None, None) => Tune::Cache,
@@ -273,6 +284,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
         cost: bf.cost,
         model,
         quant,
+        float,
     })
 }
 
@@ -280,8 +292,13 @@ fn precision_name(p: Precision) -> String {
     clap::ValueEnum::to_possible_value(&p).map(|v| v.get_name().to_string()).unwrap_or_default()
 }
 
-/// --precision / --calib* over kiln.toml's `precisions` and `[calibration]`.
-fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> anyhow::Result<Option<kiln_pipeline::QuantRequest>> {
+/// --precision / --calib* over kiln.toml's `precisions` and `[calibration]`: the quantization
+/// to run, or f16 compute on a target that has it (no graph rewrite).
+fn resolve_quant(
+    a: &Args,
+    bf: &crate::buildfile::BuildFile,
+    target: &str,
+) -> anyhow::Result<(Option<kiln_pipeline::QuantRequest>, kiln_target::FloatPrecision)> {
     if bf.precisions.len() > 1 && a.precision.is_none() {
         anyhow::bail!("kiln.toml lists precisions {:?}: this Kiln compiles one per run; pick one with --precision", bf.precisions);
     }
@@ -313,7 +330,15 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> an
         if data.is_some() && !a.quiet {
             eprintln!("note: calibration data {:?} is unused: f32 builds need no calibration", data.unwrap_or_default());
         }
-        return Ok(None);
+        return Ok((None, kiln_target::FloatPrecision::F32));
+    }
+    if precision == Precision::Fp16 && kiln_pipeline::computes_f16(target) {
+        if a.calib.is_some() || a.export_qdq.is_some() || a.max_accuracy_drop.is_some() || a.force_precision {
+            anyhow::bail!(
+                "--precision fp16 on the {target} target stores and computes the layers in f16 on the device: --calib, --max-accuracy-drop, --force-precision and --export-qdq are for quantized precisions"
+            );
+        }
+        return Ok((None, kiln_target::FloatPrecision::F16));
     }
     let method = match (a.calib_method, cal.and_then(|c| c.method.as_deref())) {
         (Some(m), _) => m,
@@ -378,18 +403,21 @@ fn resolve_quant(a: &Args, bf: &crate::buildfile::BuildFile, target: &str) -> an
             ..weights(kiln_quant::WeightFormat::BF16)
         }),
     };
-    Ok(Some(kiln_pipeline::QuantRequest {
-        scheme,
-        calibration: data.map(kiln_pipeline::CalibSource::Path),
-        max_samples: a.calib_samples.or(cal.and_then(|c| c.samples)),
-        method,
-        options: kiln_quant::QuantOptions::default(),
-        force: a.force_precision,
-        budget: a.max_accuracy_drop,
-        eval: a.eval_data.clone().map(kiln_pipeline::CalibSource::Path),
-        labels: a.labels.clone(),
-        smooth: smoothquant.map(|alpha| kiln_quant::SmoothOptions { alpha, insert_mul: true, ..kiln_quant::SmoothOptions::default() }),
-    }))
+    Ok((
+        Some(kiln_pipeline::QuantRequest {
+            scheme,
+            calibration: data.map(kiln_pipeline::CalibSource::Path),
+            max_samples: a.calib_samples.or(cal.and_then(|c| c.samples)),
+            method,
+            options: kiln_quant::QuantOptions::default(),
+            force: a.force_precision,
+            budget: a.max_accuracy_drop,
+            eval: a.eval_data.clone().map(kiln_pipeline::CalibSource::Path),
+            labels: a.labels.clone(),
+            smooth: smoothquant.map(|alpha| kiln_quant::SmoothOptions { alpha, insert_mul: true, ..kiln_quant::SmoothOptions::default() }),
+        }),
+        kiln_target::FloatPrecision::F32,
+    ))
 }
 
 pub fn main(a: Args) -> anyhow::Result<()> {
@@ -417,7 +445,10 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         threads: None,
         dims: r.dims.clone(),
         tuning_shapes: Default::default(),
+        float: r.float,
     };
+    // f16 asked for where the device cannot: said here, and the plan stays f32.
+    let f16_refused = (r.float == kiln_target::FloatPrecision::F16).then(|| kiln_pipeline::f16_support(&r.target).err()).flatten();
     if !r.model.exists() {
         anyhow::bail!("{} does not exist", r.model.display());
     }
@@ -516,6 +547,9 @@ pub fn main(a: Args) -> anyhow::Result<()> {
         phases_ms: compiled.phase_times.iter().map(|(p, d)| (p.to_string(), d.as_secs_f64() * 1e3)).collect(),
         steps: plan.steps.len(),
         kernels: plan.kernel_histogram(),
+        precision: plan.precision_histogram(),
+        precision_notes: plan.precision_notes(),
+        precision_refused: f16_refused,
         weight_bytes: compiled.weights.len() as u64,
         passes: compiled.patches.iter().fold(Default::default(), |mut m, p| {
             *m.entry(p.pass.to_string()).or_insert(0) += 1;
@@ -624,6 +658,22 @@ fn print_text(r: &Report) {
     println!("graph passes: {}", if passes.is_empty() { "no rewrites".to_string() } else { passes.join(", ") });
     let kernels: Vec<String> = r.kernels.iter().map(|(k, n)| format!("{k} x{n}")).collect();
     println!("plan: {} steps ({}), {} bytes of weights", r.steps, kernels.join(", "), r.weight_bytes);
+    if let Some(why) = &r.precision_refused {
+        println!("precision: fp16 NOT APPLIED: {why}; every layer is f32");
+    }
+    for (p, ks) in &r.precision {
+        let n: usize = ks.values().sum();
+        let list: Vec<String> = ks.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        println!("precision {p}: {n} steps ({})", list.join(", "));
+    }
+    if !r.precision.is_empty() {
+        println!("  (steps not listed run in f32; transfers convert between host and device)");
+    }
+    for (note, nodes) in &r.precision_notes {
+        let shown: Vec<&str> = nodes.iter().take(4).map(String::as_str).collect();
+        let more = if nodes.len() > shown.len() { format!(", and {} more", nodes.len() - shown.len()) } else { String::new() };
+        println!("  {} layers: {note} ({}{more})", nodes.len(), shown.join(", "));
+    }
     let measured = r.tuning.iter().filter(|d| d.source == "measured").count();
     let cached = r.tuning.iter().filter(|d| d.source == "cache").count();
     println!(

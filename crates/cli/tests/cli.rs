@@ -74,7 +74,16 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn kiln(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("KILN_STORE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-store")).output().expect("run kiln");
+    kiln_env(args, &[])
+}
+
+fn kiln_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("KILN_STORE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-store"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run kiln");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -239,4 +248,53 @@ fn compile_then_bench_with_profile() {
     let (ok, out, err) = kiln(&["bench", p.to_str().expect("utf8"), "--random", "--runs", "2", "--profile"]);
     assert!(ok, "{err}");
     assert!(out.contains("compile the model first"), "{out}");
+}
+
+/// `--target wgpu --precision fp16`: on an adapter with shader-f16 the report counts the
+/// steps stored in f16 per kernel; with the device opened without it (KILN_WGPU_NO_F16=1,
+/// the path of adapters that lack it) the compile says fp16 was not applied, names the
+/// adapter and the missing feature, and the plan has no f16 step. Without an adapter:
+/// skipped (failing under KILN_REQUIRE_GPU_ADAPTER=1).
+#[test]
+fn fp16_on_wgpu_says_each_steps_precision_or_why_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "m.onnx", &model(vec![], &[]));
+    let out = dir.path().join("m16.kiln");
+    let args =
+        ["compile", p.to_str().expect("utf8"), "--target", "wgpu", "--precision", "fp16", "--tune", "off", "--no-validate", "--no-store"];
+    let with_out = |o: &Path, json: bool| {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).chain(["-o".into(), o.display().to_string()]).collect();
+        if json {
+            a.push("--json".into());
+        }
+        a
+    };
+    let a = with_out(&out, true);
+    let (ok, json, err) = kiln(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    if !ok && err.contains("is not available here") {
+        assert!(std::env::var("KILN_REQUIRE_GPU_ADAPTER").as_deref() != Ok("1"), "KILN_REQUIRE_GPU_ADAPTER=1 but {err}");
+        println!("skipped: {err}");
+        return;
+    }
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    match v["precision_refused"].as_str() {
+        Some(why) => println!("this adapter has no shader-f16: {why}"),
+        None => {
+            let n = v["precision"]["f16"]["wgpu.elementwise"].as_u64().unwrap_or(0);
+            assert!(n >= 1 && v["precision"].get("f32").is_none(), "{}", v["precision"]);
+            let manifest = std::fs::read_to_string(out.join("manifest.json")).expect("manifest.json");
+            assert!(manifest.contains("\"precision\": \"fp16\""), "{manifest}");
+        }
+    }
+
+    let out32 = dir.path().join("m32.kiln");
+    let a = with_out(&out32, false);
+    let (ok, text, err) = kiln_env(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[("KILN_WGPU_NO_F16", "1")]);
+    assert!(ok, "{err}");
+    assert!(text.contains("fp16 NOT APPLIED") && text.contains("lacks shader-f16") && text.contains("every layer is f32"), "{text}");
+    let plan = std::fs::read_to_string(out32.join("plan.json")).expect("plan.json");
+    assert!(!plan.contains("\"f16\""), "an f16 step in the plan compiled without shader-f16");
+    let manifest = std::fs::read_to_string(out32.join("manifest.json")).expect("manifest.json");
+    assert!(manifest.contains("\"precision\": \"f32\""), "{manifest}");
 }

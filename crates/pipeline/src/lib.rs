@@ -118,6 +118,21 @@ pub fn compile(model_path: &Path, target: &dyn Target, opts: &CompileOptions, st
     Ok(out)
 }
 
+/// Whether `target` takes `--precision fp16` as f16 storage and math on its device
+/// (`CompileOptions::float`) rather than as weight-only fp16 (the wgpu target).
+pub fn computes_f16(target: &str) -> bool {
+    target == "wgpu"
+}
+
+/// Whether `target` can compute in f16 here; the error names the device and what it lacks
+/// (the plan then stays f32).
+pub fn f16_support(target: &str) -> Result<(), String> {
+    match target {
+        "wgpu" => kiln_target_wgpu::f16_support().map_err(|e| e.to_string()),
+        other => Err(format!("the {other} target has no f16 compute path (--precision fp16 stores its weights in f16 instead)")),
+    }
+}
+
 /// Whether `target` computes bf16 x bf16 products natively here (the CPU with AVX512-BF16),
 /// so `--precision bf16` rounds activations to bf16 too instead of converting weights to f32.
 pub fn computes_bf16(target: &str) -> bool {

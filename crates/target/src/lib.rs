@@ -15,7 +15,7 @@ mod tune;
 
 pub use error::TargetError;
 pub use memory::{MemoryPlan, memory_plan};
-pub use plan::{AttrValue, DimSpec, Launch, PLAN_SCHEMA_VERSION, Plan, PlanValue, Step, WeightRef, read_plan, write_plan};
+pub use plan::{AttrValue, DimSpec, Launch, PLAN_SCHEMA_VERSION, PRECISION_ATTR, PRECISION_NOTE_ATTR, Plan, PlanValue, Step, WeightRef, read_plan, write_plan};
 pub use tune::{CandidateTiming, TuneCache, TuneDecision, TuneKey, TuneMode, TuneRecord, Tuner};
 
 use kiln_ir::{Model, OpSet};
@@ -61,11 +61,41 @@ pub struct CompileOptions {
     /// derive them: the sizes kernels are tuned for. The pipeline fills this from `dims`
     /// (dims that only exist after ops like Resize get real sizes here, not 1).
     pub tuning_shapes: BTreeMap<String, Vec<usize>>,
+    /// The float type float layers compute in. `F16` is honoured by targets with an f16
+    /// path on the device (the wgpu target with shader-f16, which marks each step's
+    /// precision in the plan); the CPU target reaches fp16 through weight-only quantization
+    /// instead and ignores this.
+    pub float: FloatPrecision,
+}
+
+/// The float type a target computes its float layers in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FloatPrecision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl FloatPrecision {
+    pub fn name(self) -> &'static str {
+        match self {
+            FloatPrecision::F32 => "f32",
+            FloatPrecision::F16 => "f16",
+        }
+    }
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { tune: TuneMode::Cache, tune_budget: Duration::from_secs(30), cache_dir: None, threads: None, dims: BTreeMap::new(), tuning_shapes: BTreeMap::new() }
+        CompileOptions {
+            tune: TuneMode::Cache,
+            tune_budget: Duration::from_secs(30),
+            cache_dir: None,
+            threads: None,
+            dims: BTreeMap::new(),
+            tuning_shapes: BTreeMap::new(),
+            float: FloatPrecision::F32,
+        }
     }
 }
 

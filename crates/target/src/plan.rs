@@ -58,6 +58,16 @@ impl PlanValue {
     }
 }
 
+/// The step attribute naming the float type a step stores its floats in on its device
+/// ("f16"), where a target computes below the model's f32 (the wgpu target under
+/// `CompileOptions::float`); transfers carry it for the device side they convert.
+pub const PRECISION_ATTR: &str = "precision";
+
+/// The step attribute a target puts beside [`PRECISION_ATTR`] when a layer does not run
+/// where or how the user asked (the wgpu target's int8 layers, left on its CPU part), saying
+/// why, for the compile report.
+pub const PRECISION_NOTE_ATTR: &str = "precision_note";
+
 /// A node attribute in plan form. Tensors live in the weight blob.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +152,29 @@ impl Plan {
             steps: Vec::new(),
             weights: Vec::new(),
         }
+    }
+
+    /// Steps that carry a [`PRECISION_ATTR`], counted per precision and kernel, for reports
+    /// (empty when no step says: every value then has its own type, f32 for floats).
+    pub fn precision_histogram(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        let mut h: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for s in &self.steps {
+            if let Some(AttrValue::String(p)) = s.attrs.get(PRECISION_ATTR) {
+                *h.entry(p.clone()).or_default().entry(s.kernel.clone()).or_insert(0) += 1;
+            }
+        }
+        h
+    }
+
+    /// Steps with a [`PRECISION_NOTE_ATTR`]: each note and the nodes it is on, for reports.
+    pub fn precision_notes(&self) -> BTreeMap<String, Vec<String>> {
+        let mut h: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in &self.steps {
+            if let Some(AttrValue::String(n)) = s.attrs.get(PRECISION_NOTE_ATTR) {
+                h.entry(n.clone()).or_default().push(s.node.clone());
+            }
+        }
+        h
     }
 
     /// Step count per kernel, for reports.

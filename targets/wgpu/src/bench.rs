@@ -87,7 +87,9 @@ fn figures(
         for r in 0..=runs.max(1) {
             let t = Instant::now();
             let mut enc = encoder(g);
-            let y = k_.encode(&mut Encoded { gpu: g, pool: &mut pool, enc: &mut enc, host: &[] }, &refs).map_err(WgpuError::Readback)?;
+            let y = k_
+                .encode(&mut Encoded { gpu: g, pool: &mut pool, enc: &mut enc, host: &[], float: crate::runtime::Float::F32 }, &refs)
+                .map_err(WgpuError::Readback)?;
             finish(g, enc)?;
             pool.give(y);
             if r > 0 {

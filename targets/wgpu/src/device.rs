@@ -7,6 +7,10 @@ use std::sync::{Arc, OnceLock};
 /// The remedy printed when no adapter exists.
 pub const REMEDY: &str = "install a Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe, a CPU Vulkan driver) or use --target cpu";
 
+/// `KILN_WGPU_NO_F16=1` opens the device without shader-f16 even where the adapter has it:
+/// the "not supported" path, testable on any adapter.
+pub const NO_F16: &str = "KILN_WGPU_NO_F16";
+
 /// A device and queue on one adapter, with what kernels need to know of it.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -38,7 +42,7 @@ fn open() -> Result<Gpu, WgpuError> {
         .map_err(|e| WgpuError::NoAdapter { reason: format!("no adapter found ({e})"), remedy: REMEDY.into() })?;
     let info = adapter.get_info();
     let adapter_limits = adapter.limits();
-    let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+    let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16) && std::env::var(NO_F16).map_or(true, |v| v != "1");
     // Ask for what the adapter has: big models need large storage buffers.
     let limits = wgpu::Limits {
         max_storage_buffer_binding_size: adapter_limits.max_storage_buffer_binding_size,

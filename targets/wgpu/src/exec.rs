@@ -6,7 +6,7 @@
 use crate::device::Gpu;
 use crate::kernels::{self, Encoded, GpuKernel, KernelCtx};
 use crate::lower::{READBACK, TRANSFER, UPLOAD, is_gpu};
-use crate::runtime::{GpuTensor, Pool, encoder, readback, upload};
+use crate::runtime::{Float, GpuTensor, Pool, encoder, readback, upload_as};
 use crate::weights::{step_weights, sub_blob, value_weight};
 use kiln_target::{Executable, Plan, StepTime, TargetError};
 use kiln_target_cpu::CpuExecutable;
@@ -15,10 +15,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 enum Exec {
-    Gpu(Box<dyn GpuKernel>),
+    /// A wgpu step and how it stores its floats.
+    Gpu(Box<dyn GpuKernel>, Float),
     /// `wgpu.shape`: the shape of a device value, written to the host.
     Shape(kernels::shape::ShapeOf),
-    Upload(usize),
+    /// A host value to the device, stored as the consumer's float type.
+    Upload(usize, Float),
     Readback(usize),
     /// First step of a CPU segment.
     Cpu(usize),
@@ -37,8 +39,9 @@ pub struct WgpuExecutable {
     plan: Plan,
     execs: Vec<Exec>,
     segments: Vec<Segment>,
-    /// Constants read by wgpu steps, uploaded at load.
-    resident: HashMap<usize, GpuTensor>,
+    /// Constants read by wgpu steps, uploaded at load in the float type of the steps that
+    /// read them.
+    resident: HashMap<(usize, Float), GpuTensor>,
     /// Host copies of constants that are plan outputs.
     host_weights: HashMap<usize, Tensor>,
     free_after: Vec<Vec<usize>>,
@@ -65,7 +68,7 @@ impl WgpuExecutable {
             if s.kernel == TRANSFER {
                 let v = s.inputs.first().copied().flatten().ok_or_else(|| plan_err(format!("transfer step {i} names no value")))?;
                 execs.push(if s.op == UPLOAD {
-                    Exec::Upload(v)
+                    Exec::Upload(v, kernels::precision(s).map_err(plan_err)?)
                 } else if s.op == READBACK {
                     Exec::Readback(v)
                 } else {
@@ -76,17 +79,21 @@ impl WgpuExecutable {
                 execs.push(Exec::Shape(kernels::shape::ShapeOf::load(s)));
                 i += 1;
             } else if is_gpu(s) {
+                let float = kernels::precision(s).map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
                 for &v in s.inputs.iter().flatten() {
-                    if let Some(t) = weight(v).filter(|t| t.dtype() == DType::F32)
-                        && !resident.contains_key(&v)
+                    // Constants are f32, or f16 where only f16 steps bind them (widened here
+                    // and stored as f16 again: exact).
+                    if let Some(t) = weight(v).filter(|t| matches!(t.dtype(), DType::F32 | DType::F16))
+                        && !resident.contains_key(&(v, float))
                     {
+                        let t = t.cast(DType::F32).map_err(|e| plan_err(e.to_string()))?;
                         let data = t.as_slice::<f32>().map_err(|e| plan_err(e.to_string()))?;
-                        resident.insert(v, upload(&gpu, data, t.shape()));
+                        resident.insert((v, float), upload_as(&gpu, data, t.shape(), float));
                     }
                 }
                 let k = kernels::load(s, &KernelCtx { gpu: &gpu, weight: &weight })
                     .map_err(|r| plan_err(format!("step {i} ({}): {r}", s.kernel)))?;
-                execs.push(Exec::Gpu(k));
+                execs.push(Exec::Gpu(k, float));
                 i += 1;
             } else {
                 let end =
@@ -224,10 +231,12 @@ impl Executable for WgpuExecutable {
             let run_err = |reason: String| TargetError::Run { step: i, kernel: kernel.clone(), reason };
             let name = |v: usize| self.plan.values[v].name.clone();
             match &self.execs[i] {
-                Exec::Upload(v) => {
+                Exec::Upload(v, float) => {
                     let t = host[*v].as_ref().ok_or_else(|| run_err(format!("value '{}' is not on the host to upload", name(*v))))?;
-                    let staging = upload(&gpu, &device_words(t).map_err(run_err)?, t.shape());
-                    let dst = self.pool.take(&gpu, t.shape()).map_err(|e| run_err(e.to_string()))?;
+                    // Indices go up as int32 bits, whatever the consumer's float type.
+                    let float = if t.dtype() == DType::F32 { *float } else { Float::F32 };
+                    let staging = upload_as(&gpu, &device_words(t).map_err(run_err)?, t.shape(), float);
+                    let dst = self.pool.take(&gpu, t.shape(), float).map_err(|e| run_err(e.to_string()))?;
                     // Copied inside the encoder, so it stays ordered with the recorded dispatches.
                     enc.copy_buffer_to_buffer(&staging.buf, 0, &dst.buf, 0, staging.buf.size().min(dst.buf.size()));
                     dev[*v] = Some(dst);
@@ -243,14 +252,15 @@ impl Executable for WgpuExecutable {
                     let (Some(Some(v)), Some(Some(o))) = (step.inputs.first(), step.outputs.first()) else {
                         return Err(run_err("a shape step needs one input and one output".into()));
                     };
-                    let dims = match (dev[*v].as_ref().or(self.resident.get(v)), host[*v].as_ref()) {
+                    let resident = self.resident.iter().find(|((r, _), _)| r == v).map(|(_, t)| t);
+                    let dims = match (dev[*v].as_ref().or(resident), host[*v].as_ref()) {
                         (Some(t), _) => t.shape.clone(),
                         (None, Some(t)) => t.shape().to_vec(),
                         (None, None) => return Err(run_err(format!("value '{}' is nowhere", name(*v)))),
                     };
                     host[*o] = Some(q.run(&dims).map_err(run_err)?);
                 }
-                Exec::Gpu(k) => {
+                Exec::Gpu(k, float) => {
                     let step = &self.plan.steps[i];
                     let on_host = kernels::host_inputs(&step.kernel);
                     let mut ins = Vec::with_capacity(step.inputs.len());
@@ -261,7 +271,7 @@ impl Executable for WgpuExecutable {
                         ins.push(match v {
                             None => None,
                             Some(_) if read_on_host => None,
-                            Some(v) => match self.resident.get(v) {
+                            Some(v) => match self.resident.get(&(*v, *float)) {
                                 Some(t) => Some(t),
                                 None if self.plan.values[*v].weight.is_some() => None,
                                 None => {
@@ -270,7 +280,7 @@ impl Executable for WgpuExecutable {
                             },
                         });
                     }
-                    let cx = &mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc, host: &hosts };
+                    let cx = &mut Encoded { gpu: &gpu, pool: &mut self.pool, enc: &mut enc, host: &hosts, float: *float };
                     let outs = k.encode_all(cx, &ins).map_err(run_err)?;
                     for (o, t) in step.outputs.iter().zip(outs) {
                         match o {
@@ -295,7 +305,7 @@ impl Executable for WgpuExecutable {
                 Exec::InSegment => {}
             }
             if let (Some(t), Some(_)) = (started, self.profile.as_ref()) {
-                if matches!(self.execs[i], Exec::Gpu(_) | Exec::Upload(_)) {
+                if matches!(self.execs[i], Exec::Gpu(..) | Exec::Upload(..)) {
                     let pending = std::mem::replace(&mut enc, encoder(&gpu));
                     crate::runtime::finish(&gpu, pending).map_err(|e| run_err(e.to_string()))?;
                 }

@@ -6,9 +6,11 @@
 //! a plan is the CPU target's, used through its public API.
 
 pub mod bench;
+pub mod bench_int8;
 pub mod device;
 mod error;
 mod exec;
+pub mod int8;
 mod kernels;
 mod lower;
 mod runtime;
@@ -45,13 +47,28 @@ pub fn kernel_dispatches(kernel: &str) -> bool {
     !kernels::only_relabels(kernel) && !kernels::output_on_host(kernel)
 }
 
+/// Whether a wgpu kernel has an f16 form: in a plan compiled for f16 on an adapter with
+/// shader-f16 its steps store (and compute, see the kernel) in f16; the others stay f32,
+/// with casts on the device around them.
+pub fn kernel_takes_f16(kernel: &str) -> bool {
+    kernels::takes_f16(kernel)
+}
+
 /// f16 storage and math need the adapter's `shader-f16`; without it this says why.
 pub fn f16_support() -> Result<(), WgpuError> {
     let g = device::gpu()?;
     if g.shader_f16 {
         Ok(())
     } else {
-        Err(WgpuError::NotSupported(format!("f16 (the adapter '{}' lacks shader-f16; its layers run in f32)", g.info.name)))
+        let why = if std::env::var(device::NO_F16).is_ok_and(|v| v == "1") {
+            format!("{}=1 opened the device without it", device::NO_F16)
+        } else {
+            "the adapter does not offer it".to_string()
+        };
+        Err(WgpuError::NotSupported(format!(
+            "f16 storage and math (the device on '{}' lacks shader-f16, wgpu::Features::SHADER_F16: {why})",
+            device::description(&g)
+        )))
     }
 }
 

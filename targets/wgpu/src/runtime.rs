@@ -7,11 +7,57 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
-/// An f32 tensor on the device (every wgpu kernel reads and writes f32).
+/// How a float tensor is stored on the device: f32, or f16 (steps of an f16 plan on an
+/// adapter with shader-f16). Host values are always f32; transfers convert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Float {
+    F32,
+    F16,
+}
+
+impl Float {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Float::F32 => 4,
+            Float::F16 => 2,
+        }
+    }
+
+    /// The plan's name for it ("f32", "f16").
+    pub fn name(self) -> &'static str {
+        match self {
+            Float::F32 => "f32",
+            Float::F16 => "f16",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Float> {
+        match name {
+            "f32" => Some(Float::F32),
+            "f16" => Some(Float::F16),
+            _ => None,
+        }
+    }
+
+    /// What a shader starts with: the storage type alias `ST` its tensors use (and the f16
+    /// extension when it is f16), and `to_st`, which stores an f32 result as `ST`. f16 stores
+    /// saturate at +-65504, the largest finite f16: an attention mask of -3.4e38 (the f32
+    /// minimum models use for "masked") would become -inf and turn a softmax over a fully
+    /// masked chunk into NaN.
+    pub fn header(self) -> &'static str {
+        match self {
+            Float::F32 => "alias ST = f32;\nfn to_st(x: f32) -> ST { return x; }\n",
+            Float::F16 => "enable f16;\nalias ST = f16;\nfn to_st(x: f32) -> ST { return ST(clamp(x, -65504.0, 65504.0)); }\n",
+        }
+    }
+}
+
+/// A tensor on the device: floats in `float`, indices as int32 bits (tagged f32).
 #[derive(Clone)]
 pub struct GpuTensor {
     pub buf: Arc<wgpu::Buffer>,
     pub shape: Vec<usize>,
+    pub float: Float,
 }
 
 impl GpuTensor {
@@ -35,9 +81,9 @@ pub struct Pool {
 const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl Pool {
-    pub fn take(&mut self, gpu: &Gpu, shape: &[usize]) -> Result<GpuTensor, WgpuError> {
+    pub fn take(&mut self, gpu: &Gpu, shape: &[usize], float: Float) -> Result<GpuTensor, WgpuError> {
         let n: usize = shape.iter().product();
-        let size = bucket(n as u64 * 4);
+        let size = bucket(n as u64 * float.bytes());
         if size > gpu.limits.max_storage_buffer_binding_size {
             return Err(WgpuError::NotSupported(format!(
                 "a {size}-byte tensor (shape {shape:?}; the adapter binds at most {} bytes)",
@@ -51,7 +97,7 @@ impl Pool {
                 Arc::new(gpu.device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage: USAGE, mapped_at_creation: false }))
             }
         };
-        Ok(GpuTensor { buf, shape: shape.to_vec() })
+        Ok(GpuTensor { buf, shape: shape.to_vec(), float })
     }
 
     pub fn give(&mut self, t: GpuTensor) {
@@ -64,15 +110,27 @@ impl Pool {
 
 /// Uploads f32 values into a fresh buffer (weights: once, at load).
 pub fn upload(gpu: &Gpu, data: &[f32], shape: &[usize]) -> GpuTensor {
-    let bytes: &[u8] = if data.is_empty() { &[0; 4] } else { bytemuck::cast_slice(data) };
-    let buf = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytes, usage: USAGE });
-    GpuTensor { buf: Arc::new(buf), shape: shape.to_vec() }
+    upload_as(gpu, data, shape, Float::F32)
 }
 
-/// Submits `encoder` with a copy of `t` into a mappable buffer, waits, and returns the values.
+/// Uploads f32 values into a fresh buffer stored as `float` (rounded to nearest for f16).
+pub fn upload_as(gpu: &Gpu, data: &[f32], shape: &[usize], float: Float) -> GpuTensor {
+    let mut bytes: Vec<u8> = match float {
+        Float::F32 => bytemuck::cast_slice(data).to_vec(),
+        Float::F16 => data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
+    };
+    // Bindings are whole 4-byte words.
+    bytes.resize(bytes.len().max(4).div_ceil(4) * 4, 0);
+    let buf = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: &bytes, usage: USAGE });
+    GpuTensor { buf: Arc::new(buf), shape: shape.to_vec(), float }
+}
+
+/// Submits `encoder` with a copy of `t` into a mappable buffer, waits, and returns the values
+/// (f16 ones widened to f32).
 pub fn readback(gpu: &Gpu, mut encoder: wgpu::CommandEncoder, t: &GpuTensor) -> Result<Vec<f32>, WgpuError> {
     let n = t.len();
-    let size = (n as u64 * 4).max(4);
+    let bytes = n * t.float.bytes() as usize;
+    let size = (bytes as u64).max(4).div_ceil(4) * 4;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
         size,
@@ -89,8 +147,14 @@ pub fn readback(gpu: &Gpu, mut encoder: wgpu::CommandEncoder, t: &GpuTensor) -> 
     gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| WgpuError::Readback(e.to_string()))?;
     rx.recv().map_err(|e| WgpuError::Readback(e.to_string()))?.map_err(|e| WgpuError::Readback(e.to_string()))?;
     let view = slice.get_mapped_range().map_err(|e| WgpuError::Readback(e.to_string()))?;
-    let mut out = vec![0f32; n];
-    bytemuck::cast_slice_mut::<f32, u8>(&mut out).copy_from_slice(&view[..n * 4]);
+    let out = match t.float {
+        Float::F32 => {
+            let mut out = vec![0f32; n];
+            bytemuck::cast_slice_mut::<f32, u8>(&mut out).copy_from_slice(&view[..bytes]);
+            out
+        }
+        Float::F16 => view[..bytes].chunks_exact(2).map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()).collect(),
+    };
     drop(view);
     staging.unmap();
     Ok(out)

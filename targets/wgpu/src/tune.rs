@@ -3,8 +3,8 @@
 
 use crate::device::Gpu;
 use crate::kernels::{self, Encoded, KernelCtx};
-use crate::runtime::{Pool, encoder, finish, upload};
-use kiln_target::{CompileOptions, Launch, Plan, Step, TargetError, TuneKey, Tuner};
+use crate::runtime::{Pool, encoder, finish, upload_as};
+use kiln_target::{CompileOptions, Launch, Plan, PlanValue, Step, TargetError, TuneKey, Tuner};
 use kiln_tensor::Tensor;
 use std::time::Instant;
 
@@ -14,17 +14,18 @@ pub fn input_shapes(plan: &Plan, step: &Step, opts: &CompileOptions) -> Option<V
         .iter()
         .map(|i| match i {
             None => Some(None),
-            Some(v) => {
-                let pv = plan.values.get(*v)?;
-                if let Some(s) = opts.tuning_shapes.get(&pv.name) {
-                    return Some(Some(s.clone()));
-                }
-                // Unbound symbolic dims: not tuned (a guess could be an invalid size).
-                let dims: Option<Vec<usize>> = pv.shape.as_ref()?.iter().map(|d| d.resolve(&opts.dims)).collect();
-                Some(Some(dims?))
-            }
+            Some(v) => Some(Some(value_shape(plan.values.get(*v)?, opts)?)),
         })
         .collect()
+}
+
+/// A value's shape at the tuning dims, when known.
+pub fn value_shape(pv: &PlanValue, opts: &CompileOptions) -> Option<Vec<usize>> {
+    if let Some(s) = opts.tuning_shapes.get(&pv.name) {
+        return Some(s.clone());
+    }
+    // Unbound symbolic dims: not tuned (a guess could be an invalid size).
+    pv.shape.as_ref()?.iter().map(|d| d.resolve(&opts.dims)).collect()
 }
 
 /// Whether the adapter can run `variant` of `kernel` at all.
@@ -78,19 +79,22 @@ pub fn tune_step(
         "ceil_mode",
         "output_padding",
         "mode",
+        kernels::PRECISION,
     ] {
         if let Some(a) = step.attrs.get(k) {
             problem.push_str(&format!(" {k}={}", attr_text(a)));
         }
     }
     let key = TuneKey { kernel: step.kernel.clone(), problem };
-    // Operands: the plan's constants where it has them, deterministic filler elsewhere.
+    // Operands: the plan's constants where it has them, deterministic filler elsewhere, in
+    // the step's float type.
+    let float = kernels::precision(step).map_err(|reason| crate::lower::lower_error(step, reason))?;
     let mut inputs = Vec::new();
     for (i, s) in step.inputs.iter().zip(&shapes) {
         inputs.push(match (i, s) {
             (Some(v), Some(shape)) => match weight(*v) {
-                Some(t) => t.as_slice::<f32>().ok().map(|d| upload(gpu, d, t.shape())),
-                None => Some(upload(gpu, &filler(shape.iter().product()), shape)),
+                Some(t) => t.as_slice::<f32>().ok().map(|d| upload_as(gpu, d, t.shape(), float)),
+                None => Some(upload_as(gpu, &filler(shape.iter().product()), shape, float)),
             },
             _ => None,
         });
@@ -99,12 +103,12 @@ pub fn tune_step(
     let mut measure = |variant: &str| -> Result<std::time::Duration, TargetError> {
         let mut s = step.clone();
         s.variant = variant.to_string();
-        let bad = |reason: String| TargetError::Lower { target: "wgpu".into(), node: step.node.clone(), op: step.op.clone(), reason };
+        let bad = |reason: String| crate::lower::lower_error(step, reason);
         let k = kernels::load(&s, &KernelCtx { gpu, weight }).map_err(bad)?;
         let refs: Vec<Option<&crate::runtime::GpuTensor>> = inputs.iter().map(Option::as_ref).collect();
         let t = Instant::now();
         let mut enc = encoder(gpu);
-        let outs = k.encode_all(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc, host: &[] }, &refs).map_err(bad)?;
+        let outs = k.encode_all(&mut Encoded { gpu, pool: &mut pool, enc: &mut enc, host: &[], float }, &refs).map_err(bad)?;
         finish(gpu, enc).map_err(|e| bad(e.to_string()))?;
         let d = t.elapsed();
         outs.into_iter().for_each(|o| pool.give(o));

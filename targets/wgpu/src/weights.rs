@@ -47,3 +47,25 @@ pub fn sub_blob(plan: &Plan, blob: &[u8], keep: &[usize]) -> Result<SubBlob, Str
     }
     Ok((refs, bytes, map))
 }
+
+/// Rewrites the weights marked in `narrow` (by weight index; row-major f32 ones) as f16,
+/// rounded to nearest, and lays every weight out again 64-byte aligned: the new blob.
+pub fn narrow_to_f16(plan: &mut Plan, blob: &[u8], narrow: &[bool]) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::with_capacity(blob.len());
+    for (w, r) in plan.weights.iter_mut().enumerate() {
+        let raw = blob.get(r.offset as usize..(r.offset + r.bytes) as usize).ok_or_else(|| format!("weight '{}' runs past the blob", r.name))?;
+        let data = if narrow.get(w).copied().unwrap_or(false) && r.dtype == "f32" && r.layout == "row-major" {
+            let t = Tensor::from_raw_bytes(DType::F32, r.shape.clone(), raw).map_err(|e| format!("weight '{}': {e}", r.name))?;
+            let h = t.cast(DType::F16).map_err(|e| format!("weight '{}': {e}", r.name))?;
+            r.dtype = "f16".into();
+            h.to_raw_bytes().ok_or_else(|| format!("weight '{}' has no raw form", r.name))?
+        } else {
+            raw.to_vec()
+        };
+        let offset = bytes.len().div_ceil(64) * 64;
+        bytes.resize(offset, 0);
+        bytes.extend_from_slice(&data);
+        (r.offset, r.bytes) = (offset as u64, data.len() as u64);
+    }
+    Ok(bytes)
+}

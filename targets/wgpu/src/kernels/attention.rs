@@ -108,8 +108,13 @@ pub struct Attention {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let wg = super::elementwise::workgroup(&step.variant);
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string())))
-        .map_err(|e| e.to_string())?;
+    let p = pipeline(
+        cx.gpu,
+        KERNEL,
+        &step.variant,
+        &format!("{}{PARAMS_WGSL}{}", super::precision(step)?.header(), SOURCE.replace("{WG}", &wg.to_string())),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Box::new(Attention {
         pipeline: p,
         num_heads: step_int(step, "num_heads").and_then(|h| usize::try_from(h).ok()),
@@ -149,7 +154,7 @@ impl GpuKernel for Attention {
             Some(t) => mask_strides(&t.shape, [b, h, n, m])?,
             None => [0; 4],
         };
-        let y = cx.pool.take(cx.gpu, &g.out).map_err(|e| e.to_string())?;
+        let y = cx.output(&g.out)?;
         let rows = b * h * n;
         if rows == 0 || dv == 0 {
             return Ok(y);

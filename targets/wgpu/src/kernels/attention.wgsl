@@ -3,16 +3,18 @@
 // through workgroup memory), so any key length fits. Grouped-query: K/V heads = H or 1.
 // Operands through strides: Q (offset, batch, head, row), K (offset, batch, head, per key,
 // per dimension), V (offset, batch, head, row), Y (batch, head, row).
+// Tensors are ST (f32, or f16 in an f16 plan: q . k products in f16, their sums, the
+// softmax and the probabilities in f32, whose range and bits sums of exponentials need).
 // p: [B, H, HK, N, M, D, DV, 0, scale bits, has_mask, ms0, ms1, ms2, ms3, groups_x,
 //     q 15..18, k 19..23, v 24..27, y 28..30]
 const WG: u32 = {WG}u;
 const CH: u32 = 1024u;
 
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<ST>;
+@group(0) @binding(2) var<storage, read> k: array<ST>;
+@group(0) @binding(3) var<storage, read> v: array<ST>;
+@group(0) @binding(4) var<storage, read> mask: array<ST>;
+@group(0) @binding(5) var<storage, read_write> y: array<ST>;
 
 var<workgroup> red: array<f32, {WG}>;
 var<workgroup> probs: array<f32, 1024>;
@@ -55,7 +57,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         mx = max(mx, score(qo, kb, j, D, scale, has_mask, mo));
     }
     mx = reduce(mx, t, true);
-    var sm = 0.0;
+    var sm = 0.0f;
     for (var j = t; j < M; j = j + WG) {
         sm = sm + exp(score(qo, kb, j, D, scale, has_mask, mo) - mx);
     }
@@ -73,7 +75,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if (c < DV) {
                 var s = acc[e];
                 for (var j = 0u; j < len; j = j + 1u) {
-                    s = s + probs[j] * v[vb + (c0 + j) * P(27u) + c];
+                    s = s + probs[j] * f32(v[vb + (c0 + j) * P(27u) + c]);
                 }
                 acc[e] = s;
             }
@@ -83,17 +85,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (live) {
         for (var e = 0u; e < 4u; e = e + 1u) {
             let c = t + e * WG;
-            if (c < DV) { y[b * P(28u) + h * P(29u) + i * P(30u) + c] = acc[e] / sm; }
+            if (c < DV) { y[b * P(28u) + h * P(29u) + i * P(30u) + c] = to_st(acc[e] / sm); }
         }
     }
 }
 
 fn score(qo: u32, kb: u32, j: u32, D: u32, scale: f32, has_mask: u32, mo: u32) -> f32 {
-    var s = 0.0;
+    var s = 0.0f;
     let ko = kb + j * P(22u);
     let kd = P(23u);
-    for (var d = 0u; d < D; d = d + 1u) { s = s + q[qo + d] * k[ko + d * kd]; }
+    for (var d = 0u; d < D; d = d + 1u) { s = s + f32(q[qo + d] * k[ko + d * kd]); }
     s = s * scale;
-    if (has_mask == 1u) { s = s + mask[mo + j * P(13u)]; }
+    if (has_mask == 1u) { s = s + f32(mask[mo + j * P(13u)]); }
     return s;
 }

@@ -14,7 +14,7 @@ pub const VARIANTS: &[&str] = &["wg64", "wg256"];
 // p: [n, channels, inner]
 const SOURCE: &str = r#"
     let c = (i / P(2u)) % P(1u);
-    y[i] = x[i] * mul[c] + add[c];
+    y[i] = to_st(f32(x[i]) * mul[c] + add[c]);
 "#;
 
 /// The per-channel multiplier and addend, or why the step cannot be folded (the CPU
@@ -37,7 +37,15 @@ pub struct BatchNorm {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (mul, add) = fold(step, cx.weight)?;
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("mul", "f32"), ("add", "f32")], 0, SOURCE)?;
+    let (p, wg) = super::per_element(
+        cx.gpu,
+        KERNEL,
+        &step.variant,
+        super::precision(step)?,
+        &[("x", "ST"), ("mul", "f32"), ("add", "f32")],
+        0,
+        SOURCE,
+    )?;
     let c = mul.len();
     Ok(Box::new(BatchNorm { pipeline: p, channels: c, mul: upload(cx.gpu, &mul, &[c]), add: upload(cx.gpu, &add, &[c]), wg }))
 }
@@ -54,7 +62,7 @@ impl GpuKernel for BatchNorm {
         if x.shape.len() < 2 || x.shape[1] != self.channels {
             return Err(format!("X has shape {:?}; dimension 1 must be the {} channels", x.shape, self.channels));
         }
-        let y = cx.pool.take(cx.gpu, &x.shape).map_err(|e| e.to_string())?;
+        let y = cx.output(&x.shape)?;
         let n = x.len();
         let inner: usize = x.shape[2..].iter().product();
         if n == 0 {

@@ -87,13 +87,13 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
             .replace("{TILE}", &(t * t * r).to_string())
             .replace("{RR}", &(r * r).to_string()),
     };
-    let src = format!("{PARAMS_WGSL}{PRELUDE}{}", body.replace("{EPILOGUE}", &epi));
+    let src = format!("{}{PARAMS_WGSL}{PRELUDE}{}", super::precision(step)?.header(), body.replace("{EPILOGUE}", &epi));
     let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
     Ok(Box::new(Conv { pipeline: p, geo: g, wg, gemm, dummy: upload(cx.gpu, &[0.0], &[1]) }))
 }
 
 /// Output spatial size along one axis.
-fn out_len(input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Result<usize, String> {
+pub fn out_len(input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Result<usize, String> {
     let span = dil * (k.max(1) - 1) + 1;
     (input + pad)
         .checked_sub(span)
@@ -161,7 +161,9 @@ pub fn launch(step: &Step, variant: &str, shapes: &[Option<Vec<usize>>]) -> Opti
     let (x, w) = (shapes.first()?.as_ref()?, shapes.get(1)?.as_ref()?);
     let gemm = implicit(variant);
     let (_, _, grid) = problem(&g, x, w, false, super::elementwise::workgroup(variant), gemm).ok()?;
-    let (threads, shared_bytes) = footprint(variant);
+    let (threads, f32_bytes) = footprint(variant);
+    // The tiles hold the step's storage type (footprint counts f32, the larger).
+    let shared_bytes = f32_bytes / 4 * super::precision(step).ok()?.bytes() as u32;
     let block = match gemm {
         Some((t, _)) => [t, t, 1],
         None => [threads, 1, 1],
@@ -175,7 +177,7 @@ impl GpuKernel for Conv {
         let w = inputs.get(1).copied().flatten().ok_or("W is missing")?;
         let bias = inputs.get(2).copied().flatten();
         let (out, params, grid) = problem(&self.geo, &x.shape, &w.shape, bias.is_some(), self.wg, self.gemm)?;
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         if out.iter().product::<usize>() == 0 {
             return Ok(y);
         }

@@ -1,10 +1,12 @@
 // Direct 2-D convolution (grouped and depthwise too), one output element per invocation,
 // fused bias + activation. Weights [O, C/groups, KH, KW]; NCHW or NHWC activations.
+// Tensors are ST (f32, or f16 in an f16 plan: products in f16, sums in f32, stores through
+// to_st); see runtime::Float::header.
 // p: [N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, groups, nhwc, has_bias, total]
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<ST>;
+@group(0) @binding(2) var<storage, read> w: array<ST>;
+@group(0) @binding(3) var<storage, read> bias: array<ST>;
+@group(0) @binding(4) var<storage, read_write> y: array<ST>;
 
 @compute @workgroup_size({WG}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -22,7 +24,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let cg = C / groups;
     let og = O / groups;
     let c0 = (o / og) * cg;
-    var acc = 0.0;
+    var acc = 0.0f;
     for (var c = 0u; c < cg; c = c + 1u) {
         for (var kh = 0u; kh < KH; kh = kh + 1u) {
             let ih = i32(oh * sh + kh * dh) - pt;
@@ -36,11 +38,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 } else {
                     xi = ((n * C + c0 + c) * H + u32(ih)) * Wd + u32(iw);
                 }
-                acc = acc + x[xi] * w[((o * cg + c) * KH + kh) * KW + kw];
+                acc = acc + f32(x[xi] * w[((o * cg + c) * KH + kh) * KW + kw]);
             }
         }
     }
     var v = acc;
-    if (P(17u) == 1u) { v = v + bias[o]; }
-    y[i] = {EPILOGUE};
+    if (P(17u) == 1u) { v = v + f32(bias[o]); }
+    y[i] = to_st({EPILOGUE});
 }

@@ -2,6 +2,8 @@
 // W_g[og, cg*KH*KW] x im2col(X_g), through workgroup-memory tiles like the tiled GEMM (T x T
 // threads, R x R outputs each, BK = T); the im2col tile is gathered from X as it loads, so
 // nothing is materialised. Workgroups stride over the column tiles past 65535.
+// Tensors are ST (f32, or f16 in an f16 plan: products in f16, sums in f32, stores through
+// to_st); see runtime::Float::header.
 // p: [N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, groups, nhwc, has_bias, total]
 const T: u32 = {T}u;
 const R: u32 = {R}u;
@@ -9,13 +11,13 @@ const BM: u32 = T * R;
 const BN: u32 = T * R;
 const BK: u32 = T;
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<ST>;
+@group(0) @binding(2) var<storage, read> w: array<ST>;
+@group(0) @binding(3) var<storage, read> bias: array<ST>;
+@group(0) @binding(4) var<storage, read_write> y: array<ST>;
 
-var<workgroup> As: array<f32, {TILE}>;
-var<workgroup> Bs: array<f32, {TILE}>;
+var<workgroup> As: array<ST, {TILE}>;
+var<workgroup> Bs: array<ST, {TILE}>;
 
 @compute @workgroup_size({T}, {T}, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -40,7 +42,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let idx = tid + e * T * T;
                 let gr = row0 + idx / BK;
                 let gk = k0 + idx % BK;
-                var v = 0.0;
+                var v = ST(0.0);
                 if (gr < og && gk < K) { v = w[(g * og + gr) * K + gk]; }
                 As[idx] = v;
             }
@@ -48,7 +50,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let idx = tid + e * T * T;
                 let gk = k0 + idx / BN;
                 let gc = col0 + idx % BN;
-                var v = 0.0;
+                var v = ST(0.0);
                 if (gk < K && gc < cols) {
                     let c = g * cg + gk / khw;
                     let kr = gk % khw;
@@ -71,7 +73,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 for (var i = 0u; i < R; i = i + 1u) {
                     let av = As[(lid.y * R + i) * BK + kk];
                     for (var j = 0u; j < R; j = j + 1u) {
-                        acc[i * R + j] = acc[i * R + j] + av * Bs[kk * BN + lid.x * R + j];
+                        acc[i * R + j] = acc[i * R + j] + f32(av * Bs[kk * BN + lid.x * R + j]);
                     }
                 }
             }
@@ -86,10 +88,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     let n = gc / ohw;
                     let pr = gc % ohw;
                     var v = acc[i * R + j];
-                    if (P(17u) == 1u) { v = v + bias[o]; }
+                    if (P(17u) == 1u) { v = v + f32(bias[o]); }
                     var yi: u32;
                     if (nhwc == 1u) { yi = (n * ohw + pr) * O + o; } else { yi = (n * O + o) * ohw + pr; }
-                    y[yi] = {EPILOGUE};
+                    y[yi] = to_st({EPILOGUE});
                 }
             }
         }

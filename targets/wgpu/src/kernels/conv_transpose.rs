@@ -24,8 +24,8 @@ const SOURCE: &str = r#"
     let og = O / groups;
     let c0 = (o / og) * cg;
     let ol = o % og;
-    var acc = 0.0;
-    if (P(16u) == 1u) { acc = bias[o]; }
+    var acc = 0.0f;
+    if (P(16u) == 1u) { acc = f32(bias[o]); }
     for (var kh = 0u; kh < KH; kh = kh + 1u) {
         let ty = i32(oy) + pt - i32(kh) * dh;
         if (ty < 0 || ty % sh != 0 || ty / sh >= H) { continue; }
@@ -36,11 +36,11 @@ const SOURCE: &str = r#"
             let ix = u32(tx / sw);
             for (var c = 0u; c < cg; c = c + 1u) {
                 let xi = ((n * C + c0 + c) * u32(H) + iy) * u32(Wd) + ix;
-                acc = acc + x[xi] * w[(((c0 + c) * og + ol) * KH + kh) * KW + kw];
+                acc = acc + f32(x[xi] * w[(((c0 + c) * og + ol) * KH + kh) * KW + kw]);
             }
         }
     }
-    y[i] = acc;
+    y[i] = to_st(acc);
 "#;
 
 /// The attributes, when this kernel runs them.
@@ -106,7 +106,15 @@ pub struct ConvTranspose {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (geo, output_padding) = attrs(step).ok_or("unsupported ConvTranspose attributes")?;
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("w", "f32"), ("bias", "f32")], 17, SOURCE)?;
+    let (p, wg) = super::per_element(
+        cx.gpu,
+        KERNEL,
+        &step.variant,
+        super::precision(step)?,
+        &[("x", "ST"), ("w", "ST"), ("bias", "ST")],
+        17,
+        SOURCE,
+    )?;
     Ok(Box::new(ConvTranspose { pipeline: p, geo, output_padding, wg, dummy: upload(cx.gpu, &[0.0], &[1]) }))
 }
 
@@ -119,7 +127,7 @@ impl GpuKernel for ConvTranspose {
         if bias.is_some_and(|b| b.len() != out[1]) {
             return Err(format!("B must hold one value per output channel ({})", out[1]));
         }
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let total = out.iter().product();
         if total > 0 {
             let b = bias.unwrap_or(&self.dummy);

@@ -3,7 +3,7 @@
 
 use super::act::{PRELUDE, binary, is_binary, step_float, step_ints, unary};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
+use crate::runtime::{Float, GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
 use kiln_target::{AttrValue, Step};
 
 pub const KERNEL: &str = "wgpu.elementwise";
@@ -40,7 +40,7 @@ fn expression(step: &Step, weight: &dyn Fn(usize) -> Option<kiln_tensor::Tensor>
             body.push_str(&format!("    let t{i} = {e};\n"));
             acc = format!("t{i}");
         }
-        body.push_str(&format!("    y[i] = {acc};\n"));
+        body.push_str(&format!("    y[i] = to_st({acc});\n"));
         return Some((body, step.inputs.len()));
     }
     if !step.domain.is_empty() {
@@ -70,15 +70,18 @@ fn expression(step: &Step, weight: &dyn Fn(usize) -> Option<kiln_tensor::Tensor>
         op => unary(op, 0.0, 0.0, "v0")?,
     };
     let arity = if is_binary(&step.op) { 2 } else { 1 };
-    Some((format!("    y[i] = {e};\n"), arity))
+    Some((format!("    y[i] = to_st({e});\n"), arity))
 }
 
-fn shader(body: &str, arity: usize, wg: u32) -> String {
-    let mut s = String::from(PARAMS_WGSL);
+/// The shader: operands and output stored as `float`, the math in f32 registers (memory
+/// bound either way; f16 would lose the erf / tanh approximations' accuracy and overflow exp
+/// past 11).
+fn shader(float: Float, body: &str, arity: usize, wg: u32) -> String {
+    let mut s = format!("{}{PARAMS_WGSL}", float.header());
     for j in 0..arity {
-        s.push_str(&format!("@group(0) @binding({}) var<storage, read> x{j}: array<f32>;\n", j + 1));
+        s.push_str(&format!("@group(0) @binding({}) var<storage, read> x{j}: array<ST>;\n", j + 1));
     }
-    s.push_str(&format!("@group(0) @binding({}) var<storage, read_write> y: array<f32>;\n", arity + 1));
+    s.push_str(&format!("@group(0) @binding({}) var<storage, read_write> y: array<ST>;\n", arity + 1));
     s.push_str(PRELUDE);
     // p: [n, rank, dims[rank], strides of operand 0 [rank], strides of operand 1 [rank], ...]
     s.push_str(&format!(
@@ -94,7 +97,7 @@ fn shader(body: &str, arity: usize, wg: u32) -> String {
     }
     s.push_str("    }\n");
     for j in 0..arity {
-        s.push_str(&format!("    let v{j} = x{j}[o{j}];\n"));
+        s.push_str(&format!("    let v{j} = f32(x{j}[o{j}]);\n"));
     }
     s.push_str(body);
     s.push_str("}\n");
@@ -145,7 +148,7 @@ pub struct Elementwise {
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let (body, arity) = expression(step, cx.weight).ok_or("an op of this step has no WGSL form")?;
     let wg = workgroup(&step.variant);
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(&body, arity, wg)).map_err(|e| e.to_string())?;
+    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(super::precision(step)?, &body, arity, wg)).map_err(|e| e.to_string())?;
     Ok(Box::new(Elementwise { pipeline: p, arity, chain: step.op == "Chain", wg }))
 }
 
@@ -164,7 +167,7 @@ impl GpuKernel for Elementwise {
             return Err(format!("a chain operand widens X {:?} to {out:?}", ins[0].shape));
         }
         let n: usize = out.iter().product();
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let mut params = vec![n as u32];
         if ins.iter().all(|t| t.shape == out) {
             // Everything contiguous and alike: one flat dimension.

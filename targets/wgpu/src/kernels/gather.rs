@@ -51,7 +51,7 @@ pub struct Gather {
 }
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("idx", "i32")], 0, SOURCE)?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, super::precision(step)?, &[("x", "ST"), ("idx", "i32")], 0, SOURCE)?;
     let indices = match step.inputs.get(1).copied().flatten().and_then(cx.weight) {
         None => None,
         Some(t) => {
@@ -96,7 +96,7 @@ impl GpuKernel for Gather {
         {
             return Err(format!("index {bad} is out of range for an axis of {dim} elements (indices {:?})", c.shape));
         }
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let n = out.iter().product::<usize>();
         if n == 0 {
             return Ok(y);

@@ -5,7 +5,7 @@
 
 use super::act::{PRELUDE, epilogue, step_float, step_int};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
+use crate::runtime::{Float, GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
 use kiln_target::{Launch, Step};
 
 pub const KERNEL: &str = "wgpu.matmul";
@@ -39,10 +39,12 @@ pub fn footprint(variant: &str) -> (u32, u32) {
     (w * w, 2 * w * w * r * 4)
 }
 
-pub fn shader(variant: &str, epi: &str) -> String {
+/// The shader of a variant: operands and output stored as `float`; with f16, products in
+/// f16 and sums in f32 (an f16 sum over K terms loses about log2(K) bits), epilogue in f32.
+pub fn shader(variant: &str, epi: &str, float: Float) -> String {
     if let Some((wg, c)) = direct(variant) {
         let body = DIRECT.replace("{WG}", &wg.to_string()).replace("{C}", &c.to_string()).replace("{EPILOGUE}", epi);
-        return format!("{PARAMS_WGSL}{PRELUDE}{body}");
+        return format!("{}{PARAMS_WGSL}{PRELUDE}{body}", float.header());
     }
     let (w, r) = geometry(variant);
     let body = SOURCE
@@ -52,7 +54,7 @@ pub fn shader(variant: &str, epi: &str) -> String {
         .replace("{BK_BN}", &(w * w * r).to_string())
         .replace("{RR}", &(r * r).to_string())
         .replace("{EPILOGUE}", epi);
-    format!("{PARAMS_WGSL}{PRELUDE}{body}")
+    format!("{}{PARAMS_WGSL}{PRELUDE}{body}", float.header())
 }
 
 pub fn covers(step: &Step) -> bool {
@@ -73,7 +75,7 @@ pub struct MatMul {
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let epi = epilogue(step, "x").ok_or("unsupported activation")?;
     let (w, r) = geometry(&step.variant);
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(&step.variant, &epi)).map_err(|e| e.to_string())?;
+    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(&step.variant, &epi, super::precision(step)?)).map_err(|e| e.to_string())?;
     let trans_b = step_int(step, "transB").unwrap_or(0) != 0;
     Ok(Box::new(MatMul {
         pipeline: p,
@@ -125,7 +127,9 @@ pub fn launch(step: &Step, variant: &str, shapes: &[Option<Vec<usize>>]) -> Opti
         Some((wg, _)) => [wg, 1, 1],
         None => [w, w, 1],
     };
-    Some(Launch { grid: groups(d, (w, r), m, n), block, shared_bytes: footprint(variant).1 })
+    // The tiles hold the step's storage type (footprint counts f32, the larger).
+    let shared_bytes = footprint(variant).1 / 4 * super::precision(step).ok()?.bytes() as u32;
+    Some(Launch { grid: groups(d, (w, r), m, n), block, shared_bytes })
 }
 
 impl GpuKernel for MatMul {
@@ -134,7 +138,7 @@ impl GpuKernel for MatMul {
         let b = inputs.get(1).copied().flatten().ok_or("B is missing")?;
         let bias = inputs.get(2).copied().flatten();
         let (m, n, k, out) = problem(&a.shape, &b.shape, self.trans_b)?;
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let params = [m as u32, n as u32, k as u32, self.trans_b as u32, self.alpha.to_bits(), bias.is_some() as u32];
         let groups = groups(self.direct, (self.w, self.r), m, n);
         if groups[1] > 65535 {

@@ -1,13 +1,15 @@
 // GEMM without workgroup memory: each invocation computes C consecutive outputs of one row
 // straight from global memory (no barriers: the fast shape on drivers that run invocations
 // as CPU SIMD lanes, like lavapipe). Same parameters and epilogue as matmul.wgsl.
+// Tensors are ST (f32, or f16 in an f16 plan: products in f16, sums in f32, stores through
+// to_st); see runtime::Float::header.
 // p: [M, N, K, transB, alpha bits, has_bias]
 const C: u32 = {C}u;
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<ST>;
+@group(0) @binding(2) var<storage, read> b: array<ST>;
+@group(0) @binding(3) var<storage, read> bias: array<ST>;
+@group(0) @binding(4) var<storage, read_write> y: array<ST>;
 
 @compute @workgroup_size({WG}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -27,8 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (tb == 1u) {
         for (var j = 0u; j < C; j = j + 1u) {
             let n = min(n0 + j, N - 1u);
-            var s = 0.0;
-            for (var k = 0u; k < K; k = k + 1u) { s = s + a[arow + k] * b[n * K + k]; }
+            var s = 0.0f;
+            for (var k = 0u; k < K; k = k + 1u) { s = s + f32(a[arow + k] * b[n * K + k]); }
             acc[j] = s;
         }
     } else {
@@ -36,7 +38,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let av = a[arow + k];
             let brow = k * N;
             for (var j = 0u; j < C; j = j + 1u) {
-                acc[j] = acc[j] + av * b[brow + min(n0 + j, N - 1u)];
+                acc[j] = acc[j] + f32(av * b[brow + min(n0 + j, N - 1u)]);
             }
         }
     }
@@ -44,8 +46,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let n = n0 + j;
         if (n < N) {
             var x = alpha * acc[j];
-            if (has_bias == 1u) { x = x + bias[n]; }
-            y[row * N + n] = {EPILOGUE};
+            if (has_bias == 1u) { x = x + f32(bias[n]); }
+            y[row * N + n] = to_st({EPILOGUE});
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod gather;
 pub mod matmul;
 pub mod movement;
 pub mod pool;
+pub mod qmatmul;
 pub mod reduce;
 pub mod reshape;
 pub mod resize;
@@ -20,35 +21,78 @@ pub mod slice;
 pub mod split;
 
 use crate::device::Gpu;
-use crate::runtime::{GpuTensor, Pool};
+use crate::runtime::{Float, GpuTensor, Pool};
 use kiln_target::Step;
 use kiln_tensor::Tensor;
 
 /// Compiles a thread-per-element shader for `variant` (workgroup size `wg{N}`): the parameter
-/// block, the read-only arrays `reads` (name, element type) at bindings 1.., the f32 output
-/// `y` after them, and `body`, run with `i`, the element, below `P(count)`. Returns the
-/// pipeline and its workgroup size.
+/// block, the read-only arrays `reads` (name, element type; `ST` is the step's storage type)
+/// at bindings 1.., the output `y` (`ST`) after them, and `body`, run with `i`, the element,
+/// below `P(count)`. Returns the pipeline and its workgroup size.
 pub fn per_element(
     gpu: &Gpu,
     kernel: &str,
     variant: &str,
+    float: Float,
     reads: &[(&str, &str)],
     count: u32,
     body: &str,
 ) -> Result<(wgpu::ComputePipeline, u32), String> {
     let wg = elementwise::workgroup(variant);
-    let mut src = String::from(crate::runtime::PARAMS_WGSL);
+    let mut src = String::from(float.header());
+    src.push_str(crate::runtime::PARAMS_WGSL);
     for (j, (name, ty)) in reads.iter().enumerate() {
         src.push_str(&format!("@group(0) @binding({}) var<storage, read> {name}: array<{ty}>;\n", j + 1));
     }
     src.push_str(&format!(
-        "@group(0) @binding({}) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size({wg}, 1, 1)\n\
+        "@group(0) @binding({}) var<storage, read_write> y: array<ST>;\n@compute @workgroup_size({wg}, 1, 1)\n\
          fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {{\n\
          \x20   let i = gid.x + gid.y * nw.x * {wg}u;\n    if (i >= P({count}u)) {{ return; }}\n{body}}}\n",
         reads.len() + 1
     ));
     let p = crate::runtime::pipeline(gpu, kernel, variant, &src).map_err(|e| e.to_string())?;
     Ok((p, wg))
+}
+
+/// The step attribute that says how a wgpu step stores its floats on the device ("f16";
+/// absent: f32). Lowering sets it on every wgpu step of a plan compiled for f16.
+pub const PRECISION: &str = kiln_target::PRECISION_ATTR;
+
+/// How a wgpu step stores its floats.
+pub fn precision(step: &Step) -> Result<Float, String> {
+    match step.attrs.get(PRECISION) {
+        None => Ok(Float::F32),
+        // An int8 step (`wgpu.qmatmul`) reads and writes f32 around its int8 GEMM.
+        Some(kiln_target::AttrValue::String(s)) if s == "int8" => Ok(Float::F32),
+        Some(kiln_target::AttrValue::String(s)) => {
+            Float::from_name(s).ok_or_else(|| format!("precision '{s}' is not one this Kiln's wgpu kernels store (f32, f16)"))
+        }
+        Some(other) => Err(format!("precision {other:?} is not a name")),
+    }
+}
+
+/// Whether a dispatching kernel has an f16 form (f16 loads and stores; see each kernel for
+/// its math). Every one has: an f16 plan keeps its device values f16 from upload to
+/// readback. A relabelling step stores what its input stores.
+pub fn takes_f16(kernel: &str) -> bool {
+    matches!(
+        kernel,
+        matmul::KERNEL
+            | elementwise::KERNEL
+            | movement::TRANSPOSE
+            | movement::CONCAT
+            | conv::KERNEL
+            | rows::KERNEL
+            | attention::KERNEL
+            | reduce::KERNEL
+            | pool::KERNEL
+            | resize::KERNEL
+            | conv_transpose::KERNEL
+            | slice::KERNEL
+            | split::KERNEL
+            | gather::KERNEL
+            | batchnorm::KERNEL
+    )
 }
 
 /// What a kernel may read when it is loaded: the device and the plan's constants.
@@ -65,6 +109,15 @@ pub struct Encoded<'a> {
     /// The step's inputs that stay on the host (`host_inputs`), by input index; empty when
     /// tuning or benchmarking.
     pub host: &'a [Option<&'a Tensor>],
+    /// How the step stores its float outputs (its `precision`).
+    pub float: Float,
+}
+
+impl Encoded<'_> {
+    /// A pooled buffer for an output of the step.
+    pub fn output(&mut self, shape: &[usize]) -> Result<GpuTensor, String> {
+        self.pool.take(self.gpu, shape, self.float).map_err(|e| e.to_string())
+    }
 }
 
 /// A loaded wgpu step.
@@ -102,6 +155,8 @@ pub fn select(
         }
         "cpu.elementwise" | "cpu.chain" if elementwise::covers(step, weight) => Some((elementwise::KERNEL, elementwise::VARIANTS)),
         "cpu.matmul" if matmul::covers(step) => Some((matmul::KERNEL, matmul::VARIANTS)),
+        "cpu.qmatmul" if qmatmul::covers(step, weight) => Some((qmatmul::KERNEL, qmatmul::VARIANTS)),
+        "cpu.qconv" if qmatmul::covers(step, weight) => Some((qmatmul::CONV, qmatmul::VARIANTS)),
         "cpu.rows" if rows::covers(step) => Some((rows::KERNEL, rows::VARIANTS)),
         "cpu.conv2d" if conv::covers(step) => Some((conv::KERNEL, conv::VARIANTS)),
         "cpu.attention" if attention::covers(step) => Some((attention::KERNEL, attention::VARIANTS)),
@@ -113,6 +168,18 @@ pub fn select(
         "cpu.gather" if gather::covers(step) => Some((gather::KERNEL, gather::VARIANTS)),
         "cpu.reduce" | "cpu.global_pool" if reduce::covers(step, weight) => Some((reduce::KERNEL, reduce::VARIANTS)),
         _ => None,
+    }
+}
+
+/// Whether input `j` of a wgpu step is only ever bound as a device buffer (its kernel never
+/// reads it on the host at load), so a constant there may be stored as f16 in the plan.
+pub fn binds_on_device(step: &Step, j: usize) -> bool {
+    match step.kernel.as_str() {
+        matmul::KERNEL | conv::KERNEL | rows::KERNEL => j >= 1,
+        gather::KERNEL => j == 0,
+        // Clip's bounds are read at load into the shader.
+        elementwise::KERNEL => step.op != "Clip",
+        _ => false,
     }
 }
 
@@ -139,6 +206,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     match step.kernel.as_str() {
         elementwise::KERNEL => elementwise::load(step, cx),
         matmul::KERNEL => matmul::load(step, cx),
+        qmatmul::KERNEL | qmatmul::CONV => qmatmul::load(step, cx),
         rows::KERNEL => rows::load(step, cx),
         conv::KERNEL => conv::load(step, cx),
         attention::KERNEL => attention::load(step, cx),
@@ -169,6 +237,8 @@ pub fn footprint(kernel: &str, variant: &str) -> (u32, u32) {
         | resize::KERNEL
         | conv_transpose::KERNEL
         | pool::KERNEL
+        | qmatmul::KERNEL
+        | qmatmul::CONV
         | split::KERNEL
         | slice::KERNEL => (elementwise::workgroup(variant), 0),
         rows::KERNEL => (elementwise::workgroup(variant), elementwise::workgroup(variant) * 4),
@@ -205,6 +275,7 @@ pub fn launch(
         split::KERNEL => split::launch(variant, shapes),
         slice::KERNEL => slice::launch(step, variant, shapes, weight),
         matmul::KERNEL => matmul::launch(step, variant, shapes),
+        qmatmul::KERNEL | qmatmul::CONV => qmatmul::launch(step, shapes, weight),
         rows::KERNEL => rows::launch(step, variant, shapes),
         attention::KERNEL => attention::launch(step, variant, shapes),
         movement::TRANSPOSE => movement::launch(variant, shapes, false),
@@ -218,6 +289,7 @@ pub fn variants(kernel: &str) -> &'static [&'static str] {
     match kernel {
         elementwise::KERNEL => elementwise::VARIANTS,
         matmul::KERNEL => matmul::VARIANTS,
+        qmatmul::KERNEL | qmatmul::CONV => qmatmul::VARIANTS,
         rows::KERNEL => rows::VARIANTS,
         conv::KERNEL => conv::VARIANTS,
         movement::TRANSPOSE | movement::CONCAT => movement::VARIANTS,

@@ -5,7 +5,7 @@
 
 use super::act::{step_int, step_ints};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, dispatch, groups_1d};
+use crate::runtime::{Float, GpuTensor, dispatch, groups_1d};
 use kiln_target::{Launch, Step};
 
 pub const TRANSPOSE: &str = "wgpu.transpose";
@@ -43,17 +43,17 @@ pub struct Concat {
     wg: u32,
 }
 
-fn build(cx: &KernelCtx, kernel: &str, variant: &str, src: &str) -> Result<(wgpu::ComputePipeline, u32), String> {
-    super::per_element(cx.gpu, kernel, variant, &[("x", "f32")], 0, src)
+fn build(cx: &KernelCtx, kernel: &str, variant: &str, float: Float, src: &str) -> Result<(wgpu::ComputePipeline, u32), String> {
+    super::per_element(cx.gpu, kernel, variant, float, &[("x", "ST")], 0, src)
 }
 
 pub fn load_transpose(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
-    let (pipeline, wg) = build(cx, TRANSPOSE, &step.variant, TRANSPOSE_WGSL)?;
+    let (pipeline, wg) = build(cx, TRANSPOSE, &step.variant, super::precision(step)?, TRANSPOSE_WGSL)?;
     Ok(Box::new(Transpose { pipeline, perm: step_ints(step, "perm"), wg }))
 }
 
 pub fn load_concat(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
-    let (pipeline, wg) = build(cx, CONCAT, &step.variant, CONCAT_WGSL)?;
+    let (pipeline, wg) = build(cx, CONCAT, &step.variant, super::precision(step)?, CONCAT_WGSL)?;
     Ok(Box::new(Concat { pipeline, axis: step_int(step, "axis").ok_or("attribute 'axis' is required")?, wg }))
 }
 
@@ -103,7 +103,7 @@ impl GpuKernel for Transpose {
             params.extend(out.iter().map(|&d| d.max(1) as u32));
             params.extend(perm.iter().map(|&a| st[a] as u32));
         }
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         if n > 0 {
             dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&x.buf, &y.buf], groups_1d(n, self.wg))?;
         }
@@ -133,7 +133,7 @@ impl GpuKernel for Concat {
         }
         let after: usize = out[axis + 1..].iter().product();
         let inner_out = out[axis] * after;
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let mut offset = 0usize;
         for x in &xs {
             let n = x.len();

@@ -22,7 +22,7 @@ const SOURCE: &str = r#"
     let y0 = oy * i32(P(7u)) - i32(P(11u));
     let x0 = ox * i32(P(8u)) - i32(P(12u));
     let dh = i32(P(9u)); let dw = i32(P(10u));
-    var acc = 0.0;
+    var acc = 0.0f;
     var seen = 0u;
     for (var kh = 0; kh < KH; kh = kh + 1) {
         let iy = y0 + kh * dh;
@@ -30,7 +30,7 @@ const SOURCE: &str = r#"
         for (var kw = 0; kw < KW; kw = kw + 1) {
             let ix = x0 + kw * dw;
             if (ix < 0 || ix >= Wd) { continue; }
-            let v = x[base + u32(iy * Wd + ix)];
+            let v = f32(x[base + u32(iy * Wd + ix)]);
             if (MAX) {
                 // The first tap in the image, then only larger ones (the reference's order).
                 if (seen == 0u || v > acc) { acc = v; }
@@ -52,7 +52,7 @@ const SOURCE: &str = r#"
         }
         acc = acc / count;
     }
-    y[i] = acc;
+    y[i] = to_st(acc);
 "#;
 
 /// The window attributes of a step.
@@ -185,7 +185,7 @@ pub struct Pooling {
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let attrs = attrs(step).ok_or("unsupported pooling attributes")?;
     let body = SOURCE.replace("MAX", &attrs.max.to_string());
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32")], 0, &body)?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, super::precision(step)?, &[("x", "ST")], 0, &body)?;
     Ok(Box::new(Pooling { pipeline: p, attrs, wg }))
 }
 
@@ -193,7 +193,7 @@ impl GpuKernel for Pooling {
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
         let x = inputs.first().copied().flatten().ok_or("X is missing")?;
         let (out, params) = problem(&self.attrs, &x.shape)?;
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let total: usize = out.iter().product();
         if total > 0 {
             dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&x.buf, &y.buf], groups_1d(total, self.wg))?;

@@ -8,7 +8,7 @@
 
 use super::act::{PRELUDE, step_int, step_ints};
 use super::{Encoded, GpuKernel, KernelCtx};
-use crate::runtime::{GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
+use crate::runtime::{Float, GpuTensor, PARAMS_WGSL, dispatch, groups_1d, pipeline};
 use kiln_target::{Launch, Step};
 use kiln_tensor::Tensor;
 
@@ -131,7 +131,7 @@ fn problem(axes: &Axes, keepdims: bool, shape: &[usize]) -> Result<Option<Proble
 
 /// The shader for one op and variant: `P(i)` parameters are
 /// `[outputs, mid, kept runs, reduced runs, groups_x, (dim, stride) kept..., (dim, stride) reduced...]`.
-fn shader(op: Op, group: bool, wg: u32) -> String {
+fn shader(op: Op, group: bool, wg: u32, float: Float) -> String {
     let comb = match op {
         Op::Mean | Op::Sum => "a + b",
         Op::Max => "k_max(a, b)",
@@ -141,8 +141,8 @@ fn shader(op: Op, group: bool, wg: u32) -> String {
     // Max and min start from an element of their own share (repeats change nothing).
     let idempotent = matches!(op, Op::Max | Op::Min);
     let mut s = format!(
-        "{PARAMS_WGSL}{PRELUDE}\n@group(0) @binding(1) var<storage, read> x: array<f32>;\n\
-         @group(0) @binding(2) var<storage, read_write> y: array<f32>;\n\
+        "{}{PARAMS_WGSL}{PRELUDE}\n@group(0) @binding(1) var<storage, read> x: array<ST>;\n\
+         @group(0) @binding(2) var<storage, read_write> y: array<ST>;\n\
          fn comb(a: f32, b: f32) -> f32 {{ return {comb}; }}\n\
          fn post(a: f32) -> f32 {{ return {post}; }}\n\
          fn offset(i: u32, runs: u32, at: u32) -> u32 {{\n\
@@ -150,7 +150,8 @@ fn shader(op: Op, group: bool, wg: u32) -> String {
          \x20   for (var d: i32 = i32(runs) - 1; d >= 0; d = d - 1) {{\n\
          \x20       let dim = P(at + 2u * u32(d));\n        off = off + (rem % dim) * P(at + 2u * u32(d) + 1u);\n        rem = rem / dim;\n    }}\n\
          \x20   return off;\n}}\n\
-         fn elem(base: u32, i: u32) -> f32 {{ return x[base + offset(i, P(3u), 5u + 2u * P(2u))]; }}\n"
+         fn elem(base: u32, i: u32) -> f32 {{ return f32(x[base + offset(i, P(3u), 5u + 2u * P(2u))]); }}\n",
+        float.header()
     );
     let (init, first) = if idempotent { ("elem(base, min(t, mid - 1u))", "t + STEP") } else { ("0.0", "t") };
     let body = format!("    var acc = {init};\n    for (var i = {first}; i < mid; i = i + STEP) {{ acc = comb(acc, elem(base, i)); }}\n");
@@ -166,7 +167,7 @@ fn shader(op: Op, group: bool, wg: u32) -> String {
              \x20   red[t] = acc;\n    workgroupBarrier();\n\
              \x20   for (var s = {wg}u / 2u; s > 0u; s = s / 2u) {{\n\
              \x20       if (t < s) {{ red[t] = comb(red[t], red[t + s]); }}\n        workgroupBarrier();\n    }}\n\
-             \x20   if (o < n && t == 0u) {{ y[o] = post(red[0]); }}\n}}\n",
+             \x20   if (o < n && t == 0u) {{ y[o] = to_st(post(red[0])); }}\n}}\n",
             body.replace("STEP", &format!("{wg}u"))
         ));
     } else {
@@ -175,7 +176,7 @@ fn shader(op: Op, group: bool, wg: u32) -> String {
              fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {{\n\
              \x20   let n = P(0u);\n    let mid = P(1u);\n    let o = gid.x + gid.y * nw.x * {wg}u;\n    if (o >= n) {{ return; }}\n\
              \x20   let base = offset(o, P(2u), 5u);\n    let t = 0u;\n{}\
-             \x20   y[o] = post(acc);\n}}\n",
+             \x20   y[o] = to_st(post(acc));\n}}\n",
             body.replace("STEP", "1u")
         ));
     }
@@ -226,7 +227,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let op = op_of(step).ok_or_else(|| format!("{} is not a reduction this kernel runs", step.op))?;
     let axes = axes_of(step, cx.weight).ok_or("the axes are not an attribute or a constant")?;
     let (group, wg) = parse(&step.variant);
-    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(op, group, wg)).map_err(|e| e.to_string())?;
+    let p = pipeline(cx.gpu, KERNEL, &step.variant, &shader(op, group, wg, super::precision(step)?)).map_err(|e| e.to_string())?;
     Ok(Box::new(Reduce { pipeline: p, op, axes, keepdims: step_int(step, "keepdims").unwrap_or(1) != 0, group, wg }))
 }
 
@@ -237,7 +238,7 @@ impl GpuKernel for Reduce {
         if p.mid == 0 && matches!(self.op, Op::Max | Op::Min) {
             return Err("cannot take the max or min of an empty set".into());
         }
-        let y = cx.pool.take(cx.gpu, &p.out).map_err(|e| e.to_string())?;
+        let y = cx.output(&p.out)?;
         if p.n == 0 {
             return Ok(y);
         }

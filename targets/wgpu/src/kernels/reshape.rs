@@ -155,6 +155,6 @@ impl GpuKernel for Reshape {
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
         let x = inputs.first().copied().flatten().ok_or("data is missing")?;
         let host = cx.host.get(1).copied().flatten();
-        Ok(GpuTensor { buf: x.buf.clone(), shape: out_shape(&self.kind, &x.shape, host)? })
+        Ok(GpuTensor { buf: x.buf.clone(), shape: out_shape(&self.kind, &x.shape, host)?, float: x.float })
     }
 }

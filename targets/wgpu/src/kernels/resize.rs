@@ -5,10 +5,10 @@
 //! tap on a half-way point picks the same pixel), uploaded once per input shape, and a thread per output
 //! element blends them. Variants: workgroup size.
 
-use kiln_target_cpu::steps::{ResizeSettings, ResizeTarget, resize_taps};
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{GpuTensor, dispatch, groups_1d, upload};
 use kiln_target::{Launch, Step};
+use kiln_target_cpu::steps::{ResizeSettings, ResizeTarget, resize_taps};
 use kiln_tensor::Tensor;
 use std::sync::Mutex;
 
@@ -32,16 +32,16 @@ const SOURCE: &str = r#"
     let x0 = taps[c];
     let x1 = taps[c + 1u];
     let wx = bitcast<f32>(taps[c + 2u]);
-    let a = x[plane + y0 * w + x0];
+    let a = f32(x[plane + y0 * w + x0]);
     if (LINEAR) {
-        let b = x[plane + y0 * w + x1];
-        let r0 = x[plane + y1 * w + x0];
-        let r1 = x[plane + y1 * w + x1];
+        let b = f32(x[plane + y0 * w + x1]);
+        let r0 = f32(x[plane + y1 * w + x0]);
+        let r1 = f32(x[plane + y1 * w + x1]);
         let top = a + (b - a) * wx;
         let bottom = r0 + (r1 - r0) * wx;
-        y[i] = top + (bottom - top) * wy;
+        y[i] = to_st(top + (bottom - top) * wy);
     } else {
-        y[i] = a;
+        y[i] = to_st(a);
     }
 "#;
 
@@ -81,7 +81,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let settings = ResizeSettings::of_step(step).ok_or("unsupported Resize attributes")?;
     let target = target(step, cx.weight).ok_or("exactly one of scales and sizes must be a constant")?;
     let body = SOURCE.replace("LINEAR", &settings.is_linear().to_string());
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32"), ("taps", "u32")], 0, &body)?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, super::precision(step)?, &[("x", "ST"), ("taps", "u32")], 0, &body)?;
     Ok(Box::new(Resize { pipeline: p, settings, target, wg, taps: Mutex::new(None) }))
 }
 
@@ -91,7 +91,7 @@ impl GpuKernel for Resize {
         let (out, scale) = self.target.output(&x.shape)?;
         let r = out.len();
         let (h, w, oh, ow) = (x.shape[r - 2], x.shape[r - 1], out[r - 2], out[r - 1]);
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let n: usize = out.iter().product();
         if n == 0 {
             return Ok(y);

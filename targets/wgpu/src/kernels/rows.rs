@@ -28,7 +28,11 @@ pub struct Rows {
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let softmax = step.op == "Softmax";
     let wg = super::elementwise::workgroup(&step.variant);
-    let src = format!("{PARAMS_WGSL}{}", SOURCE.replace("{WG}", &wg.to_string()).replace("{OP}", if softmax { "0" } else { "1" }));
+    let src = format!(
+        "{}{PARAMS_WGSL}{}",
+        super::precision(step)?.header(),
+        SOURCE.replace("{WG}", &wg.to_string()).replace("{OP}", if softmax { "0" } else { "1" })
+    );
     let p = pipeline(cx.gpu, KERNEL, &step.variant, &src).map_err(|e| e.to_string())?;
     Ok(Box::new(Rows {
         pipeline: p,
@@ -90,7 +94,7 @@ impl GpuKernel for Rows {
             }
             (s, b)
         };
-        let y = cx.pool.take(cx.gpu, &x.shape).map_err(|e| e.to_string())?;
+        let y = cx.output(&x.shape)?;
         if rows == 0 || l == 0 {
             return Ok(y);
         }

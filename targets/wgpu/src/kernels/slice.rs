@@ -119,7 +119,7 @@ pub struct Slice {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let bounds = bounds(step, cx.weight).ok_or("starts, ends, axes and steps must be constants")?;
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32")], 0, SOURCE)?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, super::precision(step)?, &[("x", "ST")], 0, SOURCE)?;
     Ok(Box::new(Slice { pipeline: p, bounds, wg }))
 }
 
@@ -127,7 +127,7 @@ impl GpuKernel for Slice {
     fn encode(&self, cx: &mut Encoded, inputs: &[Option<&GpuTensor>]) -> Result<GpuTensor, String> {
         let x = inputs.first().copied().flatten().ok_or("data is missing")?;
         let (out, params) = problem(&self.bounds, &x.shape)?;
-        let y = cx.pool.take(cx.gpu, &out).map_err(|e| e.to_string())?;
+        let y = cx.output(&out)?;
         let n = y.len();
         if n > 0 {
             dispatch(cx.gpu, cx.enc, &self.pipeline, &params, &[&x.buf, &y.buf], groups_1d(n, self.wg))?;

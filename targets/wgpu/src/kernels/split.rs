@@ -92,7 +92,7 @@ pub struct Split {
 
 pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     let sizes = sizes_of(step, cx.weight).ok_or("the split sizes are not a constant")?;
-    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, &[("x", "f32")], 0, SOURCE)?;
+    let (p, wg) = super::per_element(cx.gpu, KERNEL, &step.variant, super::precision(step)?, &[("x", "ST")], 0, SOURCE)?;
     Ok(Box::new(Split { pipeline: p, axis: step_int(step, "axis").unwrap_or(0), sizes, wg }))
 }
 
@@ -114,7 +114,7 @@ impl GpuKernel for Split {
         for s in sizes {
             let mut shape = x.shape.clone();
             shape[a] = s;
-            let y = cx.pool.take(cx.gpu, &shape).map_err(|e| e.to_string())?;
+            let y = cx.output(&shape)?;
             let n = y.len();
             if n > 0 {
                 let params = [n as u32, (s * after) as u32, inner_in as u32, (start * after) as u32];
