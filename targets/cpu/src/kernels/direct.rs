@@ -29,12 +29,19 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
     let (threads, isa) = (job.params.gemm.threads.max(1), job.params.gemm.isa);
     let row_len = ow * job.spec.out_channels;
     let units = job.spec.batch * oh;
+    let body = |first: usize, chunk: &mut [f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if isa.effective() == super::isa::Isa::Avx512 && super::arch_direct::nhwc(job, oh, ow, first, chunk) {
+            return;
+        }
+        arch::direct_nhwc(isa, job, oh, ow, first, chunk)
+    };
     if threads == 1 || units < 2 || y.len() < 1 << 14 {
-        arch::direct_nhwc(isa, job, oh, ow, 0, y);
+        body(0, y);
         return;
     }
     let per = units.div_ceil(threads * 4).max(1);
-    crate::par::run(y.chunks_mut(per * row_len).collect(), threads, |i, chunk| arch::direct_nhwc(isa, job, oh, ow, i * per, chunk));
+    crate::par::run(y.chunks_mut(per * row_len).collect(), threads, |i, chunk| body(i * per, chunk));
 }
 
 /// Output rows `row0..` (index `n * oh + oy`) into `y`.

@@ -31,6 +31,8 @@ pub(crate) mod act512;
 mod activation;
 mod arch;
 #[cfg(target_arch = "x86_64")]
+mod arch_direct;
+#[cfg(target_arch = "x86_64")]
 mod arch_dw;
 mod arch_micro;
 mod arch_q;
