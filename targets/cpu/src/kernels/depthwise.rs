@@ -13,9 +13,9 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
     let isa = job.params.gemm.isa;
     let c = job.spec.out_channels;
     // Units of work: output planes (NCHW) or output rows (NHWC).
-    let (unit_len, units) = match job.w.layout {
-        ConvLayout::Nchw => (oh * ow, job.spec.batch * c),
-        ConvLayout::Nhwc => (ow * c, job.spec.batch * oh),
+    let unit_len = match job.w.layout {
+        ConvLayout::Nchw => oh * ow,
+        ConvLayout::Nhwc => ow * c,
     };
     let body = |first: usize, chunk: &mut [f32]| match job.w.layout {
         ConvLayout::Nchw => arch::depthwise_nchw(isa, job, oh, ow, first, chunk),
@@ -27,12 +27,12 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
             arch::depthwise_nhwc(isa, job, oh, ow, first, chunk)
         }
     };
-    if threads == 1 || units < 2 || y.len() < 1 << 14 {
+    // Small outputs on the calling thread alone (below 16K values a hand-off costs more).
+    if y.len() < 1 << 14 {
         body(0, y);
-        return;
+    } else {
+        super::rows::for_row_blocks(y, unit_len, threads, body);
     }
-    let per = units.div_ceil(threads * 4).max(1);
-    crate::par::run(y.chunks_mut(per * unit_len).collect(), threads, |i, chunk| body(i * per, chunk));
 }
 
 /// Output planes `plane0..` (index `n * c + ch`) of an NCHW depthwise convolution.

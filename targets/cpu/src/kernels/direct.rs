@@ -28,7 +28,6 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
     let Ok([oh, ow]) = job.spec.out_hw() else { return };
     let (threads, isa) = (job.params.gemm.threads.max(1), job.params.gemm.isa);
     let row_len = ow * job.spec.out_channels;
-    let units = job.spec.batch * oh;
     let body = |first: usize, chunk: &mut [f32]| {
         #[cfg(target_arch = "x86_64")]
         if isa.effective() == super::isa::Isa::Avx512 && super::arch_direct::nhwc(job, oh, ow, first, chunk) {
@@ -36,12 +35,12 @@ pub(crate) fn run(job: &ConvJob<'_>, y: &mut [f32]) {
         }
         arch::direct_nhwc(isa, job, oh, ow, first, chunk)
     };
-    if threads == 1 || units < 2 || y.len() < 1 << 14 {
+    // Small outputs on the calling thread alone (below 16K values a hand-off costs more).
+    if y.len() < 1 << 14 {
         body(0, y);
-        return;
+    } else {
+        super::rows::for_row_blocks(y, row_len, threads, body);
     }
-    let per = units.div_ceil(threads * 4).max(1);
-    crate::par::run(y.chunks_mut(per * row_len).collect(), threads, |i, chunk| body(i * per, chunk));
 }
 
 /// Output rows `row0..` (index `n * oh + oy`) into `y`.
