@@ -19,6 +19,37 @@ pub fn lit(f: f32) -> String {
 
 /// Helper functions every generated shader may call.
 pub const PRELUDE: &str = r#"
+// a / b rounded as IEEE division rounds. Vulkan lets a driver divide to 2.5 ulp (NVIDIA's
+// does: reciprocal, then multiply), which moves round-half-to-even ties when a value is
+// quantized, a whole step away from the CPU target; and `fma` may be unfused, so no residual
+// step can fix it. Here the significands are divided bit by bit in integers (exact on any
+// device) and rounded to nearest even. Zeros, infinities, NaN, subnormal operands and results
+// outside the normal range keep the driver's quotient.
+fn k_div(a: f32, b: f32) -> f32 {
+    let q = a / b;
+    let ia = bitcast<u32>(a);
+    let ib = bitcast<u32>(b);
+    let ea = i32((ia >> 23u) & 0xffu);
+    let eb = i32((ib >> 23u) & 0xffu);
+    if (ea == 0 || eb == 0 || ea == 255 || eb == 255) { return q; }
+    var r = (ia & 0x7fffffu) | 0x800000u;
+    let mb = (ib & 0x7fffffu) | 0x800000u;
+    var e = ea - eb + 127;
+    if (r < mb) { r = r << 1u; e = e - 1; }
+    // 24 significant bits and one rounding bit; r < 2 * mb < 2^25 throughout.
+    var m = 0u;
+    for (var i = 0u; i < 25u; i = i + 1u) {
+        m = m << 1u;
+        if (r >= mb) { r = r - mb; m = m | 1u; }
+        r = r << 1u;
+    }
+    let round_bit = m & 1u;
+    m = m >> 1u;
+    if (round_bit == 1u && (r != 0u || (m & 1u) == 1u)) { m = m + 1u; }
+    if (m == 0x1000000u) { m = m >> 1u; e = e + 1; }
+    if (e <= 0 || e >= 255) { return q; }
+    return bitcast<f32>(((ia ^ ib) & 0x80000000u) | (u32(e) << 23u) | (m & 0x7fffffu));
+}
 fn k_erf(x: f32) -> f32 {
     // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
     let s = sign(x);
@@ -67,7 +98,7 @@ pub fn unary(name: &str, alpha: f32, beta: f32, x: &str) -> Option<String> {
         "Abs" => format!("abs({x})"),
         "Square" => format!("({x} * {x})"),
         "Sqrt" => format!("sqrt({x})"),
-        "Reciprocal" => format!("(1.0 / {x})"),
+        "Reciprocal" => format!("k_div(1.0, {x})"),
         "Exp" => format!("exp({x})"),
         "Log" => format!("log({x})"),
         _ => return None,
@@ -80,7 +111,7 @@ pub fn binary(name: &str, a: &str, b: &str) -> Option<String> {
         "Add" => format!("({a} + {b})"),
         "Sub" => format!("({a} - {b})"),
         "Mul" => format!("({a} * {b})"),
-        "Div" => format!("({a} / {b})"),
+        "Div" => format!("k_div({a}, {b})"),
         "Max" => format!("k_max({a}, {b})"),
         "Min" => format!("k_min({a}, {b})"),
         // Slope `b` where `a` is negative (NaN stays NaN).

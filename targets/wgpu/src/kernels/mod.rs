@@ -6,6 +6,8 @@ pub mod attention;
 pub mod batchnorm;
 pub mod conv;
 pub mod conv_transpose;
+#[cfg(test)]
+mod div_check;
 pub mod elementwise;
 pub mod gather;
 pub mod matmul;

@@ -17,7 +17,7 @@ fn q8(v: f32) -> i32 {
     var hi = 255.0f;
     if (signed) { lo = -128.0; hi = 127.0; }
     var q = zp;
-    if (scale != 0.0) { q = clamp(round(v / scale) + zp, lo, hi); }
+    if (scale != 0.0) { q = clamp(round(k_div(v, scale)) + zp, lo, hi); }
     var s = i32(q);
     if (!signed) { s = s - 128; }
     return s;

@@ -28,9 +28,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
         workgroupBarrier();
     }
     if (t == 0u) {
-        let scale = (his[0] - los[0]) / 255.0;
+        let scale = k_div(his[0] - los[0], 255.0);
         var zp = 0i;
-        if (scale != 0.0) { zp = i32(clamp(round(-los[0] / scale), 0.0, 255.0)); }
+        if (scale != 0.0) { zp = i32(clamp(round(k_div(-los[0], scale)), 0.0, 255.0)); }
         qp[0] = bitcast<u32>(scale);
         qp[1] = bitcast<u32>(zp);
         qp[2] = 0u;
