@@ -70,3 +70,45 @@ pub fn run(device: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The wgpu target's tiled GEMM on the adapter found here, every variant the adapter's limits
+/// allow, as GFLOP/s and as a share of the adapter's f32 FMA peak measured the same run
+/// (kiln_target_wgpu::bench_peak). 512^3 on a CPU adapter (lavapipe), 4096^3 and 2048^3 on a GPU.
+pub fn run_wgpu() -> anyhow::Result<()> {
+    println!();
+    let (desc, cpu) = match kiln_target_wgpu::bench_peak::adapter() {
+        Ok(a) => a,
+        Err(e) => {
+            println!("wgpu GEMM microbenchmark: skipped ({e})");
+            return Ok(());
+        }
+    };
+    println!("GEMM microbenchmark, f32, Kiln's wgpu target, measured on {desc}");
+    let peak = kiln_target_wgpu::bench_peak::fma_peak(5)?;
+    println!(
+        "  fp32 FMA peak, measured (16 fma chains an invocation, {} invocations, {} iterations, best of 5 dispatches of {:.1} ms): {:.1} GFLOP/s",
+        peak.threads,
+        peak.iters,
+        peak.seconds * 1e3,
+        peak.gflops
+    );
+    println!("  (each GEMM: median of its runs, a run = record, submit and wait for one dispatch)");
+    println!("| shape | variant | median ms | GFLOP/s | % of peak |");
+    println!("|---|---|---|---|---|");
+    let sizes: &[usize] = if cpu { &[512] } else { &[4096, 2048] };
+    for &n in sizes {
+        let figs = kiln_target_wgpu::bench::gemm(n, n, n, if cpu { 3 } else { 10 })?;
+        for f in &figs {
+            println!("| {n}^3 | {} | {:.3} | {:.1} | {:.1}% |", f.variant, f.seconds * 1e3, f.gflops, 100.0 * f.gflops / peak.gflops);
+        }
+        if let Some(best) = figs.iter().max_by(|a, b| a.gflops.total_cmp(&b.gflops)) {
+            println!(
+                "  {n}^3 best: {} at {:.1} GFLOP/s, {:.1}% of the measured peak",
+                best.variant,
+                best.gflops,
+                100.0 * best.gflops / peak.gflops
+            );
+        }
+    }
+    Ok(())
+}

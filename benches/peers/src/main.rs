@@ -79,7 +79,9 @@ fn run() -> anyhow::Result<()> {
     let root = std::env::current_dir()?;
     let cache = std::env::var_os("KILN_TESTDATA").map_or_else(|| root.join("testdata/cache"), PathBuf::from);
     let cfg = bench::Config {
-        python: cache.join("venv/bin/python"),
+        // KILN_BENCH_PYTHON: a Python with onnxruntime and numpy other than the test venv's (a
+        // GPU machine without the venv).
+        python: std::env::var_os("KILN_BENCH_PYTHON").map_or_else(|| cache.join("venv/bin/python"), PathBuf::from),
         worker: root.join("benches/ort_worker.py"),
         tune_dir: root.join("target/bench-tune"),
         work_dir: root.join("target/bench-peers"),
@@ -125,6 +127,9 @@ fn run() -> anyhow::Result<()> {
     }
     if args.gemm {
         gemm::run(&device)?;
+        if !args.skip.iter().any(|s| s == "wgpu") {
+            gemm::run_wgpu()?;
+        }
     }
     println!();
     println!("load average at end: {}", loadavg());

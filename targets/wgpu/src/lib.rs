@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod bench_int8;
+pub mod bench_peak;
 pub mod device;
 mod error;
 mod exec;
