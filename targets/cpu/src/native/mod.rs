@@ -6,11 +6,13 @@ mod activation;
 mod attention;
 pub(crate) mod batchnorm;
 mod broadcast;
+mod cast;
 mod chain;
 mod concat;
 mod conv;
 mod conv_transpose;
 mod elementwise;
+mod expand;
 mod gather;
 mod global_pool;
 mod matmul;
@@ -47,6 +49,8 @@ pub enum Native {
     GlobalPool(global_pool::GlobalPoolStep),
     Concat(concat::ConcatStep),
     Gather(gather::GatherStep),
+    Expand,
+    Cast,
     Chain(chain::ChainStepNative),
     Reduce(reduce::ReduceStep),
     QMatMul(Box<qmatmul::QMatMulStep>),
@@ -70,6 +74,8 @@ impl Native {
             global_pool::KERNEL => Some(Native::GlobalPool(global_pool::GlobalPoolStep::load(&step.op)?)),
             concat::KERNEL => Some(Native::Concat(concat::ConcatStep::load(step)?)),
             gather::KERNEL => Some(Native::Gather(gather::GatherStep::load(step))),
+            expand::KERNEL => Some(Native::Expand),
+            cast::KERNEL => Some(Native::Cast),
             chain::KERNEL => Some(Native::Chain(chain::ChainStepNative::load(step)?)),
             reduce::KERNEL => Some(Native::Reduce(reduce::ReduceStep::load(step)?)),
             transpose::KERNEL => Some(Native::Transpose(transpose::TransposeStep::load(step))),
@@ -105,6 +111,8 @@ impl Native {
             Native::GlobalPool(p) => p.run(inputs),
             Native::Concat(c) => c.run(inputs, pool),
             Native::Gather(g) => g.run(inputs),
+            Native::Expand => expand::run(inputs),
+            Native::Cast => cast::run(inputs),
             Native::Chain(c) => c.run(inputs, variant, owned, pool),
             Native::Reduce(r) => r.run(inputs),
             Native::QMatMul(q) => q.run(inputs, variant, pool),
@@ -145,6 +153,8 @@ pub fn lower(g: &Graph, node: &Node, dims: &Dims, tuner: &mut Tuner) -> Result<O
         "GlobalAveragePool" | "GlobalMaxPool" => global_pool::lower(g, node),
         "Concat" => concat::lower(g, node),
         "Gather" => gather::lower(g, node),
+        "Expand" => expand::lower(g, node),
+        "Cast" => cast::lower(g, node),
         "kiln::QMatMul" => qmatmul::lower(g, node, dims, tuner)?,
         "kiln::QConv" => qconv::lower(g, node, dims, tuner)?,
         "kiln::WMatMul" => wmatmul::lower(g, node, dims, tuner)?,
