@@ -9,6 +9,7 @@ pub mod conv_transpose;
 pub mod elementwise;
 pub mod gather;
 pub mod matmul;
+pub mod matmul_reg;
 pub mod movement;
 pub mod pool;
 pub mod qmatmul;
