@@ -119,8 +119,9 @@ pub fn upload_as(gpu: &Gpu, data: &[f32], shape: &[usize], float: Float) -> GpuT
         Float::F32 => bytemuck::cast_slice(data).to_vec(),
         Float::F16 => data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
     };
-    // Bindings are whole 4-byte words.
-    bytes.resize(bytes.len().max(4).div_ceil(4) * 4, 0);
+    // Whole 16-byte units, so a shader may bind any tensor as vec4s (the register-blocked
+    // GEMM, `kernels::matmul_reg`) and reach every element; the pool's classes are 256 bytes.
+    bytes.resize(bytes.len().max(16).div_ceil(16) * 16, 0);
     let buf = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: &bytes, usage: USAGE });
     GpuTensor { buf: Arc::new(buf), shape: shape.to_vec(), float }
 }

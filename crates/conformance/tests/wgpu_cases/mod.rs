@@ -89,6 +89,17 @@ pub fn cases() -> Vec<Case> {
             attrs: vec![("activation", string("gelu"))],
             kernel: "wgpu.matmul",
         },
+        // The register-blocked GEMM's vec4 paths (K % 4 == 0 for A, N % 4 == 0 for B and Y)
+        // with K below its BK and M, N off its tiles; transB with K % 4 != 0 (scalar loads).
+        Case {
+            name: "fused_matmul_vec4_relu",
+            domain: "kiln",
+            op: "FusedMatMul",
+            inputs: vec![X(&[37, 12]), W(&[12, 100]), W(&[100])],
+            attrs: vec![("activation", string("relu"))],
+            kernel: "wgpu.matmul",
+        },
+        case("gemm_transb_odd_k", "Gemm", vec![X(&[5, 9]), W(&[66, 9]), W(&[66])], vec![("transB", Attr::Int(1))], "wgpu.matmul"),
         case("transpose_heads", "Transpose", vec![X(&[2, 7, 3, 4])], vec![("perm", ints(&[0, 2, 1, 3]))], "wgpu.transpose"),
         case("transpose_reverse", "Transpose", vec![X(&[2, 3, 5])], vec![], "wgpu.transpose"),
         case("concat_axis1", "Concat", vec![X(&[2, 3, 4]), X(&[2, 1, 4]), W(&[2, 2, 4])], vec![("axis", Attr::Int(1))], "wgpu.concat"),
@@ -307,6 +318,8 @@ pub fn check_every_variant(opts: &CompileOptions) {
         "linear_tiles",
         "gemm_transb_bias",
         "fused_matmul_gelu",
+        "fused_matmul_vec4_relu",
+        "gemm_transb_odd_k",
         "softmax_long_row",
         "layernorm",
         "fused_conv_grouped_hard_swish",

@@ -1,15 +1,34 @@
 //! `wgpu.matmul`: linear layers (`MatMul` / `Gemm` / `kiln::FusedMatMul` with a constant 2-D
 //! B, the steps the CPU target puts on `cpu.matmul`) on a tiled GEMM with workgroup memory
-//! and the fused alpha + bias + activation epilogue. Variants: W x W threads, R x R outputs
-//! each (tile W*R), default first.
+//! and the fused alpha + bias + activation epilogue. Variants, default first: `w{W}r{R}`
+//! (`matmul.wgsl`: W x W threads, R x R outputs each, tile W*R, tiles read per FMA),
+//! `d{WG}c{C}` (`matmul_direct.wgsl`: no workgroup memory, C columns per invocation) and
+//! `g{BM}x{BN}t{RM}x{RN}k{BK}v{V}u{U}` (`matmul_reg.rs`: register-blocked, vec4 loads,
+//! unrolled k loop; for real GPUs).
 
 use super::act::{PRELUDE, epilogue, step_float, step_int};
+use super::matmul_reg::Reg;
 use super::{Encoded, GpuKernel, KernelCtx};
 use crate::runtime::{Float, GpuTensor, PARAMS_WGSL, dispatch, pipeline, upload};
 use kiln_target::{Launch, Step};
 
 pub const KERNEL: &str = "wgpu.matmul";
-pub const VARIANTS: &[&str] = &["w16r1", "w8r2", "w16r2", "w8r4", "d64c1", "d64c4", "d128c4", "d64c8"];
+pub const VARIANTS: &[&str] = &[
+    "w16r1",
+    "w8r2",
+    "w16r2",
+    "w8r4",
+    "d64c1",
+    "d64c4",
+    "d128c4",
+    "d64c8",
+    "g64x64t4x4k16v4u4",
+    "g64x64t4x4k32v4u8",
+    "g64x128t4x8k16v4u4",
+    "g128x128t8x8k16v4u16",
+    "g32x32t4x4k16v4u4",
+    "g64x64t4x4k16v1u4",
+];
 const SOURCE: &str = include_str!("matmul.wgsl");
 const DIRECT: &str = include_str!("matmul_direct.wgsl");
 
@@ -35,6 +54,9 @@ pub fn footprint(variant: &str) -> (u32, u32) {
     if let Some((wg, _)) = direct(variant) {
         return (wg, 0);
     }
+    if let Some(g) = Reg::parse(variant) {
+        return g.footprint();
+    }
     let (w, r) = geometry(variant);
     (w * w, 2 * w * w * r * 4)
 }
@@ -45,6 +67,9 @@ pub fn shader(variant: &str, epi: &str, float: Float) -> String {
     if let Some((wg, c)) = direct(variant) {
         let body = DIRECT.replace("{WG}", &wg.to_string()).replace("{C}", &c.to_string()).replace("{EPILOGUE}", epi);
         return format!("{}{PARAMS_WGSL}{PRELUDE}{body}", float.header());
+    }
+    if let Some(g) = Reg::parse(variant) {
+        return g.shader(epi, float);
     }
     let (w, r) = geometry(variant);
     let body = SOURCE
@@ -64,6 +89,7 @@ pub fn covers(step: &Step) -> bool {
 pub struct MatMul {
     pipeline: wgpu::ComputePipeline,
     direct: Option<(u32, u32)>,
+    reg: Option<Reg>,
     w: u32,
     r: u32,
     trans_b: bool,
@@ -80,6 +106,7 @@ pub fn load(step: &Step, cx: &KernelCtx) -> Result<Box<dyn GpuKernel>, String> {
     Ok(Box::new(MatMul {
         pipeline: p,
         direct: direct(&step.variant),
+        reg: Reg::parse(&step.variant),
         w,
         r,
         trans_b,
@@ -106,11 +133,13 @@ pub fn problem(a: &[usize], b: &[usize], trans_b: bool) -> Result<(usize, usize,
     Ok((m, n, k, out))
 }
 
-/// Workgroups for an `m x n` output: direct `(workgroup, columns)` or tiled `(W, R)`.
-fn groups(direct: Option<(u32, u32)>, (w, r): (u32, u32), m: usize, n: usize) -> [u32; 3] {
-    match direct {
-        Some((wg, c)) => crate::runtime::groups_1d(m * n.div_ceil(c as usize), wg),
-        None => {
+/// Workgroups for an `m x n` output: direct `(workgroup, columns)`, register-blocked or tiled
+/// `(W, R)`.
+fn groups(direct: Option<(u32, u32)>, reg: Option<Reg>, (w, r): (u32, u32), m: usize, n: usize) -> [u32; 3] {
+    match (direct, reg) {
+        (Some((wg, c)), _) => crate::runtime::groups_1d(m * n.div_ceil(c as usize), wg),
+        (None, Some(g)) => g.groups(m, n),
+        (None, None) => {
             let tile = (w * r) as usize;
             [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, 1]
         }
@@ -122,14 +151,16 @@ pub fn launch(step: &Step, variant: &str, shapes: &[Option<Vec<usize>>]) -> Opti
     let (a, b) = (shapes.first()?.as_ref()?, shapes.get(1)?.as_ref()?);
     let (m, n, _, _) = problem(a, b, step_int(step, "transB").unwrap_or(0) != 0).ok()?;
     let d = direct(variant);
+    let g = Reg::parse(variant);
     let (w, r) = geometry(variant);
-    let block = match d {
-        Some((wg, _)) => [wg, 1, 1],
-        None => [w, w, 1],
+    let block = match (d, g) {
+        (Some((wg, _)), _) => [wg, 1, 1],
+        (None, Some(g)) => [g.threads().0, g.threads().1, 1],
+        (None, None) => [w, w, 1],
     };
     // The tiles hold the step's storage type (footprint counts f32, the larger).
     let shared_bytes = footprint(variant).1 / 4 * super::precision(step).ok()?.bytes() as u32;
-    Some(Launch { grid: groups(d, (w, r), m, n), block, shared_bytes })
+    Some(Launch { grid: groups(d, g, (w, r), m, n), block, shared_bytes })
 }
 
 impl GpuKernel for MatMul {
@@ -140,7 +171,7 @@ impl GpuKernel for MatMul {
         let (m, n, k, out) = problem(&a.shape, &b.shape, self.trans_b)?;
         let y = cx.output(&out)?;
         let params = [m as u32, n as u32, k as u32, self.trans_b as u32, self.alpha.to_bits(), bias.is_some() as u32];
-        let groups = groups(self.direct, (self.w, self.r), m, n);
+        let groups = groups(self.direct, self.reg, (self.w, self.r), m, n);
         if groups[1] > 65535 {
             return Err(format!("{m} rows exceed the adapter's 65535 workgroups per dimension"));
         }

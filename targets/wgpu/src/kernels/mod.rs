@@ -11,6 +11,7 @@ mod div_check;
 pub mod elementwise;
 pub mod gather;
 pub mod matmul;
+pub mod matmul_reg;
 pub mod movement;
 pub mod pool;
 pub mod qmatmul;
