@@ -73,7 +73,8 @@ pub fn run(device: &str) -> anyhow::Result<()> {
 
 /// The wgpu target's tiled GEMM on the adapter found here, every variant the adapter's limits
 /// allow, as GFLOP/s and as a share of the adapter's f32 FMA peak measured the same run
-/// (kiln_target_wgpu::bench_peak). 512^3 on a CPU adapter (lavapipe), 4096^3 and 2048^3 on a GPU.
+/// (kiln_target_wgpu::bench_peak). 512^3 on a CPU adapter (lavapipe); 4096^3, 2048^3 and a BERT
+/// FFN shape on a GPU.
 pub fn run_wgpu() -> anyhow::Result<()> {
     println!();
     let (desc, cpu) = match kiln_target_wgpu::bench_peak::adapter() {
@@ -86,7 +87,7 @@ pub fn run_wgpu() -> anyhow::Result<()> {
     println!("GEMM microbenchmark, f32, Kiln's wgpu target, measured on {desc}");
     let peak = kiln_target_wgpu::bench_peak::fma_peak(5)?;
     println!(
-        "  fp32 FMA peak, measured (16 fma chains an invocation, {} invocations, {} iterations, best of 5 dispatches of {:.1} ms): {:.1} GFLOP/s",
+        "  fp32 FMA peak, measured (16 fma chains an invocation, 64 fma a loop iteration, {} invocations, {} iterations, best of 5 dispatches of {:.1} ms): {:.1} GFLOP/s",
         peak.threads,
         peak.iters,
         peak.seconds * 1e3,
@@ -95,19 +96,19 @@ pub fn run_wgpu() -> anyhow::Result<()> {
     println!("  (each GEMM: median of its runs, a run = record, submit and wait for one dispatch)");
     println!("| shape | variant | median ms | GFLOP/s | % of peak |");
     println!("|---|---|---|---|---|");
-    let sizes: &[usize] = if cpu { &[512] } else { &[4096, 2048] };
-    for &n in sizes {
-        let figs = kiln_target_wgpu::bench::gemm(n, n, n, if cpu { 3 } else { 10 })?;
+    let sizes: &[(&str, usize, usize, usize)] = if cpu {
+        &[("512^3", 512, 512, 512)]
+    } else {
+        &[("4096^3", 4096, 4096, 4096), ("2048^3", 2048, 2048, 2048), ("BERT FFN m=128 k=384 n=1536", 128, 1536, 384)]
+    };
+    for &(label, m, n, k) in sizes {
+        let figs = kiln_target_wgpu::bench::gemm(m, n, k, if cpu { 3 } else { 10 })?;
         for f in &figs {
-            println!("| {n}^3 | {} | {:.3} | {:.1} | {:.1}% |", f.variant, f.seconds * 1e3, f.gflops, 100.0 * f.gflops / peak.gflops);
+            println!("| {label} | {} | {:.3} | {:.1} | {:.1}% |", f.variant, f.seconds * 1e3, f.gflops, 100.0 * f.gflops / peak.gflops);
         }
         if let Some(best) = figs.iter().max_by(|a, b| a.gflops.total_cmp(&b.gflops)) {
-            println!(
-                "  {n}^3 best: {} at {:.1} GFLOP/s, {:.1}% of the measured peak",
-                best.variant,
-                best.gflops,
-                100.0 * best.gflops / peak.gflops
-            );
+            let share = 100.0 * best.gflops / peak.gflops;
+            println!("  {label} best: {} at {:.1} GFLOP/s, {share:.1}% of the measured peak", best.variant, best.gflops);
         }
     }
     Ok(())

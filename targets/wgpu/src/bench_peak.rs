@@ -1,5 +1,5 @@
 //! The adapter's f32 FMA peak, measured: every invocation of a large grid runs 16 independent
-//! `fma` chains (enough to hide the FMA latency on any GPU) for `iters` iterations, the grid
+//! `fma` chains (the loop body holds each four times) (enough to hide the FMA latency on any GPU) for `iters` iterations, the grid
 //! sized to fill the device many times over. The count of iterations doubles until one
 //! dispatch takes at least [`MIN_SECONDS`], so launch and submission costs vanish in the
 //! figure; the best of several such dispatches is the peak. A GEMM's share of this figure is
@@ -15,6 +15,8 @@ use std::time::Instant;
 const WG: u32 = 256;
 /// Independent accumulators per invocation.
 const CHAINS: usize = 16;
+/// Copies of the 16 FMAs in the loop body (so the loop's own instructions are few).
+const UNROLL: usize = 4;
 /// Invocations in the grid on a GPU: 4096 workgroups of 256 (an H100 holds about 270 000
 /// resident); on a CPU adapter (lavapipe) 64 workgroups, whose per-invocation costs would
 /// otherwise hide the arithmetic.
@@ -27,7 +29,7 @@ pub const MIN_SECONDS: f64 = 0.02;
 /// chains; the sum is stored so it cannot drop them.
 fn shader() -> String {
     let init: String = (0..CHAINS).map(|c| format!("    var a{c} = f32(t % 97u) * 1e-3 + {c}.0 * 1e-4;\n")).collect();
-    let body: String = (0..CHAINS).map(|c| format!("        a{c} = fma(a{c}, m, s);\n")).collect();
+    let body: String = (0..UNROLL * CHAINS).map(|i| format!("        a{c} = fma(a{c}, m, s);\n", c = i % CHAINS)).collect();
     let sum: Vec<String> = (0..CHAINS).map(|c| format!("a{c}")).collect();
     format!(
         "{PARAMS_WGSL}@group(0) @binding(1) var<storage, read_write> y: array<f32>;
@@ -97,7 +99,7 @@ pub fn fma_peak(runs: usize) -> Result<Peak, WgpuError> {
             v.first()
         )));
     }
-    let flops = 2.0 * (CHAINS * threads) as f64 * iters as f64;
+    let flops = 2.0 * (UNROLL * CHAINS * threads) as f64 * iters as f64;
     Ok(Peak { gflops: flops / best / 1e9, iters, threads, seconds: best })
 }
 
@@ -107,7 +109,7 @@ fn expected_sum(t: u32, iters: u32) -> f32 {
     (0..CHAINS)
         .map(|c| {
             let mut a = (t % 97) as f32 * 1e-3 + c as f32 * 1e-4;
-            for _ in 0..iters {
+            for _ in 0..iters as usize * UNROLL {
                 a = a.mul_add(m, s);
             }
             a
@@ -120,7 +122,7 @@ mod tests {
     #[test]
     fn shader_has_every_chain() {
         let s = super::shader();
-        assert_eq!(s.matches("fma(").count(), super::CHAINS);
+        assert_eq!(s.matches("fma(").count(), super::CHAINS * super::UNROLL);
         assert!(s.contains("a15 = fma(a15, m, s);"));
     }
 }
