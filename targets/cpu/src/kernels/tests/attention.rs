@@ -37,15 +37,16 @@ fn naive(s: &AttentionSpec, q: &[f32], k: &[f32], v: &[f32], mask: Option<(&[f32
 #[test]
 fn attention_matches_naive() {
     let mut r = rng(7);
-    for case in 0..60 {
+    for case in 0..90 {
         let kv_heads = r.random_range(1..=2);
         let heads = kv_heads * r.random_range(1..=3);
         let sq = [1, 3, 17, 70][r.random_range(0..4)];
         let sk = if r.random_bool(0.5) { sq } else { [1, 5, 33][r.random_range(0..3)] };
         let causal = sq == sk && r.random_bool(0.5);
-        let s = AttentionSpec::new(r.random_range(1..=2), heads, sq, sk, [1, 8, 19][r.random_range(0..3)])
+        // Head sizes of real encoders (32, 64) beside odd ones.
+        let s = AttentionSpec::new(r.random_range(1..=2), heads, sq, sk, [1, 8, 19, 32][r.random_range(0..4)])
             .kv_heads(kv_heads)
-            .head_dim_v([1, 8, 19][r.random_range(0..3)])
+            .head_dim_v([1, 8, 19, 16, 32, 64][r.random_range(0..6)])
             .causal(causal);
         let q = rand_vec(&mut r, s.batch * heads * sq * s.head_dim);
         let k = rand_vec(&mut r, s.batch * kv_heads * sk * s.head_dim);
@@ -88,13 +89,13 @@ fn to_columns(x: &[f32], h: usize, s: usize, d: usize) -> Vec<f32> {
 #[test]
 fn attention_reads_heads_in_columns_and_packed() {
     let mut r = rng(11);
-    for case in 0..24 {
+    for case in 0..40 {
         let heads = r.random_range(1..=3);
         let sq = [1, 17, 70][r.random_range(0..3)];
         let packed = r.random_bool(0.5);
         let sk = if packed { sq } else { [1, 5, 33][r.random_range(0..3)] };
-        let d = [1, 8, 19][r.random_range(0..3)];
-        let dv = if packed { d } else { [1, 8][r.random_range(0..2)] };
+        let d = [1, 8, 19, 32][r.random_range(0..4)];
+        let dv = if packed { d } else { [1, 8, 32, 48][r.random_range(0..4)] };
         let s = AttentionSpec::new(r.random_range(1..=2), heads, sq, sk, d).head_dim_v(dv);
         let q = rand_vec(&mut r, s.batch * heads * sq * d);
         let k = rand_vec(&mut r, s.batch * heads * sk * d);
