@@ -144,7 +144,12 @@ pub fn measure(job: &Job, o: &Opts) -> anyhow::Result<Report> {
     let kiln_pipeline::Runnable::Plan { plan, .. } = &exe else { bail!("{} holds no plan", job.artifact.display()) };
     let mut precision: BTreeMap<(String, String), u64> = BTreeMap::new();
     for s in &plan.steps {
-        let dt = s.outputs.iter().flatten().next().map(|&v| plan.values[v].dtype.clone()).unwrap_or_default();
+        // The precision a step computes in (f16 on a wgpu plan, int8, a weight-only type) when
+        // the target marked it; else its output's element type.
+        let dt = match s.attrs.get(kiln_target::PRECISION_ATTR) {
+            Some(kiln_target::AttrValue::String(p)) => p.clone(),
+            _ => s.outputs.iter().flatten().next().map(|&v| plan.values[v].dtype.clone()).unwrap_or_default(),
+        };
         *precision.entry((s.kernel.clone(), dt)).or_default() += 1;
     }
     let mut report = Report::new(ArtifactInfo {

@@ -285,6 +285,16 @@ fn fp16_on_wgpu_says_each_steps_precision_or_why_not() {
             assert!(n >= 1 && v["precision"].get("f32").is_none(), "{}", v["precision"]);
             let manifest = std::fs::read_to_string(out.join("manifest.json")).expect("manifest.json");
             assert!(manifest.contains("\"precision\": \"fp16\""), "{manifest}");
+            // The validation report's precision map says f16 for those steps, not their f32
+            // plan values' type.
+            let (o, m) = (out.to_str().expect("utf8"), p.to_str().expect("utf8"));
+            let (ok, _, err) = kiln(&["validate", o, "--model", m, "--runs", "2", "--samples", "1"]);
+            assert!(ok, "{err}");
+            let report = dir.path().join("m16.kiln.attestations/report/report.json");
+            let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).expect("report.json")).expect("JSON");
+            let rows = r["precision_map"].as_array().expect("precision_map");
+            let has = |p: &str| rows.iter().any(|row| row["kernel"] == "wgpu.elementwise" && row["precision"] == p);
+            assert!(has("f16") && !has("f32"), "{rows:?}");
         }
     }
 

@@ -126,7 +126,8 @@ pub struct Stage {
     pub time: Figure,
 }
 
-/// Plan steps by kernel and element type (the precision map).
+/// Plan steps by kernel and precision (the precision map): the precision a target marked on a
+/// step (f16, int8, a weight-only type), else the element type of its output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PrecisionRow {
     pub kernel: String,
