@@ -352,3 +352,61 @@ fn quantized_ops_match_the_reference() {
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), all.len(), failures.join("\n  "));
 }
+
+/// Shape arithmetic kept between runs (`shape_memo`): `Reshape(x, Concat(Unsqueeze(Gather(
+/// Shape(x), 0)), [-1]))` with x's first dimension symbolic. Every run matches the
+/// reference; a run with the shapes of the one before skips the four shape steps, one with
+/// new shapes recomputes them.
+#[test]
+fn shape_arithmetic_is_kept_while_the_shapes_repeat() {
+    use kiln_ir::ValueId;
+    use kiln_tensor::{DType, Dim};
+    let mut g = Graph::new("shapes");
+    let x = g.add_value("x", Some(DType::F32), Some(Shape(vec![Dim::Sym("n".into()), Dim::Known(6)])));
+    g.inputs.push(x);
+    let constant = |g: &mut Graph, name: &str, t: Tensor| {
+        let v = g.add_value(name, Some(t.dtype()), Some(Shape::known(t.shape())));
+        g.initializers.insert(v, t);
+        v
+    };
+    let zero = constant(&mut g, "zero", Tensor::scalar(0i64));
+    let axes = constant(&mut g, "axes", Tensor::from_vec(vec![1], vec![0i64]).expect("axes"));
+    let rest = constant(&mut g, "rest", Tensor::from_vec(vec![1], vec![-1i64]).expect("rest"));
+    let node = |g: &mut Graph, op: &str, inputs: Vec<ValueId>, out: &str, dtype: DType| {
+        let y = g.add_value(out, Some(dtype), None);
+        g.nodes.push(Node {
+            name: out.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            opset: 17,
+            inputs: inputs.into_iter().map(Some).collect(),
+            outputs: vec![Some(y)],
+            attrs: BTreeMap::new(),
+            unsupported: None,
+        });
+        y
+    };
+    let s = node(&mut g, "Shape", vec![x], "s", DType::I64);
+    let n = node(&mut g, "Gather", vec![s, zero], "n", DType::I64);
+    let n1 = node(&mut g, "Unsqueeze", vec![n, axes], "n1", DType::I64);
+    let to = node(&mut g, "Concat", vec![n1, rest], "to", DType::I64);
+    g.nodes.last_mut().expect("concat").attrs.insert("axis".into(), Attr::Int(0));
+    let y = node(&mut g, "Reshape", vec![x, to], "y", DType::F32);
+    g.outputs.push(y);
+    let model = Model { graph: g, ir_version: 8, opsets: [(String::new(), 17)].into(), ..Model::default() };
+    let opts = CompileOptions { tune: TuneMode::Off, ..CompileOptions::default() };
+    let compiled = kiln_pipeline::compile_model(model.clone(), &kiln_target_cpu::CpuTarget, &opts, None).expect("compile");
+    let plan = compiled.plan.expect("plan");
+    let mut exe = kiln_target_cpu::CpuExecutable::load(&plan, compiled.weights).expect("load");
+    let mut hits = Vec::new();
+    for rows in [2usize, 2, 5, 5, 5, 2] {
+        let feed = Tensor::from_vec(vec![rows, 6], (0..rows * 6).map(|i| i as f32).collect::<Vec<_>>()).expect("x");
+        let want = kiln_reference::run(&model, vec![("x".into(), Value::Tensor(feed.clone()))]).expect("reference");
+        let Value::Tensor(want) = &want[0].1 else { panic!("not a tensor") };
+        let got = kiln_target::Executable::run(&mut exe, vec![("x".into(), feed)]).expect("run");
+        assert_eq!(&got[0].1, want, "rows {rows}");
+        hits.push(exe.shape_memo_hits());
+    }
+    // Shape, Gather, Unsqueeze and Concat: skipped on the 2nd, 4th and 5th runs only.
+    assert_eq!(hits, [0, 4, 4, 8, 12, 12], "{:?}", plan.steps.iter().map(|s| (&s.op, &s.kernel)).collect::<Vec<_>>());
+}

@@ -1,6 +1,7 @@
 //! Running a CPU plan.
 
 use crate::native::Native;
+use crate::shape_memo::ShapeMemo;
 use kiln_ir::{Attr, Node, ValueId};
 use kiln_target::{AttrValue, DimSpec, Executable, Plan, StepTime, TargetError, memory_plan};
 use kiln_tensor::{DType, Tensor};
@@ -70,6 +71,8 @@ pub struct CpuExecutable {
     /// Per-step (calls, seconds) while profiling is on.
     profile: Option<Vec<(u64, f64)>>,
     pool: Pool,
+    /// Shape arithmetic kept from the last run.
+    memo: ShapeMemo,
 }
 
 fn plan_err(reason: String) -> TargetError {
@@ -143,7 +146,14 @@ impl CpuExecutable {
         for (i, s) in plan.steps.iter().enumerate() {
             natives.push(Native::load(s, &weight).map_err(|reason| plan_err(format!("step {i} ({}): {reason}", s.kernel)))?);
         }
-        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, natives, free_after, peak: None, profile: None, pool: Pool::default() })
+        let memo = ShapeMemo::new(plan);
+        Ok(CpuExecutable { plan: plan.clone(), weights, nodes, natives, free_after, peak: None, profile: None, pool: Pool::default(), memo })
+    }
+
+    /// Steps of shape arithmetic skipped since load because they read what they read the run
+    /// before (see `shape_memo`).
+    pub fn shape_memo_hits(&self) -> u64 {
+        self.memo.hits
     }
 
     fn bind_inputs(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Option<Tensor>>, TargetError> {
@@ -232,10 +242,21 @@ impl Executable for CpuExecutable {
                     });
                 }
                 let run_err = |reason: String| TargetError::Run { step: i, kernel: step.kernel.clone(), reason };
-                match (&mut self.natives[i], step.kernel.as_str()) {
-                    (Some(native), _) => vec![native.run(&ins, &step.variant, owned, &mut self.pool).map_err(run_err)?],
-                    (None, "reference") => kiln_reference::run_node(&self.nodes[i], &ins).map_err(|e| run_err(e.to_string()))?,
-                    (None, other) => return Err(run_err(format!("this Kiln has no CPU kernel '{other}'"))),
+                // Shape arithmetic that reads what it read last run: its last outputs.
+                let keep = if owned.is_some() { Err(None) } else { self.memo.lookup(i, &step.op, &ins) };
+                match keep {
+                    Ok(outs) => outs,
+                    Err(keep) => {
+                        let outs = match (&mut self.natives[i], step.kernel.as_str()) {
+                            (Some(native), _) => vec![native.run(&ins, &step.variant, owned, &mut self.pool).map_err(run_err)?],
+                            (None, "reference") => kiln_reference::run_node(&self.nodes[i], &ins).map_err(|e| run_err(e.to_string()))?,
+                            (None, other) => return Err(run_err(format!("this Kiln has no CPU kernel '{other}'"))),
+                        };
+                        if let Some(k) = keep {
+                            self.memo.keep(i, k, &outs);
+                        }
+                        outs
+                    }
                 }
             };
             for (slot, t) in step.outputs.iter().zip(outs) {

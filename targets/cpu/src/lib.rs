@@ -10,6 +10,7 @@ mod exec;
 pub mod kernels;
 mod lower;
 mod native;
+mod shape_memo;
 pub mod par;
 
 pub use exec::CpuExecutable;
