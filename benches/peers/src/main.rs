@@ -101,7 +101,12 @@ fn run() -> anyhow::Result<()> {
     println!("         tract = tract-onnx 0.23.9, fixed input facts, into_optimized, {}-thread executor;", tract_engine::THREADS);
     println!("         ort = onnxruntime in benches/ort_worker.py (intra_op_num_threads=2, default graph optimizations),");
     println!("               timed inside the worker with perf_counter around session.run;");
-    println!("         wgpu = Kiln's wgpu target on the adapter found here (lavapipe, Vulkan on the CPU, without a GPU),");
+    let adapter = if args.skip.iter().any(|s| s == "wgpu") {
+        "skipped".to_string()
+    } else {
+        kiln_target_wgpu::bench_peak::adapter().map_or_else(|e| format!("none: {e}"), |(desc, _)| desc)
+    };
+    println!("         wgpu = Kiln's wgpu target on the adapter found here ({adapter}),");
     println!("               ops without a WGSL kernel on the CPU inside the plan; reported as a ratio to Kiln's CPU plan.");
     println!("Each model: outputs compared, warm-up, then up to {} rounds interleaving kiln, tract, ort, wgpu;", cfg.rounds);
     println!("an engine stops once its timed runs pass ~{:.0} s on a model (runs made: n). Inputs seeded ({}).", args.budget_s, cfg.seed);
