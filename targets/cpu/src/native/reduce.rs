@@ -1,6 +1,7 @@
-//! `ReduceMean` / `ReduceSum` / `ReduceMax` / `ReduceMin` of f32 over a run of adjacent axes
-//! (the input viewed as `[outer, mid, inner]`, reduced over `mid`): global pools in either
-//! layout, sentence mean pooling, the moments of a normalisation.
+//! `ReduceMean` / `ReduceSum` / `ReduceMax` / `ReduceMin` / `ReduceL1` / `ReduceL2` /
+//! `ReduceSumSquare` of f32 over a run of adjacent axes (the input viewed as
+//! `[outer, mid, inner]`, reduced over `mid`): global pools in either layout, sentence mean
+//! pooling, the moments of a normalisation, an embedding's L2 norm.
 
 use super::{Lowered, constant, dtype_of, step_int, step_ints};
 use kiln_ir::{Graph, Node};
@@ -15,6 +16,9 @@ enum Op {
     Sum,
     Max,
     Min,
+    L1,
+    L2,
+    SumSquare,
 }
 
 fn op_of(name: &str) -> Option<Op> {
@@ -23,6 +27,9 @@ fn op_of(name: &str) -> Option<Op> {
         "ReduceSum" => Some(Op::Sum),
         "ReduceMax" => Some(Op::Max),
         "ReduceMin" => Some(Op::Min),
+        "ReduceL1" => Some(Op::L1),
+        "ReduceL2" => Some(Op::L2),
+        "ReduceSumSquare" => Some(Op::SumSquare),
         _ => None,
     }
 }
@@ -107,7 +114,7 @@ impl ReduceStep {
         let one = |(o, dst): (usize, &mut [f32])| {
             let block = &src[o * mid * inner..][..mid * inner];
             let init = match op {
-                Op::Mean | Op::Sum => 0.0,
+                Op::Mean | Op::Sum | Op::L1 | Op::L2 | Op::SumSquare => 0.0,
                 Op::Max => f32::NEG_INFINITY,
                 Op::Min => f32::INFINITY,
             };
@@ -116,6 +123,8 @@ impl ReduceStep {
                 for (d, &v) in dst.iter_mut().zip(row) {
                     *d = match op {
                         Op::Mean | Op::Sum => *d + v,
+                        Op::L1 => *d + v.abs(),
+                        Op::L2 | Op::SumSquare => *d + v * v,
                         Op::Max => {
                             if v.is_nan() || v > *d {
                                 v
@@ -136,6 +145,8 @@ impl ReduceStep {
             if op == Op::Mean {
                 let k = 1.0 / mid as f32;
                 dst.iter_mut().for_each(|d| *d *= k);
+            } else if op == Op::L2 {
+                dst.iter_mut().for_each(|d| *d = d.sqrt());
             }
         };
         let mut out = vec![0f32; outer * inner];
