@@ -53,8 +53,10 @@ pub fn pattern(x: &[usize], out: &[usize]) -> Pattern {
     Pattern::Blocks { outer: prod(&out[..q]), mid: prod(&out[q..p]), inner: prod(&out[p..]) }
 }
 
-/// `x` (shape `xs`, broadcastable to `out`) copied out to the full output shape.
-pub fn expand(x: &[f32], xs: &[usize], out: &[usize]) -> Vec<f32> {
+/// `x` (shape `xs`, broadcastable to `out`) copied out to the full output shape, a row of the
+/// last axis at a time (a copy, or a fill where that axis is broadcast). Any element type:
+/// `cpu.expand` runs `Expand` of ints and bools through it too.
+pub fn expand<T: Copy>(x: &[T], xs: &[usize], out: &[usize]) -> Vec<T> {
     let r = out.len();
     let padded: Vec<usize> = std::iter::repeat_n(1, r.saturating_sub(xs.len())).chain(xs.iter().copied()).collect();
     // Source strides, 0 where the operand is broadcast.

@@ -1,10 +1,11 @@
 //! `Expand` of any element type but the 4-bit ones and strings: the input broadcast (numpy
-//! rules, both ways) with the run-time shape input. The output is written a row of its last
-//! axis at a time, a copy where the input has that axis and a fill of one value where it is
-//! broadcast, so a mask expanded over a hidden size costs a fill, not an index per element
-//! as in the reference kernel (0.17 ms for MiniLM's [1, 128, 1] -> [1, 128, 384] there).
+//! rules, both ways) with the run-time shape input, through `broadcast::expand` (the
+//! elementwise kernels' own): a row of the last axis at a time, a copy where the input has that
+//! axis and a fill of one value where it is broadcast, so a mask expanded over a hidden size
+//! costs a fill, not an index per element as in the reference kernel (0.17 ms for MiniLM's
+//! [1, 128, 1] -> [1, 128, 384] there).
 
-use super::broadcast::broadcast_shape;
+use super::broadcast::{self, broadcast_shape};
 use super::{Lowered, dtype_of};
 use kiln_ir::{Graph, Node};
 use kiln_tensor::{DType, Data, Elem, Tensor, with_elem};
@@ -33,39 +34,7 @@ pub fn run(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
 }
 
 fn expand<T: Elem>(src: &[T], in_shape: &[usize], out_shape: Vec<usize>) -> Result<Tensor, String> {
-    let r = out_shape.len();
-    let total: usize = out_shape.iter().product();
-    // The input's shape padded with leading ones, and its strides (0 on a broadcast axis).
-    let dims: Vec<usize> = std::iter::repeat_n(1, r - in_shape.len()).chain(in_shape.iter().copied()).collect();
-    let mut strides = vec![0usize; r];
-    let mut s = 1;
-    for a in (0..r).rev() {
-        strides[a] = if dims[a] == 1 { 0 } else { s };
-        s *= dims[a];
-    }
-    let mut out = Vec::with_capacity(total);
-    if total > 0 && r == 0 {
-        out.extend_from_slice(&src[..1]);
-    } else if total > 0 {
-        let last = out_shape[r - 1];
-        let rows = total / last;
-        let mut idx = vec![0usize; r - 1];
-        for _ in 0..rows {
-            let base: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
-            if strides[r - 1] == 0 {
-                out.extend(std::iter::repeat_n(src[base], last));
-            } else {
-                out.extend_from_slice(&src[base..base + last]);
-            }
-            for a in (0..r - 1).rev() {
-                idx[a] += 1;
-                if idx[a] < out_shape[a] {
-                    break;
-                }
-                idx[a] = 0;
-            }
-        }
-    }
+    let out = broadcast::expand(src, in_shape, &out_shape);
     Tensor::from_vec(out_shape, out).map_err(|e| e.to_string())
 }
 
