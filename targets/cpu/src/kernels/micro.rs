@@ -21,7 +21,7 @@ use super::error::{KernelError, invalid};
 use super::gemm::{GemmParams, GemmSpec, epilogue, scale_c};
 use super::isa::Isa;
 use super::micro_pack::{RowTable, Strided};
-use super::micro_tile::{Epilogue, MacroJob};
+use super::micro_tile::{Epilogue, MacroJob, columns_outer};
 pub(crate) use super::micro_tile::{geometry, preferred_nr, valid_nr};
 
 const KERNEL: &str = "gemm micro";
@@ -32,9 +32,9 @@ const WHOLE_B_MAX: usize = 16 << 20;
 const WHOLE_B_KEEP: usize = 4 << 20;
 
 /// Blocking of one thread's part, BLIS's order for a broadcast A: an `mr x kc` A panel
-/// (about 18 KiB) stays in L1 while the `kc x nc` B block (about 720 KiB) streams past it
-/// from L2; an `mc x kc` packed A block takes about 4 MiB. `kc` is balanced so the k blocks
-/// are about equal.
+/// stays in L1 or L2 while the `kc x nc` B block (about 720 KiB) streams past it from L2; an
+/// `mc x kc` packed A block takes about 4 MiB. `kc` is balanced so the k blocks are about
+/// equal.
 #[derive(Clone, Copy, Debug)]
 struct Blocking {
     kc: usize,
@@ -42,8 +42,16 @@ struct Blocking {
     nc: usize,
 }
 
-fn blocking(k: usize, mr: usize, nr: usize) -> Blocking {
-    let kc_max = ((18 << 10) / (4 * mr)).max(16);
+/// The longest k block of the AVX-512 tiles, which read A in place. Splitting k costs a
+/// reload of C per block and a tile prologue; keeping the A panel within 18 KiB of L1 (k
+/// blocks of 384-768) was never measured faster than not splitting up to k = 1536, and
+/// usually 1-4 points of the FMA peak slower (interleaved medians: 1024^3 on one thread 79%
+/// -> 81%, 128 x 3072 x 768 79% -> 81%; 128 x 1536 x 384 from even to +7 points between
+/// runs); at k = 4096, blocks of 1366 and 2048 were within noise of each other.
+const KC_AVX512: usize = 1536;
+
+fn blocking(isa: Isa, k: usize, mr: usize, nr: usize) -> Blocking {
+    let kc_max = if isa == Isa::Avx512 { KC_AVX512 } else { ((18 << 10) / (4 * mr)).max(16) };
     let kc = k.div_ceil(k.div_ceil(kc_max).max(1)).max(1);
     let mc = ((4 << 20) / (4 * kc) / mr).max(1) * mr;
     let nc = ((720 << 10) / (4 * kc) / nr).max(1) * nr;
@@ -210,7 +218,7 @@ impl Whole<'_> {
     ) -> Result<(), KernelError> {
         let spec = self.spec;
         let (k, nr, mr) = (spec.k, self.nr, self.mr);
-        let blk = blocking(k, mr, nr);
+        let blk = blocking(self.isa, k, mr, nr);
         let (rs, cs) = spec.a_strides();
         let a = Strided { data: self.a, rs, cs };
         // Row-major A is read in place by the AVX-512 tiles (no packing).
@@ -228,8 +236,15 @@ impl Whole<'_> {
                     pack_a(self.isa, &a, (ic, mc), (pc, kc), mr, abuf.as_mut_slice()).ok_or_else(fail)?;
                     (abuf.as_slice(), 0)
                 };
-                for jc in cols.clone().step_by(blk.nc) {
-                    let nc = blk.nc.min(cols.end - jc);
+                // Pre-packed panels with column slivers outer: each sliver is read once
+                // whatever the block, so one block takes every column, and every sliver but
+                // the first is prefetched while the one before it computes.
+                let nc_blk = match self.b {
+                    BSource::Panels { .. } if columns_outer(mc, kc) => cols.len().max(1),
+                    _ => blk.nc,
+                };
+                for jc in cols.clone().step_by(nc_blk) {
+                    let nc = nc_blk.min(cols.end - jc);
                     let (bdata, b_panel_stride, b_off, b_rs) = match self.b {
                         BSource::Panels { data, .. } => (data.get(jc / nr * k * nr..).ok_or_else(fail)?, k * nr, pc * nr, nr),
                         BSource::Strided { b, rs, cs } => {
