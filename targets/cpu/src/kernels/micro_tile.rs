@@ -95,8 +95,8 @@ pub(crate) const FAR_EVERY: usize = 4;
 
 /// Floats of an A block up to which [`macro_body`] runs column slivers outer (256K floats,
 /// 1 MiB: half a 2 MiB L2, so a transformer's 128 x 1536 block qualifies: cold-B
-/// 128 x 1536 x 384 on 2 threads 64% -> 67% of the FMA peak, warm 83% -> 87%). Above it,
-/// 1024^3 lost 25% with columns outer.
+/// 128 x 1536 x 384 on 2 threads 63-64% -> 67-69% of the FMA peak in two interleaved runs,
+/// warm 83% -> 83% and 87%). Above it, 1024^3 lost 25% with columns outer.
 const A_BLOCK_FOR_COLUMNS_OUTER: usize = 256 << 10;
 
 /// Whether [`macro_body`] runs column slivers outer on an `mc x kc` A block.
